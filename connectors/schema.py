@@ -1,0 +1,151 @@
+"""The canonical frames every decoder returns (DESIGN §4), declared once.
+
+Decoders fill the *file-level* frames, keyed by `session` (the activity's index inside the file).
+The ingest step adds `activity_id`, `athlete_id` and `source_sha256` to make the warehouse frames.
+Missing values are null, never 0.  Times are UTC with microsecond precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+UTC_US = pl.Datetime("us", "UTC")
+
+#: One row per sample; the measure columns of DESIGN §4.
+RECORD_MEASURES: dict[str, pl.DataType] = {
+    "lat_deg": pl.Float64,
+    "lon_deg": pl.Float64,
+    "altitude_m": pl.Float64,
+    "distance_m": pl.Float64,
+    "speed_mps": pl.Float64,
+    "heart_rate_bpm": pl.Float64,
+    "cadence_spm": pl.Float64,  # steps/min (FIT running cadence is strides/min: doubled)
+    "power_w": pl.Float64,
+    "step_length_m": pl.Float64,
+    "stance_time_ms": pl.Float64,
+    "vertical_oscillation_mm": pl.Float64,
+    "facing_deg": pl.Float64,  # body/device facing from a magnetometer or compass
+    "temperature_c": pl.Float64,
+}
+
+FILE_RECORDS = pl.Schema({"session": pl.Int32, "ts": UTC_US, **RECORD_MEASURES})
+
+FILE_ACTIVITIES = pl.Schema(
+    {
+        "session": pl.Int32,
+        "sport": pl.String,
+        "sub_sport": pl.String,
+        "name": pl.String,
+        "description": pl.String,
+        "device": pl.String,
+        "start_ts": UTC_US,
+        "local_start_ts": pl.Datetime("us"),  # local wall-clock time, naive
+        "utc_offset_s": pl.Int32,
+        "utc_offset_source": pl.String,  # "device_activity" | "coordinates" | "athlete" | null
+        "total_elapsed_s": pl.Float64,  # as reported by the file, when it says so
+        "total_timer_s": pl.Float64,
+        "total_distance_m": pl.Float64,
+    }
+)
+
+FILE_LAPS = pl.Schema(
+    {
+        "session": pl.Int32,
+        "lap_index": pl.Int32,
+        "name": pl.String,  # workout-step name, lap label or GPX segment name
+        "start_ts": UTC_US,
+        "end_ts": UTC_US,
+        "distance_m": pl.Float64,
+        "intensity": pl.String,
+        "trigger": pl.String,
+        "wkt_step_index": pl.Int32,
+    }
+)
+
+FILE_BODY_MEASUREMENTS = pl.Schema(
+    {
+        "ts": UTC_US,
+        "weight_kg": pl.Float64,
+        "body_fat_pct": pl.Float64,
+        "body_water_pct": pl.Float64,
+        "muscle_mass_kg": pl.Float64,
+        "bone_mass_kg": pl.Float64,
+        "bmi": pl.Float64,
+        "user_profile_index": pl.Int32,  # several people on one scale
+    }
+)
+
+_IDS = {"activity_id": pl.String, "athlete_id": pl.String}
+
+#: Warehouse frames (stable names: add columns freely, rename none).
+RECORDS = pl.Schema({**_IDS, "ts": UTC_US, **RECORD_MEASURES})
+
+ACTIVITIES = pl.Schema(
+    {
+        **_IDS,
+        "source": pl.String,  # file format: fit, gpx, tcx
+        "sport": pl.String,
+        "sub_sport": pl.String,
+        "name": pl.String,
+        "description": pl.String,
+        "device": pl.String,
+        "start_ts": UTC_US,
+        "end_ts": UTC_US,
+        "start_day": pl.Date,  # partition key: UTC date of start_ts
+        "local_start_ts": pl.Datetime("us"),
+        "local_day": pl.Date,
+        "utc_offset_s": pl.Int32,
+        "utc_offset_source": pl.String,
+        "duration_s": pl.Float64,
+        "moving_time_s": pl.Float64,
+        "distance_m": pl.Float64,
+        "elevation_gain_m": pl.Float64,
+        "records": pl.Int64,
+        "session": pl.Int32,
+        "source_sha256": pl.String,
+    }
+)
+
+LAPS = pl.Schema({"activity_id": pl.String, **{k: v for k, v in FILE_LAPS.items() if k != "session"}})
+
+BODY_MEASUREMENTS = pl.Schema(
+    {"athlete_id": pl.String, **FILE_BODY_MEASUREMENTS, "source": pl.String, "source_sha256": pl.String}
+)
+
+
+def empty(schema: pl.Schema) -> pl.DataFrame:
+    """An empty frame with `schema`."""
+    return pl.DataFrame(schema=schema)
+
+
+def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """Cast `frame` to `schema`: missing columns become null, extra columns are dropped."""
+    return frame.select(
+        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in schema.items()
+    )
+
+
+Status = Literal["ok", "partial"]
+
+
+@dataclass(frozen=True)
+class DecodedFile:
+    """What a decoder made of one file: canonical frames plus how well it went."""
+
+    format: str
+    decoder: str
+    decoder_version: str
+    activities: pl.DataFrame = field(default_factory=lambda: empty(FILE_ACTIVITIES))
+    records: pl.DataFrame = field(default_factory=lambda: empty(FILE_RECORDS))
+    laps: pl.DataFrame = field(default_factory=lambda: empty(FILE_LAPS))
+    body_measurements: pl.DataFrame = field(default_factory=lambda: empty(FILE_BODY_MEASUREMENTS))
+    status: Status = "ok"
+    reason: str | None = None  # why the import is partial
+
+
+class DecodeError(Exception):
+    """A file that cannot be imported; the message is the ledger's reason."""
