@@ -149,3 +149,27 @@ class DecodedFile:
 
 class DecodeError(Exception):
     """A file that cannot be imported; the message is the ledger's reason."""
+
+
+#: One row per (file content, path) the importer has seen.
+LEDGER = pl.Schema(
+    {
+        "sha256": pl.String,
+        "path": pl.String,
+        "athlete_id": pl.String,
+        "format": pl.String,
+        "decoder": pl.String,
+        "decoder_version": pl.String,
+        "status": pl.String,  # ok | partial | failed | duplicate
+        "reason": pl.String,  # why partial, failed or duplicate
+        "notes": pl.String,  # what was cleaned or left unplaced in a file that decoded cleanly
+        "records": pl.Int64,  # samples decoded, before any cleaning
+        "activities": pl.Int32,
+        "body_measurements": pl.Int32,
+        "first_day": pl.Date,
+        "last_day": pl.Date,
+        "bytes": pl.Int64,
+        "decode_s": pl.Float64,
+        "imported_at": UTC_US,
+    }
+)

@@ -1,0 +1,107 @@
+"""Decoded file frames → warehouse frames: ids, local time, and per-activity summaries (pure Polars)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, RECORDS, DecodedFile, conform
+
+#: Slower than this counts as stopped for moving time (m/s).
+MOVING_SPEED_MPS = 0.5
+#: A gap between samples longer than this is a pause, not movement (s).
+MAX_MOVING_GAP_S = 30.0
+#: Altitude is smoothed over this many samples before summing climbs.
+ELEVATION_SMOOTHING = 5
+
+
+def activity_ids(sha256: str) -> pl.Expr:
+    """`<first 16 hex of the file's sha256>-<session>`: stable across re-imports."""
+    return pl.concat_str(pl.lit(sha256[:16]), pl.lit("-"), pl.col("session").cast(pl.String))
+
+
+def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
+    """The warehouse frames of one decoded file, owned by `athlete_id`.
+
+    Local time comes from the file's own UTC offset; else from `zone` (the athlete's IANA zone) on
+    that date; else UTC, marked as assumed.
+    """
+    ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
+    records = decoded.records.with_columns(*ids)
+    activities = with_local_time(decoded.activities, zone).with_columns(
+        *ids, pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+    )
+    activities = summarize(activities, records)
+    return {
+        "activities": conform(activities, ACTIVITIES),
+        "records": conform(records, RECORDS),
+        "laps": conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS),
+        "body_measurements": conform(
+            decoded.body_measurements.with_columns(
+                pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+            ),
+            BODY_MEASUREMENTS,
+        ),
+    }
+
+
+def with_local_time(activities: pl.DataFrame, zone: str | None) -> pl.DataFrame:
+    """Fill missing UTC offsets from the athlete's zone (DST-correct for each start), else UTC."""
+    zoned = (
+        pl.col("start_ts").dt.convert_time_zone(zone).dt.replace_time_zone(None)
+        if zone
+        else pl.col("start_ts").dt.replace_time_zone(None)
+    )
+    zone_offset = (zoned - pl.col("start_ts").dt.replace_time_zone(None)).dt.total_seconds().cast(pl.Int32)
+    missing = pl.col("utc_offset_s").is_null() & pl.col("start_ts").is_not_null()
+    filled = activities.with_columns(
+        pl.when(missing).then(zone_offset).otherwise(pl.col("utc_offset_s")).alias("utc_offset_s"),
+        pl.when(missing).then(pl.lit("athlete_zone" if zone else "utc_assumed")).otherwise(pl.col("utc_offset_source")).alias("utc_offset_source"),
+    )
+    return filled.with_columns(
+        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
+    )
+
+
+def summarize(activities: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """Add end, duration, moving time, distance, elevation gain and sample count from the records."""
+    gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
+    moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
+    smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
+    climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
+    stats = (
+        records.sort("activity_id", "ts")
+        .with_columns(pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb"))
+        .group_by("activity_id")
+        .agg(
+            pl.col("ts").min().alias("_first"),
+            pl.col("ts").max().alias("end_ts"),
+            pl.col("_moving").sum().alias("_moving_s"),
+            (pl.col("distance_m").max() - pl.col("distance_m").min()).alias("_distance"),
+            pl.col("_climb").sum().alias("elevation_gain_m"),
+            pl.len().cast(pl.Int64).alias("records"),
+            pl.col("speed_mps").is_not_null().any().alias("_has_speed"),
+        )
+    )
+    return (
+        activities.join(stats, on="activity_id", how="left")
+        .with_columns(
+            pl.coalesce("start_ts", "_first").alias("start_ts"),
+            pl.col("records").fill_null(0),
+        )
+        .with_columns(
+            pl.coalesce(
+                (pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds().truediv(1e6), pl.col("total_elapsed_s")
+            ).alias("duration_s"),
+            pl.when(pl.col("_has_speed")).then(pl.col("_moving_s")).otherwise(pl.col("total_timer_s")).alias("moving_time_s"),
+            pl.coalesce("_distance", "total_distance_m").alias("distance_m"),
+            pl.col("start_ts").dt.date().alias("start_day"),
+            (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).dt.date().alias("local_day"),
+        )
+    )
+
+
+def placeable(earliest: date, latest: date) -> pl.Expr:
+    """Activities whose start day is a real partition (not missing, not absurd)."""
+    return pl.col("start_day").is_between(earliest, latest)

@@ -1,0 +1,84 @@
+"""The file side of RETROSTRIDE_HOME: raw copies, decoded Parquet, quarantine.
+
+Decoded frames are content-addressed: `lake/decoded/<sha[:2]>/<sha>/<frame>.parquet`, written to a
+temporary folder and renamed into place, so a reader sees a file's frames completely or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+FRAMES = ("activities", "records", "laps", "body_measurements")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths and atomic writes under one home folder."""
+
+    home: Path
+
+    @property
+    def decoded_root(self) -> Path:
+        return self.home / "lake" / "decoded"
+
+    def decoded_dir(self, sha256: str) -> Path:
+        return self.decoded_root / sha256[:2] / sha256
+
+    def raw_path(self, sha256: str, fmt: str) -> Path:
+        return self.home / "raw" / sha256[:2] / f"{sha256}.{fmt}"
+
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    def has_decoded(self, sha256: str) -> bool:
+        return (self.decoded_dir(sha256) / "records.parquet").exists()
+
+    def write_decoded(self, sha256: str, frames: dict[str, pl.DataFrame]) -> None:
+        """Write one file's frames atomically (replacing an older decode of the same bytes)."""
+        final = self.decoded_dir(sha256)
+        staging = final.with_name(f".{sha256}.{uuid.uuid4().hex}")
+        staging.mkdir(parents=True)
+        for name in FRAMES:
+            frames[name].write_parquet(staging / f"{name}.parquet", statistics=True)
+        if final.exists():
+            retired = final.with_name(f".{sha256}.old.{uuid.uuid4().hex}")
+            final.rename(retired)
+            staging.rename(final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(final)
+
+    def read_decoded(self, sha256s: list[str], frame: str) -> pl.DataFrame | None:
+        """One frame of several files, concatenated; None when none of them has it."""
+        paths = [self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s]
+        paths = [str(p) for p in paths if p.exists()]
+        return pl.read_parquet(paths) if paths else None
+
+    def keep_raw(self, source: Path, sha256: str, fmt: str) -> Path:
+        """A content-addressed copy of the original bytes (kept once)."""
+        target = self.raw_path(sha256, fmt)
+        if not target.exists():
+            _atomic_copy(source, target)
+        return target
+
+    def quarantine(self, source: Path, sha256: str, reason: str) -> Path:
+        """Copy a rejected file aside with its reason next to it."""
+        folder = self.quarantine_dir()
+        target = folder / f"{sha256[:12]}-{source.name}"
+        if not target.exists():
+            _atomic_copy(source, target, follow_symlinks=False)
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return target
+
+
+def _atomic_copy(source: Path, target: Path, follow_symlinks: bool = True) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    shutil.copy2(source, temporary, follow_symlinks=follow_symlinks)
+    os.replace(temporary, target)

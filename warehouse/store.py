@@ -1,0 +1,130 @@
+"""The DuckDB warehouse: tables made from the canonical schemas, short write transactions, views.
+
+Writers hold the file only for the length of one transaction; a process that finds it locked waits
+and retries instead of failing, so a query and an import can take turns.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from connectors import schema
+
+#: Base tables, made from the schemas declared once in connectors/schema.py.
+TABLES: dict[str, pl.Schema] = {
+    "import_ledger": schema.LEDGER,
+    "activities": schema.ACTIVITIES,
+    "records": schema.RECORDS,
+    "laps": schema.LAPS,
+    "body_measurements": schema.BODY_MEASUREMENTS,
+}
+
+_DUCKDB_TYPES = {
+    pl.String: "VARCHAR",
+    pl.Float64: "DOUBLE",
+    pl.Float32: "FLOAT",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.Int16: "SMALLINT",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
+}
+
+LOCK_WAIT_S = 60.0
+
+
+def duckdb_type(dtype: pl.DataType) -> str:
+    """The DuckDB column type for a Polars dtype."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    return _DUCKDB_TYPES[dtype.base_type()]
+
+
+def view_sql() -> dict[str, str]:
+    """The views shipped in warehouse/sql/views/, by name, in file order."""
+    folder = resources.files("warehouse") / "sql" / "views"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return {f.name.split("_", 1)[1].removesuffix(".sql"): f.read_text(encoding="utf-8") for f in files}
+
+
+class Warehouse:
+    """One DuckDB file, opened briefly for each read or write."""
+
+    def __init__(self, path: Path | str, tables: Mapping[str, pl.Schema] = TABLES):
+        self.path = Path(path)
+        self.tables = dict(tables)
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection (UTC session time zone), waiting out another process's lock."""
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                connection = duckdb.connect(str(self.path), read_only=read_only)
+                connection.execute("SET TimeZone = 'UTC'")
+                return connection
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction: all of it is visible afterwards, or none of it."""
+        connection = self.connect()
+        try:
+            connection.execute("BEGIN TRANSACTION")
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.close()
+
+    def ensure_schema(self) -> None:
+        """Create missing tables and columns, and (re)create the views."""
+        with self.transaction() as connection:
+            for table, columns in self.tables.items():
+                _ensure_table(connection, table, columns)
+            for name, sql in view_sql().items():
+                connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+
+    def query(self, sql: str, parameters: list | None = None) -> pl.DataFrame:
+        """Run a read-only query and return its rows."""
+        connection = self.connect(read_only=True)
+        try:
+            return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
+        finally:
+            connection.close()
+
+
+def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Append `frame` to `table`, matching columns by name."""
+    if len(frame) == 0:
+        return 0
+    connection.register("incoming_rows", frame)
+    try:
+        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+    finally:
+        connection.unregister("incoming_rows")
+    return len(frame)
+
+
+def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> None:
+    definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
+    existing = {row[0] for row in connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    for name, dtype in columns.items():
+        if name not in existing:
+            connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')
