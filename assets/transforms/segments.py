@@ -1,0 +1,317 @@
+"""Backward-running detection (DESIGN §5): every activity split into forward/backward/unknown stretches.
+
+Evidence per sample, strongest first: facing vs GPS course, a lap labelled backward, the gait ratio
+against the athlete's forward baseline (with hysteresis).  Samples become segments by run-length ids:
+short gaps between same-direction stretches are merged, stretches shorter than the minimum say
+'unknown', and each direction stretch is split where the gait (run/walk) changes for long enough.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
+from assets.transforms.labels import in_labelled_lap, labelled_activities, labelled_laps
+from assets.transforms.model_config import DetectionConfig
+from connectors.schema import RECORDS, UTC_US, conform
+
+#: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).
+SEGMENTS = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "athlete_id": pl.String,
+        "segment_index": pl.Int32,
+        "direction": pl.String,  # forward | backward | unknown
+        "gait": pl.String,  # run | walk | unknown
+        "start_ts": UTC_US,
+        "end_ts": UTC_US,
+        "duration_s": pl.Float64,
+        "distance_m": pl.Float64,
+        "mean_speed_mps": pl.Float64,
+        "mean_cadence_spm": pl.Float64,
+        "evidence": pl.String,  # facing, label, gait joined by '+', or 'none'
+        "confidence": pl.Float64,  # 0..1, for the direction stated
+        "model_version": pl.String,
+    }
+)
+
+_ACTIVITY = ["activity_id"]
+
+
+def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> pl.DataFrame:
+    """Records sorted by activity and time, each owning the interval up to the next sample.
+
+    Adds `interval_s` and `interval_m` (distance covered in it, from `distance_m`, else speed × time)
+    and `is_gap_marker`.  Where the next sample is more than `max_gap_s` away (a pause), the sample
+    holds for `hold_s` and a marker row with null measures owns the rest of the gap.
+    """
+    ordered = conform(records, RECORDS).sort("activity_id", "ts")
+    to_next = (pl.col("ts").shift(-1) - pl.col("ts")).over(_ACTIVITY).dt.total_microseconds() / 1e6
+    step = (pl.col("distance_m").shift(-1) - pl.col("distance_m")).over(_ACTIVITY)
+    ordered = ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
+        pl.coalesce(
+            step,
+            pl.when(pl.col("interval_s") <= max_gap_s).then(pl.col("speed_mps") * pl.col("interval_s")),
+            pl.lit(0.0),
+        )
+        .clip(lower_bound=0.0)
+        .alias("interval_m"),
+        pl.lit(False).alias("is_gap_marker"),
+    )
+    gap = pl.col("interval_s") > max_gap_s
+    markers = ordered.filter(gap).select(
+        "activity_id",
+        "athlete_id",
+        (pl.col("ts") + pl.duration(microseconds=int(hold_s * 1e6))).alias("ts"),
+        (pl.col("interval_s") - hold_s).alias("interval_s"),
+        pl.lit(0.0).alias("interval_m"),
+        pl.lit(True).alias("is_gap_marker"),
+    )
+    ordered = ordered.with_columns(pl.when(gap).then(hold_s).otherwise(pl.col("interval_s")).alias("interval_s"))
+    return pl.concat([ordered, markers], how="diagonal_relaxed").sort("activity_id", "ts", "is_gap_marker")
+
+
+def _activity_labels(activities: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """activity_id, activity_label: named backward and without a lap that says where."""
+    with_lap_labels = labelled_laps(laps, config).select("activity_id").unique()
+    return labelled_activities(activities, config).join(with_lap_labels, on="activity_id", how="anti")
+
+
+def _gait_confidence(ratio: pl.Expr, config: DetectionConfig) -> pl.Expr:
+    """0.5 at the middle of the hysteresis band, rising to 0.95 as r moves 0.15 (in ln) away."""
+    middle = (config.enter_ratio + config.leave_ratio) / 2
+    return (0.5 + (ratio / middle).log().abs() / 0.3).clip(0.5, 0.95)
+
+
+def classify_samples(
+    records: pl.DataFrame,
+    activities: pl.DataFrame,
+    laps: pl.DataFrame,
+    baselines: pl.DataFrame,
+    config: DetectionConfig,
+) -> pl.DataFrame:
+    """One row per record (plus gap markers) with its raw direction, gait, evidence and confidence."""
+    samples = record_intervals(records, config.max_gap_s, config.record_hold_s)
+    samples = facing_evidence(gait_features(samples, config), config)
+    samples = samples.with_columns(in_labelled_lap(samples, laps, config).alias("lap_label"))
+    samples = samples.join(_activity_labels(activities, laps, config), on="activity_id", how="left").with_columns(
+        pl.col("activity_label").fill_null(False)
+    )
+    fits = baselines.select("athlete_id", "intercept", "slope", "speed_min_mps", "speed_max_mps")
+    samples = samples.join(fits, on="athlete_id", how="left")
+
+    v = pl.col("gait_speed_mps")
+    scored = (
+        (pl.col("gait") == "run")
+        & v.is_between(
+            pl.col("speed_min_mps") - config.coverage_margin_mps, pl.col("speed_max_mps") + config.coverage_margin_mps
+        )
+        & pl.col("gait_step_m").is_not_null()
+    )
+    samples = samples.with_columns(
+        pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v)).alias("gait_ratio")
+    )
+    # Hysteresis: enter at r <= 0.85, leave at r >= 0.90, in between keep the last state.
+    signal = (
+        pl.when(pl.col("gait_ratio") <= config.enter_ratio)
+        .then(True)
+        .when(pl.col("gait_ratio") >= config.leave_ratio)
+        .then(False)
+    )
+    samples = samples.with_columns(signal.forward_fill().over(_ACTIVITY).alias("_backward_state"))
+    gait_direction = (
+        pl.when(pl.col("gait_ratio").is_null() | pl.col("_backward_state").is_null())
+        .then(None)
+        .when(pl.col("_backward_state"))
+        .then(pl.lit("backward"))
+        .otherwise(pl.lit("forward"))
+    )
+    samples = samples.with_columns(
+        gait_direction.alias("gait_direction"), facing_direction(config).alias("facing_direction")
+    )
+    direction = pl.coalesce(
+        pl.col("facing_direction"),
+        pl.when(pl.col("lap_label")).then(pl.lit("backward")),
+        pl.col("gait_direction"),
+        pl.lit("unknown"),
+    )
+    samples = samples.with_columns(direction.alias("raw_direction"))
+    return _with_support(samples, config).drop("_backward_state", "intercept", "slope")
+
+
+def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Which evidence supports each sample's direction, and the combined confidence."""
+    d = pl.col("raw_direction")
+    by_facing = (pl.col("facing_direction") == d).fill_null(False)
+    by_lap = pl.col("lap_label") & (d == "backward")
+    by_gait = (pl.col("gait_direction") == d).fill_null(False)
+    by_activity = pl.col("activity_label") & (d == "backward") & by_gait
+    share = pl.col("facing_backward_share")
+    c_facing = pl.when(by_facing).then(pl.when(d == "backward").then(share).otherwise(1 - share)).otherwise(0.0)
+    c_label = (
+        pl.when(by_lap)
+        .then(config.lap_label_confidence)
+        .when(by_activity)
+        .then(config.activity_label_confidence)
+        .otherwise(0.0)
+    )
+    c_gait = pl.when(by_gait).then(_gait_confidence(pl.col("gait_ratio"), config)).otherwise(0.0)
+    return samples.with_columns(
+        by_facing.alias("by_facing"),
+        (by_lap | by_activity).alias("by_label"),
+        by_gait.alias("by_gait"),
+        (1 - (1 - c_facing) * (1 - c_label) * (1 - c_gait)).alias("sample_confidence"),
+    )
+
+
+def _runs(frame: pl.DataFrame, column: str, within: list[str]) -> pl.DataFrame:
+    """Run ids of `column` within `within`, each run's duration and its neighbours' values."""
+    run = pl.col(column).rle_id().over(within)
+    keys = [*within, "_run"]
+    return (
+        frame.with_columns(
+            run.alias("_run"),
+            pl.col(column).shift(1).over(within).alias("_before"),
+            pl.col(column).shift(-1).over(within).alias("_after"),
+        )
+        .with_columns(
+            pl.col("interval_s").sum().over(keys).alias("_run_s"),
+            pl.col("_before").first().over(keys).alias("_prev"),
+            pl.col("_after").last().over(keys).alias("_next"),
+        )
+        .drop("_before", "_after")
+    )
+
+
+def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Stretches up to `max_gap_s` between two stretches of one direction take that direction."""
+    frame = _runs(frame, "direction", _ACTIVITY)
+    bridged = (
+        (pl.col("_run_s") <= config.max_gap_s)
+        & (pl.col("_prev") == pl.col("_next"))
+        & (pl.col("_prev") != "unknown")
+    ).fill_null(False)
+    return frame.with_columns(pl.when(bridged).then(pl.col("_prev")).otherwise(pl.col("direction")).alias("direction"))
+
+
+def _drop_short(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Forward or backward stretches shorter than `min_segment_s` say 'unknown'."""
+    frame = _runs(frame, "direction", _ACTIVITY)
+    short = (pl.col("direction") != "unknown") & (pl.col("_run_s") < config.min_segment_s)
+    return frame.with_columns(pl.when(short).then(pl.lit("unknown")).otherwise(pl.col("direction")).alias("direction"))
+
+
+def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Within each direction stretch, gait stretches shorter than `min_gait_s` take their
+    predecessor's gait (or their successor's, at the start)."""
+    frame = frame.with_columns(pl.col("direction").rle_id().over(_ACTIVITY).alias("_direction_run"))
+    within = [*_ACTIVITY, "_direction_run"]
+    frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
+    kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
+    frame = frame.with_columns(kept.forward_fill().over(within).alias("_kept"))
+    filled = pl.col("_kept").backward_fill().over(within)
+    return frame.with_columns(pl.coalesce(filled, pl.col("segment_gait")).alias("segment_gait")).drop(
+        "_direction_run", "_kept"
+    )
+
+
+def _evidence(flags: dict[str, pl.Expr]) -> pl.Expr:
+    words = [pl.when(flag).then(pl.lit(name)) for name, flag in flags.items()]
+    joined = pl.concat_list(words).list.drop_nulls().list.join("+")
+    return pl.when(joined == "").then(pl.lit("none")).otherwise(joined)
+
+
+def detect_segments(
+    records: pl.DataFrame,
+    activities: pl.DataFrame,
+    laps: pl.DataFrame,
+    baselines: pl.DataFrame,
+    config: DetectionConfig,
+) -> pl.DataFrame:
+    """Contiguous forward/backward/unknown × run/walk/unknown segments covering each activity."""
+    samples = classify_samples(records, activities, laps, baselines, config)
+    samples = samples.with_columns(pl.col("raw_direction").alias("direction"))
+    samples = _merge_gaps(samples, config)
+    samples = _drop_short(samples, config)
+    samples = _merge_gaps(samples, config)
+    samples = _smooth_gait(samples, config)
+    samples = samples.with_columns(
+        pl.concat_str("direction", "segment_gait", separator="/").rle_id().over(_ACTIVITY).alias("_segment")
+    )
+    supports = pl.col("raw_direction") == pl.col("direction")
+    weight = pl.col("interval_s")
+    segments = (
+        samples.group_by("activity_id", "_segment")
+        .agg(
+            pl.col("athlete_id").drop_nulls().first(),
+            pl.col("direction").first(),
+            pl.col("segment_gait").first().alias("gait"),
+            pl.col("ts").first().alias("start_ts"),
+            pl.col("ts").last().alias("_last_ts"),
+            pl.col("interval_m").sum().alias("distance_m"),
+            pl.col("cadence_spm").filter(pl.col("cadence_spm") > 0).mean().alias("mean_cadence_spm"),
+            (pl.col("by_facing") & supports).any().alias("_facing"),
+            (pl.col("by_label") & supports).any().alias("_label"),
+            (pl.col("by_gait") & supports).any().alias("_gait"),
+            (
+                (pl.when(supports).then(pl.col("sample_confidence")).otherwise(0.0) * weight).sum()
+                / weight.sum()
+            ).alias("_confidence"),
+        )
+        .sort("activity_id", "_segment")
+    )
+    spans = activities.select("activity_id", pl.col("start_ts").alias("_act_start"), pl.col("end_ts").alias("_act_end"))
+    segments = segments.join(spans, on="activity_id", how="left")
+    first = pl.col("_segment") == pl.col("_segment").min().over(_ACTIVITY)
+    last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
+    segments = segments.with_columns(
+        pl.when(first).then(pl.min_horizontal("start_ts", "_act_start")).otherwise(pl.col("start_ts")).alias("start_ts"),
+        pl.when(last)
+        .then(pl.max_horizontal("_last_ts", "_act_end"))
+        .otherwise(pl.col("start_ts").shift(-1).over(_ACTIVITY))
+        .alias("end_ts"),
+    )
+    duration = (pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds() / 1e6
+    unknown = pl.col("direction") == "unknown"
+    segments = segments.with_columns(
+        (pl.col("_segment").rank("dense").over(_ACTIVITY) - 1).cast(pl.Int32).alias("segment_index"),
+        duration.alias("duration_s"),
+    ).with_columns(
+        pl.when(pl.col("duration_s") > 0).then(pl.col("distance_m") / pl.col("duration_s")).alias("mean_speed_mps"),
+        pl.when(unknown).then(pl.lit("none")).otherwise(
+            _evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")})
+        ).alias("evidence"),
+        pl.when(unknown).then(0.0).otherwise(pl.col("_confidence").clip(0.0, 1.0)).alias("confidence"),
+        pl.lit(config.model_version).alias("model_version"),
+    )
+    found = segments.select(SEGMENTS.names()).cast(SEGMENTS)
+    return pl.concat([found, _empty_activities(activities, found, config)]).sort("activity_id", "segment_index")
+
+
+def _empty_activities(activities: pl.DataFrame, found: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """One 'unknown' segment spanning each activity that has no records."""
+    missing = activities.join(found.select("activity_id").unique(), on="activity_id", how="anti").filter(
+        pl.col("start_ts").is_not_null()
+    )
+    end = pl.coalesce("end_ts", "start_ts")
+    return missing.select(
+        "activity_id",
+        "athlete_id",
+        pl.lit(0, pl.Int32).alias("segment_index"),
+        pl.lit("unknown").alias("direction"),
+        pl.lit("unknown").alias("gait"),
+        "start_ts",
+        end.alias("end_ts"),
+        ((end - pl.col("start_ts")).dt.total_microseconds() / 1e6).alias("duration_s"),
+        pl.lit(None, pl.Float64).alias("distance_m"),
+        pl.lit(None, pl.Float64).alias("mean_speed_mps"),
+        pl.lit(None, pl.Float64).alias("mean_cadence_spm"),
+        pl.lit("none").alias("evidence"),
+        pl.lit(0.0).alias("confidence"),
+        pl.lit(config.model_version).alias("model_version"),
+    ).cast(SEGMENTS)
+
+
+def backward_seconds(segments: pl.DataFrame) -> float:
+    """Total backward time in a segments frame (for asset metadata and benchmarks)."""
+    return float(segments.filter(pl.col("direction") == "backward")["duration_s"].sum())
