@@ -1,0 +1,139 @@
+"""The `retrostride` command: import files now, run the demo, ask the warehouse, open the UI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.sources import list_source_files
+from pipelines.settings import Settings
+
+app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True)
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@app.command("import")
+def import_command(
+    paths: list[Path] = typer.Argument(None, help="FIT/GPX files or folders (athlete subfolders like the inbox). Default: the inbox."),
+    athlete: str = typer.Option(None, "--athlete", help="Assign every file to this athlete."),
+) -> None:
+    """Import files now, in-process, with a progress bar and a summary."""
+    settings = Settings.from_env()
+    targets = list(paths or [settings.inbox])
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        console.print(f"[red]No such file or folder: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    outcomes = _import_with_progress(settings, targets, athlete)
+    _print_summary(outcomes)
+
+
+@app.command()
+def demo(
+    athletes: int = typer.Option(3, help="How many athletes to generate."),
+    weeks: int = typer.Option(16, help="How many weeks of history."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same files)."),
+) -> None:
+    """Generate a sample export, import it through Dagster, and show what was found."""
+    from connectors.sample_export import generate_export
+
+    settings = Settings.from_env()
+    export = settings.home / "sample-export"
+    if export.exists():
+        shutil.rmtree(export)
+    console.print(f"Generating {athletes} athletes × {weeks} weeks into {export} …")
+    generate_export(export, seed=seed, athletes=athletes, weeks=weeks)
+    profiles = export.with_name(export.name + ".truth") / "athletes.toml"
+    if profiles.exists() and not settings.athletes_file.exists():
+        settings.athletes_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(profiles, settings.athletes_file)
+    outcomes = _import_with_progress(settings, [export], None)
+    _print_summary(outcomes)
+    _print_query(settings, "Activities per athlete", """
+        SELECT athlete_id, count(*) AS activities, round(sum(distance_m) / 1000, 1) AS km,
+               min(local_day) AS first_day, max(local_day) AS last_day
+        FROM activities GROUP BY athlete_id ORDER BY athlete_id""")
+    _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
+        SELECT athlete_id, week_start, sum(distance_km) AS distance_km, sum(sessions) AS sessions
+        FROM mileage_weekly GROUP BY ALL
+        QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6
+        ORDER BY athlete_id, week_start""")
+    console.print(f"\nWarehouse: {settings.warehouse_path}\nTry: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\"")
+
+
+@app.command()
+def sql(query: str = typer.Argument(..., help="A read-only SQL query.")) -> None:
+    """Answer a SQL query from the warehouse (read-only)."""
+    settings = Settings.from_env()
+    if not settings.warehouse_path.exists():
+        console.print(f"[red]No warehouse at {settings.warehouse_path} yet: run `retrostride import` or `retrostride demo` first.")
+        raise typer.Exit(2)
+    try:
+        _print_query(settings, None, query)
+    except duckdb.Error as error:
+        console.print(f"[red]{type(error).__name__}: {error}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
+    """Open the Dagster UI (and daemon) on workspace.yaml."""
+    from pipelines.runs import instance_for
+
+    settings = Settings.from_env()
+    instance_for(settings)  # installs dagster.yaml into DAGSTER_HOME
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    os.execv(dagster, [dagster, "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(port)])
+
+
+def _import_with_progress(settings: Settings, targets: list[Path], athlete: str | None) -> list:
+    from pipelines.runs import import_paths
+
+    total = sum(1 for _ in list_source_files(targets, athlete))
+    outcomes: list = []
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("importing", total=total)
+
+        def advance(outcome) -> None:
+            outcomes.append(outcome)
+            bar.update(task, advance=1, description=f"importing {Path(outcome.path).name[:32]:32}")
+
+        import_paths(settings, targets, athlete, progress=advance)
+        bar.update(task, description="imported")
+    return outcomes
+
+
+def _print_summary(outcomes: list) -> None:
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("ok", "partial", "failed", "duplicate", "skipped")}
+    console.print(
+        f"[bold]{counts['ok']} imported[/], {counts['partial']} partial, {counts['skipped']} skipped as already imported, "
+        f"{counts['duplicate']} duplicates, [red]{counts['failed']} failed[/]"
+    )
+    for outcome in outcomes:
+        if outcome.status in ("failed", "partial"):
+            console.print(f"  [yellow]{outcome.status}[/] {outcome.path}: {outcome.reason}")
+
+
+def _print_query(settings: Settings, title: str | None, query: str) -> None:
+    from warehouse.store import Warehouse
+
+    frame = Warehouse(settings.warehouse_path).query(query)
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        table.add_column(column)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)

@@ -1,0 +1,33 @@
+"""The Dagster code location: assets, jobs and resources (`workspace.yaml` points here)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.imports import activity_tables, body_measurements, source_files
+from assets.marts import mileage_weekly
+from assets.partitions import daily
+from pipelines.resources import ImportProgress, Storage, no_progress
+from pipelines.settings import Settings
+
+ingest_job = dg.define_asset_job(
+    "ingest", selection=[source_files, body_measurements], description="Import new files into the lake and the ledger."
+)
+publish_job = dg.define_asset_job(
+    "publish",
+    selection=dg.AssetSelection.assets("activities", "records", "laps", mileage_weekly),
+    partitions_def=daily,
+    description="Publish day partitions into the warehouse and refresh the marts.",
+)
+
+
+def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
+    """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
+    return dg.Definitions(
+        assets=[source_files, activity_tables, body_measurements, mileage_weekly],
+        jobs=[ingest_job, publish_job],
+        resources={"storage": Storage.from_settings(settings), "import_progress": progress},
+    )
+
+
+defs = build_definitions(Settings.from_env())

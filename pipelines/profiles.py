@@ -1,0 +1,47 @@
+"""Athlete profiles from a TOML file; an athlete without one gets defaults and a warning."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AthleteProfile:
+    """What the energy model needs to know about a person, with neutral defaults."""
+
+    athlete_id: str
+    sex: str | None = None  # "female" | "male"
+    birth_year: int | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
+    known: bool = True
+
+
+class ProfileError(ValueError):
+    """The profile file cannot be used; the message says where and why."""
+
+
+def load_profiles(path: Path) -> dict[str, AthleteProfile]:
+    """Profiles from `[athletes.<id>]` tables; an absent file means no profiles."""
+    if not path.exists():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ProfileError(f"{path}: {error}") from None
+    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "known"}
+    profiles = {}
+    for athlete_id, values in document.get("athletes", {}).items():
+        unknown = set(values) - allowed
+        if unknown:
+            raise ProfileError(f"{path}: athlete {athlete_id!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, **values)
+    return profiles
+
+
+def profile_for(profiles: dict[str, AthleteProfile], athlete_id: str) -> AthleteProfile:
+    """The athlete's profile, or defaults marked unknown."""
+    return profiles.get(athlete_id) or AthleteProfile(athlete_id=athlete_id, known=False)

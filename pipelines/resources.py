@@ -1,0 +1,44 @@
+"""Dagster resources: the configured home, inbox and profiles, and how import progress is shown."""
+
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.profiles import AthleteProfile, load_profiles
+from pipelines.settings import Settings
+from warehouse.lake import Lake
+from warehouse.store import Warehouse
+
+
+class Storage(dg.ConfigurableResource):
+    """RETROSTRIDE_HOME (warehouse, lake, raw copies, quarantine), the inbox and the profiles file."""
+
+    home: str
+    inbox: str
+    athletes_file: str
+    workers: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Storage":
+        return cls(home=str(settings.home), inbox=str(settings.inbox), athletes_file=str(settings.athletes_file), workers=settings.workers)
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(Path(self.home))
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(Path(self.home) / "warehouse.duckdb")
+
+    def profiles(self) -> dict[str, AthleteProfile]:
+        return load_profiles(Path(self.athletes_file))
+
+
+#: Called once per imported file: the CLI passes a progress bar; elsewhere it does nothing.
+ImportProgress = Callable[[object], None]
+
+
+def no_progress(outcome: object) -> None:
+    """The default import progress: the asset's own log is enough."""

@@ -1,0 +1,60 @@
+"""Run the import in-process through Dagster: ingest new files, then publish the days they touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from pipelines.planning import plan_ranges
+from pipelines.resources import ImportProgress, no_progress
+from pipelines.settings import Settings
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def instance_for(settings: Settings) -> dg.DagsterInstance:
+    """The persistent Dagster instance under DAGSTER_HOME, so runs show up in the UI."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        with resources.as_file(resources.files("pipelines") / "dagster.yaml") as shipped:
+            shutil.copy(shipped, config)
+    os.environ.setdefault("DAGSTER_HOME", str(home))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def import_paths(settings: Settings, paths: list[Path], athlete: str | None = None,
+                 progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
+    """Import `paths` (default: the inbox) and publish what changed; returns the published day ranges."""
+    instance = instance or instance_for(settings)
+    defs = build_definitions(settings, progress)
+    config = {"paths": [str(Path(p).resolve()) for p in paths], "athlete": athlete}
+    ingest = defs.resolve_job_def("ingest").execute_in_process(
+        run_config={"ops": {"source_files": {"config": config}}}, instance=instance
+    )
+    days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
+    ranges = plan_ranges(days)
+    for first, last in ranges:
+        publish_days(defs, instance, first, last)
+    return ranges
+
+
+def publish_days(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
+    """One run of the publish job over the partition range first..last."""
+    defs.resolve_job_def("publish").execute_in_process(
+        instance=instance, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    [materialization] = [m for m in result.get_asset_materialization_events()
+                         if m.asset_key == dg.AssetKey(asset)]
+    return materialization.materialization.metadata
