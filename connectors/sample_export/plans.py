@@ -66,7 +66,8 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[
     """Every session of `athlete` over `weeks` weeks from `start` (local dates), in order."""
     zone = ZoneInfo(athlete.timezone)
     formats = _Quota(GPX_SHARE, Noise(seed, athlete.id, "format-phase").uniform_scalar(0, 1))
-    labels = _Quota(athlete.labelled_share, 1.0 - 1e-9)  # the first backward session is labelled
+    # The first backward session is labelled, the second not (then the share holds).
+    labels = _Quota(athlete.labelled_share, 1.0 - athlete.labelled_share + 1e-9)
     plans: list[SessionPlan] = []
     for week in range(weeks):
         noise = Noise(seed, athlete.id, "week", week)
