@@ -6,7 +6,6 @@ import dagster as dg
 
 from assets.imports import activity_tables, body_measurements, source_files
 from assets.marts import mileage_weekly
-from assets.partitions import daily
 from pipelines.resources import ImportProgress, Storage, no_progress
 from pipelines.settings import Settings
 
@@ -16,7 +15,6 @@ ingest_job = dg.define_asset_job(
 publish_job = dg.define_asset_job(
     "publish",
     selection=dg.AssetSelection.assets("activities", "records", "laps", mileage_weekly),
-    partitions_def=daily,
     description="Publish day partitions into the warehouse and refresh the marts.",
 )
 

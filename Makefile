@@ -1,0 +1,29 @@
+# The two commands of the quick start: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test ui benchmark clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install  ## generate a sample export, import it through Dagster, show the results
+	$(BIN)/retrostride demo
+
+test: install  ## run the test suite
+	$(BIN)/python -m pytest -q
+
+ui: install  ## the Dagster UI and daemon on workspace.yaml
+	$(BIN)/retrostride ui
+
+benchmark: install
+	$(BIN)/python benchmarks/decode_corpus.py
+
+clean:
+	rm -rf $(VENV) data inbox

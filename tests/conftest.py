@@ -1,0 +1,74 @@
+"""Shared fixtures: the real corpora, a temporary RETROSTRIDE_HOME, and one corpus import per session."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.runs import import_paths
+from pipelines.settings import Settings
+from warehouse.store import Warehouse
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+if not CORPORA.exists():  # a clone next to shared/, as CI has it
+    CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    format: str
+    expect: str
+    reference_records: int | None
+    notes: str
+
+
+def corpus_files(fmt: str | None = None, expect: str | None = None) -> list[CorpusFile]:
+    """Rows of shared/corpora/manifest.csv, filtered."""
+    if not CORPORA.exists():
+        return []
+    with open(CORPORA / "manifest.csv", newline="") as handle:
+        rows = [
+            CorpusFile(CORPORA / r["path"], r["format"], r["expect"],
+                       int(r["reference_records"]) if r["reference_records"] else None, r["notes"])
+            for r in csv.DictReader(handle)
+        ]
+    return [r for r in rows if (fmt is None or r.format == fmt) and (expect is None or r.expect == expect)]
+
+
+def settings_for(home: Path) -> Settings:
+    return Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@dataclass
+class ImportedCorpus:
+    settings: Settings
+    ranges: list
+    warehouse: Warehouse
+
+
+@pytest.fixture(scope="session")
+def imported_corpus(tmp_path_factory: pytest.TempPathFactory) -> ImportedCorpus:
+    """Every FIT and GPX corpus file imported once, through Dagster, as athlete 'corpus'."""
+    if not CORPORA.exists():
+        pytest.skip(f"corpora not found at {CORPORA}")
+    settings = settings_for(tmp_path_factory.mktemp("corpus"))
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx")]
+    with dg.instance_for_test() as instance:
+        ranges = import_paths(settings, files, athlete="corpus", instance=instance)
+    return ImportedCorpus(settings, ranges, Warehouse(settings.warehouse_path))

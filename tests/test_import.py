@@ -1,0 +1,125 @@
+"""Importing through Dagster: the ledger explains every file, the warehouse holds the rest, twice is once."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from pipelines.runs import import_paths
+from tests.conftest import CORPORA, corpus_files
+
+FIT = CORPORA / "fit" / "python-fitparse"
+
+
+def ledger(corpus, path: Path) -> dict:
+    rows = corpus.warehouse.query("SELECT * FROM import_ledger WHERE path = ?", [str(path)])
+    assert len(rows) == 1, f"{path} has {len(rows)} ledger rows"
+    return rows.row(0, named=True)
+
+
+def test_every_clean_file_is_imported_with_its_reference_sample_count(imported_corpus):
+    for item in corpus_files(expect="ok"):
+        if item.format not in ("fit", "gpx"):
+            continue
+        row = ledger(imported_corpus, item.path)
+        assert row["status"] in ("ok", "duplicate"), (item.path.name, row["reason"])
+        if row["status"] == "ok":
+            assert row["records"] == item.reference_records, item.path.name
+
+
+def test_corrupt_files_are_rejected_with_a_reason_and_quarantined(imported_corpus):
+    quarantine = imported_corpus.settings.home / "quarantine"
+    for item in corpus_files(expect="error"):
+        row = ledger(imported_corpus, item.path)
+        assert row["status"] == "failed"
+        assert row["reason"] and ("FIT" in row["reason"])
+        copy = quarantine / f"{row['sha256'][:12]}-{item.path.name}"
+        assert copy.read_bytes() == item.path.read_bytes()
+        assert Path(f"{copy}.reason.txt").read_text().strip() == row["reason"]
+
+
+def test_damaged_files_are_partial_with_a_reason_and_their_samples_published(imported_corpus):
+    for item in corpus_files(expect="recoverable"):
+        row = ledger(imported_corpus, item.path)
+        assert row["status"] == "partial" and "at byte" in row["reason"]
+        published = imported_corpus.warehouse.query(
+            "SELECT count(*) AS n FROM records r JOIN activities a USING (activity_id) WHERE a.source_sha256 = ?", [row["sha256"]]
+        )["n"][0]
+        assert published == row["records"]
+
+
+def test_published_tables_agree_with_the_ledger(imported_corpus):
+    wh = imported_corpus.warehouse
+    placed = wh.query("SELECT sum(records) AS n FROM activities")["n"][0]
+    assert wh.query("SELECT count(*) AS n FROM records")["n"][0] == placed
+    orphans = wh.query("SELECT count(*) AS n FROM records WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
+    assert orphans["n"][0] == 0
+    assert wh.query("SELECT count(*) AS n FROM activities WHERE athlete_id <> 'corpus'")["n"][0] == 0
+    assert wh.query("SELECT count(*) AS n FROM body_measurements")["n"][0] >= 4  # the two weight-scale files
+
+
+def test_files_outside_the_calendar_are_kept_but_explained(imported_corpus):
+    row = ledger(imported_corpus, next(f.path for f in corpus_files("gpx") if f.path.name == "Mojstrovka.gpx"))
+    assert row["status"] == "ok" and "not placed on a day" in row["notes"]
+
+
+def test_reimporting_changes_nothing(imported_corpus, instance):
+    wh = imported_corpus.warehouse
+    tables = ["import_ledger", "activities", "records", "laps", "body_measurements"]
+    before = {t: wh.query(f"SELECT * FROM {t} ORDER BY ALL").drop("imported_at", strict=False) for t in tables}
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx")]
+    ranges = import_paths(imported_corpus.settings, files, athlete="corpus", instance=instance)
+    assert ranges == []
+    for table in tables:
+        after = wh.query(f"SELECT * FROM {table} ORDER BY ALL").drop("imported_at", strict=False)
+        assert after.equals(before[table]), table
+
+
+def test_a_copy_under_another_name_is_a_duplicate(settings, instance, tmp_path):
+    original = FIT / "activity-small-fenix2-run.fit"
+    inbox = tmp_path / "drop" / "alice"
+    inbox.mkdir(parents=True)
+    shutil.copy(original, inbox / "run.fit")
+    shutil.copy(original, inbox / "same-run-renamed.fit")
+    import_paths(settings, [tmp_path / "drop"], instance=instance)
+    from warehouse.store import Warehouse
+
+    wh = Warehouse(settings.warehouse_path)
+    statuses = wh.query("SELECT status, athlete_id FROM import_ledger ORDER BY path")
+    assert statuses["status"].to_list() == ["ok", "duplicate"]
+    assert statuses["athlete_id"].unique().to_list() == ["alice"]  # the inbox folder names the athlete
+    assert wh.query("SELECT count(*) AS n FROM activities")["n"][0] == 1
+
+
+def test_a_bad_file_does_not_stop_its_batch(settings, instance, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "empty.fit").write_bytes(b"")
+    (drop / "notes.txt").write_text("hello")
+    (drop / "half.fit").write_bytes((FIT / "activity-small-fenix2-run.fit").read_bytes()[:5000])
+    shutil.copy(FIT / "garmin-fenix-5-run.fit", drop / "good.fit")
+    import_paths(settings, [drop], instance=instance)
+    from warehouse.store import Warehouse
+
+    rows = Warehouse(settings.warehouse_path).query("SELECT path, status, reason FROM import_ledger")
+    by_name = {Path(p).name: (s, r) for p, s, r in rows.iter_rows()}
+    assert by_name["good.fit"][0] == "ok"
+    assert by_name["empty.fit"] == ("failed", "empty file (0 bytes)")
+    assert by_name["notes.txt"][0] == "failed" and "unsupported format" in by_name["notes.txt"][1]
+    assert by_name["half.fit"][0] in ("failed", "partial") and "truncated" in by_name["half.fit"][1]
+
+
+def test_the_definitions_load_and_show_the_asset_graph():
+    from pipelines.definitions import defs
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"source_files", "activities", "records", "laps", "body_measurements", "mileage_weekly"} <= keys
+    assert {"ingest", "publish"} <= {j.name for j in defs.resolve_all_job_defs()}
+
+
+def test_pure_modules_never_import_dagster():
+    root = Path(__file__).resolve().parents[1]
+    pure = [*root.glob("connectors/**/*.py"), *root.glob("warehouse/**/*.py"), *root.glob("assets/transforms/**/*.py")]
+    offenders = [str(p.relative_to(root)) for p in pure if "import dagster" in p.read_text()]
+    assert offenders == []
