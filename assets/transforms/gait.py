@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.labels import in_labelled_lap, labelled_activities
+from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
 
 #: One row per athlete with enough forward running; stable column names.
@@ -30,42 +30,75 @@ BASELINES = pl.Schema(
 )
 
 
-def gait_features(records: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
-    """Records sorted by activity and time, plus centred rolling-median gait columns.
+def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
+    """`aggs` over the centred window (t − s/2, t + s/2] of each row, within `keys`, in the row order
+    of `frame` (which must be sorted by `keys` and `ts`)."""
+    period = int(seconds * 1e6)
+    rolled = frame.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by=keys).agg(aggs)
+    # `rolling` may emit the groups in another order; rows tied on (keys, ts) share a window.
+    return rolled.sort(*keys, "ts", maintain_order=True).drop(*keys, "ts")
 
-    Adds `gait_speed_mps` and `gait_step_m` (from samples with speed in 1.2–4.5 m/s and a cadence),
-    `gait_spm` (any sample with a cadence) and `gait` ('run' | 'walk' | 'unknown').
+
+def _distance_speed(ok: pl.Expr) -> pl.Expr:
+    """Speed over a window from the distance covered by its `ok` rows (null without distances)."""
+    rows = ok & pl.col("_d").is_not_null()
+    elapsed = pl.col("_t").filter(rows).last() - pl.col("_t").filter(rows).first()
+    covered = pl.col("_d").filter(rows).last() - pl.col("_d").filter(rows).first()
+    return pl.when(elapsed > 0).then(covered / elapsed)
+
+
+def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
+    """Records sorted by activity and time, plus centred 10-s rolling gait columns.
+
+    A sample is a running sample when its cadence is >= 140 spm and its speed, over a short centred
+    window, is in 1.2–4.5 m/s (GPS-derived speeds are too noisy sample by sample).  A 10-s window
+    speaks only when most of its samples are running samples, so stops, turns and dropouts at its
+    edge cannot fake a short step; its speed is the distance covered over the window (else the median
+    speed), its cadence the median, and L = 60·v / spm.  Windows never straddle a change of the
+    `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds `gait_speed_mps`, `gait_spm`,
+    `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
+    keys = ["activity_id"] if within is None else ["activity_id", within]
     sorted_records = records.sort("activity_id", "ts")
-    speed_ok = pl.col("speed_mps").is_between(config.speed_min_mps, config.speed_max_mps)
     spm = pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm"))
     inputs = sorted_records.select(
-        "activity_id",
+        *keys,
         "ts",
-        pl.when(speed_ok & spm.is_not_null()).then(pl.col("speed_mps")).alias("_v"),
-        pl.when(speed_ok).then(60.0 * pl.col("speed_mps") / spm).alias("_step"),
         spm.alias("_spm"),
+        pl.col("speed_mps").alias("_v"),
+        pl.col("distance_m").alias("_d"),
+        (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
-    half = f"{int(config.gait_window_s * 1e6) // 2}us"
-    period = f"{int(config.gait_window_s * 1e6)}us"
-    n = config.gait_min_samples
-    rolled = inputs.rolling("ts", period=period, offset=f"-{half}", group_by="activity_id").agg(
-        pl.when(pl.col("_step").count() >= n).then(pl.col("_v").median()).alias("gait_speed_mps"),
-        pl.when(pl.col("_step").count() >= n).then(pl.col("_step").median()).alias("gait_step_m"),
-        pl.when(pl.col("_spm").count() >= n).then(pl.col("_spm").median()).alias("gait_spm"),
+    smooth = centred_rolling(
+        inputs, config.speed_smooth_s, keys, [pl.coalesce(_distance_speed(pl.lit(True)), pl.col("_v").median())]
     )
-    # `rolling` may emit the activities in another order; rows tied on (activity, ts) share a window.
-    rolled = rolled.sort("activity_id", "ts", maintain_order=True)
-    features = sorted_records.with_columns(rolled.select("gait_speed_mps", "gait_step_m", "gait_spm"))
-    moving = pl.col("speed_mps") >= config.speed_min_mps
+    inputs = inputs.with_columns(smooth.to_series().alias("_v_smooth"))
+    in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
+    inputs = inputs.with_columns((in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False).alias("_ok"))
+    ok = pl.col("_ok")
+    speaks = (ok.sum() >= config.gait_min_samples) & (ok.mean() >= config.gait_valid_share)
+    rolled = centred_rolling(
+        inputs,
+        config.gait_window_s,
+        keys,
+        [
+            pl.when(speaks).then(pl.coalesce(_distance_speed(ok), pl.col("_v").filter(ok).median())).alias("gait_speed_mps"),
+            pl.when(speaks).then(pl.col("_spm").filter(ok).median()).alias("_run_spm"),
+            pl.when(pl.col("_spm").count() >= config.gait_min_samples).then(pl.col("_spm").median()).alias("gait_spm"),
+        ],
+    )
+    features = sorted_records.with_columns(*rolled.get_columns(), inputs["_v_smooth"].alias("gait_moving_mps"))
+    speed_ok = pl.col("gait_speed_mps").is_between(config.speed_min_mps, config.speed_max_mps)
+    moving = pl.col("gait_moving_mps") >= config.speed_min_mps
     return features.with_columns(
+        pl.when(speed_ok).then(60.0 * pl.col("gait_speed_mps") / pl.col("_run_spm")).alias("gait_step_m"),
         pl.when(pl.col("gait_spm") >= config.run_min_spm)
         .then(pl.lit("run"))
         .when(pl.col("gait_spm").is_not_null() & moving)
         .then(pl.lit("walk"))
         .otherwise(pl.lit("unknown"))
-        .alias("gait")
-    )
+        .alias("gait"),
+    ).drop("_run_spm")
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:
@@ -87,14 +120,16 @@ def facing_evidence(features: pl.DataFrame, config: DetectionConfig) -> pl.DataF
     flags = features.select(
         "activity_id", "ts", pl.when(moving).then(angle > config.facing_angle_deg).cast(pl.Float64).alias("_away")
     )
-    half = f"{int(config.facing_window_s * 1e6) // 2}us"
-    period = f"{int(config.facing_window_s * 1e6)}us"
-    rolled = flags.rolling("ts", period=period, offset=f"-{half}", group_by="activity_id").agg(
-        pl.when(pl.col("_away").count() >= config.facing_min_samples)
-        .then(pl.col("_away").mean())
-        .alias("facing_backward_share")
+    rolled = centred_rolling(
+        flags,
+        config.facing_window_s,
+        ["activity_id"],
+        [
+            pl.when(pl.col("_away").count() >= config.facing_min_samples)
+            .then(pl.col("_away").mean())
+            .alias("facing_backward_share")
+        ],
     )
-    rolled = rolled.sort("activity_id", "ts", maintain_order=True)
     return features.with_columns(rolled["facing_backward_share"])
 
 
@@ -118,14 +153,14 @@ def training_samples(
         "activity_id",
         (pl.col("sport").is_null() | pl.col("sport").is_in(list(config.running_sports))).alias("_running"),
     ).join(labelled_activities(activities, config), on="activity_id")
-    features = facing_evidence(gait_features(records, config), config)
-    features = features.with_columns(in_labelled_lap(features, laps, config).alias("_lap_label"))
+    features = with_lap_labels(records, laps, config)
+    features = facing_evidence(gait_features(features, config, within="label_block"), config)
     return (
         features.join(sports, on="activity_id", how="left")
         .filter(
             pl.col("_running").fill_null(True)
             & ~pl.col("activity_label").fill_null(False)
-            & ~pl.col("_lap_label")
+            & ~pl.col("lap_label")
             & (pl.col("gait") == "run")
             & pl.col("gait_step_m").is_not_null()
             & pl.col("gait_speed_mps").is_not_null()

@@ -54,16 +54,34 @@ def labelled_activities(activities: pl.DataFrame, config: DetectionConfig) -> pl
 
 
 def in_labelled_lap(records: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.Series:
-    """Per record (in order): whether its time falls inside a lap whose name says backward."""
-    spans = labelled_laps(laps, config).select("activity_id", "start_ts", "end_ts").sort("start_ts")
+    """Per record (in order): whether its time falls inside a lap whose name says backward.
+
+    A record at the boundary of two laps belongs to the one starting there."""
     keyed = records.select("activity_id", "ts").with_row_index("_row")
-    if spans.is_empty():
+    spans = (
+        laps.select("activity_id", "start_ts", "end_ts", says_backward(pl.col("name"), config).alias("_says"))
+        .filter(pl.col("start_ts").is_not_null())
+        .sort("start_ts")
+    )
+    if not spans["_says"].any():
         return pl.Series("lap_label", [False] * len(records), dtype=pl.Boolean)
-    # Laps of one activity do not overlap; the latest lap started at or before ts is the candidate.
     hit = (
         keyed.sort("ts")
-        .join_asof(spans, left_on="ts", right_on="start_ts", by="activity_id", strategy="backward")
-        .with_columns((pl.col("end_ts").is_not_null() & (pl.col("ts") <= pl.col("end_ts"))).alias("lap_label"))
+        .join_asof(
+            spans, left_on="ts", right_on="start_ts", by="activity_id", strategy="backward", check_sortedness=False
+        )
+        .with_columns(
+            (pl.col("_says").fill_null(False) & (pl.col("ts") <= pl.col("end_ts")).fill_null(False)).alias("lap_label")
+        )
         .sort("_row")
     )
     return hit["lap_label"]
+
+
+def with_lap_labels(records: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Records sorted by activity and time with `lap_label` and `label_block` (a run id that changes
+    at every edge of a labelled lap, so gait windows can stop there)."""
+    ordered = records.sort("activity_id", "ts")
+    return ordered.with_columns(in_labelled_lap(ordered, laps, config).alias("lap_label")).with_columns(
+        pl.col("lap_label").rle_id().over("activity_id").alias("label_block")
+    )

@@ -55,7 +55,9 @@ class DetectionConfig:
 
     # Gait signature (§5.3).
     gait_window_s: float = 10.0  # rolling median of speed, cadence and step length
-    gait_min_samples: int = 3  # in a window, else the window says nothing
+    speed_smooth_s: float = 5.0  # a sample's speed for the 1.2–4.5 m/s check, over this window
+    gait_min_samples: int = 3  # valid samples in a window, else the window says nothing
+    gait_valid_share: float = 0.8  # of a window's samples: valid speed and a cadence
     enter_ratio: float = 0.85  # r = L / L_fwd(v) at or below: enter backward
     leave_ratio: float = 0.90  # at or above: leave backward (hysteresis)
     run_min_spm: float = 140.0  # below: walking, not scored against the running baseline
@@ -76,6 +78,7 @@ class DetectionConfig:
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown
     max_gap_s: float = 10.0  # gaps up to this between same-direction stretches are merged
+    max_dropout_s: float = 30.0  # unknown while still moving (cadence lost): merged up to this
     min_gait_s: float = 30.0  # shorter run/walk stretches take their neighbour's gait
     record_hold_s: float = 1.0  # after a recording gap > max_gap_s, a sample stands for this long
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
-from assets.transforms.labels import in_labelled_lap, labelled_activities, labelled_laps
+from assets.transforms.labels import labelled_activities, labelled_laps, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
 from connectors.schema import RECORDS, UTC_US, conform
 
@@ -92,8 +92,8 @@ def classify_samples(
 ) -> pl.DataFrame:
     """One row per record (plus gap markers) with its raw direction, gait, evidence and confidence."""
     samples = record_intervals(records, config.max_gap_s, config.record_hold_s)
-    samples = facing_evidence(gait_features(samples, config), config)
-    samples = samples.with_columns(in_labelled_lap(samples, laps, config).alias("lap_label"))
+    samples = with_lap_labels(samples, laps, config)
+    samples = facing_evidence(gait_features(samples, config, within="label_block"), config)
     samples = samples.join(_activity_labels(activities, laps, config), on="activity_id", how="left").with_columns(
         pl.col("activity_label").fill_null(False)
     )
@@ -136,7 +136,7 @@ def classify_samples(
         pl.lit("unknown"),
     )
     samples = samples.with_columns(direction.alias("raw_direction"))
-    return _with_support(samples, config).drop("_backward_state", "intercept", "slope")
+    return _with_support(samples, config).drop("_backward_state", "intercept", "slope", "label_block")
 
 
 def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -184,13 +184,14 @@ def _runs(frame: pl.DataFrame, column: str, within: list[str]) -> pl.DataFrame:
 
 
 def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
-    """Stretches up to `max_gap_s` between two stretches of one direction take that direction."""
-    frame = _runs(frame, "direction", _ACTIVITY)
-    bridged = (
-        (pl.col("_run_s") <= config.max_gap_s)
-        & (pl.col("_prev") == pl.col("_next"))
-        & (pl.col("_prev") != "unknown")
-    ).fill_null(False)
+    """Stretches up to `max_gap_s` between two stretches of one direction take that direction; so do
+    unknown stretches up to `max_dropout_s` in which the runner kept moving (a sensor dropout)."""
+    moving = pl.col("gait_moving_mps").is_between(config.speed_min_mps, config.speed_max_mps).fill_null(False)
+    frame = _runs(frame, "direction", _ACTIVITY).with_columns(moving.all().over(*_ACTIVITY, "_run").alias("_moving"))
+    short = (pl.col("_run_s") <= config.max_gap_s) | (
+        (pl.col("direction") == "unknown") & pl.col("_moving") & (pl.col("_run_s") <= config.max_dropout_s)
+    )
+    bridged = (short & (pl.col("_prev") == pl.col("_next")) & (pl.col("_prev") != "unknown")).fill_null(False)
     return frame.with_columns(pl.when(bridged).then(pl.col("_prev")).otherwise(pl.col("direction")).alias("direction"))
 
 
@@ -199,6 +200,18 @@ def _drop_short(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     frame = _runs(frame, "direction", _ACTIVITY)
     short = (pl.col("direction") != "unknown") & (pl.col("_run_s") < config.min_segment_s)
     return frame.with_columns(pl.when(short).then(pl.lit("unknown")).otherwise(pl.col("direction")).alias("direction"))
+
+
+def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Unknown stretches shorter than `min_segment_s` next to a forward stretch (a stop, a turn, a
+    cadence dropout) join it; next to backward ones only, they stay unknown (precision first)."""
+    frame = _runs(frame, "direction", _ACTIVITY)
+    joins = (
+        (pl.col("direction") == "unknown")
+        & (pl.col("_run_s") < config.min_segment_s)
+        & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
+    )
+    return frame.with_columns(pl.when(joins).then(pl.lit("forward")).otherwise(pl.col("direction")).alias("direction"))
 
 
 def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -234,6 +247,7 @@ def detect_segments(
     samples = _merge_gaps(samples, config)
     samples = _drop_short(samples, config)
     samples = _merge_gaps(samples, config)
+    samples = _absorb_short_unknown(samples, config)
     samples = _smooth_gait(samples, config)
     samples = samples.with_columns(
         pl.concat_str("direction", "segment_gait", separator="/").rle_id().over(_ACTIVITY).alias("_segment")
