@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -65,10 +64,8 @@ class SessionPlan:
 def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[SessionPlan]:
     """Every session of `athlete` over `weeks` weeks from `start` (local dates), in order."""
     zone = ZoneInfo(athlete.timezone)
-    formats = _Quota(GPX_SHARE, Noise(seed, athlete.id, "format-phase").uniform_scalar(0, 1))
-    # The first backward session is labelled, the second not (then the share holds).
-    labels = _Quota(athlete.labelled_share, 1.0 - athlete.labelled_share + 1e-9)
     plans: list[SessionPlan] = []
+    backward_sessions = 0
     for week in range(weeks):
         noise = Noise(seed, athlete.id, "week", week)
         count = noise.pick((2, 3, 3, 3, 3, 3, 3, 4, 4))
@@ -81,8 +78,13 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[
             hour = session.uniform_scalar(*athlete.start_hours) + (1.5 if local_day.weekday() >= 5 else 0)
             local = datetime.combine(local_day, time(0)) + timedelta(seconds=round(hour * 3600))
             aware = local.replace(tzinfo=zone)
-            fmt = "gpx" if formats.next() else "fit"
-            labelled = kind == "backward" and labels.next()
+            fmt = "gpx" if session.chance(GPX_SHARE) else "fit"
+            # The first backward session is labelled and the second not, so even a short export has
+            # both; after that, labels follow the athlete's habit.
+            labelled = kind == "backward" and (
+                backward_sessions == 0 or (backward_sessions > 1 and session.chance(athlete.labelled_share))
+            )
+            backward_sessions += kind == "backward"
             phases, steps = _BUILDERS[kind](athlete, session)
             sport = "walking" if kind == "walk" else "running"
             plans.append(
@@ -101,17 +103,6 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[
                 )
             )
     return plans
-
-
-class _Quota:
-    """Deterministic Bernoulli-like choices hitting a share exactly: True when ⌊k·p + u⌋ steps."""
-
-    def __init__(self, share: float, phase: float) -> None:
-        self.share, self.phase, self.k = share, phase, 0
-
-    def next(self) -> bool:
-        k, self.k = self.k, self.k + 1
-        return math.floor((k + 1) * self.share + self.phase) > math.floor(k * self.share + self.phase)
 
 
 def _session_kind(athlete: Athlete, week: int, noise: Noise) -> str:
@@ -178,14 +169,14 @@ def _with_lights(phases: list[Phase], noise: Noise) -> list[Phase]:
 
 
 def _easy(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
-    phases = _warm_up(athlete, noise, 0) + _steady(athlete, noise, 1, (16, 34)) + _cool_down(noise, 2)
+    phases = _warm_up(athlete, noise, 0) + _steady(athlete, noise, 1, (14, 30)) + _cool_down(noise, 2)
     return tuple(phases), ()
 
 
 def _walk(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """A walk at 1.3–1.6 m/s (cadence < 140 spm)."""
     phases = [
-        Phase("walk", noise.integer(6, 14) * 60, noise.uniform_scalar(1.3, 1.6), 0)
+        Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0)
         for _ in range(noise.integer(2, 4))
     ]
     return tuple(_with_lights(phases, noise)), ()
@@ -213,7 +204,7 @@ def _backward(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[
         phases.append(Phase("run", 3, 0.7, len(steps) - 1))  # turn round
         phases.append(Phase("run", recovery - 3, noise.uniform_scalar(1.95, 2.4), len(steps) - 1))
     steps.append(WorkoutStep("Run", "active", 0))
-    phases += _steady(athlete, noise, len(steps) - 1, (6, 14))
+    phases += _steady(athlete, noise, len(steps) - 1, (5, 12))
     steps.append(WorkoutStep("Cool down", "cooldown", 0))
     phases += _cool_down(noise, len(steps) - 1)
     # Forward steps (open-ended on the watch) get the time actually spent in them.

@@ -35,10 +35,10 @@ def simulate(plan: SessionPlan, athlete: Athlete, seed: int, sample_interval_s: 
         "cadence_white": 0.01,
         "stance_noise": (10.0, 0.03),
         "hr_noise": (6.0, 1.2),
-        "gps_x": (45.0, 2.2),  # GPS error drifts slowly, a couple of metres
-        "gps_y": (45.0, 2.2),
-        "gps_x_white": 0.4,
-        "gps_y_white": 0.4,
+        "gps_x": (120.0, 2.5),  # GPS error drifts slowly, a couple of metres
+        "gps_y": (120.0, 2.5),
+        "gps_x_white": 0.15,
+        "gps_y_white": 0.15,
         "wobble": (150.0, 0.5),  # route bends, radians
         "baro": (120.0, 0.5),  # barometric altitude noise, m
         "thermal": (600.0, 0.6),  # temperature drift, °C
@@ -146,8 +146,8 @@ def _grade(hills, s: pl.Expr) -> pl.Expr:
 def _route(frame: pl.DataFrame, athlete: Athlete, session: Noise) -> pl.DataFrame:
     """A wobbly loop from near home: heading turns once round over the session, plus GPS error.
 
-    GPS error is mostly slow (AR(1), τ 45 s, ~2 m) with a little white noise, as real receivers
-    drift rather than jump; the track length is then only slightly longer than the true path.
+    GPS error is mostly slow (AR(1), τ 2 min, ~2.5 m) with a little white noise, as real receivers
+    drift rather than jump; a 1 Hz track is then 1–3 % longer than the path (more when slow).
     """
     bearing0 = session.uniform_scalar(0.0, 2 * math.pi)
     offset = session.uniform_scalar(0.0, 300.0)
