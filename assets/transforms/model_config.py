@@ -77,8 +77,8 @@ class DetectionConfig:
 
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown
-    max_gap_s: float = 10.0  # gaps up to this between same-direction stretches are merged
-    max_dropout_s: float = 30.0  # unknown while still moving (cadence lost): merged up to this
+    max_gap_s: float = 10.0  # gaps (stops) up to this between same-direction stretches are merged
+    max_dropout_s: float = 30.0  # and moving but unscored (cadence lost, window edges) up to this
     min_gait_s: float = 30.0  # shorter run/walk stretches take their neighbour's gait
     record_hold_s: float = 1.0  # after a recording gap > max_gap_s, a sample stands for this long
 

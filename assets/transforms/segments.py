@@ -184,14 +184,19 @@ def _runs(frame: pl.DataFrame, column: str, within: list[str]) -> pl.DataFrame:
 
 
 def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
-    """Stretches up to `max_gap_s` between two stretches of one direction take that direction; so do
-    unknown stretches up to `max_dropout_s` in which the runner kept moving (a sensor dropout)."""
+    """A stretch between two stretches of one direction takes that direction when it is a gap: up to
+    `max_gap_s` long, or unknown with at most `max_gap_s` stopped and at most `max_dropout_s` moving
+    but unscored (a cadence dropout, or the edges the 10-s gait windows blur around a stop)."""
     moving = pl.col("gait_moving_mps").is_between(config.speed_min_mps, config.speed_max_mps).fill_null(False)
-    frame = _runs(frame, "direction", _ACTIVITY).with_columns(moving.all().over(*_ACTIVITY, "_run").alias("_moving"))
-    short = (pl.col("_run_s") <= config.max_gap_s) | (
-        (pl.col("direction") == "unknown") & pl.col("_moving") & (pl.col("_run_s") <= config.max_dropout_s)
+    frame = _runs(frame, "direction", _ACTIVITY).with_columns(
+        pl.col("interval_s").filter(~moving).sum().over(*_ACTIVITY, "_run").alias("_still_s")
     )
-    bridged = (short & (pl.col("_prev") == pl.col("_next")) & (pl.col("_prev") != "unknown")).fill_null(False)
+    gap = (pl.col("_run_s") <= config.max_gap_s) | (
+        (pl.col("direction") == "unknown")
+        & (pl.col("_still_s") <= config.max_gap_s)
+        & (pl.col("_run_s") - pl.col("_still_s") <= config.max_dropout_s)
+    )
+    bridged = (gap & (pl.col("_prev") == pl.col("_next")) & (pl.col("_prev") != "unknown")).fill_null(False)
     return frame.with_columns(pl.when(bridged).then(pl.col("_prev")).otherwise(pl.col("direction")).alias("direction"))
 
 
