@@ -6,9 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import daily
+from assets.partitions import monthly
 from connectors.sources import list_source_files
-from pipelines.profiles import profile_for
 from pipelines.resources import ImportProgress, Storage
 from warehouse.ingest import ImportSummary, import_files
 from warehouse.publish import publish_body_measurements, publish_days
@@ -29,6 +28,9 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
     files = list(list_source_files([Path(p) for p in (config.paths or [storage.inbox])], config.athlete))
     for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
         context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
+    for profile in profiles.values():
+        if profile.ignored_keys:
+            context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
     zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
     summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
                            progress=_log_every(context, 100, then=import_progress))
@@ -41,7 +43,7 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
         dg.AssetSpec("records", deps=[source_files], description="One row per sample, canonical units (DESIGN §4).", kinds={"duckdb"}),
         dg.AssetSpec("laps", deps=[source_files], description="Laps with their workout-step names.", kinds={"duckdb"}),
     ],
-    partitions_def=daily,
+    partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="activities",
     pool="warehouse",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import duckdb
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -41,7 +41,7 @@ def import_command(
 @app.command()
 def demo(
     athletes: int = typer.Option(3, help="How many athletes to generate."),
-    weeks: int = typer.Option(16, help="How many weeks of history."),
+    weeks: int = typer.Option(8, help="How many weeks of history."),
     seed: int = typer.Option(7, help="Random seed (same seed, same files)."),
 ) -> None:
     """Generate a sample export, import it through Dagster, and show what was found."""
@@ -64,8 +64,10 @@ def demo(
                min(local_day) AS first_day, max(local_day) AS last_day
         FROM activities GROUP BY athlete_id ORDER BY athlete_id""")
     _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
-        SELECT athlete_id, week_start, sum(distance_km) AS distance_km, sum(sessions) AS sessions
-        FROM mileage_weekly GROUP BY ALL
+        WITH weeks AS (
+            SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km, sum(sessions) AS sessions
+            FROM mileage_weekly GROUP BY athlete_id, week_start)
+        SELECT * FROM weeks
         QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6
         ORDER BY athlete_id, week_start""")
     console.print(f"\nWarehouse: {settings.warehouse_path}\nTry: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\"")
@@ -81,7 +83,7 @@ def sql(query: str = typer.Argument(..., help="A read-only SQL query.")) -> None
     try:
         _print_query(settings, None, query)
     except duckdb.Error as error:
-        console.print(f"[red]{type(error).__name__}: {error}")
+        console.print(f"[red]{type(error).__name__}:[/] {escape(str(error))}")
         raise typer.Exit(1)
 
 
@@ -102,7 +104,6 @@ def _import_with_progress(settings: Settings, targets: list[Path], athlete: str 
 
     total = sum(1 for _ in list_source_files(targets, athlete))
     outcomes: list = []
-    logging.getLogger("dagster").setLevel(logging.WARNING)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("importing", total=total)
@@ -124,7 +125,7 @@ def _print_summary(outcomes: list) -> None:
     )
     for outcome in outcomes:
         if outcome.status in ("failed", "partial"):
-            console.print(f"  [yellow]{outcome.status}[/] {outcome.path}: {outcome.reason}")
+            console.print(f"  [yellow]{outcome.status}[/] {escape(outcome.path)}: {escape(outcome.reason or '')}")
 
 
 def _print_query(settings: Settings, title: str | None, query: str) -> None:

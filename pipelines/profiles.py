@@ -18,6 +18,7 @@ class AthleteProfile:
     weight_kg: float | None = None
     timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
     known: bool = True
+    ignored_keys: tuple[str, ...] = ()  # keys in the file this version does not use (typos show here)
 
 
 class ProfileError(ValueError):
@@ -32,13 +33,12 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(f"{path}: {error}") from None
-    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "known"}
+    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "known", "ignored_keys"}
     profiles = {}
     for athlete_id, values in document.get("athletes", {}).items():
-        unknown = set(values) - allowed
-        if unknown:
-            raise ProfileError(f"{path}: athlete {athlete_id!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-        profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, **values)
+        used = {k: v for k, v in values.items() if k in allowed}
+        ignored = tuple(sorted(set(values) - allowed))
+        profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
 
 
