@@ -11,12 +11,14 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.definitions import build_definitions
-from pipelines.planning import plan_ranges
+from pipelines.planning import months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
 from pipelines.settings import Settings
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+#: Dagster's console log at WARNING: the CLI shows its own progress.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def instance_for(settings: Settings) -> dg.DagsterInstance:
@@ -33,24 +35,24 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
 
 def import_paths(settings: Settings, paths: list[Path], athlete: str | None = None,
                  progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
-    """Import `paths` (default: the inbox) and publish what changed; returns the published day ranges."""
+    """Import `paths` (default: the inbox) and publish what changed; returns the published month ranges."""
     instance = instance or instance_for(settings)
     defs = build_definitions(settings, progress)
     config = {"paths": [str(Path(p).resolve()) for p in paths], "athlete": athlete}
     ingest = defs.resolve_job_def("ingest").execute_in_process(
-        run_config={"ops": {"source_files": {"config": config}}}, instance=instance
+        run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
-    ranges = plan_ranges(days)
+    ranges = plan_ranges(months_of(days))
     for first, last in ranges:
-        publish_days(defs, instance, first, last)
+        publish_months(defs, instance, first, last)
     return ranges
 
 
-def publish_days(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
-    """One run of the publish job over the partition range first..last."""
+def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
+    """One run of the publish job over the months first..last (first days of months)."""
     defs.resolve_job_def("publish").execute_in_process(
-        instance=instance, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+        instance=instance, run_config=QUIET, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
     )
 
 
