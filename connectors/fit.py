@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 from pathlib import Path
+from typing import Literal
 
 import fitparse
 import polars as pl
@@ -29,6 +30,14 @@ def decode_fit(path: Path, *, min_recovered_records: int = MIN_RECOVERED_RECORDS
     """
     messages, damage = _read_messages(path)
     decoded = to_canonical(messages, decoder=DECODER, decoder_version=DECODER_VERSION)
+    return settle(decoded, damage, min_recovered_records)
+
+
+def settle(decoded: DecodedFile, damage: tuple[str, bool] | None, min_recovered_records: int) -> DecodedFile:
+    """The decoded file as it stands after `damage` (reason, recoverable): kept as partial or rejected.
+
+    Shared by every FIT decoder, so they all keep and reject the same files.
+    """
     if damage is None:
         return decoded
     reason, recoverable = damage
@@ -71,16 +80,33 @@ def _reason(error: FitParseError, fit: fitparse.FitFile | None) -> tuple[str, bo
     """A specific, user-facing reason with the byte offset where decoding stopped; and whether
     the data before that point can be trusted."""
     where = _offset(fit) if fit is not None else None
-    at = f" at byte {where}" if where is not None else ""
     if isinstance(error, FitHeaderError):
-        return f"invalid FIT header{at}: {error}", False
+        return damage_reason("header", where, str(error))
     if isinstance(error, FitEOFError) and fit is None:
-        return f"truncated FIT file: shorter than its header ({error})", False
+        return damage_reason("short", None, str(error))
     if isinstance(error, FitCRCError):
-        return f"FIT CRC mismatch{at} ({error})", False
+        return damage_reason("crc", where, str(error))
     if isinstance(error, FitEOFError):
-        return f"truncated FIT file: unexpected end of data{at} ({error})", True
-    return f"corrupt FIT data{at}: {error}", True
+        return damage_reason("eof", where, str(error))
+    return damage_reason("corrupt", where, str(error))
+
+
+DamageKind = Literal["header", "short", "crc", "eof", "corrupt"]
+
+
+def damage_reason(kind: DamageKind, offset: int | None, detail: str) -> tuple[str, bool]:
+    """The ledger's reason for damage of `kind` found at byte `offset`, and whether the data before
+    it can be trusted (a bad header or CRC means no byte can)."""
+    at = f" at byte {offset}" if offset is not None else ""
+    if kind == "header":
+        return f"invalid FIT header{at}: {detail}", False
+    if kind == "short":
+        return f"truncated FIT file: shorter than its header ({detail})", False
+    if kind == "crc":
+        return f"FIT CRC mismatch{at} ({detail})", False
+    if kind == "eof":
+        return f"truncated FIT file: unexpected end of data{at} ({detail})", True
+    return f"corrupt FIT data{at}: {detail}", True
 
 
 def _offset(fit: fitparse.FitFile) -> int | None:

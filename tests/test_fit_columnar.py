@@ -1,0 +1,202 @@
+"""The columnar FIT decoder against fitparse, the reference, on every corpus file and a few built ones.
+
+Deliberate differences (see `connectors.fit_columnar`): product, sport and manufacturer names come
+from the FIT SDK's current profile, so where fitparse's 2020 profile only has the number the
+columnar decoder gives the name (`garmin 2158` → `garmin fr735xt`); and `weight_scale.bmi`, a field
+fitparse does not know, is read.  `_as_the_sdk_names_it` applies exactly these to fitparse's frames.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+import pytest
+from garmin_fit_sdk import Profile
+from polars.testing import assert_frame_equal
+
+from connectors.fit import decode_fit
+from connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages
+from connectors.fit_crc import fit_crc
+from connectors.schema import DecodedFile, DecodeError
+from tests.conftest import CORPORA, corpus_files
+
+FRAMES = ("records", "activities", "laps", "body_measurements")
+
+
+@cache
+def _decoded(decode, path: Path) -> DecodedFile | DecodeError:
+    try:
+        return decode(path)
+    except DecodeError as error:
+        return error
+
+
+def _headline(reason: str) -> str:
+    """What a reason says up to the byte offset: the kind of damage and where it is."""
+    found = re.match(r"^(.*? at byte \d+)", reason)
+    return found.group(1) if found else reason.split(" (")[0]
+
+
+@pytest.mark.parametrize("item", corpus_files("fit", "ok") + corpus_files("fit", "recoverable"), ids=lambda f: f.path.name)
+def test_every_decodable_corpus_file_gives_fitparse_frames_value_by_value(item):
+    reference, columnar = _decoded(decode_fit, item.path), _decoded(decode_fit_columnar, item.path)
+    assert isinstance(reference, DecodedFile) and isinstance(columnar, DecodedFile)
+    assert columnar.status == reference.status
+    if columnar.decoder == DECODER:
+        assert columnar.reason is None or _headline(columnar.reason) == _headline(reference.reason)
+    for frame in FRAMES:
+        expected = _as_the_sdk_names_it(frame, getattr(reference, frame), getattr(columnar, frame))
+        assert_frame_equal(getattr(columnar, frame), expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
+    if item.reference_records is not None:
+        assert len(columnar.records) == item.reference_records
+
+
+@pytest.mark.parametrize("item", corpus_files("fit", "recoverable"), ids=lambda f: f.path.name)
+def test_damaged_corpus_files_keep_the_same_records_and_say_where_the_damage_is(item):
+    reference, columnar = _decoded(decode_fit, item.path), _decoded(decode_fit_columnar, item.path)
+    assert columnar.status == "partial"
+    assert _headline(columnar.reason) == _headline(reference.reason)
+    assert f"kept the {len(reference.records)} records before it" in columnar.reason
+
+
+@pytest.mark.parametrize("item", corpus_files("fit", "error"), ids=lambda f: f.path.name)
+def test_corrupt_corpus_files_are_rejected_by_both_for_the_same_reason(item):
+    reference, columnar = _decoded(decode_fit, item.path), _decoded(decode_fit_columnar, item.path)
+    assert isinstance(reference, DecodeError) and isinstance(columnar, DecodeError)
+    assert _headline(str(columnar)) == _headline(str(reference))
+    assert re.search(r"CRC mismatch|invalid FIT header|truncated FIT file", str(columnar))
+
+
+def test_a_field_size_fitparse_rejects_is_decoded_by_fitparse_and_the_file_says_so():
+    coros = CORPORA / "fit" / "python-fitparse" / "coros-pace-2-cycling-misaligned-fields.fit"
+    if not coros.exists():
+        pytest.skip("corpus not found")
+    decoded = decode_fit_columnar(coros)
+    assert decoded.decoder == "fitparse"
+    assert "decoded by fitparse: the columnar decoder does not support field 3 of message 21" in decoded.reason
+
+
+def test_an_unsupported_definition_in_a_built_file_falls_back_to_fitparse(tmp_path):
+    records = [_data(1, struct.pack("<IB", FIT_2020 + i, 120 + i % 30)) for i in range(70)]
+    odd = _definition(2, EVENT, [(253, 4, UINT32), (3, 2, UINT32)])  # a uint32 in 2 bytes
+    path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, RECORD_DEF, *records, odd])
+    decoded = decode_fit_columnar(path)
+    assert decoded.decoder == "fitparse"
+    assert decoded.status == "partial"
+    assert "not a multiple of 4" in decoded.reason and decoded.reason.startswith("corrupt FIT data at byte")
+    assert_frame_equal(decoded.records, decode_fit(path).records)
+
+
+def test_a_clean_built_file_is_decoded_by_the_columnar_decoder(tmp_path):
+    records = [_data(1, struct.pack("<IB", FIT_2020 + i, 120 + i % 30)) for i in range(70)]
+    path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, RECORD_DEF, *records])
+    decoded = decode_fit_columnar(path)
+    assert (decoded.decoder, decoded.status, decoded.reason) == (DECODER, "ok", None)
+    assert decoded.records["heart_rate_bpm"].to_list() == [120.0 + i % 30 for i in range(70)]
+
+
+def test_compressed_timestamp_headers_roll_over_like_fitparse(tmp_path):
+    record = _definition(1, RECORD, [(3, 1, UINT8)])
+    start = FIT_2020 + 29  # low 5 bits 29: the offsets below wrap past 31
+    messages = [FILE_ID_DEF, FILE_ID, RECORD_DEF, _data(1, struct.pack("<IB", start, 100)), record]
+    messages += [_compressed(1, (29 + step) % 32, bytes([101 + step])) for step in range(1, 70)]
+    path = _write(tmp_path, messages)
+    columnar, reference = decode_fit_columnar(path), decode_fit(path)
+    assert columnar.decoder == DECODER
+    assert_frame_equal(columnar.records, reference.records)
+    assert columnar.records["ts"].diff().drop_nulls().dt.total_seconds().to_list() == [1] * 69
+
+
+def test_a_developer_field_named_like_a_wanted_field_fills_in_after_the_native_one(tmp_path):
+    developer = [
+        _definition(3, DEVELOPER_DATA_ID, [(3, 1, UINT8)]),
+        _data(3, bytes([0])),
+        _definition(4, FIELD_DESCRIPTION, [(0, 1, UINT8), (1, 1, UINT8), (2, 1, UINT8), (3, 11, STRING)]),
+        _data(4, bytes([0, 7, UINT8]) + b"heart_rate\0"),
+    ]
+    record = _definition(1, RECORD, [(253, 4, UINT32), (3, 1, UINT8)], developer=[(7, 1, 0)])
+    native = [None if i % 3 == 0 else 130 for i in range(70)]
+    records = [_data(1, struct.pack("<IBB", FIT_2020 + i, 0xFF if hr is None else hr, 90)) for i, hr in enumerate(native)]
+    path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, *developer, record, *records])
+    columnar, reference = decode_fit_columnar(path), decode_fit(path)
+    assert columnar.decoder == DECODER
+    assert columnar.records["heart_rate_bpm"].to_list() == [90.0 if hr is None else 130.0 for hr in native]
+    assert_frame_equal(columnar.records, reference.records)
+
+
+def test_timestamp_16_counts_on_from_the_last_full_timestamp():
+    monitoring = CORPORA / "fit" / "python-fitparse" / "MonitoringFile.fit"
+    if not monitoring.exists():
+        pytest.skip("corpus not found")
+    messages, damage = read_fit_messages(monitoring.read_bytes(), {"monitoring": ("timestamp", "timestamp_16")})
+    frame = messages["monitoring"]
+    assert damage is None and frame["timestamp"].null_count() == 0
+    expected, last = [], None  # the FIT rule, message by message
+    import fitparse
+
+    for message in fitparse.FitFile(str(monitoring)).get_messages():
+        stamp = message.get_raw_value("timestamp")
+        if stamp is not None:
+            last = stamp
+        elif message.name == "monitoring" and message.get_raw_value("timestamp_16") is not None:
+            last += (message.get_raw_value("timestamp_16") - last) & 0xFFFF
+        if message.name == "monitoring":
+            expected.append(last)
+    seconds = (frame["timestamp"].dt.epoch("s") - 631065600).to_list()
+    assert seconds == expected
+
+
+# FIT files built byte by byte (FIT protocol: header, definition and data messages, CRC).
+UINT8, UINT16, UINT32, STRING, ENUM = 0x02, 0x84, 0x86, 0x07, 0x00
+FILE_ID_NUM, RECORD, EVENT, DEVELOPER_DATA_ID, FIELD_DESCRIPTION = 0, 20, 21, 207, 206
+FIT_2020 = 946684800  # 2020-01-01T00:00:00Z in FIT seconds
+
+
+def _definition(local: int, global_num: int, fields: list[tuple[int, int, int]], developer: list | None = None) -> bytes:
+    body = bytes([0, 0]) + struct.pack("<H", global_num) + bytes([len(fields)]) + b"".join(bytes(f) for f in fields)
+    if developer is not None:
+        body += bytes([len(developer)]) + b"".join(bytes(f) for f in developer)
+    return bytes([0x40 | (0x20 if developer is not None else 0) | local]) + body
+
+
+def _data(local: int, payload: bytes) -> bytes:
+    return bytes([local]) + payload
+
+
+def _compressed(local: int, offset: int, payload: bytes) -> bytes:
+    return bytes([0x80 | local << 5 | offset]) + payload
+
+
+def _write(folder: Path, messages: list[bytes]) -> Path:
+    body = b"".join(messages)
+    header = struct.pack("<BBHI4s", 14, 0x20, 2132, len(body), b".FIT")
+    data = header + struct.pack("<H", fit_crc(header)) + body
+    path = folder / "built.fit"
+    path.write_bytes(data + struct.pack("<H", fit_crc(data)))
+    return path
+
+
+FILE_ID_DEF = _definition(0, FILE_ID_NUM, [(0, 1, ENUM), (1, 2, UINT16), (2, 2, UINT16)])
+FILE_ID = _data(0, struct.pack("<BHH", 4, 1, 1623))  # activity, garmin, fr245
+RECORD_DEF = _definition(1, RECORD, [(253, 4, UINT32), (3, 1, UINT8)])
+
+
+def _as_the_sdk_names_it(frame: str, reference: pl.DataFrame, columnar: pl.DataFrame) -> pl.DataFrame:
+    """fitparse's frame with the deliberate differences applied: SDK names for numbers, and bmi."""
+    if frame == "activities" and len(reference):
+        return reference.with_columns(pl.col("device").map_elements(_sdk_device, return_dtype=pl.String))
+    if frame == "body_measurements" and len(reference) and reference["bmi"].null_count() == len(reference):
+        return reference.with_columns(columnar["bmi"])
+    return reference
+
+
+def _sdk_device(device: str) -> str:
+    manufacturer, _, product = device.partition(" ")
+    garmin_made = {v for k, v in Profile["types"]["manufacturer"].items() if k in (1, 13, 15, 89)}
+    if product.isdigit() and manufacturer in garmin_made:
+        product = Profile["types"]["garmin_product"].get(int(product), product)
+    return f"{manufacturer} {product}".strip()
