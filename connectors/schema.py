@@ -33,18 +33,23 @@ RECORD_MEASURES: dict[str, pl.DataType] = {
 
 FILE_RECORDS = pl.Schema({"session": pl.Int32, "ts": UTC_US, **RECORD_MEASURES})
 
+#: What an activity is called and what recorded it.
+ACTIVITY_LABELS: dict[str, pl.DataType] = {
+    "sport": pl.String,
+    "sub_sport": pl.String,
+    "name": pl.String,
+    "description": pl.String,
+    "device": pl.String,
+}
+
 FILE_ACTIVITIES = pl.Schema(
     {
         "session": pl.Int32,
-        "sport": pl.String,
-        "sub_sport": pl.String,
-        "name": pl.String,
-        "description": pl.String,
-        "device": pl.String,
+        **ACTIVITY_LABELS,
         "start_ts": UTC_US,
         "local_start_ts": pl.Datetime("us"),  # local wall-clock time, naive
         "utc_offset_s": pl.Int32,
-        "utc_offset_source": pl.String,  # "device_activity" | "coordinates" | "athlete" | null
+        "utc_offset_source": pl.String,  # device_activity | athlete_zone | utc_assumed (null: not yet known)
         "total_elapsed_s": pl.Float64,  # as reported by the file, when it says so
         "total_timer_s": pl.Float64,
         "total_distance_m": pl.Float64,
@@ -87,11 +92,7 @@ ACTIVITIES = pl.Schema(
     {
         **_IDS,
         "source": pl.String,  # file format: fit, gpx, tcx
-        "sport": pl.String,
-        "sub_sport": pl.String,
-        "name": pl.String,
-        "description": pl.String,
-        "device": pl.String,
+        **ACTIVITY_LABELS,
         "start_ts": UTC_US,
         "end_ts": UTC_US,
         "start_day": pl.Date,  # partition key: UTC date of start_ts
