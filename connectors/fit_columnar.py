@@ -69,8 +69,11 @@ def decode_fit_columnar(path: Path, *, min_recovered_records: int = MIN_RECOVERE
         messages, damage = read_fit_messages(data)
     except Unsupported as construct:
         return _fall_back(Path(path), str(construct), min_recovered_records)
+    reason = damage_reason(*damage) if damage else None
+    if reason and not reason[1]:
+        raise DecodeError(reason[0])  # a bad header or CRC: nothing in the file can be trusted
     decoded = to_canonical(messages, decoder=DECODER, decoder_version=DECODER_VERSION)
-    return settle(decoded, damage_reason(*damage) if damage else None, min_recovered_records)
+    return settle(decoded, reason, min_recovered_records)
 
 
 def _fall_back(path: Path, construct: str, min_recovered_records: int) -> DecodedFile:
@@ -269,19 +272,14 @@ def _stack(parts: list, name: str, rank: int, order: np.ndarray) -> _Source:
 
 
 def _definition_of(headers: np.ndarray, definitions: list[Definition]) -> np.ndarray:
-    """The definition (index into `definitions`) in force for each data message."""
-    local = np.where(headers >= 0x80, (headers >> 5) & 0x3, headers & 0xF)
-    out = np.zeros(len(headers), dtype=np.int64)
-    by_local: dict[int, list[int]] = {}
-    for i, d in enumerate(definitions):
-        by_local.setdefault(d.local, []).append(i)
-    for l, ids in by_local.items():
-        rows = np.flatnonzero(local == l)
-        if not len(rows):
-            continue
-        firsts = np.array([definitions[i].first for i in ids], dtype=np.int64)
-        out[rows] = np.array(ids, dtype=np.int64)[np.searchsorted(firsts, rows, side="right") - 1]
-    return out
+    """The definition (index into `definitions`) in force for each data message: the last one of
+    its local message type defined before it."""
+    local = np.where(headers >= 0x80, (headers >> 5) & 0x3, headers & 0xF).astype(np.int64)
+    span = len(headers) + 1
+    keys = np.array([d.local * span + d.first for d in definitions], dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    found = np.searchsorted(keys[order], local * span + np.arange(len(headers)), side="right") - 1
+    return order[found]
 
 
 def _counts(spec: MessageSpec, d: Definition, name: str) -> bool:
@@ -484,6 +482,8 @@ def _coalesce(stacked: list[_Source], n: int) -> tuple[np.ndarray, np.ndarray]:
     """First valid candidate per row, in priority order."""
     if not stacked:
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    if len(stacked) == 1:
+        return stacked[0].values, stacked[0].valid
     dtype = np.result_type(*[s.values for s in stacked])
     values = stacked[0].values.astype(dtype, copy=True)
     valid = stacked[0].valid.copy()
@@ -505,19 +505,19 @@ def _arrow(spec: FieldSpec | None, values: np.ndarray, valid: np.ndarray) -> pa.
     if spec.kind == "enum":
         named = {c: spec.names.get(c) for c in np.unique(values[valid]).tolist()}
         if all(v is None for v in named.values()):
-            return _masked(values.astype(np.int64), valid, pa.int64())
+            return _masked(values.astype(np.int64, copy=False), valid, pa.int64())
         text = [(named[c] or str(c)) if ok else None for c, ok in zip(values.tolist(), valid.tolist())]
         return pa.array(text, type=pa.string())
     if spec.kind in ("date_time", "local_date_time"):
-        seconds = values.astype(np.int64)
+        seconds = values.astype(np.int64, copy=False)
         micros = (seconds + FIT_EPOCH_S) * 1_000_000
         if spec.kind == "local_date_time" or (seconds[valid] >= DEVICE_TIME_LIMIT).all():
             return _masked(micros, valid, pa.timestamp("us"))
         # Device-relative times stay numbers in fitparse; its frame then holds the others as µs.
         return _masked(np.where(seconds >= DEVICE_TIME_LIMIT, micros, seconds), valid, pa.int64())
     if values.dtype.kind == "f":
-        return _masked(values.astype(np.float64), valid, pa.float64())
-    return _masked(values.astype(np.int64), valid, pa.int64())
+        return _masked(values.astype(np.float64, copy=False), valid, pa.float64())
+    return _masked(values.astype(np.int64, copy=False), valid, pa.int64())
 
 
 def _masked(values: np.ndarray, valid: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
