@@ -218,7 +218,10 @@ def test_samples_outside_1_2_to_4_5_mps_are_dropped_from_gait_evidence():
 
 @pytest.mark.parametrize(
     "name",
-    ["Backward 3 min", "BACKWARDS", "retro run", "Reverse", "Rückwärts", "RÜCKWÄRTS", "ruckwarts", "À reculons", "a reculons", "Marcha atrás", "marcha atras", "all'indietro", "All’Indietro"],
+    [
+        "Backward 3 min", "BACKWARDS", "retro run", "Reverse", "Rückwärts", "RÜCKWÄRTS", "ruckwarts",
+        "À reculons", "a reculons", "Marcha atrás", "marcha atras", "all'indietro", "All’Indietro",
+    ],
 )
 def test_label_words_match_in_any_case_and_accent(name):
     assert pl.select(says_backward(pl.lit(name), CONFIG)).item()
@@ -250,7 +253,9 @@ def test_a_labelled_lap_is_backward_on_label_evidence_alone():
 
 def test_a_labelled_lap_with_backward_gait_says_label_and_gait():
     records, activity = run([(300, 3.0, 1.0), (120, 2.4, 0.75), (300, 3.0, 1.0)])
-    lap_frame = laps([("run-1", "Run", 0, 300), ("run-1", "Backward 2 min", 300, 420), ("run-1", "Run", 420, 720)])
+    lap_frame = laps(
+        [("run-1", "Run", 0, 300), ("run-1", "Backward 2 min", 300, 420), ("run-1", "Run", 420, 720)]
+    )
     found = backward(detect(records, activity, lap_frame))
     assert (found["start_ts"][0], found["end_ts"][0]) == (at(300), at(420))
     assert found["evidence"][0] == "label+gait"
@@ -324,8 +329,10 @@ def test_fewer_than_five_runs_give_no_baseline():
 def test_labelled_laps_and_walks_are_left_out_of_the_baseline():
     records, activities = history(5)
     lap_frame = conform(
-        pl.DataFrame([{"activity_id": f"h{i}", "lap_index": 0, "name": "Backward", "start_ts": START + timedelta(days=i),
-                       "end_ts": START + timedelta(days=i, seconds=700)} for i in range(5)]),
+        pl.DataFrame(
+            [{"activity_id": f"h{i}", "lap_index": 0, "name": "Backward", "start_ts": START + timedelta(days=i),
+              "end_ts": START + timedelta(days=i, seconds=700)} for i in range(5)]
+        ),
         LAPS,
     )
     with_labels = fit_gait_baselines(records, activities, lap_frame, CONFIG).row(0, named=True)

@@ -14,6 +14,7 @@ from assets.transforms.energy import (
     as_of_mass,
     keytel_kcal_per_min,
     max_heart_rate,
+    implausible_energy,
     record_energy,
     running_cost,
     segment_energy,
@@ -241,3 +242,15 @@ def test_a_measurement_at_the_start_counts_and_old_ones_can_be_ignored():
     )
     fresh_only = EnergyConfig(mass_max_age_days=90)
     assert as_of_mass(activities, old, None, fresh_only)["mass_source"][0] == "default"
+
+
+def test_implausible_values_are_reported_for_asset_checks():
+    records, activity = level_run(seconds=400, speed=2.5)
+    body = masses(activity)
+    totals = activity_energy(record_energy(records, segments_of("a1", [(0, 400, "forward", "run")]), body), body)
+    assert implausible_energy(totals).is_empty()
+    broken = totals.with_columns(pl.col("kcal_net") * 4, pl.col("kcal_net_per_kg_km") * 4,
+                                 (pl.col("distance_m") * 2).alias("backward_distance_m"))
+    assert sorted(implausible_energy(broken)["problem"]) == [
+        "backward distance above 100 %", "net cost on level ground outside 0.5–2.5 kcal/kg/km"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from assets.transforms.gait import centred_rolling
 from assets.transforms.model_config import EnergyConfig, energy_row_version
 from assets.transforms.segments import record_intervals
 from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, UTC_US, conform
@@ -48,6 +49,7 @@ ACTIVITY_ENERGY = pl.Schema(
         "backward_distance_m": pl.Float64,
         "backward_s": pl.Float64,
         "kcal_net_per_kg_km": pl.Float64,
+        "mean_abs_grade": pl.Float64,  # distance-weighted
         "mass_kg": pl.Float64,
         "mass_source": pl.String,
         "model_version": pl.String,
@@ -125,7 +127,9 @@ def as_of_mass(
         tolerance=tolerance,
         check_sortedness=False,  # sorted above; Polars cannot check within `by` groups
     )
-    people = conform(profiles if profiles is not None else pl.DataFrame(), PROFILES).unique("athlete_id", keep="last")
+    people = (pl.DataFrame(schema=PROFILES) if profiles is None else conform(profiles, PROFILES)).unique(
+        "athlete_id", keep="last"
+    )
     joined = joined.join(people, on="athlete_id", how="left")
     source = (
         pl.when(pl.col("_measured_kg").is_not_null())
@@ -157,31 +161,26 @@ def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
         "altitude_m",
         (pl.col("interval_m").cum_sum() - pl.col("interval_m")).over("activity_id").alias("_at_m"),
     )
-
-    def centred(seconds: float) -> dict[str, str]:
-        return {"period": f"{int(seconds * 1e6)}us", "offset": f"-{int(seconds * 1e6) // 2}us"}
-
-    smooth = frame.rolling("ts", group_by="activity_id", **centred(config.altitude_smooth_s)).agg(
-        pl.col("altitude_m").median().alias("_alt")
+    smooth = centred_rolling(frame, config.altitude_smooth_s, ["activity_id"], [pl.col("altitude_m").median()])
+    frame = frame.with_columns(smooth.to_series().alias("_alt"))
+    has_altitude = pl.col("_alt").is_not_null()
+    window = centred_rolling(
+        frame,
+        config.grade_window_s,
+        ["activity_id"],
+        [
+            (pl.col("_alt").filter(has_altitude).last() - pl.col("_alt").filter(has_altitude).first()).alias("rise"),
+            (pl.col("_at_m").filter(has_altitude).last() - pl.col("_at_m").filter(has_altitude).first()).alias("run"),
+        ],
     )
-    frame = frame.with_columns(smooth.sort("activity_id", "ts", maintain_order=True)["_alt"])
-    window = frame.rolling("ts", group_by="activity_id", **centred(config.grade_window_s)).agg(
-        pl.col("_alt").drop_nulls().first().alias("_alt0"),
-        pl.col("_alt").drop_nulls().last().alias("_alt1"),
-        pl.col("_at_m").filter(pl.col("_alt").is_not_null()).first().alias("_m0"),
-        pl.col("_at_m").filter(pl.col("_alt").is_not_null()).last().alias("_m1"),
-    )
-    window = window.sort("activity_id", "ts", maintain_order=True)
-    run = window["_m1"] - window["_m0"]
-    grade = pl.select(
-        pl.when(run >= config.grade_min_distance_m)
-        .then((window["_alt1"] - window["_alt0"]) / run)
+    return window.select(
+        pl.when(pl.col("run") >= config.grade_min_distance_m)
+        .then(pl.col("rise") / pl.col("run"))
         .otherwise(0.0)
         .fill_null(0.0)
         .clip(-config.grade_clamp, config.grade_clamp)
         .alias("grade")
-    )
-    return grade["grade"]
+    ).to_series()
 
 
 def record_energy(
@@ -250,9 +249,11 @@ def _energy_version(detection_version: pl.Expr, config: EnergyConfig) -> pl.Expr
     return pl.concat_str(detection_version.fill_null(""), pl.lit(suffix)).alias("model_version")
 
 
-def segment_energy(record_kcal: pl.DataFrame, segments: pl.DataFrame, config: EnergyConfig = EnergyConfig()) -> pl.DataFrame:
-    """Segments (from records already through `record_energy`) with `kcal_net`, `kcal_gross` (and ACSM / heart-rate kcal) and the energy-aware
-    `model_version`; `energy_low_confidence` flags backward walking and backward downhill, for which
+def segment_energy(
+    record_kcal: pl.DataFrame, segments: pl.DataFrame, config: EnergyConfig = EnergyConfig()
+) -> pl.DataFrame:
+    """Segments with `kcal_net`, `kcal_gross` (and ACSM / heart-rate kcal) summed from `record_energy`
+    output, and the energy-aware `model_version`; `energy_low_confidence` flags backward walking and backward downhill, for which
     the multiplier has no measurements (DESIGN §6)."""
     sums = record_kcal.group_by("activity_id", "segment_index").agg(
         pl.col("kcal_net").sum(),
@@ -288,6 +289,7 @@ def activity_energy(record_kcal: pl.DataFrame, masses: pl.DataFrame) -> pl.DataF
         pl.col("interval_m").sum().alias("distance_m"),
         pl.col("interval_m").filter(backward).sum().alias("backward_distance_m"),
         pl.col("interval_s").filter(backward).sum().alias("backward_s"),
+        ((pl.col("grade").abs() * pl.col("interval_m")).sum() / pl.col("interval_m").sum()).alias("mean_abs_grade"),
         pl.col("model_version").first(),
     )
     per_kg_km = pl.when(pl.col("distance_m") > 0).then(
@@ -302,3 +304,25 @@ def activity_energy(record_kcal: pl.DataFrame, masses: pl.DataFrame) -> pl.DataF
     return totals.with_columns(per_kg_km.alias("kcal_net_per_kg_km")).select(ACTIVITY_ENERGY.names()).cast(
         ACTIVITY_ENERGY
     ).sort("activity_id")
+
+
+def implausible_energy(
+    activity_energy: pl.DataFrame, *, level_grade: float = 0.02, low: float = 0.5, high: float = 2.5
+) -> pl.DataFrame:
+    """Activities with impossible values, for asset checks: activity_id, problem.
+
+    Net cost on level ground (mean |grade| ≤ 2 %) outside 0.5–2.5 kcal/kg/km (Minetti's level
+    costs: walking 0.60, running 0.86, backward running 1.16), or backward beyond the whole."""
+    level = (pl.col("mean_abs_grade") <= level_grade) & (pl.col("distance_m") > 100.0)
+    cost = pl.col("kcal_net_per_kg_km")
+    problems = {
+        "net cost on level ground outside 0.5–2.5 kcal/kg/km": level & ~cost.is_between(low, high),
+        "backward distance above 100 %": pl.col("backward_distance_m") > pl.col("distance_m") + 1e-6,
+        "backward kcal above the total": pl.col("kcal_backward") > pl.col("kcal_net") + 1e-6,
+        "negative kcal": pl.min_horizontal("kcal_net", "kcal_gross", "kcal_acsm") < 0,
+    }
+    found = [
+        activity_energy.filter(flag.fill_null(False)).select("activity_id", pl.lit(text).alias("problem"))
+        for text, flag in problems.items()
+    ]
+    return pl.concat(found)

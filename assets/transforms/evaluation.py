@@ -44,7 +44,9 @@ def load_files(paths: list[Path], root: Path | None = None) -> Frames:
             pl.lit(athlete).alias("athlete_id"),
         ]
         recs = decoded.records.with_columns(ids)
-        bounds = recs.group_by("activity_id").agg(pl.col("ts").min().alias("_first"), pl.col("ts").max().alias("end_ts"))
+        bounds = recs.group_by("activity_id").agg(
+            pl.col("ts").min().alias("_first"), pl.col("ts").max().alias("end_ts")
+        )
         acts = (
             decoded.activities.with_columns(ids)
             .join(bounds, on="activity_id", how="left")
@@ -96,21 +98,22 @@ def backward_time_scores(segments: pl.DataFrame, truth: pl.DataFrame, by: list[s
     """Backward-time precision and recall: detected ∩ true over detected, and over true.
 
     Both frames need `file`; scores are per `by` columns (present in both) or overall."""
-    by = by or []
+    keys = by or []
     overlap = backward_overlap(segments, truth)
     detected = segments.filter(pl.col("direction") == "backward")
-    keys = by or None
 
-    def total(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
-        if keys:
-            return frame.group_by(keys).agg(pl.col(column).sum().alias(name))
-        return frame.select(pl.col(column).sum().alias(name))
+    def total(frame: pl.DataFrame, sums: dict[str, str]) -> pl.DataFrame:
+        aggs = [pl.col(column).sum().alias(name) for name, column in sums.items()]
+        return frame.group_by(keys).agg(aggs) if keys else frame.select(aggs)
 
-    parts = [total(detected, "duration_s", "detected_s"), total(overlap, "truth_s", "truth_s"), total(overlap, "found_s", "true_positive_s")]
-    scores = parts[0]
-    for part in parts[1:]:
-        scores = scores.join(part, on=keys, how="full", coalesce=True) if keys else pl.concat([scores, part], how="horizontal")
-    return scores.with_columns(pl.col("detected_s", "truth_s", "true_positive_s").fill_null(0.0)).with_columns(
+    found = total(overlap, {"truth_s": "truth_s", "true_positive_s": "found_s"})
+    called = total(detected, {"detected_s": "duration_s"})
+    if keys:
+        scores = called.join(found, on=keys, how="full", coalesce=True)
+    else:
+        scores = pl.concat([called, found], how="horizontal")
+    sums = pl.col("detected_s", "truth_s", "true_positive_s").fill_null(0.0)
+    return scores.with_columns(sums).with_columns(
         pl.when(pl.col("detected_s") > 0).then(pl.col("true_positive_s") / pl.col("detected_s")).alias("precision"),
         pl.when(pl.col("truth_s") > 0).then(pl.col("true_positive_s") / pl.col("truth_s")).alias("recall"),
     )

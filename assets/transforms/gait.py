@@ -55,8 +55,8 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     speaks only when most of its samples are running samples, so stops, turns and dropouts at its
     edge cannot fake a short step; its speed is the distance covered over the window (else the median
     speed), its cadence the median, and L = 60·v / spm.  Windows never straddle a change of the
-    `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds `gait_speed_mps`, `gait_spm`,
-    `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
+    `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds
+    `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
     keys = ["activity_id"] if within is None else ["activity_id", within]
     sorted_records = records.sort("activity_id", "ts")
@@ -82,7 +82,9 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         config.gait_window_s,
         keys,
         [
-            pl.when(speaks).then(pl.coalesce(_distance_speed(ok), pl.col("_v").filter(ok).median())).alias("gait_speed_mps"),
+            pl.when(speaks)
+            .then(pl.coalesce(_distance_speed(ok), pl.col("_v").filter(ok).median()))
+            .alias("gait_speed_mps"),
             pl.when(speaks).then(pl.col("_spm").filter(ok).median()).alias("_run_spm"),
             pl.when(pl.col("_spm").count() >= config.gait_min_samples).then(pl.col("_spm").median()).alias("gait_spm"),
         ],

@@ -221,15 +221,20 @@ def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.Da
 
 def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Within each direction stretch, gait stretches shorter than `min_gait_s` take their
-    predecessor's gait (or their successor's, at the start)."""
+    predecessor's gait (or their successor's, at the start; or, when all are short, the gait the
+    stretch spent most time in)."""
     frame = frame.with_columns(pl.col("direction").rle_id().over(_ACTIVITY).alias("_direction_run"))
     within = [*_ACTIVITY, "_direction_run"]
     frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
     kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
-    frame = frame.with_columns(kept.forward_fill().over(within).alias("_kept"))
+    time_in_gait = pl.col("interval_s").sum().over(*within, "segment_gait")
+    frame = frame.with_columns(
+        kept.forward_fill().over(within).alias("_kept"),
+        pl.col("segment_gait").sort_by(time_in_gait).last().over(within).alias("_dominant"),
+    )
     filled = pl.col("_kept").backward_fill().over(within)
-    return frame.with_columns(pl.coalesce(filled, pl.col("segment_gait")).alias("segment_gait")).drop(
-        "_direction_run", "_kept"
+    return frame.with_columns(pl.coalesce(filled, "_dominant").alias("segment_gait")).drop(
+        "_direction_run", "_kept", "_dominant"
     )
 
 
@@ -284,7 +289,10 @@ def detect_segments(
     first = pl.col("_segment") == pl.col("_segment").min().over(_ACTIVITY)
     last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
     segments = segments.with_columns(
-        pl.when(first).then(pl.min_horizontal("start_ts", "_act_start")).otherwise(pl.col("start_ts")).alias("start_ts"),
+        pl.when(first)
+        .then(pl.min_horizontal("start_ts", "_act_start"))
+        .otherwise(pl.col("start_ts"))
+        .alias("start_ts"),
         pl.when(last)
         .then(pl.max_horizontal("_last_ts", "_act_end"))
         .otherwise(pl.col("start_ts").shift(-1).over(_ACTIVITY))
