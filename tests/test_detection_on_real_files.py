@@ -93,7 +93,7 @@ def exports(tmp_path_factory):
     results = {}
     for seed in SEEDS:
         out_dir = tmp_path_factory.mktemp(f"seed{seed}") / "export"
-        sample_export.generate_export(out_dir, seed=seed, athletes=6, weeks=5)
+        sample_export.generate_export(out_dir, seed=seed, athletes=6, weeks=3)
         files = sorted(
             p for p in out_dir.rglob("*") if p.suffix in (".fit", ".gpx") and not p.name.startswith("weight-")
         )
