@@ -171,8 +171,6 @@ def _activities(messages: FitMessages, sessions: pl.DataFrame) -> pl.DataFrame:
     offset = _utc_offset_s(messages)
     workout = _frame(messages, "workout")
     name = workout["wkt_name"].drop_nulls().first() if len(workout) else None
-    if len(sessions) == 0:
-        sessions = _sessions({"record": _frame(messages, "record")})
     frame = sessions.with_columns(
         pl.col("start").alias("start_ts"),
         pl.lit(name, pl.String).alias("name"),

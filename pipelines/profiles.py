@@ -1,4 +1,4 @@
-"""Athlete profiles from a TOML file; an athlete without one gets defaults and a warning."""
+"""Athlete profiles from a TOML file (an athlete without one gets defaults and a warning from the import)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ class AthleteProfile:
     height_cm: float | None = None
     weight_kg: float | None = None
     timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
-    known: bool = True
     ignored_keys: tuple[str, ...] = ()  # keys in the file this version does not use (typos show here)
 
 
@@ -33,7 +32,7 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(f"{path}: {error}") from None
-    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "known", "ignored_keys"}
+    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "ignored_keys"}
     profiles = {}
     for athlete_id, values in document.get("athletes", {}).items():
         used = {k: v for k, v in values.items() if k in allowed}
@@ -41,7 +40,3 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
 
-
-def profile_for(profiles: dict[str, AthleteProfile], athlete_id: str) -> AthleteProfile:
-    """The athlete's profile, or defaults marked unknown."""
-    return profiles.get(athlete_id) or AthleteProfile(athlete_id=athlete_id, known=False)

@@ -89,7 +89,7 @@ def import_files(
 ) -> ImportSummary:
     """Import `files`; returns what happened to each and which days changed."""
     warehouse.ensure_schema()
-    known = _known(warehouse)
+    seen, originals = _known(warehouse)
     summary = ImportSummary()
     pending_rows: list[dict] = []
     jobs: list[tuple] = []
@@ -109,16 +109,15 @@ def import_files(
         refusal = _refusal(path)
         sha = sha256_of(path) if refusal is None else hashlib.sha256(str(path).encode()).hexdigest()
         key = (sha, str(path))
-        if key in known:
+        if key in seen:
             record(Outcome(str(path), source.athlete_id, "skipped", "already imported"), None)
             continue
+        seen.add(key)
+        original = originals.setdefault(sha, str(path))
         if refusal is not None:
-            known[key] = "failed"
             record(*_failed(lake, path, sha, source.athlete_id, refusal, quarantine=False))
             continue
-        original = next((p for (s, p), status in known.items() if s == sha and status != "duplicate"), None)
-        known[key] = "duplicate" if original else "new"
-        if original:
+        if original != str(path):
             reason = f"same content as {original}"
             record(Outcome(str(path), source.athlete_id, "duplicate", reason), _ledger_row(sha, path, source.athlete_id, status="duplicate", reason=reason))
             continue
@@ -200,9 +199,14 @@ def _ledger_row(sha: str, path: Path, athlete_id: str, **values) -> dict:
     return {**row, **values}
 
 
-def _known(warehouse: Warehouse) -> dict[tuple[str, str], str]:
+def _known(warehouse: Warehouse) -> tuple[set[tuple[str, str]], dict[str, str]]:
+    """Every (sha256, path) in the ledger, and the first path each content was imported from."""
     rows = warehouse.query("SELECT sha256, path, status FROM import_ledger ORDER BY imported_at").rows()
-    return {(sha, path): status for sha, path, status in rows}
+    originals: dict[str, str] = {}
+    for sha, path, status in rows:
+        if status != "duplicate":
+            originals.setdefault(sha, path)
+    return {(sha, path) for sha, path, _ in rows}, originals
 
 
 def _flush(warehouse: Warehouse, rows: list[dict]) -> None:
