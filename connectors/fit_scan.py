@@ -65,7 +65,7 @@ def walk(data: bytes) -> Walk:
     while True:
         first = pos == 0
         header = _header(data, pos, first)
-        if isinstance(header, tuple) and isinstance(header[0], str):
+        if isinstance(header[0], str):
             out.damage = header
             return out
         data_start, data_end = header
@@ -133,9 +133,11 @@ def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, 
     end = pos + 6 + 3 * count
     if header & 0x20:
         if end + 1 > n:
+            _layout(data[pos:end], pos, complete=False)
             return cut
         end += 1 + 3 * data[end]
     if end > n:
+        _layout(data[pos:end], pos, complete=False)  # fitparse would meet a bad field size before the end
         return cut
     raw = data[pos:end]
     layout = _layouts.get(raw)
@@ -162,13 +164,17 @@ def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, 
 _layouts: dict[bytes, tuple] = {}
 
 
-def _layout(raw: bytes, pos: int) -> tuple:
-    """(global number, big endian, fields, developer fields, message size) of a definition's bytes."""
+def _layout(raw: bytes, pos: int, complete: bool = True) -> tuple:
+    """(global number, big endian, fields, developer fields, message size) of a definition's bytes.
+
+    Raises `Unsupported` at a field whose size is not a multiple of its base type; with
+    `complete=False` only checks the fields present in a definition cut short.
+    """
     big_endian = raw[2] != 0
     (global_num,) = struct.unpack_from(">H" if big_endian else "<H", raw, 3)
     fields = []
     size = 1
-    for at in range(6, 6 + 3 * raw[5], 3):
+    for at in range(6, 6 + 3 * raw[5] if complete else len(raw) - 2, 3):
         num, field_size, base = raw[at], raw[at + 1], raw[at + 2]
         base_size = BASE_SIZES.get(base, 1)  # an unknown base type is read as bytes, as fitparse does
         if field_size % base_size:
@@ -179,7 +185,7 @@ def _layout(raw: bytes, pos: int) -> tuple:
         fields.append((num, field_size, base))
         size += field_size
     dev_fields = []
-    if raw[0] & 0x20:
+    if complete and raw[0] & 0x20:
         at = 6 + 3 * raw[5]
         for at in range(at + 1, at + 1 + 3 * raw[at], 3):
             dev_fields.append((raw[at], raw[at + 1], raw[at + 2]))
@@ -224,13 +230,16 @@ def _raw_values(data: bytes, pos: int, definition: Definition) -> dict[int, int 
 
 
 def _header(data: bytes, pos: int, first: bool):
-    """(data start, data end) of the chained file whose header is at `pos`, or the damage."""
+    """(data start, data end) of the chained file whose header is at `pos`, or the damage.
+
+    As with fitparse, damage in the first header has no byte offset (it is found before any
+    message), and running out of bytes there means the file is shorter than its header.
+    """
     n = len(data)
     where = None if first else pos + 12
+    cut = ("short", None, f"{n - pos} bytes") if first else ("eof", n, f"the header at byte {pos} is cut off")
     if n - pos < 12:
-        if first:
-            return ("short", None, f"{n - pos} of the 12 header bytes")
-        return ("eof", n, f"{n - pos} bytes after the CRC at byte {pos - 2}, too few for another header")
+        return cut
     if data[pos + 8 : pos + 12] != FIT_SIGNATURE:
         return ("header", where, "Invalid .FIT File Header")
     header_size = data[pos]
@@ -240,12 +249,12 @@ def _header(data: bytes, pos: int, first: bool):
         if extra < 2:
             return ("header", where, "Irregular File Header Size")
         if n - pos < 14:
-            return ("eof", n, "the header CRC is cut off")
+            return cut
         stored = data[pos + 12] | data[pos + 13] << 8
         computed = fit_crc(memoryview(data)[pos : pos + 12])
         if stored not in (0, computed):  # 0: the writer left the header CRC out
             return ("crc", None if first else pos + 14, f"CRC Mismatch [computed: 0x{computed:04X}, read: 0x{stored:04X}]")
         if n - pos < header_size:
-            return ("eof", n, "the header is cut off")
+            return cut
     data_start = pos + max(header_size, 12)
     return data_start, data_start + data_size

@@ -71,6 +71,22 @@ def test_corrupt_corpus_files_are_rejected_by_both_for_the_same_reason(item):
     assert re.search(r"CRC mismatch|invalid FIT header|truncated FIT file", str(columnar))
 
 
+@pytest.mark.parametrize("cut", [0, 5, 13, 14, 200, 1000, 5000, 9000, 17000, -1])
+def test_a_file_cut_anywhere_is_kept_or_rejected_as_fitparse_does(tmp_path, cut):
+    source = CORPORA / "fit" / "python-fitparse" / "2013-02-06-12-11-14.fit"
+    if not source.exists():
+        pytest.skip("corpus not found")
+    path = tmp_path / "cut.fit"
+    path.write_bytes(source.read_bytes()[:cut])
+    reference, columnar = _decoded(decode_fit, path), _decoded(decode_fit_columnar, path)
+    assert type(columnar) is type(reference)
+    if isinstance(reference, DecodeError):
+        assert _headline(str(columnar)) == _headline(str(reference))
+    else:
+        assert _headline(columnar.reason) == _headline(reference.reason)
+        assert_frame_equal(columnar.records, reference.records)
+
+
 def test_a_field_size_fitparse_rejects_is_decoded_by_fitparse_and_the_file_says_so():
     coros = CORPORA / "fit" / "python-fitparse" / "coros-pace-2-cycling-misaligned-fields.fit"
     if not coros.exists():
