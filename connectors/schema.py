@@ -117,6 +117,64 @@ BODY_MEASUREMENTS = pl.Schema(
 )
 
 
+#: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).
+SEGMENTS = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "athlete_id": pl.String,
+        "segment_index": pl.Int32,
+        "direction": pl.String,  # forward | backward | unknown
+        "gait": pl.String,  # run | walk | unknown
+        "start_ts": UTC_US,
+        "end_ts": UTC_US,
+        "duration_s": pl.Float64,
+        "distance_m": pl.Float64,
+        "mean_speed_mps": pl.Float64,
+        "mean_cadence_spm": pl.Float64,
+        "evidence": pl.String,  # facing, label, gait joined by '+', or 'none'
+        "confidence": pl.Float64,  # 0..1, for the direction stated
+        "model_version": pl.String,
+    }
+)
+
+#: The warehouse `segments` table: detected segments with their time in motion, climb and energy.
+SEGMENT_TABLE = pl.Schema(
+    {
+        **{k: v for k, v in SEGMENTS.items() if k != "model_version"},
+        "moving_time_s": pl.Float64,  # speed >= 0.5 m/s, gaps <= 30 s (as activities.moving_time_s)
+        "elevation_gain_m": pl.Float64,
+        "kcal_net": pl.Float64,
+        "kcal_gross": pl.Float64,
+        "kcal_acsm": pl.Float64,
+        "kcal_hr": pl.Float64,
+        "energy_low_confidence": pl.Boolean,  # backward walking or downhill: no measured multiplier
+        "model_version": pl.String,  # detection version + energy version
+    }
+)
+
+#: The warehouse `activity_energy` table: one row per activity.
+ACTIVITY_ENERGY = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "athlete_id": pl.String,
+        "kcal_net": pl.Float64,
+        "kcal_gross": pl.Float64,
+        "kcal_backward": pl.Float64,  # net kcal on backward segments
+        "kcal_acsm": pl.Float64,  # gross, ACSM equations
+        "kcal_hr": pl.Float64,  # Keytel 2005, over the samples where heart rate is valid
+        "hr_valid_s": pl.Float64,  # the time kcal_hr covers
+        "distance_m": pl.Float64,
+        "backward_distance_m": pl.Float64,
+        "backward_s": pl.Float64,
+        "kcal_net_per_kg_km": pl.Float64,
+        "mean_abs_grade": pl.Float64,  # distance-weighted
+        "mass_kg": pl.Float64,
+        "mass_source": pl.String,
+        "model_version": pl.String,
+    }
+)
+
+
 def empty(schema: pl.Schema) -> pl.DataFrame:
     """An empty frame with `schema`."""
     return pl.DataFrame(schema=schema)

@@ -3,8 +3,6 @@
 import shutil
 from pathlib import Path
 
-import dagster as dg
-import polars as pl
 
 from pipelines.runs import import_paths
 from tests.conftest import CORPORA, corpus_files

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from connectors.sample_export import ExportTruth, generate_export
+from connectors.sample_export import generate_export
 from pipelines.runs import import_paths
 from tests.conftest import settings_for
 from warehouse.store import Warehouse

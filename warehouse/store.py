@@ -25,6 +25,8 @@ TABLES: dict[str, pl.Schema] = {
     "records": schema.RECORDS,
     "laps": schema.LAPS,
     "body_measurements": schema.BODY_MEASUREMENTS,
+    "segments": schema.SEGMENT_TABLE,
+    "activity_energy": schema.ACTIVITY_ENERGY,
 }
 
 _DUCKDB_TYPES = {

@@ -8,7 +8,7 @@ import polars as pl
 from assets.transforms.gait import centred_rolling
 from assets.transforms.model_config import EnergyConfig, energy_row_version
 from assets.transforms.segments import record_intervals
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, UTC_US, conform
+from connectors.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
 PROFILES = pl.Schema(
@@ -35,26 +35,6 @@ MASSES = pl.Schema(
     }
 )
 
-ACTIVITY_ENERGY = pl.Schema(
-    {
-        "activity_id": pl.String,
-        "athlete_id": pl.String,
-        "kcal_net": pl.Float64,
-        "kcal_gross": pl.Float64,
-        "kcal_backward": pl.Float64,  # net kcal on backward segments
-        "kcal_acsm": pl.Float64,  # gross, ACSM equations
-        "kcal_hr": pl.Float64,  # Keytel 2005, over the samples where heart rate is valid
-        "hr_valid_s": pl.Float64,  # the time kcal_hr covers
-        "distance_m": pl.Float64,
-        "backward_distance_m": pl.Float64,
-        "backward_s": pl.Float64,
-        "kcal_net_per_kg_km": pl.Float64,
-        "mean_abs_grade": pl.Float64,  # distance-weighted
-        "mass_kg": pl.Float64,
-        "mass_source": pl.String,
-        "model_version": pl.String,
-    }
-)
 
 
 def polynomial(coefficients: tuple[float, ...], x: pl.Expr) -> pl.Expr:

@@ -13,27 +13,8 @@ import polars as pl
 from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
 from assets.transforms.labels import labelled_activities, labelled_laps, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
-from connectors.schema import RECORDS, UTC_US, conform
+from connectors.schema import RECORDS, SEGMENTS, conform
 
-#: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).
-SEGMENTS = pl.Schema(
-    {
-        "activity_id": pl.String,
-        "athlete_id": pl.String,
-        "segment_index": pl.Int32,
-        "direction": pl.String,  # forward | backward | unknown
-        "gait": pl.String,  # run | walk | unknown
-        "start_ts": UTC_US,
-        "end_ts": UTC_US,
-        "duration_s": pl.Float64,
-        "distance_m": pl.Float64,
-        "mean_speed_mps": pl.Float64,
-        "mean_cadence_spm": pl.Float64,
-        "evidence": pl.String,  # facing, label, gait joined by '+', or 'none'
-        "confidence": pl.Float64,  # 0..1, for the direction stated
-        "model_version": pl.String,
-    }
-)
 
 _ACTIVITY = ["activity_id"]
 
