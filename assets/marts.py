@@ -5,7 +5,7 @@ import dagster as dg
 from pipelines.resources import Storage
 
 
-@dg.asset(deps=["activities", "body_measurements"], group_name="marts", pool="warehouse", kinds={"duckdb", "sql"})
+@dg.asset(deps=["activities", "body_measurements", "segments", "activity_energy"], group_name="marts", pool="warehouse", kinds={"duckdb", "sql"})
 def mileage_weekly(storage: Storage) -> dg.MaterializeResult:
     """Weekly distance per athlete, sport, direction and gait, by ISO week of the local start date."""
     warehouse = storage.warehouse

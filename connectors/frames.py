@@ -64,15 +64,22 @@ def with_local_time(activities: pl.DataFrame, zone: str | None) -> pl.DataFrame:
     )
 
 
-def summarize(activities: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
-    """Add end, duration, moving time, distance, elevation gain and sample count from the records."""
+def with_motion(records: pl.DataFrame) -> pl.DataFrame:
+    """Records sorted by activity and time, with each sample's `_moving` seconds (time since the
+    previous sample, when moving and not paused) and `_climb` metres (smoothed altitude gained)."""
     gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
     moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
     smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
     climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
+    return records.sort("activity_id", "ts").with_columns(
+        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb")
+    )
+
+
+def summarize(activities: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """Add end, duration, moving time, distance, elevation gain and sample count from the records."""
     stats = (
-        records.sort("activity_id", "ts")
-        .with_columns(pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb"))
+        with_motion(records)
         .group_by("activity_id")
         .agg(
             pl.col("ts").min().alias("_first"),

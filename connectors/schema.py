@@ -175,6 +175,24 @@ ACTIVITY_ENERGY = pl.Schema(
 )
 
 
+#: The warehouse `gait_baselines` table: each athlete's forward gait, ln L = a + b·ln v.
+BASELINES = pl.Schema(
+    {
+        "athlete_id": pl.String,
+        "intercept": pl.Float64,  # a in ln L = a + b·ln v (L in m, v in m/s)
+        "slope": pl.Float64,  # b
+        "speed_min_mps": pl.Float64,  # coverage: speeds with enough inlier samples
+        "speed_max_mps": pl.Float64,
+        "runs": pl.UInt32,
+        "samples": pl.UInt32,
+        "residual_sd": pl.Float64,  # robust s.d. of ln L residuals (per-run speed-bin medians)
+        "inlier_share": pl.Float64,  # share of training samples the robust fit kept
+        "r_squared": pl.Float64,  # weighted, on inliers
+        "model_version": pl.String,
+    }
+)
+
+
 def empty(schema: pl.Schema) -> pl.DataFrame:
     """An empty frame with `schema`."""
     return pl.DataFrame(schema=schema)

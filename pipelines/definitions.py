@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.detection import athlete_gait_baselines, scored_activities
 from assets.imports import activity_tables, body_measurements, source_files
 from assets.marts import mileage_weekly
-from pipelines.resources import ImportProgress, Storage, no_progress
+from pipelines.resources import ImportProgress, Models, Storage, no_progress
 from pipelines.settings import Settings
 
 ingest_job = dg.define_asset_job(
@@ -14,17 +15,23 @@ ingest_job = dg.define_asset_job(
 )
 publish_job = dg.define_asset_job(
     "publish",
-    selection=dg.AssetSelection.assets("activities", "records", "laps", mileage_weekly),
-    description="Publish day partitions into the warehouse and refresh the marts.",
+    selection=dg.AssetSelection.assets(
+        "activities", "records", "laps", athlete_gait_baselines, "segments", "activity_energy", mileage_weekly
+    ),
+    description="Publish month partitions into the warehouse, detect and score them, and refresh the marts.",
 )
 
 
 def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
-        assets=[source_files, activity_tables, body_measurements, mileage_weekly],
+        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mileage_weekly],
         jobs=[ingest_job, publish_job],
-        resources={"storage": Storage.from_settings(settings), "import_progress": progress},
+        resources={
+            "storage": Storage.from_settings(settings),
+            "models": Models.from_settings(settings),
+            "import_progress": progress,
+        },
     )
 
 

@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import polars as pl
+
 
 @dataclass(frozen=True)
 class AthleteProfile:
@@ -17,6 +19,7 @@ class AthleteProfile:
     height_cm: float | None = None
     weight_kg: float | None = None
     timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
+    max_hr_bpm: float | None = None  # measured; else estimated from age for the heart-rate energy check
     ignored_keys: tuple[str, ...] = ()  # keys in the file this version does not use (typos show here)
 
 
@@ -40,3 +43,9 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
 
+
+
+def profiles_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
+    """Profiles as the energy model reads them (athlete_id, sex, birth_year, weight_kg, max_hr_bpm)."""
+    columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm")
+    return pl.DataFrame([{c: getattr(p, c) for c in columns} for p in profiles.values()], schema=columns, orient="row")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
 from pipelines.profiles import AthleteProfile, load_profiles
 from pipelines.settings import Settings
 from warehouse.lake import Lake
@@ -34,6 +35,19 @@ class Storage(dg.ConfigurableResource):
 
     def profiles(self) -> dict[str, AthleteProfile]:
         return load_profiles(Path(self.athletes_file))
+
+
+class Models(dg.ConfigurableResource):
+    """The detection and energy model: defaults, overridden by a TOML file (RETROSTRIDE_MODEL)."""
+
+    model_file: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Models":
+        return cls(model_file=str(settings.model_path))
+
+    def configs(self) -> tuple[DetectionConfig, EnergyConfig]:
+        return load_model_config(Path(self.model_file))
 
 
 #: Called once per imported file: the CLI passes a progress bar; elsewhere it does nothing.

@@ -15,12 +15,14 @@ class Settings:
     - `RETROSTRIDE_INBOX` (default `./inbox`): files under `inbox/<athlete_id>/` belong to that athlete.
     - `RETROSTRIDE_ATHLETES` (default `<home>/athletes.toml`): athlete profiles.
     - `RETROSTRIDE_WORKERS` (default: CPU count): decoder processes for bulk imports.
+    - `RETROSTRIDE_MODEL` (default `<home>/model.toml`): detection and energy settings over the defaults.
     """
 
     home: Path
     inbox: Path
     athletes_file: Path
     workers: int
+    model_file: Path | None = None  # None: <home>/model.toml
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -30,7 +32,12 @@ class Settings:
             inbox=Path(os.environ.get("RETROSTRIDE_INBOX", "inbox")).resolve(),
             athletes_file=Path(os.environ.get("RETROSTRIDE_ATHLETES", home / "athletes.toml")).resolve(),
             workers=int(os.environ.get("RETROSTRIDE_WORKERS", os.cpu_count() or 1)),
+            model_file=Path(os.environ.get("RETROSTRIDE_MODEL", home / "model.toml")).resolve(),
         )
+
+    @property
+    def model_path(self) -> Path:
+        return self.model_file or self.home / "model.toml"
 
     @property
     def warehouse_path(self) -> Path:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from connectors.sample_export import ExportTruth, generate_export
 from pipelines.runs import import_paths
 from pipelines.settings import Settings
 from warehouse.store import Warehouse
@@ -72,3 +75,32 @@ def imported_corpus(tmp_path_factory: pytest.TempPathFactory) -> ImportedCorpus:
     with dg.instance_for_test() as instance:
         ranges = import_paths(settings, files, athlete="corpus", instance=instance)
     return ImportedCorpus(settings, ranges, Warehouse(settings.warehouse_path))
+
+
+@dataclass
+class ImportedExport:
+    root: Path
+    truth: ExportTruth
+    settings: Settings
+    warehouse: Warehouse
+
+
+@pytest.fixture(scope="session")
+def imported_export(tmp_path_factory: pytest.TempPathFactory) -> ImportedExport:
+    """A generated export (3 athletes × 3 weeks across a month boundary) imported through Dagster.
+    Read-only: a test that changes the warehouse works on a copy (`copied_home`)."""
+    root = tmp_path_factory.mktemp("export")
+    truth = generate_export(root / "export", seed=11, athletes=3, weeks=3, start=date(2024, 1, 22))
+    settings = settings_for(root)
+    settings.athletes_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "export.truth" / "athletes.toml", settings.athletes_file)
+    with dg.instance_for_test() as instance:
+        import_paths(settings, [root / "export"], instance=instance)
+    return ImportedExport(root, truth, settings, Warehouse(settings.warehouse_path))
+
+
+def copied_home(imported: ImportedExport, into: Path) -> Settings:
+    """Settings for a copy of an imported home, to change without touching the original."""
+    settings = settings_for(into)
+    shutil.copytree(imported.settings.home, settings.home)
+    return settings

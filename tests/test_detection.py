@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from assets.transforms.gait import BASELINES, fit_gait_baselines
+from assets.transforms.gait import fit_gait_baselines
+from connectors.schema import BASELINES
 from assets.transforms.labels import says_backward
 from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from assets.transforms.segments import SEGMENTS, detect_segments

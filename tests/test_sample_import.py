@@ -1,31 +1,10 @@
 """A generated export imports end to end and the warehouse agrees with the generator's truth."""
 
-import shutil
-
-import dagster as dg
 import polars as pl
-import pytest
-
-from connectors.sample_export import generate_export
-from pipelines.runs import import_paths
-from tests.conftest import settings_for
-from warehouse.store import Warehouse
-
-
-@pytest.fixture(scope="module")
-def imported_export(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    truth = generate_export(root / "export", seed=11, athletes=3, weeks=3)
-    settings = settings_for(root)
-    settings.athletes_file.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "export.truth" / "athletes.toml", settings.athletes_file)
-    with dg.instance_for_test() as instance:
-        import_paths(settings, [root / "export"], instance=instance)
-    return truth, Warehouse(settings.warehouse_path)
 
 
 def test_weekly_distance_matches_the_generator(imported_export):
-    truth, warehouse = imported_export
+    truth, warehouse = imported_export.truth, imported_export.warehouse
     got = warehouse.query(
         "SELECT athlete_id, week_start, sum(distance_km) AS km, CAST(sum(sessions) AS BIGINT) AS n FROM mileage_weekly GROUP BY ALL"
     )
@@ -36,7 +15,7 @@ def test_weekly_distance_matches_the_generator(imported_export):
 
 
 def test_every_activity_lands_on_its_local_day_with_the_devices_offset(imported_export):
-    truth, warehouse = imported_export
+    truth, warehouse = imported_export.truth, imported_export.warehouse
     got = warehouse.query("SELECT athlete_id, start_ts, local_start_ts, utc_offset_s, source FROM activities")
     expected = truth.activities.select("athlete_id", "start_ts", pl.col("utc_offset_s").alias("true_offset"), "format")
     joined = expected.join(got, on=["athlete_id", "start_ts"], how="left")
@@ -48,7 +27,7 @@ def test_every_activity_lands_on_its_local_day_with_the_devices_offset(imported_
 
 
 def test_weight_scale_files_give_the_true_weights(imported_export):
-    truth, warehouse = imported_export
+    truth, warehouse = imported_export.truth, imported_export.warehouse
     got = warehouse.query("SELECT athlete_id, ts, weight_kg FROM body_measurements ORDER BY ALL")
     expected = truth.weights.select("athlete_id", "ts", "weight_kg").sort(pl.all())
     assert len(got) == len(expected)
@@ -56,7 +35,7 @@ def test_weight_scale_files_give_the_true_weights(imported_export):
 
 
 def test_labelled_backward_laps_keep_their_workout_step_names(imported_export):
-    truth, warehouse = imported_export
+    truth, warehouse = imported_export.truth, imported_export.warehouse
     labelled = truth.backward_intervals.filter(pl.col("labelled")).height
     laps = warehouse.query("SELECT count(*) AS n FROM laps WHERE name ILIKE 'backward%'")["n"][0]
     assert labelled > 0 and laps >= labelled - truth.backward_intervals.filter(pl.col("labelled") & pl.col("file").str.ends_with(".gpx")).height

@@ -27,6 +27,7 @@ TABLES: dict[str, pl.Schema] = {
     "body_measurements": schema.BODY_MEASUREMENTS,
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,
+    "gait_baselines": schema.BASELINES,
 }
 
 _DUCKDB_TYPES = {
@@ -36,6 +37,7 @@ _DUCKDB_TYPES = {
     pl.Int64: "BIGINT",
     pl.Int32: "INTEGER",
     pl.Int16: "SMALLINT",
+    pl.UInt32: "UINTEGER",
     pl.Boolean: "BOOLEAN",
     pl.Date: "DATE",
 }

@@ -11,23 +11,9 @@ import polars as pl
 
 from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
+from connectors.schema import BASELINES
 
 #: One row per athlete with enough forward running; stable column names.
-BASELINES = pl.Schema(
-    {
-        "athlete_id": pl.String,
-        "intercept": pl.Float64,  # a in ln L = a + b·ln v (L in m, v in m/s)
-        "slope": pl.Float64,  # b
-        "speed_min_mps": pl.Float64,  # coverage: speeds with enough inlier samples
-        "speed_max_mps": pl.Float64,
-        "runs": pl.UInt32,
-        "samples": pl.UInt32,
-        "residual_sd": pl.Float64,  # robust s.d. of ln L residuals (per-run speed-bin medians)
-        "inlier_share": pl.Float64,  # share of training samples the robust fit kept
-        "r_squared": pl.Float64,  # weighted, on inliers
-        "model_version": pl.String,
-    }
-)
 
 
 def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
@@ -247,6 +233,7 @@ def fit_gait_baselines(
             pl.len().alias("n"),
         )
         .filter(pl.col("n") >= config.baseline_min_bin_samples)
+        .sort("athlete_id", "activity_id", "bin")  # a fixed order: float sums give the same bits every time
     )
     fit = _theil_sen(points)
     for _ in range(config.baseline_iterations):  # a loop over iterations, not samples

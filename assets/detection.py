@@ -1,0 +1,148 @@
+"""Backward detection and energy: each athlete's forward gait, then segments and kcal per month."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from assets.imports import body_measurements
+from assets.partitions import monthly
+from assets.transforms.energy import implausible_energy
+from assets.transforms.gait import fit_gait_baselines
+from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
+from assets.transforms.scoring import score_activities
+from assets.transforms.segments import backward_seconds
+from pipelines.profiles import profiles_frame
+from pipelines.resources import Models, Storage
+from warehouse import scores
+
+PLAUSIBLE_ENERGY = "plausible_energy"
+SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
+
+
+@dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
+def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
+    """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
+    its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'."""
+    detection, _ = models.configs()
+    runs = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
+    baselines = fit_gait_baselines(runs.records, runs.activities, runs.laps, detection)
+    scores.replace_gait_baselines(storage.warehouse, baselines)
+    athletes = sorted(set(runs.activities["athlete_id"].unique().to_list()))
+    return dg.MaterializeResult(
+        metadata={
+            "athletes": len(athletes),
+            "with_baseline": len(baselines),
+            "without_baseline": dg.MetadataValue.json(sorted(set(athletes) - set(baselines["athlete_id"].to_list()))),
+            "model_version": detection.model_version,
+            "baselines": dg.MetadataValue.md(_markdown(baselines.drop("model_version"))),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "segments",
+            deps=["activities", "records", "laps", athlete_gait_baselines],
+            description="Forward, backward and unknown stretches of every activity (run, walk or unknown), with kcal.",
+            kinds={"polars", "duckdb"},
+        ),
+        dg.AssetSpec(
+            "activity_energy",
+            deps=["segments", body_measurements],
+            description="Net, gross, backward, ACSM and heart-rate kcal per activity, and the mass used.",
+            kinds={"polars", "duckdb"},
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(PLAUSIBLE_ENERGY, asset="activity_energy",
+                          description="Level-ground net cost within 0.5–2.5 kcal/kg/km; backward never above the whole."),
+        dg.AssetCheckSpec(SEGMENTS_COVER_ACTIVITIES, asset="segments",
+                          description="Every activity has segments, in order, without overlaps."),
+    ],
+    partitions_def=monthly,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="detection",
+    pool="warehouse",
+)
+def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models):
+    """Detect segments and estimate energy for the activities of each month in the run's range, and
+    replace that month's rows in one transaction."""
+    detection, energy = models.configs()
+    warehouse = storage.warehouse
+    baselines = scores.gait_baselines(warehouse)
+    measurements = scores.body_measurements(warehouse)
+    profiles = profiles_frame(storage.profiles())
+    window = context.partition_time_window
+    scores.drop_orphan_scores(warehouse)
+    totals = {"segments": 0, "activity_energy": 0}
+    backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
+    for first, last in _months(window.start.date(), window.end.date()):
+        frames = scores.activities_started(warehouse, first, last)
+        if frames.activities.is_empty():
+            continue
+        scored = score_activities(frames.records, frames.activities, frames.laps, baselines, measurements,
+                                  profiles, detection, energy)
+        counts = scores.replace_scores(warehouse, first, last,
+                                       {"segments": scored.segments, "activity_energy": scored.activity_energy})
+        for table, count in counts.items():
+            totals[table] += count
+        backward_s += backward_seconds(scored.segments)
+        kcal += float(scored.activity_energy["kcal_net"].sum() or 0.0)
+        problems.append(implausible_energy(scored.activity_energy))
+        gaps.append(_coverage_problems(frames.activities, scored.segments))
+        context.log.info(f"{first:%Y-%m}: {counts['segments']} segments, {counts['activity_energy']} activities")
+    version = scored_version(detection, energy)
+    yield dg.MaterializeResult(asset_key="segments", metadata={
+        "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})
+    yield dg.MaterializeResult(asset_key="activity_energy", metadata={
+        "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version})
+    yield _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None)
+    yield _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None)
+
+
+def scored_version(detection: DetectionConfig, energy: EnergyConfig) -> str:
+    """The model_version every score row of this configuration carries."""
+    return energy_row_version(detection.model_version, energy)
+
+
+def _months(start: date, end: date):
+    """(first, last day) of each month from `start` up to `end` (exclusive)."""
+    while start < end:
+        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        yield start, min(following, end) - timedelta(days=1)
+        start = following
+
+
+def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
+    """activity_id, problem: activities without segments, and segments overlapping their predecessor."""
+    missing = activities.join(segments, on="activity_id", how="anti").select(
+        "activity_id", pl.lit("no segments").alias("problem"))
+    overlapping = segments.sort("activity_id", "segment_index").filter(
+        (pl.col("start_ts") < pl.col("end_ts").shift(1).over("activity_id")).fill_null(False)
+    ).select("activity_id", pl.lit("segments overlap").alias("problem"))
+    return pl.concat([missing, overlapping])
+
+
+def _check_result(name: str, asset: str, problems: pl.DataFrame | None) -> dg.AssetCheckResult:
+    problems = problems if problems is not None else pl.DataFrame(schema={"activity_id": pl.String, "problem": pl.String})
+    return dg.AssetCheckResult(
+        check_name=name,
+        asset_key=asset,
+        passed=problems.is_empty(),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failures": len(problems), "examples": dg.MetadataValue.md(_markdown(problems.head(50)))},
+    )
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return "none"
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return header + "\n".join(rows)
+
+
+def _cell(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

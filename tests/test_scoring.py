@@ -1,0 +1,157 @@
+"""Detection and energy through Dagster: segments, activity_energy and gait_baselines in the warehouse."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.transforms.evaluation import backward_time_scores, missed_labelled
+from assets.transforms.model_config import ModelConfigError, load_model_config
+from pipelines.definitions import build_definitions
+from pipelines.runs import QUIET, RANGE_END, RANGE_START
+from tests.conftest import copied_home
+from warehouse.store import Warehouse
+
+SEGMENTS_WITH_FILES = """
+SELECT s.*, l.path
+FROM segments s JOIN activities a USING (activity_id)
+JOIN (SELECT DISTINCT sha256, path FROM import_ledger WHERE status IN ('ok', 'partial')) l ON l.sha256 = a.source_sha256
+"""
+
+
+def _with_files(imported) -> pl.DataFrame:
+    """Segments with the export-relative file they came from (the truth's key)."""
+    root = str((imported.root / "export").resolve()) + "/"
+    return imported.warehouse.query(SEGMENTS_WITH_FILES).with_columns(
+        pl.col("path").str.strip_prefix(root).alias("file")
+    )
+
+
+def test_every_activity_is_covered_by_segments_that_add_up_to_it(imported_export):
+    warehouse = imported_export.warehouse
+    totals = warehouse.query("""
+        SELECT a.activity_id, a.distance_m, a.moving_time_s, a.elevation_gain_m,
+               sum(s.distance_m) AS seg_distance, sum(s.moving_time_s) AS seg_moving,
+               sum(s.elevation_gain_m) AS seg_climb, count(s.activity_id) AS segments,
+               count(DISTINCT e.activity_id) AS energy_rows
+        FROM activities a LEFT JOIN segments s USING (activity_id) LEFT JOIN activity_energy e USING (activity_id)
+        GROUP BY ALL""")
+    assert len(totals) == len(imported_export.truth.activities)
+    assert (totals["segments"] > 0).all() and (totals["energy_rows"] == 1).all()
+    assert ((totals["seg_moving"] - totals["moving_time_s"]).abs() < 1.0).all()
+    assert ((totals["seg_climb"] - totals["elevation_gain_m"]).abs() < 0.5).all()
+    assert ((totals["seg_distance"] - totals["distance_m"]).abs() <= 0.01 * totals["distance_m"] + 5).all()
+
+
+def test_backward_running_is_found_where_the_generator_put_it(imported_export):
+    segments = _with_files(imported_export)
+    truth = imported_export.truth.backward_intervals
+    scores = backward_time_scores(segments, truth).row(0, named=True)
+    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.90, scores
+    assert missed_labelled(segments, truth).is_empty()
+
+
+def test_energy_uses_the_weight_measured_before_each_activity(imported_export):
+    energy = imported_export.warehouse.query(
+        "SELECT e.activity_id, e.athlete_id, a.start_ts, e.mass_kg, e.mass_source"
+        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY a.start_ts")
+    weights = imported_export.truth.weights.select("athlete_id", "ts", "weight_kg").sort("ts")
+    expected = energy.join_asof(weights, left_on="start_ts", right_on="ts", by="athlete_id", strategy="backward",
+                                check_sortedness=False)  # both sorted by time above
+    measured = expected.filter(pl.col("weight_kg").is_not_null())
+    assert len(measured) > 0
+    assert (measured["mass_source"] == "measurement").all()
+    assert ((measured["mass_kg"] - measured["weight_kg"]).abs() < 0.01).all()
+    assert (expected.filter(pl.col("weight_kg").is_null())["mass_source"] != "measurement").all()
+
+
+def test_backward_running_costs_more_per_kilometre_than_forward(imported_export):
+    per_kg_km = imported_export.warehouse.query("""
+        SELECT direction, sum(s.kcal_net) / sum(e.mass_kg * s.distance_m / 1000) AS cost
+        FROM segments s JOIN activity_energy e USING (activity_id)
+        WHERE s.gait = 'run' AND s.direction IN ('forward', 'backward') AND s.distance_m > 0
+        GROUP BY direction""")
+    cost = dict(per_kg_km.iter_rows())
+    assert 0.8 < cost["forward"] < 1.2  # Minetti: 0.86 kcal/kg/km on the level, a little more with hills
+    assert 1.25 < cost["backward"] / cost["forward"] < 1.45  # the 1.35 multiplier
+
+
+def _rematerialise(settings, first: date, last: date) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        return defs.resolve_job_def("publish").execute_in_process(
+            instance=instance, run_config=QUIET, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+        )
+
+
+def _versions(warehouse: Warehouse, table: str) -> dict[str, set[str]]:
+    rows = warehouse.query(
+        f"SELECT strftime(a.start_day, '%Y-%m') AS month, t.model_version FROM {table} t"
+        " JOIN activities a USING (activity_id) GROUP BY ALL")
+    return {m: set(rows.filter(pl.col("month") == m)["model_version"]) for m in rows["month"].unique()}
+
+
+def test_changing_a_threshold_changes_the_version_of_the_rows_it_touches_only(imported_export, tmp_path: Path):
+    settings = copied_home(imported_export, tmp_path)
+    warehouse = Warehouse(settings.warehouse_path)
+    before = {t: _versions(warehouse, t) for t in ("segments", "activity_energy")}
+    baseline_before = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
+    kcal_before = warehouse.query("SELECT activity_id, kcal_net, kcal_backward FROM activity_energy ORDER BY 1")
+    assert set(before["segments"]) == {"2024-01", "2024-02"}
+
+    settings.model_path.write_text("[energy]\nbackward_multiplier = 1.5\n")
+    result = _rematerialise(settings, date(2024, 2, 1), date(2024, 2, 1))
+
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    after = {t: _versions(warehouse, t) for t in ("segments", "activity_energy")}
+    for table in after:
+        assert after[table]["2024-01"] == before[table]["2024-01"]  # not re-materialised: untouched
+        [old], [new] = before[table]["2024-02"], after[table]["2024-02"]
+        assert old != new and old.split("+")[0] == new.split("+")[0]  # energy moved, detection did not
+    assert warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id").equals(baseline_before)
+    kcal_after = warehouse.query(
+        "SELECT e.activity_id, e.kcal_net, e.kcal_backward, strftime(a.start_day, '%Y-%m') AS month"
+        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY 1")
+    joined = kcal_before.join(kcal_after, on="activity_id", suffix="_after")
+    feb = joined.filter((pl.col("month") == "2024-02") & (pl.col("kcal_backward") > 0))
+    assert len(feb) > 0
+    assert ((feb["kcal_backward_after"] / feb["kcal_backward"] - 1.5 / 1.35).abs() < 1e-6).all()
+    jan = joined.filter(pl.col("month") == "2024-01")
+    assert (jan["kcal_net_after"] == jan["kcal_net"]).all()
+
+
+def test_a_detection_change_moves_the_baselines_and_segments(imported_export, tmp_path: Path):
+    settings = copied_home(imported_export, tmp_path)
+    warehouse = Warehouse(settings.warehouse_path)
+    old = warehouse.query("SELECT DISTINCT model_version FROM segments")["model_version"].to_list()
+    settings.model_path.write_text("[detection]\nenter_ratio = 0.8\n")
+    assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
+    [new] = warehouse.query("SELECT DISTINCT model_version FROM segments")["model_version"].to_list()
+    [baseline] = warehouse.query("SELECT DISTINCT model_version FROM gait_baselines")["model_version"].to_list()
+    assert [new] != old and new.startswith(baseline + "+")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[detection]\nenter_ratoi = 0.8\n", "unknown keys ['enter_ratoi']"),
+        ("[energy]\nbackward_multiplier = 'high'\n", "backward_multiplier = 'high'"),
+        ("[energy\n", "model.toml"),
+        ("[physics]\ng = 9.81\n", "unknown tables ['physics']"),
+    ],
+)
+def test_a_bad_model_file_says_what_is_wrong(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "model.toml"
+    path.write_text(text)
+    with pytest.raises(ModelConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_model_config(path)
+
+
+def test_model_file_values_override_the_defaults(tmp_path: Path):
+    path = tmp_path / "model.toml"
+    path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 1\n")
+    detection, energy = load_model_config(path)
+    assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 1.0
