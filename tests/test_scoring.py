@@ -155,3 +155,16 @@ def test_model_file_values_override_the_defaults(tmp_path: Path):
     path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 1\n")
     detection, energy = load_model_config(path)
     assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 1.0
+
+
+def test_real_forward_runs_imported_through_dagster_have_no_backward_second(imported_corpus):
+    from tests.test_detection_on_real_files import FORWARD_RUNS
+
+    backward = imported_corpus.warehouse.query("""
+        SELECT l.path, coalesce(sum(s.duration_s) FILTER (WHERE s.direction = 'backward'), 0) AS backward_s,
+               count(s.activity_id) AS segments
+        FROM import_ledger l JOIN activities a ON a.source_sha256 = l.sha256
+        LEFT JOIN segments s USING (activity_id) GROUP BY ALL""")
+    runs = backward.filter(pl.col("path").str.split("/").list.last().is_in(FORWARD_RUNS))
+    assert len(runs) == len(FORWARD_RUNS) and (runs["segments"] > 0).all()
+    assert (runs["backward_s"] == 0).all()

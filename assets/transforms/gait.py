@@ -45,7 +45,7 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
     keys = ["activity_id"] if within is None else ["activity_id", within]
-    sorted_records = records.sort("activity_id", "ts")
+    sorted_records = records.filter(pl.col("ts").is_not_null()).sort("activity_id", "ts")  # untimed: no gait
     spm = pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm"))
     inputs = sorted_records.select(
         *keys,

@@ -23,10 +23,10 @@ def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> 
     """Records sorted by activity and time, each owning the interval up to the next sample.
 
     Adds `interval_s` and `interval_m` (distance covered in it, from `distance_m`, else speed × time)
-    and `is_gap_marker`.  Where the next sample is more than `max_gap_s` away (a pause), the sample
+    and `is_gap_marker`; samples without a time are left out.  Where the next sample is more than `max_gap_s` away (a pause), the sample
     holds for `hold_s` and a marker row with null measures owns the rest of the gap.
     """
-    ordered = conform(records, RECORDS).sort("activity_id", "ts")
+    ordered = conform(records, RECORDS).filter(pl.col("ts").is_not_null()).sort("activity_id", "ts")
     to_next = (pl.col("ts").shift(-1) - pl.col("ts")).over(_ACTIVITY).dt.total_microseconds() / 1e6
     step = (pl.col("distance_m").shift(-1) - pl.col("distance_m")).over(_ACTIVITY)
     ordered = ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
