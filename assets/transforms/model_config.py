@@ -76,6 +76,9 @@ class DetectionConfig:
     baseline_tukey_c: float = 4.685  # Tukey biweight tuning constant (95 % Gaussian efficiency)
     baseline_iterations: int = 10
     running_sports: tuple[str, ...] = ("running",)  # a null sport is accepted too
+    # Scored for direction and energy (a null sport too); other sports get one 'unknown' segment, no kcal.
+    foot_sports: tuple[str, ...] = ("running", "walking", "hiking", "generic", "training")
+    foot_max_mean_speed_mps: float = 6.5  # faster on average (moving): not on foot, whatever the sport says
     baseline_max_runs: int = 60  # the athlete's latest running activities the baseline is fitted on
 
     # Segments (§5.4).

@@ -31,16 +31,49 @@ def score_activities(
     detection: DetectionConfig,
     energy: EnergyConfig,
 ) -> Scores:
-    """Segments with their moving time, climb and kcal, and each activity's energy."""
-    segments = detect_segments(records, activities, laps, baselines, detection)
+    """Segments with their moving time, climb and kcal, and each activity's energy.
+
+    Activities on foot (`detection.foot_sports`, or no sport, at foot speeds) are scored; the others (a ride, a swim)
+    get one 'unknown' segment carrying their totals, and no kcal: the energy model is for legs."""
+    mean_speed = pl.col("distance_m") / pl.col("moving_time_s")
+    on_foot = (pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))) & (
+        mean_speed <= detection.foot_max_mean_speed_mps
+    ).fill_null(True)
+    foot = activities.filter(on_foot)
+    records = records.join(foot.select("activity_id"), on="activity_id", how="semi")
+    laps = laps.join(foot.select("activity_id"), on="activity_id", how="semi")
+    segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
     record_kcal = record_energy(records, segments, masses, energy)
     with_kcal = segment_energy(record_kcal, segments, energy)
     keys = ["activity_id", "segment_index"]
     table = with_kcal.join(segment_motion(records, segments), on=keys, how="left")
     version = energy_row_version(detection.model_version, energy)
-    totals = activity_energy(record_kcal, masses).with_columns(pl.col("model_version").fill_null(version))
-    return Scores(segments=conform(table, SEGMENT_TABLE).sort(keys), activity_energy=conform(totals, ACTIVITY_ENERGY))
+    others = activities.filter(~on_foot)
+    totals = activity_energy(record_kcal, masses.join(others, on="activity_id", how="anti"))
+    unscored = masses.join(others.select("activity_id"), on="activity_id", how="semi")
+    return Scores(
+        segments=pl.concat([conform(table, SEGMENT_TABLE), whole_activity_segments(others, version)]).sort(keys),
+        activity_energy=pl.concat([conform(totals, ACTIVITY_ENERGY), conform(unscored, ACTIVITY_ENERGY)])
+        .with_columns(pl.col("model_version").fill_null(version))
+        .sort("activity_id"),
+    )
+
+
+def whole_activity_segments(activities: pl.DataFrame, model_version: str) -> pl.DataFrame:
+    """One 'unknown' segment per activity, with the activity's own totals and no kcal."""
+    return conform(
+        activities.with_columns(
+            pl.lit(0, pl.Int32).alias("segment_index"),
+            pl.lit("unknown").alias("direction"),
+            pl.lit("unknown").alias("gait"),
+            pl.when(pl.col("duration_s") > 0).then(pl.col("distance_m") / pl.col("duration_s")).alias("mean_speed_mps"),
+            pl.lit("none").alias("evidence"),
+            pl.lit(0.0).alias("confidence"),
+            pl.lit(model_version).alias("model_version"),
+        ),
+        SEGMENT_TABLE,
+    )
 
 
 def segment_motion(records: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
