@@ -63,6 +63,11 @@ def demo(
         SELECT athlete_id, count(*) AS activities, round(sum(distance_m) / 1000, 1) AS km,
                min(local_day) AS first_day, max(local_day) AS last_day
         FROM activities GROUP BY athlete_id ORDER BY athlete_id""")
+    _print_query(settings, "Backward running found, and what it cost", """
+        SELECT s.athlete_id, count(DISTINCT s.activity_id) AS sessions, round(sum(s.duration_s) / 60, 1) AS minutes,
+               round(sum(s.distance_m) / 1000, 2) AS km, round(sum(s.kcal_net)) AS kcal_net,
+               round(avg(s.confidence), 2) AS confidence
+        FROM segments s WHERE s.direction = 'backward' GROUP BY ALL ORDER BY 1""")
     _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
         WITH weeks AS (
             SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km, sum(sessions) AS sessions
