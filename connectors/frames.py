@@ -7,6 +7,7 @@ from datetime import date
 import polars as pl
 
 from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, RECORDS, DecodedFile, conform
+from connectors.timezones import start_zones, utc_offsets
 
 #: Slower than this counts as stopped for moving time (m/s).
 MOVING_SPEED_MPS = 0.5
@@ -22,15 +23,12 @@ def activity_ids(sha256: str) -> pl.Expr:
 
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
-    """The warehouse frames of one decoded file, owned by `athlete_id`.
-
-    Local time comes from the file's own UTC offset; else from `zone` (the athlete's IANA zone) on
-    that date; else UTC, marked as assumed.
-    """
+    """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
     ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
     records = decoded.records.with_columns(*ids)
-    activities = with_local_time(decoded.activities, zone).with_columns(
-        *ids, pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+    activities = decoded.activities.with_columns(*ids).join(start_zones(records), on="activity_id", how="left")
+    activities = with_local_time(activities, zone).with_columns(
+        pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
     )
     activities = summarize(activities, records)
     return {
@@ -46,19 +44,28 @@ def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: s
     }
 
 
-def with_local_time(activities: pl.DataFrame, zone: str | None) -> pl.DataFrame:
-    """Fill missing UTC offsets from the athlete's zone (DST-correct for each start), else UTC."""
-    zoned = (
-        pl.col("start_ts").dt.convert_time_zone(zone).dt.replace_time_zone(None)
-        if zone
-        else pl.col("start_ts").dt.replace_time_zone(None)
-    )
-    zone_offset = (zoned - pl.col("start_ts").dt.replace_time_zone(None)).dt.total_seconds().cast(pl.Int32)
-    missing = pl.col("utc_offset_s").is_null() & pl.col("start_ts").is_not_null()
-    filled = activities.with_columns(
-        pl.when(missing).then(zone_offset).otherwise(pl.col("utc_offset_s")).alias("utc_offset_s"),
-        pl.when(missing).then(pl.lit("athlete_zone" if zone else "utc_assumed")).otherwise(pl.col("utc_offset_source")).alias("utc_offset_source"),
-    )
+def with_local_time(activities: pl.DataFrame, athlete_zone: str | None) -> pl.DataFrame:
+    """Fill missing UTC offsets, each DST-correct for the activity's start: the file's own offset
+    (FIT `activity.local_timestamp − timestamp`) stays; else the zone of the start position
+    (`start_zone`, when the frame has it); else the athlete's zone; else UTC, marked as assumed.
+    Never the device's settings, never today's offset."""
+    frame = activities if "start_zone" in activities.columns else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
+    frame = utc_offsets(frame, "start_ts", "start_zone", "_position_offset")
+    frame = frame.with_columns(pl.lit(athlete_zone, pl.String).alias("_athlete_zone"))
+    frame = utc_offsets(frame, "start_ts", "_athlete_zone", "_athlete_offset")
+    has_start = pl.col("start_ts").is_not_null()
+    candidates = [
+        (pl.col("utc_offset_s"), pl.col("utc_offset_source")),
+        (pl.col("_position_offset"), pl.lit("start_position")),
+        (pl.col("_athlete_offset"), pl.lit("athlete_zone")),
+    ]
+    source = pl.when(~has_start).then(pl.col("utc_offset_source"))
+    for offset, name in candidates:
+        source = source.when(offset.is_not_null()).then(name)
+    filled = frame.with_columns(
+        pl.when(has_start).then(pl.coalesce([c[0] for c in candidates] + [pl.lit(0, pl.Int32)])).alias("utc_offset_s"),
+        source.otherwise(pl.lit("utc_assumed")).alias("utc_offset_source"),
+    ).drop("_position_offset", "_athlete_zone", "_athlete_offset")
     return filled.with_columns(
         (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
     )
