@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.partitions import monthly
 from connectors.sources import list_source_files
+from pipelines.profiles import privacy_zones_frame
 from pipelines.resources import ImportProgress, Storage
 from warehouse.ingest import ImportSummary, import_files
 from warehouse.publish import publish_body_measurements, publish_days
@@ -52,7 +53,8 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     """Replace the activities, records and laps of the run's days (UTC start date) in one transaction."""
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
-    counts = publish_days(storage.warehouse, storage.lake, first, last)
+    zones = privacy_zones_frame(storage.profiles())
+    counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones)
     context.log.info(f"published {counts} for {first}..{last}")
     for name in ("activities", "records", "laps"):
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name], "first_day": str(first), "last_day": str(last)})

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from connectors.privacy import PRIVACY_ZONES
+
 
 @dataclass(frozen=True)
 class AthleteProfile:
@@ -20,6 +22,7 @@ class AthleteProfile:
     weight_kg: float | None = None
     timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
     max_hr_bpm: float | None = None  # measured; else estimated from age for the heart-rate energy check
+    privacy_zones: tuple[dict, ...] = ()  # {lat, lon, radius_m}: positions within are not served
     ignored_keys: tuple[str, ...] = ()  # keys in the file this version does not use (typos show here)
 
 
@@ -40,6 +43,8 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
     for athlete_id, values in document.get("athletes", {}).items():
         used = {k: v for k, v in values.items() if k in allowed}
         ignored = tuple(sorted(set(values) - allowed))
+        if "privacy_zones" in used:
+            used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
 
@@ -49,3 +54,25 @@ def profiles_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
     """Profiles as the energy model reads them (athlete_id, sex, birth_year, weight_kg, max_hr_bpm)."""
     columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm")
     return pl.DataFrame([{c: getattr(p, c) for c in columns} for p in profiles.values()], schema=columns, orient="row")
+
+
+def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ...]:
+    checked = []
+    for zone in zones if isinstance(zones, list) else [zones]:
+        try:
+            lat, lon, radius = float(zone["lat"]), float(zone["lon"]), float(zone.get("radius_m", 200))
+        except (TypeError, KeyError, ValueError):
+            raise ProfileError(f"{path}: athletes.{athlete_id}.privacy_zones: each zone needs lat, lon (and radius_m)") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+            raise ProfileError(f"{path}: athletes.{athlete_id}.privacy_zones: {zone} is not a place on Earth")
+        checked.append({"lat": lat, "lon": lon, "radius_m": radius})
+    return tuple(checked)
+
+
+def privacy_zones_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
+    """Every configured privacy zone (athlete_id, lat_deg, lon_deg, radius_m, source)."""
+    rows = [
+        {"athlete_id": p.athlete_id, "lat_deg": z["lat"], "lon_deg": z["lon"], "radius_m": z["radius_m"], "source": "profile"}
+        for p in profiles.values() for z in p.privacy_zones
+    ]
+    return pl.DataFrame(rows, schema=PRIVACY_ZONES)

@@ -10,6 +10,8 @@ from datetime import date
 
 import polars as pl
 
+from connectors.privacy import PRIVACY_ZONES, mask_positions
+from connectors.schema import conform, empty
 from warehouse.lake import Lake
 from warehouse.store import Warehouse, insert
 
@@ -19,8 +21,12 @@ FILES_PER_CHUNK = 200
 _IMPORTED = "status IN ('ok', 'partial')"
 
 
-def publish_days(warehouse: Warehouse, lake: Lake, first: date, last: date) -> dict[str, int]:
-    """Replace the activities, records and laps of activities that started on days first..last (UTC)."""
+def publish_days(
+    warehouse: Warehouse, lake: Lake, first: date, last: date, privacy_zones: pl.DataFrame | None = None
+) -> dict[str, int]:
+    """Replace the activities, records and laps of activities that started on days first..last (UTC);
+    record positions inside `privacy_zones` are published as null."""
+    zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     shas = warehouse.query(
         f"SELECT DISTINCT sha256 FROM import_ledger WHERE {_IMPORTED} AND first_day <= ? AND last_day >= ? ORDER BY 1",
         [last, first],
@@ -41,8 +47,12 @@ def publish_days(warehouse: Warehouse, lake: Lake, first: date, last: date) -> d
             counts["activities"] += insert(connection, "activities", activities)
             for table in ("records", "laps"):
                 frame = lake.read_decoded(chunk, table)
-                if frame is not None:
-                    counts[table] += insert(connection, table, frame.filter(pl.col("activity_id").is_in(ids.implode())))
+                if frame is None:
+                    continue
+                frame = frame.filter(pl.col("activity_id").is_in(ids.implode()))
+                if table == "records":
+                    frame = mask_positions(frame, zones)
+                counts[table] += insert(connection, table, frame)
     return counts
 
 
