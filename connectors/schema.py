@@ -107,6 +107,7 @@ ACTIVITIES = pl.Schema(
         "records": pl.Int64,
         "session": pl.Int32,
         "source_sha256": pl.String,
+        "duplicate_of": pl.String,  # the canonical activity this one repeats (another file or source), else null
     }
 )
 

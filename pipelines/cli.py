@@ -62,7 +62,7 @@ def demo(
     _print_query(settings, "Activities per athlete", """
         SELECT athlete_id, count(*) AS activities, round(sum(distance_m) / 1000, 1) AS km,
                min(local_day) AS first_day, max(local_day) AS last_day
-        FROM activities GROUP BY athlete_id ORDER BY athlete_id""")
+        FROM activities WHERE duplicate_of IS NULL GROUP BY athlete_id ORDER BY athlete_id""")
     _print_query(settings, "Backward running found, and what it cost", """
         SELECT s.athlete_id, count(DISTINCT s.activity_id) AS sessions, round(sum(s.duration_s) / 60, 1) AS minutes,
                round(sum(s.distance_m) / 1000, 2) AS km, round(sum(s.kcal_net)) AS kcal_net,

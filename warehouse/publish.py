@@ -53,7 +53,46 @@ def publish_days(
                 if table == "records":
                     frame = mask_positions(frame, zones)
                 counts[table] += insert(connection, table, frame)
+        link_duplicates(connection, first, last)
     return counts
+
+
+#: Activities of one athlete starting this close together, whose time spans overlap, are one activity.
+DUPLICATE_START_TOLERANCE_S = 180
+#: ... unless their distances differ by more than this share of the longer one.
+DUPLICATE_DISTANCE_TOLERANCE = 0.15
+#: Between equally rich duplicates (same sample count), the first of these formats is canonical.
+SOURCE_PREFERENCE = ("fit", "tcx", "gpx")
+
+
+def link_duplicates(connection, first: date, last: date) -> None:
+    """Mark activities that started on days first..last and repeat another activity (the same run
+    from the watch and from a platform export): `duplicate_of` names the canonical one, the richest
+    (most samples, then SOURCE_PREFERENCE, then id).  Nothing is deleted; marts count canonical rows."""
+    connection.execute("UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ?", [first, last])
+    connection.execute(
+        """
+        WITH ranked AS (
+            SELECT activity_id, athlete_id, start_ts, coalesce(end_ts, start_ts) AS end_ts, distance_m,
+                   row_number() OVER (ORDER BY records DESC NULLS LAST,
+                       coalesce(list_position($preference, source), 99), activity_id) AS rank
+            FROM activities
+            WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY),
+        pairs AS (
+            SELECT d.activity_id, arg_min(c.activity_id, c.rank) AS canonical
+            FROM ranked d JOIN ranked c
+              ON c.athlete_id = d.athlete_id AND c.rank < d.rank
+             AND abs(epoch(c.start_ts) - epoch(d.start_ts)) <= $tolerance
+             AND c.start_ts <= d.end_ts AND d.start_ts <= c.end_ts
+             AND (c.distance_m IS NULL OR d.distance_m IS NULL
+                  OR abs(c.distance_m - d.distance_m) <= $share * greatest(c.distance_m, d.distance_m))
+            GROUP BY d.activity_id)
+        UPDATE activities SET duplicate_of = pairs.canonical FROM pairs
+        WHERE activities.activity_id = pairs.activity_id AND activities.start_day BETWEEN $first AND $last
+        """,
+        {"first": first, "last": last, "preference": list(SOURCE_PREFERENCE),
+         "tolerance": DUPLICATE_START_TOLERANCE_S, "share": DUPLICATE_DISTANCE_TOLERANCE},
+    )
 
 
 def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:

@@ -13,4 +13,5 @@ SELECT
     CAST(NULL AS DOUBLE) AS kcal_net,
     CAST(NULL AS DOUBLE) AS kcal_gross
 FROM activities
+WHERE duplicate_of IS NULL
 GROUP BY ALL

@@ -1,0 +1,55 @@
+"""The same run from two sources (the watch's FIT, a platform's GPX) is one activity in the marts."""
+
+from pathlib import Path
+
+import dagster as dg
+import gpxpy.gpx
+import polars as pl
+import pytest
+
+from connectors.fit import decode_fit
+from pipelines.runs import import_paths
+from tests.conftest import settings_for
+from warehouse.store import Warehouse
+
+
+def _as_gpx(fit_path: Path, out: Path) -> Path:
+    """The FIT run re-exported as a GPX track (positions, elevation, times only: poorer)."""
+    records = decode_fit(fit_path).records.drop_nulls(["lat_deg", "lon_deg"])
+    track = gpxpy.gpx.GPXTrack(name="Morning Run")
+    segment = gpxpy.gpx.GPXTrackSegment()
+    for row in records.select("ts", "lat_deg", "lon_deg", "altitude_m").iter_rows(named=True):
+        segment.points.append(gpxpy.gpx.GPXTrackPoint(row["lat_deg"], row["lon_deg"], elevation=row["altitude_m"], time=row["ts"]))
+    track.segments.append(segment)
+    document = gpxpy.gpx.GPX()
+    document.tracks.append(track)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document.to_xml())
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_run_two_sources(imported_export, tmp_path_factory) -> tuple[Path, Path]:
+    fit = sorted((imported_export.root / "export" / "alice").rglob("*.fit"))[0]
+    gpx = _as_gpx(fit, tmp_path_factory.mktemp("strava") / "alice" / "12345.gpx")
+    return fit, gpx
+
+
+@pytest.mark.parametrize("order", ["fit first", "gpx first"])
+def test_one_run_from_two_sources_is_one_canonical_activity_in_either_order(one_run_two_sources, tmp_path, order):
+    fit, gpx = one_run_two_sources
+    settings = settings_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        for path in ([fit, gpx] if order == "fit first" else [gpx, fit]):
+            import_paths(settings, [path], athlete="alice", instance=instance)
+        import_paths(settings, [fit, gpx], athlete="alice", instance=instance)  # re-import: nothing changes
+    activities = Warehouse(settings.warehouse_path).query(
+        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source")
+    assert activities["source"].to_list() == ["fit", "gpx"]
+    fit_row, gpx_row = activities.rows(named=True)
+    assert fit_row["duplicate_of"] is None and gpx_row["duplicate_of"] == fit_row["activity_id"]
+
+
+def test_different_runs_close_in_time_are_not_duplicates(imported_export):
+    linked = imported_export.warehouse.query("SELECT count(*) AS n FROM activities WHERE duplicate_of IS NOT NULL")
+    assert linked["n"][0] == 0  # every generated activity is its own run
