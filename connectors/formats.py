@@ -6,7 +6,7 @@ import gzip
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.fit import decode_fit
+from connectors.fit_columnar import decode_fit_columnar
 from connectors.gpx import decode_gpx
 from connectors.schema import DecodedFile, DecodeError
 
@@ -33,7 +33,9 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
-DECODERS: dict[str, Decoder] = {"fit": decode_fit, "gpx": decode_gpx}
+#: FIT goes through the columnar decoder, which hands what it cannot read to fitparse (the reference)
+#: and says so: the ledger's `decoder` column names the decoder that produced the frames.
+DECODERS: dict[str, Decoder] = {"fit": decode_fit_columnar, "gpx": decode_gpx}
 
 
 def decoder_for(path: Path) -> tuple[str, Decoder]:

@@ -26,6 +26,17 @@ def test_every_clean_file_is_imported_with_its_reference_sample_count(imported_c
             assert row["records"] == item.reference_records, item.path.name
 
 
+def test_the_ledger_names_the_decoder_and_a_fallback_to_fitparse_says_why(imported_corpus):
+    decoders = {}
+    for item in corpus_files("fit"):
+        row = ledger(imported_corpus, item.path)
+        if row["status"] in ("ok", "partial"):
+            decoders[item.path.name] = (row["decoder"], row["reason"] or "")
+    coros = decoders.pop("coros-pace-2-cycling-misaligned-fields.fit")
+    assert coros[0] == "fitparse" and "decoded by fitparse: the columnar decoder does not support" in coros[1]
+    assert {decoder for decoder, _ in decoders.values()} == {"retrostride-columnar"}
+
+
 def test_corrupt_files_are_rejected_with_a_reason_and_quarantined(imported_corpus):
     quarantine = imported_corpus.settings.home / "quarantine"
     for item in corpus_files(expect="error"):
