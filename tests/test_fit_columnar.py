@@ -1,9 +1,12 @@
 """The columnar FIT decoder against fitparse, the reference, on every corpus file and a few built ones.
 
-Deliberate differences (see `connectors.fit_columnar`): product, sport and manufacturer names come
-from the FIT SDK's current profile, so where fitparse's 2020 profile only has the number the
-columnar decoder gives the name (`garmin 2158` → `garmin fr735xt`); and `weight_scale.bmi`, a field
-fitparse does not know, is read.  `_as_the_sdk_names_it` applies exactly these to fitparse's frames.
+The canonical frames must be identical, value by value and bit for bit (floats included: both
+decoders scale a field by the same division, so no tolerance is needed), except for two deliberate
+differences (see `connectors.fit_columnar`): product, sport and manufacturer names come from the
+FIT SDK's current profile, so where fitparse's 2020 profile only has the number the columnar decoder
+gives the name (`garmin 2158` → `garmin fr735xt`); and `weight_scale.bmi`, a field fitparse does not
+know, is read.  `_as_the_sdk_names_it` applies exactly these to fitparse's frames.  A file the
+columnar decoder hands to fitparse (`decoder` = "fitparse") is compared too, trivially.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def test_every_decodable_corpus_file_gives_fitparse_frames_value_by_value(item):
         assert columnar.reason is None or _headline(columnar.reason) == _headline(reference.reason)
     for frame in FRAMES:
         expected = _as_the_sdk_names_it(frame, getattr(reference, frame), getattr(columnar, frame))
-        assert_frame_equal(getattr(columnar, frame), expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
+        assert_frame_equal(getattr(columnar, frame), expected, check_exact=True)
     if item.reference_records is not None:
         assert len(columnar.records) == item.reference_records
 
