@@ -3,20 +3,28 @@
 A FIT decoder only has to produce `FitMessages`: for each message type named in `FIT_FIELDS`, a
 Polars frame whose columns are FIT profile field names with profile scale/offset applied, enums as
 their profile names, and `date_time` fields as UTC datetimes.  Positions stay in semicircles here.
+
+This runs once per imported file, and a Polars expression costs tens of microseconds to plan
+whatever the data's size, so the mapping works on NumPy columns (`connectors.columns`) and builds
+each output frame once from Arrow; samples find their session by a binary search over the few
+session starts.
 """
 
 from __future__ import annotations
 
-import polars as pl
+from dataclasses import dataclass
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from connectors.columns import Column, arrow_type, frame, micros, nulls, numbers, texts, to_arrow
 from connectors.schema import (
     FILE_ACTIVITIES,
     FILE_BODY_MEASUREMENTS,
     FILE_LAPS,
     FILE_RECORDS,
-    UTC_US,
     DecodedFile,
-    conform,
     empty,
 )
 
@@ -48,6 +56,11 @@ SEMICIRCLE_DEG = 180.0 / 2**31
 #: Sports whose FIT cadence counts strides (one foot): steps/min = 2 × (cadence + fraction).
 FOOT_SPORTS = {"running", "walking", "hiking", "training", "generic"}
 
+_UTC = arrow_type(FILE_RECORDS["ts"])
+_EMPTY_RECORDS, _EMPTY_ACTIVITIES, _EMPTY_LAPS, _EMPTY_BODY = (
+    empty(FILE_RECORDS), empty(FILE_ACTIVITIES), empty(FILE_LAPS), empty(FILE_BODY_MEASUREMENTS)
+)
+
 
 def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -> DecodedFile:
     """Canonical frames of one FIT file: one activity per session, samples assigned by time."""
@@ -57,96 +70,105 @@ def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -
         format="fit",
         decoder=decoder,
         decoder_version=decoder_version,
-        activities=_activities(messages, sessions) if len(records) or len(sessions) else empty(FILE_ACTIVITIES),
+        activities=_activities(messages, sessions) if len(records) or len(sessions) else _EMPTY_ACTIVITIES.clear(),
         records=records,
         laps=_laps(messages, sessions),
         body_measurements=_body_measurements(messages),
     )
 
 
-def _frame(messages: FitMessages, name: str) -> pl.DataFrame:
-    """The message type's frame with every wanted column present (null where the file lacks it)."""
-    frame = messages.get(name, pl.DataFrame())
-    missing = [f for f in FIT_FIELDS[name] if f not in frame.columns]
-    return frame.with_columns(pl.lit(None).alias(f) for f in missing) if len(frame) else pl.DataFrame(
-        {f: [] for f in FIT_FIELDS[name]}
+def _message(messages: FitMessages, name: str) -> pl.DataFrame | None:
+    found = messages.get(name)
+    return found if found is not None and len(found) else None
+
+
+@dataclass(frozen=True)
+class _Sessions:
+    """Sessions in start order (position = `session`), those without a start last."""
+
+    start: Column  # µs
+    end: Column  # µs
+    sport: list[str | None]
+    sub_sport: pa.Array
+    totals: dict[str, Column]  # total_elapsed_s, total_timer_s, total_distance_m
+
+    def __len__(self) -> int:
+        return len(self.sport)
+
+    def of(self, times: Column) -> np.ndarray:
+        """The latest session that started at or before each time; the first for null or earlier times."""
+        starts = self.start.values[self.start.valid]  # ascending: sorted, nulls last
+        if not len(starts):
+            return np.zeros(len(times), dtype=np.int32)
+        found = np.searchsorted(starts, times.values, side="right") - 1
+        return np.where(times.valid & (found >= 0), found, 0).astype(np.int32)
+
+    def counts_strides(self) -> np.ndarray:
+        """Per session: is its cadence strides/min (by its sport, else the first session's)."""
+        sports = [s if s is not None else self.sport[0] for s in self.sport]
+        return np.array([s is None or s in FOOT_SPORTS for s in sports], dtype=bool)
+
+
+def _sessions(messages: FitMessages) -> _Sessions:
+    """Sessions in time order; one synthetic session spanning the records when the file has none."""
+    table = _message(messages, "session")
+    if table is None:
+        records = _message(messages, "record")
+        if records is None:
+            return _Sessions(nulls(0, np.int64), nulls(0, np.int64), [], pa.nulls(0, pa.large_string()), {})
+        times = micros(records, "timestamp")
+        found = times.values[times.valid]
+        first, last = (Column(np.array([f(found)]), np.ones(1, bool)) if len(found) else nulls(1, np.int64) for f in (np.min, np.max))
+        return _Sessions(first, last, [None], pa.nulls(1, pa.large_string()), {})
+    end = micros(table, "timestamp")
+    elapsed = numbers(table, "total_elapsed_time")
+    # pl.duration(seconds=x) in µs: x × 10⁶ truncated towards zero
+    from_end = Column(end.values - np.trunc(elapsed.values * 1e6).astype(np.int64), end.valid & elapsed.valid)
+    start = micros(table, "start_time").or_else(from_end)
+    order = np.lexsort((np.where(start.valid, start.values, 0), ~start.valid))  # stable, nulls last
+    pick = lambda c: Column(c.values[order], c.valid[order])  # noqa: E731
+    totals = {"total_elapsed_s": elapsed, "total_timer_s": numbers(table, "total_timer_time"), "total_distance_m": numbers(table, "total_distance")}
+    return _Sessions(
+        pick(start), pick(end), texts(table, "sport").take(order).to_pylist(), texts(table, "sub_sport").take(order),
+        {name: pick(c) for name, c in totals.items()},
     )
 
 
-def _utc(column: str) -> pl.Expr:
-    return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+def _records(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
+    table = _message(messages, "record")
+    if table is None:
+        return _EMPTY_RECORDS.clear()
+    ts = micros(table, "timestamp")
+    session = sessions.of(ts)
+    number = lambda name: numbers(table, name)  # noqa: E731
+    cadence, fraction = number("cadence"), number("fractional_cadence")
+    strides = cadence.values + np.where(fraction.valid, fraction.values, 0.0)
+    columns = {
+        "session": Column(session, np.ones(len(session), bool)),
+        "lat_deg": _scaled(number("position_lat"), lambda v: v * SEMICIRCLE_DEG),
+        "lon_deg": _scaled(number("position_long"), lambda v: v * SEMICIRCLE_DEG),
+        "altitude_m": number("enhanced_altitude").or_else(number("altitude")),
+        "distance_m": number("distance"),
+        "speed_mps": number("enhanced_speed").or_else(number("speed")),
+        "heart_rate_bpm": number("heart_rate"),
+        "cadence_spm": Column(2.0 * strides, cadence.valid & sessions.counts_strides()[session]),
+        "power_w": number("power"),
+        "step_length_m": _scaled(number("step_length"), lambda v: v / 1000.0),
+        "stance_time_ms": number("stance_time"),
+        "vertical_oscillation_mm": number("vertical_oscillation"),
+        "temperature_c": number("temperature"),
+    }
+    arrays = {name: to_arrow(c, arrow_type(FILE_RECORDS[name])) for name, c in columns.items()}
+    return frame(len(table), {**arrays, "ts": to_arrow(ts, _UTC)}, FILE_RECORDS)
 
 
-def _sessions(messages: FitMessages) -> pl.DataFrame:
-    """Sessions in time order with index, start and end; one synthetic session when none exist."""
-    frame = _frame(messages, "session")
-    if len(frame) == 0:
-        records = _frame(messages, "record")
-        if len(records) == 0:
-            return pl.DataFrame(schema={"session": pl.Int32, "start": UTC_US, "end": UTC_US, "sport": pl.String})
-        frame = records.select(
-            pl.col("timestamp").min().alias("start_time"),
-            pl.col("timestamp").max().alias("timestamp"),
-            pl.lit(None, pl.String).alias("sport"),
-            pl.lit(None, pl.String).alias("sub_sport"),
-            *(pl.lit(None, pl.Float64).alias(c) for c in ("total_elapsed_time", "total_timer_time", "total_distance")),
-        )
-    start = pl.coalesce(_utc("start_time"), _utc("timestamp") - pl.duration(seconds=pl.col("total_elapsed_time").cast(pl.Float64)))
-    return (
-        frame.with_columns(start.alias("start"), _utc("timestamp").alias("end"))
-        .sort("start", nulls_last=True)
-        .with_row_index("session")
-        .with_columns(pl.col("session").cast(pl.Int32), pl.col("sport").cast(pl.String), pl.col("sub_sport").cast(pl.String))
-    )
-
-
-def _assign_session(frame: pl.DataFrame, time_column: str, sessions: pl.DataFrame) -> pl.DataFrame:
-    """Tag each row with the latest session that started at or before it (else the first)."""
-    if len(sessions) == 0:
-        return frame.with_columns(pl.lit(0, pl.Int32).alias("session"))
-    starts = sessions.select("session", pl.col("start").alias("_start"), "sport").drop_nulls("_start").sort("_start")
-    tagged = (
-        frame.with_row_index("_order")
-        .sort(time_column, nulls_last=True)
-        .join_asof(starts, left_on=time_column, right_on="_start", strategy="backward")
-        .sort("_order")
-    )
-    first = sessions.row(0, named=True)
-    return tagged.with_columns(
-        pl.col("session").fill_null(pl.lit(first["session"], pl.Int32)),
-        pl.col("sport").fill_null(pl.lit(first["sport"], pl.String)),
-    ).drop("_order", "_start")
-
-
-def _records(messages: FitMessages, sessions: pl.DataFrame) -> pl.DataFrame:
-    frame = _frame(messages, "record").with_columns(_utc("timestamp").alias("ts"))
-    if len(frame) == 0:
-        return empty(FILE_RECORDS)
-    frame = _assign_session(frame, "ts", sessions)
-    is_foot = pl.col("sport").is_in(list(FOOT_SPORTS)) | pl.col("sport").is_null()
-    strides = pl.col("cadence").cast(pl.Float64) + pl.col("fractional_cadence").cast(pl.Float64).fill_null(0.0)
-    return conform(
-        frame.with_columns(
-            (pl.col("position_lat").cast(pl.Float64) * SEMICIRCLE_DEG).alias("lat_deg"),
-            (pl.col("position_long").cast(pl.Float64) * SEMICIRCLE_DEG).alias("lon_deg"),
-            pl.coalesce(pl.col("enhanced_altitude").cast(pl.Float64), pl.col("altitude").cast(pl.Float64)).alias("altitude_m"),
-            pl.col("distance").cast(pl.Float64).alias("distance_m"),
-            pl.coalesce(pl.col("enhanced_speed").cast(pl.Float64), pl.col("speed").cast(pl.Float64)).alias("speed_mps"),
-            pl.col("heart_rate").cast(pl.Float64).alias("heart_rate_bpm"),
-            pl.when(is_foot).then(2.0 * strides).alias("cadence_spm"),
-            pl.col("power").cast(pl.Float64).alias("power_w"),
-            (pl.col("step_length").cast(pl.Float64) / 1000.0).alias("step_length_m"),
-            pl.col("stance_time").cast(pl.Float64).alias("stance_time_ms"),
-            pl.col("vertical_oscillation").cast(pl.Float64).alias("vertical_oscillation_mm"),
-            pl.col("temperature").cast(pl.Float64).alias("temperature_c"),
-        ),
-        FILE_RECORDS,
-    )
+def _scaled(column: Column, scale) -> Column:
+    return Column(scale(column.values), column.valid)
 
 
 def _device(messages: FitMessages) -> str | None:
-    file_id = _frame(messages, "file_id")
-    if len(file_id) == 0:
+    file_id = _message(messages, "file_id")
+    if file_id is None:
         return None
     row = file_id.row(0, named=True)
     parts = [row.get("manufacturer"), row.get("garmin_product") or row.get("product")]
@@ -155,11 +177,13 @@ def _device(messages: FitMessages) -> str | None:
 
 def _utc_offset_s(messages: FitMessages) -> int | None:
     """The device's own UTC offset at recording: `activity.local_timestamp − timestamp`, to 15 min."""
-    activity = _frame(messages, "activity").drop_nulls(["timestamp", "local_timestamp"])
-    if len(activity) == 0:
+    activity = _message(messages, "activity")
+    if activity is None or not {"timestamp", "local_timestamp"} <= set(activity.columns):
         return None
-    row = activity.row(0, named=True)
-    local, utc = row["local_timestamp"], row["timestamp"]
+    both = [(u, loc) for u, loc in zip(activity["timestamp"].to_list(), activity["local_timestamp"].to_list()) if u is not None and loc is not None]
+    if not both:
+        return None
+    utc, local = both[0]
     if not hasattr(local, "year") or not hasattr(utc, "year"):
         return None
     seconds = (local.replace(tzinfo=None) - utc.replace(tzinfo=None)).total_seconds()
@@ -167,60 +191,88 @@ def _utc_offset_s(messages: FitMessages) -> int | None:
     return offset if abs(offset) <= 14 * 3600 else None
 
 
-def _activities(messages: FitMessages, sessions: pl.DataFrame) -> pl.DataFrame:
+def _activities(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
+    n = len(sessions)
     offset = _utc_offset_s(messages)
-    workout = _frame(messages, "workout")
-    name = workout["wkt_name"].drop_nulls().first() if len(workout) else None
-    frame = sessions.with_columns(
-        pl.col("start").alias("start_ts"),
-        pl.lit(name, pl.String).alias("name"),
-        pl.lit(_device(messages), pl.String).alias("device"),
-        pl.lit(offset, pl.Int32).alias("utc_offset_s"),
-        pl.lit("device_activity" if offset is not None else None, pl.String).alias("utc_offset_source"),
-        pl.col("total_elapsed_time").cast(pl.Float64).alias("total_elapsed_s"),
-        pl.col("total_timer_time").cast(pl.Float64).alias("total_timer_s"),
-        pl.col("total_distance").cast(pl.Float64).alias("total_distance_m"),
-    ).with_columns(
-        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
-    )
-    return conform(frame, FILE_ACTIVITIES)
+    workout = _message(messages, "workout")
+    name = workout["wkt_name"].drop_nulls().first() if workout is not None and "wkt_name" in workout.columns else None
+    local = Column(sessions.start.values + (offset or 0) * 1_000_000, sessions.start.valid & (offset is not None))
+    constant = lambda value, arrow: pa.array([value] * n, arrow)  # noqa: E731
+    columns = {
+        "session": pa.array(np.arange(n, dtype=np.int32)),
+        "sport": pa.array(sessions.sport, pa.large_string()),
+        "sub_sport": sessions.sub_sport,
+        "name": constant(name, pa.large_string()),
+        "device": constant(_device(messages), pa.large_string()),
+        "start_ts": to_arrow(sessions.start, _UTC),
+        "local_start_ts": to_arrow(local, arrow_type(FILE_ACTIVITIES["local_start_ts"])),
+        "utc_offset_s": constant(offset, pa.int32()),
+        "utc_offset_source": constant("device_activity" if offset is not None else None, pa.large_string()),
+        **{name: to_arrow(c, pa.float64()) for name, c in sessions.totals.items()},
+    }
+    return frame(n, columns, FILE_ACTIVITIES)
 
 
-def _laps(messages: FitMessages, sessions: pl.DataFrame) -> pl.DataFrame:
-    laps = _frame(messages, "lap")
-    if len(laps) == 0:
-        return empty(FILE_LAPS)
-    steps = _frame(messages, "workout_step").select(
-        pl.col("message_index").cast(pl.Int32).alias("wkt_step_index"), pl.col("wkt_step_name").cast(pl.String).alias("name")
-    ).unique("wkt_step_index", keep="first")
-    frame = laps.with_columns(
-        pl.coalesce(_utc("start_time"), _utc("timestamp")).alias("start_ts"),
-        _utc("timestamp").alias("end_ts"),
-        pl.col("wkt_step_index").cast(pl.Int32),
-    ).join(steps, on="wkt_step_index", how="left")
-    frame = _assign_session(frame, "start_ts", sessions)
-    frame = frame.with_columns(
-        (pl.int_range(pl.len()).over("session")).cast(pl.Int32).alias("lap_index"),
-        pl.col("total_distance").cast(pl.Float64).alias("distance_m"),
-        pl.col("intensity").cast(pl.String),
-        pl.col("lap_trigger").cast(pl.String).alias("trigger"),
-    )
-    return conform(frame, FILE_LAPS)
+def _laps(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
+    laps = _message(messages, "lap")
+    if laps is None:
+        return _EMPTY_LAPS.clear()
+    start = micros(laps, "start_time").or_else(micros(laps, "timestamp"))
+    session = sessions.of(start)
+    steps = laps["wkt_step_index"].cast(pl.Int32) if "wkt_step_index" in laps.columns else pl.repeat(None, len(laps), dtype=pl.Int32, eager=True)
+    names = _step_names(messages)
+    columns = {
+        "session": pa.array(session),
+        "lap_index": pa.array(_rank_within(session).astype(np.int32)),
+        "name": pa.array([names.get(i) for i in steps.to_list()], pa.large_string()),
+        "start_ts": to_arrow(start, _UTC),
+        "end_ts": to_arrow(micros(laps, "timestamp"), _UTC),
+        "distance_m": to_arrow(numbers(laps, "total_distance"), pa.float64()),
+        "intensity": texts(laps, "intensity"),
+        "trigger": texts(laps, "lap_trigger"),
+        "wkt_step_index": steps.to_arrow(),
+    }
+    return frame(len(laps), columns, FILE_LAPS)
+
+
+def _step_names(messages: FitMessages) -> dict[int, str | None]:
+    """Workout-step number → its name (the first step of each number)."""
+    steps = _message(messages, "workout_step")
+    if steps is None or "message_index" not in steps.columns:
+        return {}
+    names: dict[int, str | None] = {}
+    for index, name in zip(steps["message_index"].cast(pl.Int32).to_list(), texts(steps, "wkt_step_name").to_pylist()):
+        if index is not None:
+            names.setdefault(index, name)
+    return names
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """Each element's position among the elements of its group, in order (0, 1, … per group)."""
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    first = np.ones(len(groups), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    position = np.arange(len(groups))
+    rank = np.empty(len(groups), dtype=np.int64)
+    rank[order] = position - np.maximum.accumulate(np.where(first, position, 0))
+    return rank
 
 
 def _body_measurements(messages: FitMessages) -> pl.DataFrame:
-    scale = _frame(messages, "weight_scale")
-    if len(scale) == 0:
-        return empty(FILE_BODY_MEASUREMENTS)
-    number = lambda c: pl.col(c).cast(pl.Float64, strict=False)  # noqa: E731  ("calculating" etc. → null)
-    frame = scale.with_columns(
-        _utc("timestamp").alias("ts"),
-        number("weight").alias("weight_kg"),
-        number("percent_fat").alias("body_fat_pct"),
-        number("percent_hydration").alias("body_water_pct"),
-        number("muscle_mass").alias("muscle_mass_kg"),
-        number("bone_mass").alias("bone_mass_kg"),
-        number("bmi").alias("bmi"),
-        pl.col("user_profile_index").cast(pl.Int32, strict=False),
-    )
-    return conform(frame, FILE_BODY_MEASUREMENTS).filter(pl.col("weight_kg").is_not_null() | pl.col("body_fat_pct").is_not_null())
+    scale = _message(messages, "weight_scale")
+    if scale is None:
+        return _EMPTY_BODY.clear()
+    fields = {
+        "weight_kg": "weight", "body_fat_pct": "percent_fat", "body_water_pct": "percent_hydration",
+        "muscle_mass_kg": "muscle_mass", "bone_mass_kg": "bone_mass", "bmi": "bmi",
+    }
+    values = {column: numbers(scale, field) for column, field in fields.items()}  # "calculating" etc. → null
+    profile = scale["user_profile_index"].cast(pl.Int32, strict=False).to_arrow() if "user_profile_index" in scale.columns else pa.nulls(len(scale), pa.int32())
+    columns = {
+        "ts": to_arrow(micros(scale, "timestamp"), _UTC),
+        **{name: to_arrow(c, pa.float64()) for name, c in values.items()},
+        "user_profile_index": profile,
+    }
+    measured = values["weight_kg"].valid | values["body_fat_pct"].valid
+    return frame(len(scale), columns, FILE_BODY_MEASUREMENTS).filter(pl.Series(measured))
