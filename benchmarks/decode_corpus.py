@@ -80,7 +80,8 @@ def measure(path: Path, repeat: int) -> Row:
     messages_s = canonical_s = None
     data = path.read_bytes()
     try:
-        (messages_s, _), (messages, _) = timed(lambda: read_fit_messages(data), repeat)
+        (messages_s, _), read = timed(lambda: read_fit_messages(data), repeat)
+        messages = read.messages
         (canonical_s, _), _ = timed(lambda: to_canonical(messages, decoder=DECODER, decoder_version="bench"), repeat)
     except Unsupported:
         pass

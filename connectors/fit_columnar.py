@@ -20,9 +20,11 @@ is given twice in one message, the first non-null value in fitparse's field orde
   (0xFFFE) is null rather than the word.
 - `timestamp_16` is resolved against the last full timestamp when a message type asks for both
   `timestamp` and `timestamp_16`; fitparse leaves `timestamp` empty.
-Anything else the fast path does not handle (a field size that is not a multiple of its base type, an
-unknown base type, an array or a string where the profile has one number) is decoded by fitparse
-instead, and the returned file says so: `decoder` is "fitparse" and `reason` names the construct.
+- A field whose size is not a multiple of its base type's is read as uint8s, as the FIT SDK does
+  (`notes` says which); fitparse rejects the file at that definition and keeps only what came before.
+Anything else the fast path does not handle (an unknown base type, an array or a string where the
+profile has one number, in a field the canonical schema uses) is decoded by fitparse instead, and the
+returned file says so: `decoder` is "fitparse" and `notes` names the construct.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -66,13 +69,15 @@ def decode_fit_columnar(path: Path, *, min_recovered_records: int = MIN_RECOVERE
     """
     data = Path(path).read_bytes()
     try:
-        messages, damage = read_fit_messages(data)
+        read = read_fit_messages(data)
     except Unsupported as construct:
         return _fall_back(Path(path), str(construct), min_recovered_records)
-    reason = damage_reason(*damage) if damage else None
+    reason = damage_reason(*read.damage) if read.damage else None
     if reason and not reason[1]:
         raise DecodeError(reason[0])  # a bad header or CRC: nothing in the file can be trusted
-    decoded = to_canonical(messages, decoder=DECODER, decoder_version=DECODER_VERSION)
+    decoded = to_canonical(read.messages, decoder=DECODER, decoder_version=DECODER_VERSION)
+    if read.irregular:
+        decoded = replace(decoded, notes="; ".join(read.irregular))
     return settle(decoded, reason, min_recovered_records)
 
 
@@ -82,21 +87,29 @@ def _fall_back(path: Path, construct: str, min_recovered_records: int) -> Decode
         decoded = decode_fit(path, min_recovered_records=min_recovered_records)
     except DecodeError as error:
         raise DecodeError(f"{error}; {note}") from None
-    return replace(decoded, reason=f"{decoded.reason}; {note}" if decoded.reason else note)
+    return replace(decoded, notes=note)
 
 
-def read_fit_messages(data: bytes, fit_fields: dict[str, tuple[str, ...]] = FIT_FIELDS) -> tuple[FitMessages, tuple | None]:
-    """The wanted fields of every message before any damage, and the damage (kind, byte, detail).
+class FitRead(NamedTuple):
+    """What `read_fit_messages` found."""
+
+    messages: FitMessages
+    damage: tuple | None  # (kind, byte, detail) of the first damage, if any
+    irregular: list[str]  # definitions read the FIT SDK's way rather than fitparse's
+
+
+def read_fit_messages(data: bytes, fit_fields: dict[str, tuple[str, ...]] = FIT_FIELDS) -> FitRead:
+    """The wanted fields of every message before any damage, the damage, and what was irregular.
 
     Raises `Unsupported` for what only fitparse can decode.
     """
     framing = walk(data)
     if framing.damage and framing.damage[0] in ("short", "header", "crc"):
-        return {}, framing.damage  # nothing before it can be trusted: no need to decode
+        return FitRead({}, framing.damage, framing.irregular)  # nothing before it can be trusted
     specs = message_specs(fit_fields)
     if not framing.starts:
-        return {}, framing.damage
-    return _Decoder(data, framing, specs).messages(), framing.damage
+        return FitRead({}, framing.damage, framing.irregular)
+    return FitRead(_Decoder(data, framing, specs).messages(), framing.damage, framing.irregular)
 
 
 @dataclass

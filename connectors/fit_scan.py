@@ -5,6 +5,9 @@ loop over data messages is one table look-up and one append per message (about 6
 developer-field descriptions, chained headers and CRCs take the slow path.  Damage is reported the
 way `connectors.fit` reports it, with the byte offset fitparse would give: for a short read that is
 the end of the file; for a bad local message type the byte after its header.
+
+A field whose size is not a multiple of its base type's (a Coros watch writes a uint32 in one byte)
+is read as that many uint8, as the FIT SDK's decoder does, and noted; fitparse rejects the file there.
 """
 
 from __future__ import annotations
@@ -50,13 +53,12 @@ class Walk:
     definitions: list[Definition] = field(default_factory=list)
     chain_starts: list[int] = field(default_factory=list)  # index in `starts` where each chained file begins
     damage: tuple[DamageKind, int | None, str] | None = None
+    irregular: list[str] = field(default_factory=list)  # definitions read the FIT SDK's way, said once each
 
 
 def walk(data: bytes) -> Walk:
     """Headers, definitions and data-message offsets of every chained file in `data`, up to any damage.
 
-    Raises `Unsupported` for a definition fitparse rejects (a field size that is not a multiple of
-    its base type), so that the caller falls back to fitparse and keeps its verdict.
     """
     out = Walk()
     n = len(data)
@@ -133,19 +135,20 @@ def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, 
     end = pos + 6 + 3 * count
     if header & 0x20:
         if end + 1 > n:
-            _layout(data[pos:end], pos, complete=False)
             return cut
         end += 1 + 3 * data[end]
     if end > n:
-        _layout(data[pos:end], pos, complete=False)  # fitparse would meet a bad field size before the end
         return cut
     raw = data[pos:end]
     layout = _layouts.get(raw)
     if layout is None:
         if len(_layouts) > 4096:  # bounded: a worker decodes archives of many devices
             _layouts.clear()
-        layout = _layouts[raw] = _layout(raw, pos)
-    global_num, big_endian, fields, dev_raw, size = layout
+        layout = _layouts[raw] = _layout(raw)
+    global_num, big_endian, fields, dev_raw, size, irregular = layout
+    for note in irregular:
+        if not any(known.startswith(note) for known in out.irregular):
+            out.irregular.append(f"{note} (definition at byte {pos}): read as uint8, as the FIT SDK does")
     dev_fields = tuple((num, field_size, *descriptions.get((index, num), (None, None))) for num, field_size, index in dev_raw)
     local = header & 0xF
     definition = Definition(local, global_num, big_endian, fields, dev_fields, size, len(out.starts))
@@ -164,35 +167,31 @@ def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, 
 _layouts: dict[bytes, tuple] = {}
 
 
-def _layout(raw: bytes, pos: int, complete: bool = True) -> tuple:
-    """(global number, big endian, fields, developer fields, message size) of a definition's bytes.
-
-    Raises `Unsupported` at a field whose size is not a multiple of its base type; with
-    `complete=False` only checks the fields present in a definition cut short.
-    """
+def _layout(raw: bytes) -> tuple:
+    """(global number, big endian, fields, developer fields, message size, irregular fields) of a
+    definition's bytes.  A field whose size is not a multiple of its base type's becomes uint8s."""
     big_endian = raw[2] != 0
     (global_num,) = struct.unpack_from(">H" if big_endian else "<H", raw, 3)
-    fields = []
+    fields, irregular = [], []
     size = 1
-    for at in range(6, 6 + 3 * raw[5] if complete else len(raw) - 2, 3):
+    for at in range(6, 6 + 3 * raw[5], 3):
         num, field_size, base = raw[at], raw[at + 1], raw[at + 2]
         base_size = BASE_SIZES.get(base, 1)  # an unknown base type is read as bytes, as fitparse does
         if field_size % base_size:
-            raise Unsupported(
-                f"field {num} of message {global_num} is {field_size} bytes of {BASE_TYPES[base][0]} "
-                f"(not a multiple of {base_size}; definition at byte {pos})"
-            )
+            irregular.append(f"field {num} of message {global_num} is a {field_size}-byte {BASE_TYPES[base][0]}")
+            base = UINT8
         fields.append((num, field_size, base))
         size += field_size
     dev_fields = []
-    if complete and raw[0] & 0x20:
+    if raw[0] & 0x20:
         at = 6 + 3 * raw[5]
         for at in range(at + 1, at + 1 + 3 * raw[at], 3):
             dev_fields.append((raw[at], raw[at + 1], raw[at + 2]))
             size += raw[at + 1]
-    return global_num, big_endian, tuple(fields), tuple(dev_fields), size
+    return global_num, big_endian, tuple(fields), tuple(dev_fields), size, tuple(irregular)
 
 
+UINT8 = 0x02
 BASE_SIZES = {num: 1 if kind == "S1" else int(kind[1:]) for num, (_, kind, _) in BASE_TYPES.items()}
 
 

@@ -223,6 +223,7 @@ class DecodedFile:
     body_measurements: pl.DataFrame = field(default_factory=lambda: empty(FILE_BODY_MEASUREMENTS))
     status: Status = "ok"
     reason: str | None = None  # why the import is partial
+    notes: str | None = None  # how the decoder read what it had to read unusually (fallback, irregular fields)
 
 
 class DecodeError(Exception):

@@ -1,6 +1,7 @@
 """Importing through Dagster: the ledger explains every file, the warehouse holds the rest, twice is once."""
 
 import shutil
+import struct
 from pathlib import Path
 
 
@@ -26,15 +27,27 @@ def test_every_clean_file_is_imported_with_its_reference_sample_count(imported_c
             assert row["records"] == item.reference_records, item.path.name
 
 
-def test_the_ledger_names_the_decoder_and_a_fallback_to_fitparse_says_why(imported_corpus):
-    decoders = {}
-    for item in corpus_files("fit"):
-        row = ledger(imported_corpus, item.path)
-        if row["status"] in ("ok", "partial"):
-            decoders[item.path.name] = (row["decoder"], row["reason"] or "")
-    coros = decoders.pop("coros-pace-2-cycling-misaligned-fields.fit")
-    assert coros[0] == "fitparse" and "decoded by fitparse: the columnar decoder does not support" in coros[1]
-    assert {decoder for decoder, _ in decoders.values()} == {"retrostride-columnar"}
+def test_the_ledger_names_the_columnar_decoder_and_what_it_read_the_fit_sdk_way(imported_corpus):
+    rows = [ledger(imported_corpus, item.path) for item in corpus_files("fit")]
+    decoded = [row for row in rows if row["status"] in ("ok", "partial")]
+    assert {row["decoder"] for row in decoded} == {"retrostride-columnar"}
+    coros = next(row for row in rows if row["path"].endswith("coros-pace-2-cycling-misaligned-fields.fit"))
+    assert (coros["status"], coros["records"]) == ("ok", 11272)  # fitparse would keep 1,785 and call it partial
+    assert "read as uint8, as the FIT SDK does" in coros["notes"]
+
+
+def test_a_file_the_columnar_decoder_cannot_read_is_decoded_by_fitparse_and_the_ledger_says_so(settings, instance, tmp_path):
+    from tests.test_fit_columnar import FILE_ID, FILE_ID_DEF, FIT_2020, RECORD, RECORD_DEF, UINT16, UINT32, _data, _definition, _write
+
+    records = [_data(1, struct.pack("<IB", FIT_2020 + i, 120)) for i in range(70)]
+    odd = [_definition(2, RECORD, [(253, 4, UINT32), (3, 3, UINT16)]), _data(2, struct.pack("<I", FIT_2020 + 70) + bytes(3))]
+    path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, RECORD_DEF, *records, *odd])
+    import_paths(settings, [path], athlete="alice", instance=instance)
+    from warehouse.store import Warehouse
+
+    row = Warehouse(settings.warehouse_path).query("SELECT decoder, status, records, notes FROM import_ledger").row(0, named=True)
+    assert (row["decoder"], row["status"], row["records"]) == ("fitparse", "partial", 70)
+    assert row["notes"].startswith("decoded by fitparse: the columnar decoder does not support field 3 of record")
 
 
 def test_corrupt_files_are_rejected_with_a_reason_and_quarantined(imported_corpus):
@@ -51,7 +64,10 @@ def test_corrupt_files_are_rejected_with_a_reason_and_quarantined(imported_corpu
 def test_damaged_files_are_partial_with_a_reason_and_their_samples_published(imported_corpus):
     for item in corpus_files(expect="recoverable"):
         row = ledger(imported_corpus, item.path)
-        assert row["status"] == "partial" and "at byte" in row["reason"]
+        if "FIT SDK" in (row["notes"] or ""):  # damaged for fitparse only: read whole, as the SDK does
+            assert row["status"] == "ok"
+        else:
+            assert row["status"] == "partial" and "at byte" in row["reason"]
         published = imported_corpus.warehouse.query(
             "SELECT count(*) AS n FROM records r JOIN activities a USING (activity_id) WHERE a.source_sha256 = ?", [row["sha256"]]
         )["n"][0]

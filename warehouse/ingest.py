@@ -145,7 +145,7 @@ def decode_into_lake(path: str, sha: str, athlete_id: str, zone: str | None, hom
     days = sorted(set(frames["activities"].filter(inside)["start_day"].to_list()))
     lake.keep_raw(source, sha, fmt)
     lake.write_decoded(sha, frames)
-    notes = _unplaced_note(unplaced) if len(unplaced) else None
+    notes = "; ".join(n for n in (decoded.notes, _unplaced_note(unplaced) if len(unplaced) else None) if n) or None
     row = _ledger_row(
         sha, source, athlete_id, status=decoded.status, reason=decoded.reason, notes=notes, format=fmt,
         decoder=decoded.decoder, decoder_version=decoded.decoder_version, records=len(decoded.records),
