@@ -7,7 +7,8 @@ truth to ``inbox.truth/`` (Parquet frames and ``athletes.toml``).  No Dagster in
 """
 
 from .generate import generate_export
+from .plans import TrainingVolume
 from .profiles import ATHLETE_IDS
 from .truth import ExportTruth
 
-__all__ = ["ATHLETE_IDS", "ExportTruth", "generate_export"]
+__all__ = ["ATHLETE_IDS", "ExportTruth", "TrainingVolume", "generate_export"]

@@ -9,7 +9,7 @@ import polars as pl
 
 from . import fit_writer, gpx_writer
 from .body import weight_readings
-from .plans import SessionPlan, plan_sessions
+from .plans import SessionPlan, TrainingVolume, plan_sessions
 from .profiles import Athlete, cast, write_athletes_toml
 from .signals import simulate
 from .truth import ACTIVITIES, BACKWARD_INTERVALS, WEIGHTS, ExportTruth, weekly_distance
@@ -17,7 +17,7 @@ from .truth import ACTIVITIES, BACKWARD_INTERVALS, WEIGHTS, ExportTruth, weekly_
 
 def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: int = 16,
                     start: date = date(2024, 1, 1), sample_interval_s: int = 1,
-                    truth_dir: Path | None = None) -> ExportTruth:
+                    truth_dir: Path | None = None, volume: TrainingVolume = TrainingVolume()) -> ExportTruth:
     """Write `out_dir/<athlete_id>/*.fit|*.gpx` (activities and weight-scale readings) and the truth.
 
     The same arguments give byte-identical files.  The truth (Parquet frames and `athletes.toml`)
@@ -36,7 +36,7 @@ def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: i
     for athlete in profiles:
         folder = out_dir / athlete.id
         folder.mkdir(parents=True, exist_ok=True)
-        for plan in plan_sessions(athlete, seed, weeks, start):
+        for plan in plan_sessions(athlete, seed, weeks, start, volume):
             samples = simulate(plan, athlete, seed, sample_interval_s)
             activities.append(_write_activity(out_dir, plan, athlete, samples, sample_interval_s))
             intervals += _backward_intervals(plan, samples)

@@ -13,6 +13,18 @@ GPX_SHARE = 0.2  # about 80 % of activities are FIT files, 20 % GPX
 
 
 @dataclass(frozen=True)
+class TrainingVolume:
+    """How much the athletes train and how it is recorded (the defaults: a few months' sample export).
+
+    A long history for benchmarks trains less often, runs longer, and records fewer GPX files.
+    """
+
+    weekly_sessions: tuple[int, ...] = (2, 3, 3, 3, 3, 3, 3, 4, 4)  # sessions in a week: one of these
+    easy_minutes: tuple[int, int] = (14, 30)  # the steady part of an easy run
+    gpx_share: float = GPX_SHARE
+
+
+@dataclass(frozen=True)
 class Phase:
     """A stretch of constant intent: run, run backward, walk, or stand (at a light)."""
 
@@ -61,14 +73,14 @@ class SessionPlan:
         return sum(p.duration_s for p in self.phases)
 
 
-def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[SessionPlan]:
+def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date, volume: TrainingVolume = TrainingVolume()) -> list[SessionPlan]:
     """Every session of `athlete` over `weeks` weeks from `start` (local dates), in order."""
     zone = ZoneInfo(athlete.timezone)
     plans: list[SessionPlan] = []
     backward_sessions = 0
     for week in range(weeks):
         noise = Noise(seed, athlete.id, "week", week)
-        count = noise.pick((2, 3, 3, 3, 3, 3, 3, 4, 4))
+        count = noise.pick(volume.weekly_sessions)
         days = sorted(noise.rng.sample(range(7), count))
         for day in days:
             local_day = start + timedelta(days=7 * week + day)
@@ -78,14 +90,14 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date) -> list[
             hour = session.uniform_scalar(*athlete.start_hours) + (1.5 if local_day.weekday() >= 5 else 0)
             local = datetime.combine(local_day, time(0)) + timedelta(seconds=round(hour * 3600))
             aware = local.replace(tzinfo=zone)
-            fmt = "gpx" if session.chance(GPX_SHARE) else "fit"
+            fmt = "gpx" if session.chance(volume.gpx_share) else "fit"
             # The first backward session is labelled and the second not, so even a short export has
             # both; after that, labels follow the athlete's habit.
             labelled = kind == "backward" and (
                 backward_sessions == 0 or (backward_sessions > 1 and session.chance(athlete.labelled_share))
             )
             backward_sessions += kind == "backward"
-            phases, steps = _BUILDERS[kind](athlete, session)
+            phases, steps = _BUILDERS[kind](athlete, session, volume)
             sport = "walking" if kind == "walk" else "running"
             plans.append(
                 SessionPlan(
@@ -168,12 +180,12 @@ def _with_lights(phases: list[Phase], noise: Noise) -> list[Phase]:
     return out
 
 
-def _easy(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
-    phases = _warm_up(athlete, noise, 0) + _steady(athlete, noise, 1, (14, 30)) + _cool_down(noise, 2)
+def _easy(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+    phases = _warm_up(athlete, noise, 0) + _steady(athlete, noise, 1, volume.easy_minutes) + _cool_down(noise, 2)
     return tuple(phases), ()
 
 
-def _walk(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+def _walk(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """A walk at 1.3–1.6 m/s (cadence < 140 spm)."""
     phases = [
         Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0)
@@ -182,7 +194,7 @@ def _walk(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[Work
     return tuple(_with_lights(phases, noise)), ()
 
 
-def _backward(athlete: Athlete, noise: Noise) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """Warm-up, 3–6 backward intervals of 1–4 min with forward recoveries, a run, a cool-down.
 
     Turning round takes a few seconds at walking pace; those seconds belong to the forward steps,
