@@ -63,8 +63,9 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
 @dg.asset(deps=[source_files], group_name="body", pool="warehouse", kinds={"duckdb"})
 def body_measurements(storage: Storage) -> dg.MaterializeResult:
     """Weight, body fat and the rest that scales record, per athlete and time."""
-    rows = publish_body_measurements(storage.warehouse, storage.lake)
-    return dg.MaterializeResult(metadata={"rows": rows})
+    added = publish_body_measurements(storage.warehouse, storage.lake)
+    rows = storage.warehouse.query("SELECT count(*) AS n FROM body_measurements")["n"][0]
+    return dg.MaterializeResult(metadata={"rows": int(rows), "added": added})
 
 
 def _summary_metadata(summary: ImportSummary) -> dict:
