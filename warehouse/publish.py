@@ -47,19 +47,22 @@ def publish_days(
     return counts
 
 
+#: Lake files read into Python at a time when records are masked (bounds memory).
+FILES_PER_CHUNK = 200
+
+
 def _publish_records(connection: duckdb.DuckDBPyConnection, paths: list[str], in_range: str, days: dict, zones: pl.DataFrame) -> int:
-    """Records of the range straight from the lake; those of athletes with privacy zones through `mask_positions`."""
-    private = sorted(set(zones["athlete_id"].drop_nulls()))
-    if not private:
+    """Records of the range straight from the lake; through `mask_positions`, chunk by chunk in the
+    same order, when some athlete has privacy zones."""
+    if zones.is_empty():
         return _insert_from_lake(connection, "records", paths, in_range, days)
-    parameters = {**days, "private": private}
-    count = _insert_from_lake(connection, "records", paths, f"{in_range} AND NOT list_contains($private, athlete_id)", parameters)
-    if paths:
-        masked = connection.execute(
-            f"SELECT * FROM read_parquet($paths, union_by_name = true) WHERE {in_range} AND list_contains($private, athlete_id)",
-            {**parameters, "paths": paths},
-        ).pl()
-        count += insert(connection, "records", mask_positions(masked, zones))
+    count = 0
+    for start in range(0, len(paths), FILES_PER_CHUNK):
+        chunk = connection.sql(
+            f"SELECT * FROM read_parquet($paths, union_by_name = true) WHERE {in_range}",
+            params={**days, "paths": paths[start : start + FILES_PER_CHUNK]},
+        ).to_arrow_table()
+        count += insert(connection, "records", mask_positions(pl.from_arrow(chunk), zones))
     return count
 
 
