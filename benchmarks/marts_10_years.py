@@ -36,7 +36,7 @@ def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) ->
                    TIMESTAMPTZ '2016-01-04 06:00:00+00' + to_days(d) + to_minutes(CAST(hash(a, d) % 600 AS INTEGER)) AS start_ts,
                    3000 + hash(a, d, 1) % 9000 AS distance_m,
                    hash(a, d, 2) % 10 < 4 AS with_backward
-            FROM range({athletes}) AS t(a), range({days}) AS u(d)
+            FROM range({athletes}) AS t(a), (SELECT CAST(range AS INTEGER) AS d FROM range({days})) AS u
             WHERE hash(a, d) % 7 < 5""")
         c.execute("""
             INSERT INTO activities BY NAME
@@ -66,7 +66,7 @@ def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) ->
             INSERT INTO body_measurements BY NAME
             SELECT 'athlete' || a AS athlete_id, TIMESTAMPTZ '2016-01-04 07:00:00+00' + to_days(d) AS ts,
                    70 - d / 1000.0 AS weight_kg, 24 - d / 2000.0 AS body_fat_pct, 'fit' AS source
-            FROM range({athletes}) AS t(a), range({days}) AS u(d)
+            FROM range({athletes}) AS t(a), (SELECT CAST(range AS INTEGER) AS d FROM range({days})) AS u
             WHERE d % 7 IN (0, 2, 4)""")
         if records:
             c.execute(f"""

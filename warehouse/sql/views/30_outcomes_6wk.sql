@@ -13,29 +13,31 @@ measurements AS (
     FROM body_measurements
     WHERE ts IS NOT NULL
 ),
-spans AS (
-    SELECT athlete_id, min(day) AS first_day, max(day) AS last_day
-    FROM (
-        SELECT athlete_id, local_day AS day FROM activities WHERE local_day IS NOT NULL
-        UNION ALL
-        SELECT athlete_id, CAST(measured_at AS DATE) FROM measurements
-    )
-    GROUP BY athlete_id
-),
-windows AS (
+spans AS (  -- each athlete's data: first and last day, the Monday windows start from, the last window
     SELECT
         athlete_id,
+        first_day,
         last_day,
-        CAST(window_ts AS DATE) AS window_start,
-        CAST(window_ts AS DATE) + (outcome_window_days - 1) AS window_end
+        CAST(date_trunc('week', first_day) AS DATE) AS anchor,
+        CAST(floor((last_day - CAST(date_trunc('week', first_day) AS DATE)) / outcome_step_days) AS BIGINT) AS last_k
     FROM (
-        SELECT
-            spans.*,
-            settings.outcome_window_days,
-            unnest(generate_series(date_trunc('week', first_day), CAST(last_day AS TIMESTAMP),
-                                   to_days(settings.outcome_step_days))) AS window_ts
-        FROM spans, settings
-    )
+        SELECT athlete_id, min(day) AS first_day, max(day) AS last_day
+        FROM (
+            SELECT athlete_id, local_day AS day FROM activities WHERE local_day IS NOT NULL
+            UNION ALL
+            SELECT athlete_id, CAST(measured_at AS DATE) FROM measurements
+        )
+        GROUP BY athlete_id
+    ), settings
+),
+windows AS (  -- window k starts k steps after the anchor
+    SELECT
+        athlete_id,
+        k,
+        last_day,
+        anchor + CAST(k * outcome_step_days AS INTEGER) AS window_start,
+        anchor + CAST(k * outcome_step_days + outcome_window_days - 1 AS INTEGER) AS window_end
+    FROM (SELECT *, unnest(range(0, last_k + 1)) AS k FROM spans), settings
 ),
 sessions AS (  -- one row per activity
     SELECT
@@ -52,10 +54,18 @@ sessions AS (  -- one row per activity
     LEFT JOIN activity_energy AS e USING (activity_id)
     GROUP BY m.athlete_id, m.activity_id, m.day
 ),
-in_window AS (
-    SELECT w.athlete_id, w.window_start, s.*  EXCLUDE (athlete_id), (s.day - w.window_start) // 7 AS week
-    FROM windows AS w
-    JOIN sessions AS s ON s.athlete_id = w.athlete_id AND s.day BETWEEN w.window_start AND w.window_end
+in_window AS (  -- each activity in each window it falls in (an equi-join on k: no range join)
+    SELECT w.window_start, s.*, (s.day - w.window_start) // 7 AS week
+    FROM (
+        SELECT
+            sessions.*,
+            unnest(range(
+                CAST(greatest(0, ceil((day - anchor - outcome_window_days + 1) / outcome_step_days)) AS BIGINT),
+                CAST(floor((day - anchor) / outcome_step_days) AS BIGINT) + 1)) AS k
+        FROM sessions
+        JOIN spans USING (athlete_id), settings
+    ) AS s
+    JOIN windows AS w USING (athlete_id, k)
 ),
 training AS (
     SELECT
@@ -82,23 +92,40 @@ protocol_weeks AS (  -- weeks of the window with enough sessions of the study's 
     )
     GROUP BY ALL
 ),
-edges AS (
-    SELECT athlete_id, window_start, 'start' AS edge, CAST(window_start AS TIMESTAMP) AS target FROM windows
-    UNION ALL
-    SELECT athlete_id, window_start, 'end' AS edge, CAST(window_end + 1 AS TIMESTAMP) AS target FROM windows
-),
-nearest AS (  -- the measurement nearest to each edge, per measure, within the tolerance
-    SELECT e.athlete_id, e.window_start, e.edge, m.measure, m.value, m.measured_at
-    FROM edges AS e
+candidates AS (  -- each weighing and each window edge it is within the tolerance of (again by k)
+    SELECT
+        m.athlete_id,
+        m.measure,
+        m.value,
+        m.measured_at,
+        e.edge,
+        unnest(range(
+            CAST(greatest(0, ceil((m.offset_days - measurement_tolerance_days - e.shift) / outcome_step_days)) AS BIGINT),
+            CAST(least(m.last_k, floor((m.offset_days + measurement_tolerance_days - e.shift) / outcome_step_days)) AS BIGINT) + 1
+        )) AS k
+    FROM (
+        SELECT u.*, s.last_k, (epoch(u.measured_at) - epoch(CAST(s.anchor AS TIMESTAMP))) / 86400 AS offset_days
+        FROM (UNPIVOT measurements ON weight_kg, body_fat_pct INTO NAME measure VALUE value) AS u
+        JOIN spans AS s USING (athlete_id)
+    ) AS m
     CROSS JOIN settings
-    JOIN (UNPIVOT measurements ON weight_kg, body_fat_pct INTO NAME measure VALUE value) AS m
-        ON m.athlete_id = e.athlete_id
-        AND m.measured_at BETWEEN e.target - to_seconds(settings.measurement_tolerance_days * 86400)
-                              AND e.target + to_seconds(settings.measurement_tolerance_days * 86400)
+    CROSS JOIN (
+        SELECT 'start' AS edge, 0 AS shift
+        UNION ALL
+        SELECT 'end', outcome_window_days FROM mart_settings  -- the end edge is 24:00 of window_end
+    ) AS e
+),
+nearest AS (  -- the weighing nearest to each edge, per measure
+    SELECT c.athlete_id, w.window_start, c.edge, c.measure, c.value, c.measured_at
+    FROM candidates AS c
+    JOIN windows AS w USING (athlete_id, k)
+    CROSS JOIN settings
+    WHERE abs(epoch(c.measured_at) - epoch(CAST(CASE WHEN c.edge = 'start' THEN w.window_start ELSE w.window_end + 1 END AS TIMESTAMP)))
+          <= measurement_tolerance_days * 86400
     QUALIFY row_number() OVER (
-        PARTITION BY e.athlete_id, e.window_start, e.edge, m.measure
-        ORDER BY abs(epoch(m.measured_at) - epoch(e.target)),
-                 CASE WHEN e.edge = 'start' THEN epoch(m.measured_at) ELSE -epoch(m.measured_at) END
+        PARTITION BY c.athlete_id, w.window_start, c.edge, c.measure
+        ORDER BY abs(epoch(c.measured_at) - epoch(CAST(CASE WHEN c.edge = 'start' THEN w.window_start ELSE w.window_end + 1 END AS TIMESTAMP))),
+                 CASE WHEN c.edge = 'start' THEN epoch(c.measured_at) ELSE -epoch(c.measured_at) END
     ) = 1
 ),
 edge_values AS (
