@@ -69,7 +69,9 @@ def demo(
         FROM segments s WHERE s.direction = 'backward' GROUP BY ALL ORDER BY 1""")
     _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
         WITH weeks AS (
-            SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km, sum(sessions) AS sessions
+            SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km,
+                   round(coalesce(sum(distance_km) FILTER (WHERE direction = 'backward'), 0), 1) AS backward_km,
+                   round(sum(kcal_net)) AS kcal_net
             FROM mileage_weekly GROUP BY athlete_id, week_start)
         SELECT * FROM weeks
         QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6

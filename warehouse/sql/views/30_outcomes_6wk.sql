@@ -23,7 +23,7 @@ spans AS (  -- each athlete's data: first and last day, the Monday windows start
     FROM (
         SELECT athlete_id, min(day) AS first_day, max(day) AS last_day
         FROM (
-            SELECT athlete_id, local_day AS day FROM activities WHERE local_day IS NOT NULL
+            SELECT athlete_id, local_day AS day FROM activities WHERE local_day IS NOT NULL AND duplicate_of IS NULL
             UNION ALL
             SELECT athlete_id, CAST(measured_at AS DATE) FROM measurements
         )
