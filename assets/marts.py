@@ -14,7 +14,7 @@ _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
     group_name="marts",
     pool="warehouse",
 )
-def marts(storage: Storage, models: Models):
+def mart_views(storage: Storage, models: Models):
     """Recreate the mart views and store their parameters (`[marts]` of the model file) in mart_settings."""
     counts = refresh_marts(storage.warehouse, models.marts())
     for name in MARTS:

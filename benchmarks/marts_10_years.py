@@ -4,7 +4,7 @@
 
 The warehouse is made directly with SQL in the real schema (Warehouse.ensure_schema): each athlete
 runs on ~5 days a week, each run split into forward and backward segments, with 3 weighings a
-week.  `--records N` adds N samples per activity, to see what publishing the snapshot costs.
+week.  `--records N` adds N noisy samples per activity, to see what publishing the snapshot costs.
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) ->
         if records:
             c.execute(f"""
                 INSERT INTO records BY NAME
-                SELECT activity_id, athlete_id, start_ts + to_seconds(s) AS ts, 52.0 + s * 1e-5 AS lat_deg,
-                       13.0 AS lon_deg, 40.0 AS altitude_m, s * 2.8 AS distance_m, 2.8 AS speed_mps,
-                       150.0 AS heart_rate_bpm, 170.0 AS cadence_spm
+                SELECT activity_id, athlete_id, start_ts + to_seconds(s) AS ts,
+                       52.0 + s * 1e-5 + random() * 1e-5 AS lat_deg, 13.0 + random() * 1e-2 AS lon_deg,
+                       40.0 + random() * 20 AS altitude_m, s * 2.8 AS distance_m, 2.5 + random() AS speed_mps,
+                       round(140 + random() * 40) AS heart_rate_bpm, round(160 + random() * 20) AS cadence_spm
                 FROM runs, range({records}) AS r(s)""")
         return {t: c.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                 for t in ("activities", "segments", "body_measurements", "records")}

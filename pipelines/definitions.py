@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.detection import athlete_gait_baselines, scored_activities
 from assets.imports import activity_tables, body_measurements, source_files
-from assets.marts import marts, published_warehouse
+from assets.marts import mart_views, published_warehouse
 from pipelines.resources import ImportProgress, Models, Storage, no_progress
 from pipelines.settings import Settings
 
@@ -22,7 +22,7 @@ publish_job = dg.define_asset_job(
 )
 marts_job = dg.define_asset_job(
     "marts",
-    selection=dg.AssetSelection.assets(marts, published_warehouse),
+    selection=dg.AssetSelection.assets(mart_views, published_warehouse),
     description="Refresh the marts and publish the snapshot readers query; run after every import.",
 )
 
@@ -30,7 +30,7 @@ marts_job = dg.define_asset_job(
 def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
-        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, marts,
+        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
                 published_warehouse],
         jobs=[ingest_job, publish_job, marts_job],
         resources={
