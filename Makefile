@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test ui benchmark clean
+.PHONY: install demo test ui benchmark benchmark-marts clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ ui: install  ## the Dagster UI and daemon on workspace.yaml
 
 benchmark: install
 	$(BIN)/python benchmarks/decode_corpus.py
+
+benchmark-marts: install  ## mart query times on a synthetic 10-year warehouse, views against tables
+	$(BIN)/python benchmarks/marts_10_years.py
 
 clean:
 	rm -rf $(VENV) data inbox

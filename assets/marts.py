@@ -1,14 +1,30 @@
-"""Marts: SQL views over the published tables, always as fresh as the tables they read."""
+"""Marts: SQL views refreshed after every import, then the snapshot SQL users read is published."""
 
 import dagster as dg
 
-from pipelines.resources import Storage
+from pipelines.resources import Models, Storage
+from warehouse.marts import MARTS, mart_description, refresh_marts
+from warehouse.snapshot import publish_snapshot
+
+_INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 
 
-@dg.asset(deps=["activities", "body_measurements", "segments", "activity_energy"], group_name="marts", pool="warehouse", kinds={"duckdb", "sql"})
-def mileage_weekly(storage: Storage) -> dg.MaterializeResult:
-    """Weekly distance per athlete, sport, direction and gait, by ISO week of the local start date."""
-    warehouse = storage.warehouse
-    warehouse.ensure_schema()
-    summary = warehouse.query("SELECT count(*) AS rows, count(DISTINCT athlete_id) AS athletes, sum(distance_km) AS km FROM mileage_weekly").row(0, named=True)
-    return dg.MaterializeResult(metadata={k: v if v is not None else 0 for k, v in summary.items()})
+@dg.multi_asset(
+    specs=[dg.AssetSpec(name, deps=_INPUTS, description=mart_description(name), kinds={"duckdb", "sql"}) for name in MARTS],
+    group_name="marts",
+    pool="warehouse",
+)
+def mart_views(storage: Storage, models: Models):
+    """Recreate the mart views and store their parameters (`[marts]` of the model file) in mart_settings."""
+    counts = refresh_marts(storage.warehouse, models.marts())
+    for name in MARTS:
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name]})
+
+
+@dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})
+def published_warehouse(storage: Storage) -> dg.MaterializeResult:
+    """The read-only copy of the warehouse (`published.duckdb`) that `retrostride sql` and other
+    readers open: replaced atomically, so a reader never sees a half-finished import."""
+    seconds = publish_snapshot(storage.warehouse, storage.published_path)
+    size = storage.published_path.stat().st_size
+    return dg.MaterializeResult(metadata={"seconds": round(seconds, 3), "bytes": size, "path": str(storage.published_path)})

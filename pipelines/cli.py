@@ -7,7 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -70,25 +69,37 @@ def demo(
         FROM segments s WHERE s.direction = 'backward' GROUP BY ALL ORDER BY 1""")
     _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
         WITH weeks AS (
-            SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km, sum(sessions) AS sessions
+            SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km,
+                   round(coalesce(sum(distance_km) FILTER (WHERE direction = 'backward'), 0), 1) AS backward_km,
+                   round(sum(kcal_net)) AS kcal_net
             FROM mileage_weekly GROUP BY athlete_id, week_start)
         SELECT * FROM weeks
         QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6
         ORDER BY athlete_id, week_start""")
-    console.print(f"\nWarehouse: {settings.warehouse_path}\nTry: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\"")
+    console.print(f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
+                  "Try: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\", or `retrostride sql` for a prompt.")
 
 
 @app.command()
-def sql(query: str = typer.Argument(..., help="A read-only SQL query.")) -> None:
-    """Answer a SQL query from the warehouse (read-only)."""
+def sql(
+    query: str = typer.Argument(None, help="A read-only SQL query. None: an interactive prompt with history."),
+    fmt: str = typer.Option(None, "--format", "-f", help="table, csv, json or parquet (default: from --output's suffix, else table)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the answer to this file instead of the terminal."),
+) -> None:
+    """Answer SQL from the warehouse (read-only), or open a prompt when no query is given."""
+    from pipelines.sql_shell import OutputError, interactive, output_format, run_query
+
     settings = Settings.from_env()
-    if not settings.warehouse_path.exists():
-        console.print(f"[red]No warehouse at {settings.warehouse_path} yet: run `retrostride import` or `retrostride demo` first.")
-        raise typer.Exit(2)
+    published = _published_snapshot(settings)
     try:
-        _print_query(settings, None, query)
-    except duckdb.Error as error:
-        console.print(f"[red]{type(error).__name__}:[/] {escape(str(error))}")
+        chosen = output_format(fmt, output)
+    except OutputError as error:
+        console.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(2)
+    if query is None:
+        interactive(published, settings.home / ".sql_history", console)
+        return
+    if not run_query(published, query, chosen, console, output):
         raise typer.Exit(1)
 
 
@@ -133,10 +144,23 @@ def _print_summary(outcomes: list) -> None:
             console.print(f"  [yellow]{outcome.status}[/] {escape(outcome.path)}: {escape(outcome.reason or '')}")
 
 
-def _print_query(settings: Settings, title: str | None, query: str) -> None:
-    from warehouse.store import Warehouse
+def _published_snapshot(settings: Settings) -> Path:
+    """The snapshot readers query; made from the working file if an older version left none."""
+    if not settings.published_path.exists():
+        if not settings.warehouse_path.exists():
+            console.print(f"[red]No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
+            raise typer.Exit(2)
+        from warehouse.snapshot import publish_snapshot
+        from warehouse.store import Warehouse
 
-    frame = Warehouse(settings.warehouse_path).query(query)
+        publish_snapshot(Warehouse(settings.warehouse_path), settings.published_path)
+    return settings.published_path
+
+
+def _print_query(settings: Settings, title: str | None, query: str) -> None:
+    from warehouse.access import read_only_query
+
+    frame = read_only_query(_published_snapshot(settings), query)
     table = Table(title=title, show_lines=False)
     for column in frame.columns:
         table.add_column(column)

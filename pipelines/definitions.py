@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.detection import athlete_gait_baselines, scored_activities
 from assets.imports import activity_tables, body_measurements, source_files
-from assets.marts import mileage_weekly
+from assets.marts import mart_views, published_warehouse
 from pipelines.resources import ImportProgress, Models, Storage, no_progress
 from pipelines.settings import Settings
 
@@ -16,17 +16,23 @@ ingest_job = dg.define_asset_job(
 publish_job = dg.define_asset_job(
     "publish",
     selection=dg.AssetSelection.assets(
-        "activities", "records", "laps", athlete_gait_baselines, "segments", "activity_energy", mileage_weekly
+        "activities", "records", "laps", athlete_gait_baselines, "segments", "activity_energy"
     ),
-    description="Publish month partitions into the warehouse, detect and score them, and refresh the marts.",
+    description="Publish month partitions into the warehouse, detect and score them.",
+)
+marts_job = dg.define_asset_job(
+    "marts",
+    selection=dg.AssetSelection.assets(mart_views, published_warehouse),
+    description="Refresh the marts and publish the snapshot readers query; run after every import.",
 )
 
 
 def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
-        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mileage_weekly],
-        jobs=[ingest_job, publish_job],
+        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
+                published_warehouse],
+        jobs=[ingest_job, publish_job, marts_job],
         resources={
             "storage": Storage.from_settings(settings),
             "models": Models.from_settings(settings),

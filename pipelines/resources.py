@@ -10,6 +10,7 @@ from assets.transforms.model_config import DetectionConfig, EnergyConfig, load_m
 from pipelines.profiles import AthleteProfile, load_profiles
 from pipelines.settings import Settings
 from warehouse.lake import Lake
+from warehouse.mart_config import MartConfig, load_mart_config
 from warehouse.store import Warehouse
 
 
@@ -31,7 +32,13 @@ class Storage(dg.ConfigurableResource):
 
     @property
     def warehouse(self) -> Warehouse:
+        """The pipeline's working file: only the pipeline opens it."""
         return Warehouse(Path(self.home) / "warehouse.duckdb")
+
+    @property
+    def published_path(self) -> Path:
+        """The snapshot SQL users read (warehouse/snapshot.py)."""
+        return Path(self.home) / "published.duckdb"
 
     def profiles(self) -> dict[str, AthleteProfile]:
         return load_profiles(Path(self.athletes_file))
@@ -48,6 +55,10 @@ class Models(dg.ConfigurableResource):
 
     def configs(self) -> tuple[DetectionConfig, EnergyConfig]:
         return load_model_config(Path(self.model_file))
+
+    def marts(self) -> MartConfig:
+        """Outcome windows, tolerances and the study protocol: the `[marts]` table of the same file."""
+        return load_mart_config(Path(self.model_file))
 
 
 #: Called once per imported file: the CLI passes a progress bar; elsewhere it does nothing.

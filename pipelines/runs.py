@@ -46,6 +46,7 @@ def import_paths(settings: Settings, paths: list[Path], athlete: str | None = No
     ranges = plan_ranges(months_of(days))
     for first, last in ranges:
         publish_months(defs, instance, first, last)
+    publish_marts(defs, instance)
     return ranges
 
 
@@ -54,6 +55,12 @@ def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: da
     defs.resolve_job_def("publish").execute_in_process(
         instance=instance, run_config=QUIET, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
     )
+
+
+def publish_marts(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """One run of the marts job: refresh the marts, then publish the snapshot readers see.  Once
+    per import, after every range, so readers go from the old state to the new in one step."""
+    defs.resolve_job_def("marts").execute_in_process(instance=instance, run_config=QUIET)
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

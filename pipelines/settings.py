@@ -41,7 +41,13 @@ class Settings:
 
     @property
     def warehouse_path(self) -> Path:
+        """The pipeline's working file (only the pipeline opens it)."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def published_path(self) -> Path:
+        """The read-only snapshot SQL users query, replaced after every import."""
+        return self.home / "published.duckdb"
 
     @property
     def dagster_home(self) -> Path:

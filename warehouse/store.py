@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from connectors import schema
+from warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
 TABLES: dict[str, pl.Schema] = {
@@ -28,6 +29,7 @@ TABLES: dict[str, pl.Schema] = {
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,
     "gait_baselines": schema.BASELINES,
+    "mart_settings": MART_SETTINGS,
 }
 
 _DUCKDB_TYPES = {
@@ -100,6 +102,8 @@ class Warehouse:
         with self.transaction() as connection:
             for table, columns in self.tables.items():
                 _ensure_table(connection, table, columns)
+            if "mart_settings" in self.tables and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]:
+                insert(connection, "mart_settings", settings_row(MartConfig()))
             for name, sql in view_sql().items():
                 connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 

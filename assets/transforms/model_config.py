@@ -154,9 +154,9 @@ def load_model_config(path: Path) -> tuple[DetectionConfig, EnergyConfig]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ModelConfigError(f"{path}: {error}") from None
-    unknown_tables = set(document) - {"detection", "energy"}
+    unknown_tables = set(document) - {"detection", "energy", "marts"}  # [marts]: warehouse/mart_config.py
     if unknown_tables:
-        raise ModelConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy])")
+        raise ModelConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy], [marts])")
     return (
         _overridden(DetectionConfig(), document.get("detection", {}), f"{path} [detection]"),
         _overridden(EnergyConfig(), document.get("energy", {}), f"{path} [energy]"),

@@ -1,0 +1,38 @@
+"""docs/warehouse.md is the warehouse's contract: every table, mart and column, and queries that run."""
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from tests.test_marts import Builder
+from warehouse.docs import documented_columns, example_queries
+from warehouse.store import Warehouse
+
+
+def test_the_docs_describe_exactly_the_warehouses_tables_and_columns(tmp_path):
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    warehouse.ensure_schema()
+    actual = warehouse.query(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position")
+    in_warehouse = {(t, c, ty) for t, c, ty in actual.iter_rows()}
+    in_docs = {(t, c, ty) for t, columns in documented_columns().items() for c, ty in columns}
+    assert sorted(in_warehouse - in_docs) == [], "in the warehouse but not (or with another type) in docs/warehouse.md"
+    assert sorted(in_docs - in_warehouse) == [], "in docs/warehouse.md but not in the warehouse"
+
+
+@pytest.fixture(scope="module")
+def small_history(tmp_path_factory) -> Warehouse:
+    build = Builder(Warehouse(tmp_path_factory.mktemp("docs") / "warehouse.duckdb"))
+    for day in range(1, 29):
+        build.backward_run("ann", date(2024, 2, day))
+    build.weighing("ann", datetime(2024, 1, 29, 6, tzinfo=timezone.utc), 60.0, 25.0)
+    build.weighing("ann", datetime(2024, 3, 11, 6, tzinfo=timezone.utc), 59.5, 24.6)
+    build.backward_run("ann", date(2024, 3, 12))
+    return build.build()
+
+
+@pytest.mark.parametrize("title", list(example_queries()))
+def test_every_example_query_in_the_docs_runs_and_answers(small_history, title):
+    answer = small_history.query(example_queries()[title])
+    assert len(answer) > 0, title

@@ -1,0 +1,45 @@
+"""Refresh the marts: the views of warehouse/sql/views/ over the published tables, with the
+parameters they read in `mart_settings`.
+
+The marts are views, not tables: measured on a synthetic 10-year warehouse (benchmarks/
+marts_10_years.py, figures in the README) every mart answers in well under a second as a view,
+while materializing them all would add its cost to every import and could go stale.
+"""
+
+from __future__ import annotations
+
+from warehouse.mart_config import MartConfig, settings_row
+from warehouse.store import Warehouse, insert, view_sql
+
+#: The marts users query (the other views are building blocks or bookkeeping).
+MARTS = (
+    "mileage_daily",
+    "mileage_weekly",
+    "mileage_monthly",
+    "mileage_yearly",
+    "mileage_rolling",
+    "backward_streaks",
+    "longest_backward_streak",
+    "outcomes_6wk",
+    "study_comparison",
+    "study_comparison_summary",
+)
+
+
+def refresh_marts(warehouse: Warehouse, config: MartConfig) -> dict[str, int]:
+    """(Re)create the views, store `config` as `mart_settings`, and count each mart's rows."""
+    warehouse.ensure_schema()
+    with warehouse.transaction() as connection:
+        connection.execute("DELETE FROM mart_settings")
+        insert(connection, "mart_settings", settings_row(config))
+        return {name: connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in MARTS}
+
+
+def mart_description(name: str) -> str:
+    """The leading comment of a view's SQL file, as one paragraph."""
+    lines = []
+    for line in view_sql()[name].splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    return " ".join(lines)
