@@ -2,6 +2,7 @@
 
 Day partitions are replaced whole (delete what the days held, insert what the lake says they hold)
 in one transaction, so re-running a range gives the same tables and readers never see half of it.
+The same transaction clears the range from `pending_days`, where ingest notes what it imported.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def publish_days(
         for table in ("records", "laps"):
             connection.execute(f"DELETE FROM {table} WHERE {in_range}", [first, last])
         connection.execute("DELETE FROM activities WHERE start_day BETWEEN ? AND ?", [first, last])
+        connection.execute("DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last])
         for start in range(0, len(shas), FILES_PER_CHUNK):
             chunk = shas[start : start + FILES_PER_CHUNK]
             activities = lake.read_decoded(chunk, "activities")

@@ -28,6 +28,7 @@ TABLES: dict[str, pl.Schema] = {
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,
     "gait_baselines": schema.BASELINES,
+    "pending_days": schema.PENDING_DAYS,
 }
 
 _DUCKDB_TYPES = {
