@@ -260,6 +260,11 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     from connectors.schema import FILE_ACTIVITIES, FILE_BODY_MEASUREMENTS, FILE_LAPS, FILE_RECORDS, DecodeError
 
     decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx}
+    if ":" in decoder:  # "module:function", e.g. a misbehaving decoder that tests the harness
+        import importlib
+
+        module, name = decoder.split(":")
+        decoders[decoder] = getattr(importlib.import_module(module), name)
     try:
         decoded = decoders[decoder](Path(path))
     except DecodeError as error:
