@@ -50,3 +50,22 @@ def test_importing_twice_or_retrying_leaves_identical_tables(export, tmp_path, i
         connection.execute("UPDATE records SET heart_rate_bpm = coalesce(heart_rate_bpm, 0) + 1 WHERE ts = (SELECT min(ts) FROM records)")
     rows = first["records"][0]
     assert differences(first, table_checksums(warehouse)) == [f"records: expected {rows} rows, got {rows} (same count, different content)"]
+
+
+def test_days_imported_by_a_run_killed_before_publishing_are_published_by_the_next_run(export, tmp_path, instance):
+    """The moment the kill trials found first: the ledger said 'imported', the warehouse had nothing."""
+    from connectors.sources import list_source_files
+    from warehouse.ingest import import_files
+    from warehouse.lake import Lake
+
+    settings = settings_for(tmp_path)
+    warehouse = Warehouse(settings.warehouse_path)
+    import_files(list_source_files([export]), Lake(settings.home), warehouse)  # ingest only: the run dies here
+    assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == 0
+    waiting = warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0]
+    assert waiting > 0
+    ranges = import_paths(settings, [export], instance=instance)  # every file is known: only the pending days
+    assert ranges
+    assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
+    placed = warehouse.query("SELECT sum(activities) AS n FROM import_ledger WHERE first_day IS NOT NULL")["n"][0]
+    assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == placed

@@ -156,3 +156,18 @@ def test_the_corpus_is_left_almost_untouched_by_the_plausibility_step():
     decoded = decode_fit(FIT / "activity-small-fenix2-run.fit")
     cleaned, notes = validate(decoded)
     assert notes == [] and cleaned.records.equals(decoded.records)
+
+
+def test_a_gpx_point_off_the_globe_is_nulled_without_bending_the_track(tmp_path):
+    from connectors.gpx import decode_gpx
+
+    points = "".join(
+        f'<trkpt lat="{lat}" lon="13.0"><time>2024-05-01T10:00:0{i}Z</time></trkpt>'
+        for i, lat in enumerate(["52.0", "400.0", "52.00001", "52.00002"])
+    )
+    path = tmp_path / "run.gpx"
+    path.write_text(f'<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>{points}</trkseg></trk></gpx>')
+    cleaned, notes = validate(decode_gpx(path), latest=date(2026, 12, 31))
+    assert cleaned.records["lat_deg"].null_count() == 1
+    assert cleaned.records["distance_m"].max() < 3.0  # 2.2 m, not a trip to latitude 400
+    assert notes == ["lat_deg: 1 value(s) outside -90..90 nulled (with their lon_deg)"]
