@@ -2,7 +2,8 @@
 
 Day partitions are replaced whole (delete what the days held, insert what the lake says they hold)
 in one transaction, so re-running a range gives the same tables and readers never see half of it.
-The same transaction clears the range from `pending_days`, where ingest notes what it imported.
+Ingest notes the days it imported in `pending_days`; `mark_published` clears them once the whole
+publish run (tables, detection, energy) has succeeded, so a run killed half-way is published again.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def publish_days(
         for table in ("records", "laps"):
             connection.execute(f"DELETE FROM {table} WHERE {in_range}", [first, last])
         connection.execute("DELETE FROM activities WHERE start_day BETWEEN ? AND ?", [first, last])
-        connection.execute("DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last])
         for start in range(0, len(shas), FILES_PER_CHUNK):
             chunk = shas[start : start + FILES_PER_CHUNK]
             activities = lake.read_decoded(chunk, "activities")
@@ -56,6 +56,12 @@ def publish_days(
                     frame = mask_positions(frame, zones)
                 counts[table] += insert(connection, table, frame)
     return counts
+
+
+def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
+    """Clear days first..last from `pending_days` after a publish run over them succeeded."""
+    with warehouse.transaction() as connection:
+        return connection.execute("DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]).fetchone()[0]
 
 
 def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
