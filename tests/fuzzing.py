@@ -87,12 +87,14 @@ def fit_layout(data: bytes) -> FitLayout | None:
 
 
 def refit(body: bytes, header: bytes, fix_crc: bool = True) -> bytes:
-    """A FIT file from its header bytes and message bytes: data size, header CRC and file CRC redone."""
+    """A FIT file from its header bytes and message bytes: data size and header CRC redone, and the
+    file CRC too (else a CRC that cannot match)."""
     header = bytearray(header)
     struct.pack_into("<I", header, 4, len(body))
     if len(header) >= 14:
         header[12:14] = struct.pack("<H", crc16(bytes(header[:12])))
-    crc = crc16(bytes(header) + body) if fix_crc else random.getrandbits(16)
+    crc = crc16(bytes(header) + body)
+    crc = crc if fix_crc else crc ^ 0x5A5A
     return bytes(header) + body + struct.pack("<H", crc)
 
 
