@@ -34,7 +34,9 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
             context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
     zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
     summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
-                           progress=_log_every(context, 100, then=import_progress))
+                           progress=_log_every(context, 100, then=import_progress), limits=storage.limits())
+    if summary.pending:
+        context.log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
     return dg.MaterializeResult(metadata=_summary_metadata(summary))
 
 

@@ -6,6 +6,8 @@ each message is read field by field, keeping the first non-null value, never thr
 
 from __future__ import annotations
 
+import struct
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
@@ -67,13 +69,62 @@ def _read_messages(path: Path) -> tuple[FitMessages, tuple[str, bool] | None]:
                 rows[message.name].append(values)
         except FitParseError as error:
             damage = _reason(error, fit)
+        except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
+            # fitparse meets bytes it does not expect (a bit flip in a field value, a field size its
+            # type processors cannot read) with plain Python errors: damage all the same
+            damage = damage_reason("corrupt", _offset(fit), f"fitparse failed: {type(error).__name__}: {error}")
     messages = {name: _to_frame(found, FIT_FIELDS[name]) for name, found in rows.items() if found}
     return messages, damage
 
 
 def _to_frame(rows: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
     data = {c: [row.get(c) for row in rows] for c in columns}
-    return pl.DataFrame({c: pl.Series(c, v, strict=False) for c, v in data.items()})
+    return pl.DataFrame({c: _column(c, v) for c, v in data.items()})
+
+
+def _column(name: str, values: list) -> pl.Series:
+    """One field's values as a column, also when fitparse mixed types in it.
+
+    A field whose size holds several values where the profile has one (damage, or a writer's bug)
+    comes as a tuple: its first value is kept, as the columnar decoder would refuse to guess more.
+    A `date_time` below 0x10000000 is device-relative and stays a number in fitparse, so a column can
+    hold datetimes and numbers; they become µs since 1970 (the columnar decoder's convention).  Any
+    other mixture (a damaged enum read as a number among names) becomes text.
+    """
+    series = _series(name, values)
+    if series is not None and isinstance(series.dtype, pl.List):
+        return series.list.first()
+    if series is not None:
+        return series
+    if any(isinstance(v, (tuple, list)) for v in values):
+        return _column(name, [_first(v) if isinstance(v, (tuple, list)) else v for v in values])
+    if any(isinstance(v, datetime) for v in values):
+        series = _series(name, [_unix_us(v) if isinstance(v, datetime) else v for v in values], pl.Int64)
+        if series is not None:
+            return series
+    return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String)
+
+
+def _series(name: str, values: list, dtype: pl.DataType | None = None) -> pl.Series | None:
+    """A Polars column of `values`, or None when they do not make one plain column."""
+    try:
+        series = pl.Series(name, values, dtype=dtype, strict=False)
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+        return None
+    return None if series.dtype == pl.Object else series
+
+
+def _first(values: tuple | list):
+    return values[0] if len(values) else None
+
+
+def _unix_us(moment: datetime) -> int:
+    """A naive UTC (fitparse) or aware datetime as µs since 1970-01-01 UTC."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return round((aware - _UNIX_EPOCH).total_seconds() * 1e6)
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _reason(error: FitParseError, fit: fitparse.FitFile | None) -> tuple[str, bool]:

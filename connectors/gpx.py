@@ -7,7 +7,7 @@ and common power extensions; GPX cadence holds strides/min for running (Garmin's
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
@@ -61,10 +61,14 @@ def _parse(data: bytes) -> gpxpy.gpx.GPX:
     except safe_xml.ParseError as error:
         line, column = getattr(error, "position", (None, None))
         raise DecodeError(f"GPX is not well-formed XML: error at line {line}, column {column}") from None
+    except (LookupError, ValueError) as error:  # an unknown encoding declared, bytes it cannot decode
+        raise DecodeError(f"GPX is not well-formed XML: {type(error).__name__}: {error}") from None
     try:
         return gpxpy.parse(data.decode("utf-8-sig", errors="replace"))
     except gpxpy.gpx.GPXException as error:
         raise DecodeError(f"invalid GPX: {error}") from None
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as error:  # gpxpy on odd values
+        raise DecodeError(f"invalid GPX: {type(error).__name__}: {error}") from None
 
 
 def _sport(item) -> str | None:
@@ -75,7 +79,7 @@ def _sport(item) -> str | None:
 def _point_row(session: int, point: gpxpy.gpx.GPXTrackPoint) -> dict:
     row = {
         "session": session,
-        "ts": point.time.astimezone(timezone.utc).replace(tzinfo=None) if point.time and point.time.tzinfo else point.time,
+        "ts": _utc_naive(point.time),
         "lat_deg": point.latitude,
         "lon_deg": point.longitude,
         "altitude_m": point.elevation,
@@ -89,6 +93,16 @@ def _point_row(session: int, point: gpxpy.gpx.GPXTrackPoint) -> dict:
     return row
 
 
+def _utc_naive(moment: datetime | None) -> datetime | None:
+    """A point's time as naive UTC; None when its offset is impossible (e.g. +25:00) or out of range."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _segment_laps(session: int, track: gpxpy.gpx.GPXTrack) -> list[dict]:
     if len(track.segments) < 2:
         return []
@@ -96,8 +110,16 @@ def _segment_laps(session: int, track: gpxpy.gpx.GPXTrack) -> list[dict]:
     for index, segment in enumerate(track.segments):
         start, end = segment.get_time_bounds()
         laps.append({"session": session, "lap_index": index, "start_ts": start, "end_ts": end,
-                     "distance_m": segment.length_2d()})
+                     "distance_m": _length_m(segment)})
     return laps
+
+
+def _length_m(segment: gpxpy.gpx.GPXTrackSegment) -> float | None:
+    """The segment's 2-D length; None when a position is off the globe (gpxpy's trigonometry fails)."""
+    try:
+        return segment.length_2d()
+    except (ArithmeticError, ValueError):
+        return None
 
 
 def _records(points: list[dict], activities: list[dict]) -> pl.DataFrame:

@@ -20,10 +20,11 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
 
     Works per `session`; recorded values always win over derived ones.
     """
-    step = haversine_m(
-        pl.col("lat_deg").shift(1).over("session"), pl.col("lon_deg").shift(1).over("session"),
-        pl.col("lat_deg"), pl.col("lon_deg"),
-    ).fill_null(0.0)
+    on_globe = pl.col("lat_deg").is_between(-90.0, 90.0) & pl.col("lon_deg").is_between(-180.0, 180.0)
+    lat, lon = pl.when(on_globe).then(pl.col("lat_deg")), pl.when(on_globe).then(pl.col("lon_deg"))
+    step = pl.when(on_globe | pl.col("lat_deg").is_null()).then(haversine_m(  # from the last position on the globe
+        lat.forward_fill().shift(1).over("session"), lon.forward_fill().shift(1).over("session"), lat, lon,
+    ).fill_null(0.0))  # an impossible position has no distance or speed of its own
     seconds = pl.col("ts").diff().over("session").dt.total_microseconds() / 1e6
     derived = records.with_columns(step.alias("_step"), seconds.alias("_dt")).with_columns(
         pl.col("_step").cum_sum().over("session").alias("_distance"),

@@ -252,3 +252,6 @@ LEDGER = pl.Schema(
         "imported_at": UTC_US,
     }
 )
+
+#: Days whose activities were imported but not yet published (a run interrupted before publishing).
+PENDING_DAYS = pl.Schema({"day": pl.Date})

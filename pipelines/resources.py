@@ -8,7 +8,8 @@ import dagster as dg
 
 from assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
 from pipelines.profiles import AthleteProfile, load_profiles
-from pipelines.settings import Settings
+from pipelines.settings import Settings, load_limits
+from warehouse.ingest import ImportLimits
 from warehouse.lake import Lake
 from warehouse.mart_config import MartConfig, load_mart_config
 from warehouse.store import Warehouse
@@ -21,10 +22,15 @@ class Storage(dg.ConfigurableResource):
     inbox: str
     athletes_file: str
     workers: int = 1
+    config_file: str = ""  # retrostride.toml; empty: <home>/retrostride.toml
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
-        return cls(home=str(settings.home), inbox=str(settings.inbox), athletes_file=str(settings.athletes_file), workers=settings.workers)
+        return cls(home=str(settings.home), inbox=str(settings.inbox), athletes_file=str(settings.athletes_file),
+                   workers=settings.workers, config_file=str(settings.config_path))
+
+    def limits(self) -> ImportLimits:
+        return load_limits(Path(self.config_file) if self.config_file else Path(self.home) / "retrostride.toml")
 
     @property
     def lake(self) -> Lake:

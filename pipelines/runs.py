@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from pipelines.definitions import build_definitions
 from pipelines.planning import months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
 from pipelines.settings import Settings
+from warehouse.publish import mark_published
+from warehouse.store import Warehouse
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -44,10 +46,16 @@ def import_paths(settings: Settings, paths: list[Path], athlete: str | None = No
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
     ranges = plan_ranges(months_of(days))
+    warehouse = Warehouse(settings.warehouse_path)
     for first, last in ranges:
         publish_months(defs, instance, first, last)
+        mark_published(warehouse, first, _month_end(last))  # only now: the run may have died half-way
     publish_marts(defs, instance)
     return ranges
+
+
+def _month_end(first: date) -> date:
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from connectors.validate import plausible_ranges
+from warehouse.ingest import ImportLimits
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class Settings:
     - `RETROSTRIDE_ATHLETES` (default `<home>/athletes.toml`): athlete profiles.
     - `RETROSTRIDE_WORKERS` (default: CPU count): decoder processes for bulk imports.
     - `RETROSTRIDE_MODEL` (default `<home>/model.toml`): detection and energy settings over the defaults.
+    - `RETROSTRIDE_CONFIG` (default `<home>/retrostride.toml`): import limits and plausible ranges.
     """
 
     home: Path
@@ -23,6 +28,7 @@ class Settings:
     athletes_file: Path
     workers: int
     model_file: Path | None = None  # None: <home>/model.toml
+    config_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -33,11 +39,16 @@ class Settings:
             athletes_file=Path(os.environ.get("RETROSTRIDE_ATHLETES", home / "athletes.toml")).resolve(),
             workers=int(os.environ.get("RETROSTRIDE_WORKERS", os.cpu_count() or 1)),
             model_file=Path(os.environ.get("RETROSTRIDE_MODEL", home / "model.toml")).resolve(),
+            config_file=Path(os.environ.get("RETROSTRIDE_CONFIG", home / "retrostride.toml")).resolve(),
         )
 
     @property
     def model_path(self) -> Path:
         return self.model_file or self.home / "model.toml"
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file or self.home / "retrostride.toml"
 
     @property
     def warehouse_path(self) -> Path:
@@ -52,3 +63,38 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME", self.home / "dagster")).resolve()
+
+
+class ConfigError(ValueError):
+    """`retrostride.toml` cannot be used; the message says where and why."""
+
+
+def load_limits(path: Path) -> ImportLimits:
+    """Import limits from `retrostride.toml`; an absent file means the defaults.
+
+        [import]
+        max_file_mb = 512        # larger files are refused with a reason
+        decode_timeout_s = 600   # a decoder still working after this is killed, the file explained
+
+        [plausible]              # override ranges of connectors/validate.py: column = [low, high]
+        heart_rate_bpm = [25, 230]
+    """
+    if not path.exists():
+        return ImportLimits()
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+        section = config.get("import", {})
+        defaults = ImportLimits()
+        unknown = set(section) - {"max_file_mb", "decode_timeout_s"}
+        if unknown:
+            raise ValueError(f"[import] has unknown keys {sorted(unknown)}")
+        limits = ImportLimits(
+            max_file_bytes=int(float(section.get("max_file_mb", defaults.max_file_bytes / 2**20)) * 2**20),
+            decode_timeout_s=float(section.get("decode_timeout_s", defaults.decode_timeout_s)),
+            plausible=plausible_ranges(config.get("plausible")),
+        )
+    except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    if limits.max_file_bytes <= 0 or limits.decode_timeout_s <= 0:
+        raise ConfigError(f"{path}: [import] limits must be positive")
+    return limits

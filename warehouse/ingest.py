@@ -2,34 +2,69 @@
 
 No Dagster here: the `source_files` asset and the CLI both call `import_files`.  Every file ends as
 exactly one outcome (ok, partial, failed, duplicate, or skipped as already imported); a bad file
-never stops the batch.  The ledger row is written after the file's frames are in the lake, so a
-crash at any point leaves at worst a decoded file that the next run decodes again.
+never stops the batch.  Files are decoded in supervised worker processes: a decoder that takes longer
+than the limit is killed, one whose process dies (a segfault, the OOM killer) is explained, and in
+both cases the rest of the batch goes on.  Decoded frames go through one plausibility step
+(`connectors.validate`) before the lake.
+
+Crash safety: the ledger row is written after the file's frames are in the lake, together with the
+days it touches in `pending_days`; publishing a range removes them in its own transaction.  A
+process killed at any point leaves at worst a decoded file that the next run decodes again, or
+days that the next run publishes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import multiprocessing
+import signal
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import polars as pl
 
-from connectors.frames import placeable, warehouse_frames
 from connectors.formats import decoder_for
-from connectors.schema import LEDGER, DecodeError
+from connectors.frames import placeable, warehouse_frames
+from connectors.schema import LEDGER, PENDING_DAYS, DecodeError
 from connectors.sources import SourceFile
+from connectors.validate import PLAUSIBLE, Range, validate
 from warehouse.lake import Lake
 from warehouse.store import Warehouse, insert
 
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
-MAX_FILE_BYTES = 512 * 1024 * 1024
 LEDGER_CHUNK = 100
+#: Failures caused by the machine rather than the file: the next run tries the file again.
+RETRIED = ("decoder timed out", "decoder process died", "refused: file is")
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one file may cost, and what its values may be (`retrostride.toml`, `[import]` and `[plausible]`)."""
+
+    max_file_bytes: int = 512 * 1024 * 1024
+    decode_timeout_s: float = 600.0  # fitparse reads ~5,000 records/s: a 12 MB file takes about a minute
+    plausible: dict[str, Range] = field(default_factory=lambda: dict(PLAUSIBLE))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One file for a worker process (picklable)."""
+
+    path: str
+    sha: str
+    athlete_id: str
+    zone: str | None
+    home: str
+    latest: date
+    plausible: dict[str, Range]
+    decoders: dict[str, str] | None = None  # format → "module:function", to replace a decoder (tests)
 
 
 @dataclass(frozen=True)
@@ -49,13 +84,15 @@ class ImportSummary:
     """Counts and reasons for one batch, and the days whose partitions it changed."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    #: days an earlier, interrupted run imported but did not publish
+    pending: list[date] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
     def days(self) -> list[date]:
-        return sorted({d for o in self.outcomes for d in o.days})
+        return sorted({d for o in self.outcomes for d in o.days} | set(self.pending))
 
     @property
     def failures(self) -> list[Outcome]:
@@ -86,19 +123,22 @@ def import_files(
     workers: int = 1,
     progress: Progress | None = None,
     latest_day: date | None = None,
+    limits: ImportLimits = ImportLimits(),
+    decoders: dict[str, str] | None = None,
 ) -> ImportSummary:
-    """Import `files`; returns what happened to each and which days changed."""
+    """Import `files`; returns what happened to each and which days changed (or still wait to be published)."""
     warehouse.ensure_schema()
+    lake.sweep()
     seen, originals = _known(warehouse)
-    summary = ImportSummary()
+    summary = ImportSummary(pending=_pending_days(warehouse))
     pending_rows: list[dict] = []
-    jobs: list[tuple] = []
+    jobs: list[_Job] = []
     latest = latest_day or date.today().replace(year=date.today().year + 1)
 
     def record(outcome: Outcome, row: dict | None) -> None:
         summary.outcomes.append(outcome)
         if row is not None:
-            pending_rows.append(row)
+            pending_rows.append({**row, "_days": outcome.days})
         if len(pending_rows) >= LEDGER_CHUNK:
             _flush(warehouse, pending_rows)
         if progress:
@@ -106,7 +146,7 @@ def import_files(
 
     for source in files:
         path = Path(source.path)
-        refusal = _refusal(path)
+        refusal = _refusal(path, limits.max_file_bytes)
         sha = sha256_of(path) if refusal is None else hashlib.sha256(str(path).encode()).hexdigest()
         key = (sha, str(path))
         if key in seen:
@@ -121,61 +161,167 @@ def import_files(
             reason = f"same content as {original}"
             record(Outcome(str(path), source.athlete_id, "duplicate", reason), _ledger_row(sha, path, source.athlete_id, status="duplicate", reason=reason))
             continue
-        jobs.append((str(path), sha, source.athlete_id, (zones or {}).get(source.athlete_id), str(lake.home), latest))
+        zone = (zones or {}).get(source.athlete_id)
+        jobs.append(_Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders))
 
-    for outcome, row in _run(jobs, workers):
-        record(outcome, row)
+    for job, (outcome, detail) in _supervised(jobs, workers, limits.decode_timeout_s):
+        if outcome is None:  # the worker died or hung: `detail` says how; explain it here
+            outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail)
+        record(outcome, detail)
     _flush(warehouse, pending_rows)
     return summary
 
 
-def decode_into_lake(path: str, sha: str, athlete_id: str, zone: str | None, home: str, latest: date) -> tuple[Outcome, dict]:
-    """Decode one file, keep its raw copy and frames in the lake; never raises for bad input."""
-    lake, source, started = Lake(Path(home)), Path(path), time.perf_counter()
+def decode_into_lake(job: _Job) -> tuple[Outcome, dict]:
+    """Decode one file, check its values, keep its raw copy and frames in the lake; never raises for bad input."""
+    lake, source, started = Lake(Path(job.home)), Path(job.path), time.perf_counter()
+    sha, athlete_id = job.sha, job.athlete_id
     try:
         fmt, decode = decoder_for(source)
+        if job.decoders and fmt in job.decoders:
+            module, name = job.decoders[fmt].split(":")
+            decode = getattr(importlib.import_module(module), name)
         decoded = decode(source)
-        frames = warehouse_frames(decoded, sha, athlete_id, zone)
+        checked, notes = validate(decoded, job.plausible, EARLIEST_DAY, job.latest)
+        frames = warehouse_frames(checked, sha, athlete_id, job.zone)
     except DecodeError as error:
         return _failed(lake, source, sha, athlete_id, str(error))
     except Exception as error:  # a bug must not stop the batch: explain and contain it
         return _failed(lake, source, sha, athlete_id, f"decoder crashed: {type(error).__name__}: {error}")
-    inside = placeable(EARLIEST_DAY, latest)
+    inside = placeable(EARLIEST_DAY, job.latest)
     unplaced = frames["activities"].filter(~inside)
     days = sorted(set(frames["activities"].filter(inside)["start_day"].to_list()))
     lake.keep_raw(source, sha, fmt)
     lake.write_decoded(sha, frames)
-    notes = "; ".join(n for n in (decoded.notes, _unplaced_note(unplaced) if len(unplaced) else None) if n) or None
+    if decoded.notes:
+        notes.insert(0, decoded.notes)
+    if len(unplaced):
+        notes.append(_unplaced_note(unplaced))
     row = _ledger_row(
-        sha, source, athlete_id, status=decoded.status, reason=decoded.reason, notes=notes, format=fmt,
+        sha, source, athlete_id, status=decoded.status, reason=decoded.reason, notes="; ".join(notes) or None, format=fmt,
         decoder=decoded.decoder, decoder_version=decoded.decoder_version, records=len(decoded.records),
         activities=len(frames["activities"]), body_measurements=len(frames["body_measurements"]),
         first_day=days[0] if days else None, last_day=days[-1] if days else None,
         decode_s=time.perf_counter() - started,
     )
-    return Outcome(path, athlete_id, decoded.status, decoded.reason, len(decoded.records), tuple(days)), row
+    return Outcome(job.path, athlete_id, decoded.status, decoded.reason, len(decoded.records), tuple(days)), row
 
 
-def _run(jobs: list[tuple], workers: int):
-    """Decode jobs in order, in worker processes when there is enough work to pay for them."""
-    if workers <= 1 or len(jobs) < 4:
-        for job in jobs:
-            yield decode_into_lake(*job)
+def _serve(connection) -> None:
+    """A worker process: decode the jobs the importer sends until it sends None or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        connection.send(decode_into_lake(job))
+
+
+class _Worker:
+    """One decoder process and the job it is working on."""
+
+    def __init__(self, context) -> None:
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-decoder")
+        self.process.start()
+        child.close()
+        self.job: _Job | None = None
+        self.deadline = 0.0
+
+    def give(self, job: _Job, timeout_s: float) -> None:
+        self.job, self.deadline = job, time.monotonic() + timeout_s
+        self.connection.send(job)
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        elif self.process.is_alive():
+            try:
+                self.connection.send(None)
+            except OSError:
+                pass
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+        self.process.join()
+        self.connection.close()
+
+
+def _supervised(jobs: list[_Job], workers: int, timeout_s: float) -> Iterator[tuple[_Job, tuple]]:
+    """(job, (outcome, ledger row)) for every job, decoded in at most `workers` watched processes.
+
+    A worker that dies or passes the time limit is replaced; its job comes back as (None, reason).
+    Results come in the order they finish.
+    """
+    if not jobs:
         return
     # spawn, not fork: Polars' and DuckDB's thread pools do not survive a fork
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(decode_into_lake, *zip(*jobs), chunksize=4)
+    queue = deque(jobs)
+    pool = [_Worker(context) for _ in range(max(1, min(workers, len(jobs))))]
+    try:
+        for worker in pool:
+            worker.give(queue.popleft(), timeout_s)
+        while any(w.job is not None for w in pool):
+            busy = [w for w in pool if w.job is not None]
+            soonest = min(w.deadline for w in busy) - time.monotonic()
+            wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=max(soonest, 0.0))
+            for index, worker in enumerate(pool):
+                job = worker.job
+                if job is None:
+                    continue
+                result = _collect(worker, timeout_s)
+                if result is None:
+                    continue
+                if result[0] is None:  # the process is gone: a fresh one takes its place
+                    worker.stop(kill=True)
+                    worker = pool[index] = _Worker(context)
+                worker.job = None
+                if queue:
+                    worker.give(queue.popleft(), timeout_s)
+                yield job, result
+    finally:
+        for worker in pool:
+            worker.stop(kill=worker.job is not None)
 
 
-def _refusal(path: Path) -> str | None:
+def _collect(worker: _Worker, timeout_s: float) -> tuple | None:
+    """The worker's result, (None, reason) if it died or hung, or None while it is still working."""
+    try:
+        if worker.connection.poll():
+            return worker.connection.recv()
+    except (EOFError, OSError):
+        pass
+    else:
+        if worker.process.is_alive() and time.monotonic() < worker.deadline:
+            return None
+        if worker.process.is_alive():
+            worker.process.kill()
+            return None, f"decoder timed out after {timeout_s:g} s (killed; the next import tries again)"
+    worker.process.join()
+    return None, f"decoder process died ({_exit(worker.process.exitcode)}; the next import tries again)"
+
+
+def _exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _refusal(path: Path, max_bytes: int) -> str | None:
     if path.is_symlink():
         return "refused: symbolic link (only regular files are imported)"
     if not path.is_file():
         return "refused: not a regular file"
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        return f"refused: file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit"
+    if size > max_bytes:
+        return f"refused: file is {size} bytes, over the {max_bytes}-byte limit (max_file_mb in retrostride.toml)"
     return None
 
 
@@ -200,19 +346,40 @@ def _ledger_row(sha: str, path: Path, athlete_id: str, **values) -> dict:
 
 
 def _known(warehouse: Warehouse) -> tuple[set[tuple[str, str]], dict[str, str]]:
-    """Every (sha256, path) in the ledger, and the first path each content was imported from."""
-    rows = warehouse.query("SELECT sha256, path, status FROM import_ledger ORDER BY imported_at").rows()
+    """Every (sha256, path) in the ledger, and the first path each content was imported from.
+
+    A file that failed for a reason of the machine's (`RETRIED`) counts as not seen: it is tried again.
+    """
+    rows = warehouse.query("SELECT sha256, path, status, reason FROM import_ledger ORDER BY imported_at").rows()
     originals: dict[str, str] = {}
-    for sha, path, status in rows:
+    seen = set()
+    for sha, path, status, reason in rows:
+        if status == "failed" and (reason or "").startswith(RETRIED):
+            continue
+        seen.add((sha, path))
         if status != "duplicate":
             originals.setdefault(sha, path)
-    return {(sha, path) for sha, path, _ in rows}, originals
+    return seen, originals
+
+
+def _pending_days(warehouse: Warehouse) -> list[date]:
+    return warehouse.query("SELECT DISTINCT day FROM pending_days ORDER BY day")["day"].to_list()
 
 
 def _flush(warehouse: Warehouse, rows: list[dict]) -> None:
+    """Write ledger rows and the days they touch in one transaction; a retried file's old row goes."""
     if not rows:
         return
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
+    days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
+    retried = " OR ".join("reason LIKE ?" for _ in RETRIED)
     with warehouse.transaction() as connection:
+        connection.register("incoming_paths", frame.select("path"))
+        connection.execute(
+            f"DELETE FROM import_ledger WHERE status = 'failed' AND ({retried}) AND path IN (SELECT path FROM incoming_paths)",
+            [f"{prefix}%" for prefix in RETRIED],
+        )
+        connection.unregister("incoming_paths")
         insert(connection, "import_ledger", frame)
+        insert(connection, "pending_days", days)
     rows.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import polars as pl
 
 FRAMES = ("activities", "records", "laps", "body_measurements")
+#: Staging folders and temporary copies older than this are leftovers of a killed import.
+STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,25 @@ class Lake:
         """The Parquet files holding one frame of several decoded files (files without it have none)."""
         paths = (self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s)
         return [str(p) for p in paths if p.exists()]
+    def sweep(self, older_than_s: float = STALE_S) -> int:
+        """Remove staging folders and temporary copies that a killed process left (hidden `.name.<uuid>`);
+        recent ones may belong to an import running now and stay.  Returns how many went."""
+        cutoff = time.time() - older_than_s
+        roots = [self.decoded_root, self.home / "raw", self.quarantine_dir()]
+        removed = 0
+        for root in (r for r in roots if r.exists()):
+            for leftover in [*root.glob(".*"), *root.glob("*/.*")]:
+                try:
+                    if leftover.lstat().st_mtime >= cutoff:
+                        continue
+                    if leftover.is_dir() and not leftover.is_symlink():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+                    removed += 1
+                except OSError:
+                    continue
+        return removed
 
     def read_decoded(self, sha256s: list[str], frame: str) -> pl.DataFrame | None:
         """One frame of several files, concatenated; None when none of them has it."""

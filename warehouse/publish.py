@@ -4,6 +4,8 @@ Day ranges are replaced whole (delete what the days held, insert what the lake s
 one transaction, so re-running a range gives the same tables and readers never see half of it.
 DuckDB reads the lake's Parquet files itself (streaming, on all cores): rows pass through Python
 only for athletes with privacy zones, so a ten-year range publishes in seconds and bounded memory.
+Ingest notes the days it imported in `pending_days`; `mark_published` clears them once the whole
+publish run (tables, detection, energy) has succeeded, so a run killed half-way is published again.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ def link_duplicates(connection, first: date, last: date) -> None:
         {"first": first, "last": last, "preference": list(SOURCE_PREFERENCE),
          "tolerance": DUPLICATE_START_TOLERANCE_S, "share": DUPLICATE_DISTANCE_TOLERANCE},
     )
+def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
+    """Clear days first..last from `pending_days` after a publish run over them succeeded."""
+    with warehouse.transaction() as connection:
+        return connection.execute("DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]).fetchone()[0]
 
 
 def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:

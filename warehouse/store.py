@@ -30,6 +30,7 @@ TABLES: dict[str, pl.Schema] = {
     "activity_energy": schema.ACTIVITY_ENERGY,
     "gait_baselines": schema.BASELINES,
     "mart_settings": MART_SETTINGS,
+    "pending_days": schema.PENDING_DAYS,
 }
 
 _DUCKDB_TYPES = {

@@ -1,0 +1,138 @@
+"""Absurd values out of every decoder's frames: one pure Polars step between decoding and the lake.
+
+A value outside its plausible range (latitude 400°, heart rate 2000 bpm, 200 m/s, a negative
+distance, NaN or infinity) is nulled, never clamped, and the ledger's `notes` say what and how
+many.  A sample dated outside the calendar window is dropped when its activity has samples inside
+the window (a stray: a sample without a usable time cannot be placed in its series); an activity wholly outside it (a watch reset to 1970) keeps its times and
+stays in the lake, unplaced (`connectors.frames.placeable`).  Body measurements dated outside the
+window are dropped: they are not placed anywhere else.
+
+The ranges are declared once here; `retrostride.toml` may override them (`[plausible]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+
+from connectors.schema import DecodedFile
+
+Range = tuple[float, float]
+
+#: Plausible ranges (inclusive) per canonical column; anything outside is nulled.
+PLAUSIBLE: dict[str, Range] = {
+    # records
+    "lat_deg": (-90.0, 90.0),
+    "lon_deg": (-180.0, 180.0),
+    "altitude_m": (-500.0, 9_000.0),  # FIT's lowest altitude is -500 m; Everest 8,849 m
+    "distance_m": (0.0, 2_000_000.0),  # cumulative, 2,000 km: a multi-day ultra still fits
+    "speed_mps": (0.0, 50.0),  # 180 km/h: fast descents on a bike, GPS spikes of a car ride are cleaned
+    "heart_rate_bpm": (25.0, 250.0),
+    "cadence_spm": (0.0, 350.0),
+    "power_w": (0.0, 3_000.0),
+    "step_length_m": (0.0, 4.0),
+    "stance_time_ms": (0.0, 2_000.0),
+    "vertical_oscillation_mm": (0.0, 500.0),
+    "facing_deg": (0.0, 360.0),
+    "temperature_c": (-60.0, 70.0),
+    # activities (the file's own totals)
+    "total_elapsed_s": (0.0, 14 * 86_400.0),
+    "total_timer_s": (0.0, 14 * 86_400.0),
+    "total_distance_m": (0.0, 2_000_000.0),
+    # body measurements
+    "weight_kg": (10.0, 400.0),
+    "body_fat_pct": (1.0, 75.0),
+    "body_water_pct": (10.0, 90.0),
+    "muscle_mass_kg": (1.0, 200.0),
+    "bone_mass_kg": (0.1, 20.0),
+    "bmi": (5.0, 100.0),
+}
+
+#: Columns nulled together: a latitude without its longitude is no position.
+PAIRS = {"lat_deg": "lon_deg", "lon_deg": "lat_deg"}
+
+
+def plausible_ranges(overrides: dict[str, list[float] | tuple[float, float]] | None = None) -> dict[str, Range]:
+    """`PLAUSIBLE` with `overrides` ({column: [low, high]}); an unknown column or a bad range is an error."""
+    ranges = dict(PLAUSIBLE)
+    for column, bounds in (overrides or {}).items():
+        if column not in PLAUSIBLE:
+            raise ValueError(f"[plausible] {column}: not a checked column (one of {', '.join(PLAUSIBLE)})")
+        low, high = (float(b) for b in bounds)
+        if not low <= high:
+            raise ValueError(f"[plausible] {column}: low {low} is above high {high}")
+        ranges[column] = (low, high)
+    return ranges
+
+
+def validate(
+    decoded: DecodedFile,
+    ranges: dict[str, Range] = PLAUSIBLE,
+    earliest: date = date(1990, 1, 1),
+    latest: date | None = None,
+) -> tuple[DecodedFile, list[str]]:
+    """The decoded file with implausible values nulled, and one note per kind of cleaning."""
+    latest = latest or date.today().replace(year=date.today().year + 1)
+    notes: list[str] = []
+    records, found = _null_outside(decoded.records, ranges)
+    notes += found
+    records, found = _null_stray_times(records, earliest, latest)
+    notes += found
+    activities, found = _null_outside(decoded.activities, ranges)
+    notes += found
+    laps, found = _null_outside(decoded.laps, {"distance_m": ranges["distance_m"]}, what="lap")
+    notes += found
+    body, found = _null_outside(decoded.body_measurements, ranges, what="body measurement")
+    notes += found
+    inside = _in_window(pl.col("ts"), earliest, latest)
+    dropped = body.filter(~inside | pl.col("ts").is_null()).height if body.height else 0
+    if dropped:
+        body = body.filter(inside)
+        notes.append(f"body measurements: {dropped} dated outside {earliest}..{latest} dropped")
+    cleaned = replace(decoded, records=records, activities=activities, laps=laps, body_measurements=body)
+    return cleaned, notes
+
+
+def _in_window(ts: pl.Expr, earliest: date, latest: date) -> pl.Expr:
+    low = datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone.utc)
+    high = datetime(latest.year, latest.month, latest.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return (ts >= low) & (ts < high)
+
+
+def _null_outside(frame: pl.DataFrame, ranges: dict[str, Range], what: str = "") -> tuple[pl.DataFrame, list[str]]:
+    """Null values outside their range (NaN and ±inf included); notes with counts per column."""
+    columns = [c for c in frame.columns if c in ranges and frame.schema[c].is_numeric()]
+    if not columns or frame.height == 0:
+        return frame, []
+    bad = {c: ~(pl.col(c).is_null() | pl.col(c).is_between(*ranges[c])) for c in columns}
+    counts = frame.select(bad[c].sum().alias(c) for c in columns).row(0, named=True)
+    found = {c: n for c, n in counts.items() if n}
+    if not found:
+        return frame, []
+    drop = {c: bad[c] | (bad[PAIRS[c]] if PAIRS.get(c) in bad else pl.lit(False)) for c in columns}
+    cleaned = frame.with_columns(pl.when(drop[c]).then(None).otherwise(pl.col(c)).alias(c) for c in columns)
+    prefix = f"{what} " if what else ""
+    notes = [
+        f"{prefix}{c}: {n} value(s) outside {_bound(ranges[c][0])}..{_bound(ranges[c][1])} nulled"
+        + (f" (with their {PAIRS[c]})" if c in PAIRS and PAIRS[c] in bad else "")
+        for c, n in found.items()
+    ]
+    return cleaned, notes
+
+
+def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date) -> tuple[pl.DataFrame, list[str]]:
+    """Drop samples dated outside the window from activities that also have samples inside it."""
+    if records.height == 0:
+        return records, []
+    inside = _in_window(pl.col("ts"), earliest, latest)
+    stray = ~inside & pl.col("ts").is_not_null() & inside.any().over("session")
+    count = records.select(stray.sum()).item()
+    if not count:
+        return records, []
+    return records.filter(~stray), [f"ts: {count} sample(s) dated outside {earliest}..{latest} dropped"]
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}"

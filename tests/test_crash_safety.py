@@ -1,0 +1,63 @@
+"""Crash safety and idempotency: a killed import resumes to the clean result; twice is once.
+
+The kill trials run the real CLI in subprocesses and SIGKILL them (tests/crash_trials.py); here three
+trials at seeded random moments, each resumed in this process (the benchmark resumes with the CLI).  `python benchmarks/kill_imports.py --trials 50` runs many more.
+"""
+
+import os
+
+import pytest
+
+from pipelines.runs import import_paths
+from tests.conftest import CORPORA, settings_for
+from tests.crash_trials import build_export, clean_import, kill_moments, kill_trial, lake_problems, resume_in_process
+from warehouse.checksum import differences, table_checksums
+from warehouse.store import Warehouse
+
+TRIALS = int(os.environ.get("RETROSTRIDE_KILL_TRIALS", "3"))
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    if not CORPORA.exists():
+        pytest.skip("corpora not found")
+    return build_export(tmp_path_factory.mktemp("export"), CORPORA, weeks=1)
+
+
+@pytest.mark.slow
+def test_an_import_killed_at_any_moment_resumes_to_the_clean_result(export, tmp_path):
+    reference, clean = clean_import(tmp_path, export)
+    assert reference["activities"][0] > 0 and reference["records"][0] > 0
+    trials = [kill_trial(tmp_path / f"trial-{i}", export, reference, moment, resume=resume_in_process)
+              for i, moment in enumerate(kill_moments(clean, TRIALS, seed=20261123))]
+    failed = [(t.kill_after_s, t.differences + t.problems) for t in trials if not t.survived]
+    assert failed == []
+
+
+def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_changes_nothing(export, tmp_path, instance):
+    """The moment the kill trials found first: the ledger said 'imported', the warehouse had nothing."""
+    from connectors.sources import list_source_files
+    from warehouse.ingest import import_files
+    from warehouse.lake import Lake
+
+    settings = settings_for(tmp_path)
+    warehouse = Warehouse(settings.warehouse_path)
+    import_files(list_source_files([export]), Lake(settings.home), warehouse)  # ingest only: the run dies here
+    assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == 0
+    assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] > 0
+
+    assert import_paths(settings, [export], instance=instance)  # every file is known: only the pending days
+    assert lake_problems(settings.home.parent) == []  # pending_days empty, every frame and copy in place
+    placed = warehouse.query("SELECT sum(activities) AS n FROM import_ledger WHERE first_day IS NOT NULL")["n"][0]
+    assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == placed
+    statuses = dict(warehouse.query("SELECT status, count(*) FROM import_ledger GROUP BY 1").rows())
+    assert statuses["failed"] == 3 and statuses["duplicate"] == 1 and statuses["partial"] == 1
+
+    first = table_checksums(warehouse)
+    assert import_paths(settings, [export], instance=instance) == []  # twice is once: nothing published
+    assert differences(first, table_checksums(warehouse)) == []
+
+    with warehouse.transaction() as connection:  # and the checksum does see a changed value
+        connection.execute("UPDATE records SET heart_rate_bpm = coalesce(heart_rate_bpm, 0) + 1 WHERE ts = (SELECT min(ts) FROM records)")
+    rows = first["records"][0]
+    assert differences(first, table_checksums(warehouse)) == [f"records: expected {rows} rows, got {rows} (same count, different content)"]
