@@ -4,7 +4,6 @@ from pathlib import Path
 
 import dagster as dg
 import gpxpy.gpx
-import polars as pl
 import pytest
 
 from connectors.fit import decode_fit
