@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import polars as pl
+
 from warehouse.checksum import differences, table_checksums
-from warehouse.lake import FRAMES, Lake
+from warehouse.lake import Lake
 from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +103,8 @@ def lake_problems(home: Path) -> list[str]:
     rows = warehouse.query("SELECT sha256, path, status, format, reason FROM import_ledger").rows()
     for sha, path, status, fmt, reason in rows:
         if status in ("ok", "partial"):
-            if not lake.has_decoded(sha) or not all((lake.decoded_dir(sha) / f"{f}.parquet").exists() for f in FRAMES):
-                problems.append(f"{path}: {status} in the ledger, frames missing from the lake")
+            if not lake.has_decoded(sha):  # frames with no rows are not written: the folder is the unit
+                problems.append(f"{path}: {status} in the ledger, decoded folder missing from the lake")
             if not lake.raw_path(sha, fmt).exists():
                 problems.append(f"{path}: {status} in the ledger, raw copy missing")
         if status == "failed" and not (reason or "").startswith("refused"):
@@ -110,8 +112,13 @@ def lake_problems(home: Path) -> list[str]:
             if not copy.exists() or not Path(f"{copy}.reason.txt").exists():
                 problems.append(f"{path}: failed, no quarantine copy with its reason")
     for folder in lake.decoded_root.glob("*/*") if lake.decoded_root.exists() else []:
-        if not folder.name.startswith(".") and not all((folder / f"{f}.parquet").exists() for f in FRAMES):
-            problems.append(f"{folder}: a visible decoded folder without all its frames")
+        if folder.name.startswith("."):
+            continue
+        for frame in folder.glob("*.parquet"):
+            try:
+                pl.read_parquet_schema(frame)
+            except Exception as error:  # a torn write would show here
+                problems.append(f"{frame}: a visible frame that cannot be read ({error})")
     pending = warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0]
     if pending:
         problems.append(f"{pending} day(s) still waiting to be published")
