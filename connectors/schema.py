@@ -42,6 +42,13 @@ ACTIVITY_LABELS: dict[str, pl.DataType] = {
     "device": pl.String,
 }
 
+#: What a platform export (Strava, Garmin Connect) says about an activity beyond its file.
+PLATFORM_FIELDS: dict[str, pl.DataType] = {
+    "calories_kcal": pl.Float64,  # as the platform reports it
+    "platform": pl.String,  # strava | garmin (null: a file from a watch or folder)
+    "platform_activity_id": pl.String,  # the platform's own id, for matching across sources
+}
+
 FILE_ACTIVITIES = pl.Schema(
     {
         "session": pl.Int32,
@@ -53,6 +60,7 @@ FILE_ACTIVITIES = pl.Schema(
         "total_elapsed_s": pl.Float64,  # as reported by the file, when it says so
         "total_timer_s": pl.Float64,
         "total_distance_m": pl.Float64,
+        **PLATFORM_FIELDS,
     }
 )
 
@@ -83,6 +91,11 @@ FILE_BODY_MEASUREMENTS = pl.Schema(
     }
 )
 
+#: Strava's privacy zones (address, radius, centre), kept for whoever masks positions later.
+FILE_PRIVACY_ZONES = pl.Schema(
+    {"address": pl.String, "radius_m": pl.Float64, "lat_deg": pl.Float64, "lon_deg": pl.Float64}
+)
+
 _IDS = {"activity_id": pl.String, "athlete_id": pl.String}
 
 #: Warehouse frames (stable names: add columns freely, rename none).
@@ -108,6 +121,7 @@ ACTIVITIES = pl.Schema(
         "session": pl.Int32,
         "source_sha256": pl.String,
         "duplicate_of": pl.String,  # the canonical activity this one repeats (another file or source), else null
+        **PLATFORM_FIELDS,
     }
 )
 
@@ -116,6 +130,8 @@ LAPS = pl.Schema({"activity_id": pl.String, **{k: v for k, v in FILE_LAPS.items(
 BODY_MEASUREMENTS = pl.Schema(
     {"athlete_id": pl.String, **FILE_BODY_MEASUREMENTS, "source": pl.String, "source_sha256": pl.String}
 )
+
+PRIVACY_ZONES = pl.Schema({"athlete_id": pl.String, **FILE_PRIVACY_ZONES, "source_sha256": pl.String})
 
 
 #: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).
@@ -221,6 +237,7 @@ class DecodedFile:
     records: pl.DataFrame = field(default_factory=lambda: empty(FILE_RECORDS))
     laps: pl.DataFrame = field(default_factory=lambda: empty(FILE_LAPS))
     body_measurements: pl.DataFrame = field(default_factory=lambda: empty(FILE_BODY_MEASUREMENTS))
+    privacy_zones: pl.DataFrame = field(default_factory=lambda: empty(FILE_PRIVACY_ZONES))
     status: Status = "ok"
     reason: str | None = None  # why the import is partial
     notes: str | None = None  # how the decoder read what it had to read unusually (fallback, irregular fields)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-FRAMES = ("activities", "records", "laps", "body_measurements")
+FRAMES = ("activities", "records", "laps", "body_measurements", "privacy_zones")  # privacy zones: Strava's
 #: Staging folders and temporary copies older than this are leftovers of a killed import.
 STALE_S = 3600.0
 
@@ -49,7 +49,7 @@ class Lake:
         staging = final.with_name(f".{sha256}.{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
         for name in FRAMES:
-            if len(frames[name]):  # lz4: ~30 % cheaper to write than zstd, and faster to read
+            if name in frames and len(frames[name]):  # lz4: ~30 % cheaper to write than zstd, and faster to read
                 frames[name].write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
         if final.exists():
             retired = final.with_name(f".{sha256}.old.{uuid.uuid4().hex}")
