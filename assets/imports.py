@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import monthly
-from connectors.sources import list_source_files
+from connectors.sources import expanded_sources
 from pipelines.profiles import privacy_zones_frame
 from pipelines.resources import ImportProgress, Storage
 from warehouse.ingest import ImportSummary, import_files
@@ -26,15 +26,17 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
                  import_progress: dg.ResourceParam[ImportProgress]) -> dg.MaterializeResult:
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
     profiles = storage.profiles()
-    files = list(list_source_files([Path(p) for p in (config.paths or [storage.inbox])], config.athlete))
-    for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
-        context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
-    for profile in profiles.values():
-        if profile.ignored_keys:
-            context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
-    zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
-    summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
-                           progress=_log_every(context, 100, then=import_progress), limits=storage.limits())
+    paths = [Path(p) for p in (config.paths or [storage.inbox])]
+    limits = storage.limits()
+    with expanded_sources(paths, config.athlete, storage.staging, limits.intake) as files:
+        for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
+            context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
+        for profile in profiles.values():
+            if profile.ignored_keys:
+                context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
+        zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
+        summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
+                               progress=_log_every(context, 100, then=import_progress), limits=limits)
     if summary.pending:
         context.log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
     return dg.MaterializeResult(metadata=_summary_metadata(summary))

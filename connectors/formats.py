@@ -1,28 +1,31 @@
-"""Which decoder reads a file: decided by its bytes, not its name."""
+"""Which decoder reads a file: decided by its bytes, or by its role in a platform export."""
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
+from connectors import body_csv, garmin, strava
 from connectors.fit_columnar import decode_fit_columnar
 from connectors.gpx import decode_gpx
 from connectors.schema import DecodedFile, DecodeError
+from connectors.tcx import decode_tcx
 
 Decoder = Callable[[Path], DecodedFile]
 
 #: Name suffixes a listing picks up; anything else in a source folder is reported as unsupported.
-SUFFIXES = {".fit", ".gpx", ".tcx", ".gz"}
+SUFFIXES = {".fit", ".gpx", ".tcx", ".gz", ".zip", ".csv"}
 
 
 def sniff(head: bytes) -> str:
-    """The format of a file from its first bytes: fit, gpx, tcx, gzip, zip or unknown."""
+    """The format of a file from its first bytes: fit, gpx, tcx, gzip, zip, body_csv or unknown."""
     if len(head) >= 12 and head[8:12] == b".FIT":
         return "fit"
     if head[:2] == b"\x1f\x8b":
         return "gzip"
-    if head[:4] == b"PK\x03\x04":
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<"):
@@ -30,25 +33,42 @@ def sniff(head: bytes) -> str:
             return "gpx"
         if b"<trainingcenterdatabase" in text:
             return "tcx"
+    if body_csv.looks_like_body_table(head):
+        return "body_csv"
     return "unknown"
 
 
 #: FIT goes through the columnar decoder, which hands what it cannot read to fitparse (the reference)
 #: and says so: the ledger's `decoder` column names the decoder that produced the frames.
-DECODERS: dict[str, Decoder] = {"fit": decode_fit_columnar, "gpx": decode_gpx}
+DECODERS: dict[str, Decoder] = {"fit": decode_fit_columnar, "gpx": decode_gpx, "tcx": decode_tcx, "body_csv": body_csv.decode_body_csv}
+
+#: Decoders for files chosen by their role in a platform export (connectors/exports.py), not their bytes.
+ROLE_DECODERS = {
+    "strava_activities": strava.decode_activities,
+    "strava_privacy_zones": strava.decode_privacy_zones,
+    "garmin_biometrics": garmin.decode_biometrics,
+}
 
 
-def decoder_for(path: Path) -> tuple[str, Decoder]:
-    """The format of `path` and the decoder for it, or a DecodeError saying why there is none."""
+def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | None = None) -> tuple[str, Decoder]:
+    """The format of `path` and the decoder for it, or a DecodeError saying why there is none.
+
+    `kind` is the file's role in an export when it has one; `modified_at` dates what a file says
+    without a date of its own (Strava's profile weight).
+    """
+    if kind == "strava_profile":
+        return kind, partial(strava.decode_profile, recorded_at=modified_at)
+    if kind in ROLE_DECODERS:
+        return kind, ROLE_DECODERS[kind]
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if not head:
         raise DecodeError("empty file (0 bytes)")
-    kind = sniff(head)
-    if kind == "gzip":
-        with gzip.open(path, "rb") as handle:
-            inner = sniff(handle.read(4096))
-        raise DecodeError(f"unsupported format: gzip-compressed {inner} (not yet supported)")
-    if kind not in DECODERS:
-        raise DecodeError(f"unsupported format: {kind if kind != 'unknown' else 'not FIT or GPX'} ({path.suffix or 'no suffix'})")
-    return kind, DECODERS[kind]
+    fmt = sniff(head)
+    if fmt == "unknown" and strava.is_activities_table(path):
+        return "strava_activities", strava.decode_activities
+    if fmt in ("gzip", "zip"):
+        raise DecodeError(f"unsupported format: {fmt} archive here (archives are expanded only when listed as sources)")
+    if fmt not in DECODERS:
+        raise DecodeError(f"unsupported format: not FIT, GPX, TCX or a body-measurement CSV ({path.suffix or 'no suffix'})")
+    return fmt, DECODERS[fmt]

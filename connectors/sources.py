@@ -1,37 +1,296 @@
-"""Where files come from: paths and inbox folders, each file assigned to an athlete."""
+"""Where files come from: paths, inbox folders and platform exports, each file assigned to an athlete.
+
+A folder is read like the inbox: files in `<folder>/<athlete>/...` belong to that athlete, files
+directly in it to the default athlete.  Zip archives (and `.gz` files) are *sources* too: they are
+expanded under limits into staged member files that flow through the same ingest as loose files,
+each with a ledger path like `export.zip!activities/123.fit.gz`.  A Strava or Garmin export (zip or
+unpacked folder) adds its metadata: tables decoded on their own, and labels for its activity files.
+Symbolic links and anything refused while expanding are listed with a `refusal`, never skipped.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
+import polars as pl
+
+from connectors import archives, garmin, strava
+from connectors.archives import Budget, Refused, Staging, ZipArchive
+from connectors.exports import Layout, detect_layout
+from connectors.labels import PlatformLabels, write_labels
+from connectors.limits import IntakeLimits
+from connectors.schema import DecodeError
+
 DEFAULT_ATHLETE = "default"
+#: Folder names platforms and operating systems add that hold nothing to import.
+JUNK_FOLDERS = {"__MACOSX"}
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file to import and the athlete it belongs to."""
+    """A file to import and the athlete it belongs to.
+
+    `path` holds the bytes (a staged copy for an archive member or a `.gz`); `origin` is what the
+    ledger calls it (default: `path`).  `kind` names a decoder chosen by the file's role in an export
+    (None: sniff the bytes); `refusal` says why the file was refused while listing.
+    """
 
     path: Path
     athlete_id: str
+    origin: str | None = None
+    kind: str | None = None
+    refusal: str | None = None
+    labels: PlatformLabels | None = None
+    modified_at: datetime | None = None
+
+    @property
+    def ledger_path(self) -> str:
+        return self.origin or str(self.path)
 
 
-def list_source_files(paths: Iterable[Path], athlete_id: str | None = None) -> Iterator[SourceFile]:
-    """Every file under `paths` in a stable order, with its athlete.
+@contextmanager
+def expanded_sources(paths: Iterable[Path], athlete_id: str | None, staging_root: Path,
+                     limits: IntakeLimits = IntakeLimits()) -> Iterator[list[SourceFile]]:
+    """Every source file under `paths`, archives expanded into a staging folder removed afterwards."""
+    folder = Path(staging_root) / uuid.uuid4().hex
+    try:
+        yield list(list_source_files(paths, athlete_id, staging=folder, limits=limits))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
-    A folder is read like the inbox: files in `<folder>/<athlete>/...` belong to that athlete, files
-    directly in the folder to the default athlete.  `athlete_id` assigns everything to one athlete.
-    Hidden files and folders (".name") are skipped.
+
+def list_source_files(paths: Iterable[Path], athlete_id: str | None = None, *, staging: Path | None = None,
+                      limits: IntakeLimits = IntakeLimits()) -> Iterator[SourceFile]:
+    """Every file under `paths` in a stable order, with its athlete (see the module docstring).
+
+    Hidden files and folders (".name") are skipped.  Archives and `.gz` files need `staging`; without
+    it they are listed as they are (and the decoder says what they are).
     """
+    expander = _Expander(Staging(staging), limits) if staging is not None else None
     for root in paths:
         root = Path(root)
-        if root.is_file():
-            yield SourceFile(root, athlete_id or DEFAULT_ATHLETE)
+        if root.is_symlink():
+            yield SourceFile(root, athlete_id or DEFAULT_ATHLETE, refusal=symlink_refusal(root))
+        elif root.is_file():
+            yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
+        else:
+            yield from _walk(expander, root, athlete_id)
+
+
+def count_source_files(paths: Iterable[Path], athlete_id: str | None = None) -> int:
+    """Roughly how many files `list_source_files` yields, without expanding anything (zips count their entries)."""
+    total = 0
+    for source in list_source_files(paths, athlete_id):
+        total += 1
+        if source.refusal is None and source.path.suffix.lower() == ".zip":
+            try:
+                with ZipArchive(source.path, IntakeLimits(), Budget(0)) as archive:
+                    total += len(archive.members) - 1
+            except Refused:
+                pass
+    return total
+
+
+def symlink_refusal(path: Path) -> str:
+    return f"refused: symbolic link to {os.readlink(path)} (only regular files are imported)"
+
+
+def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Iterator[SourceFile]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        relative = here.relative_to(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS)
+        owner = athlete_id or (relative.parts[0] if relative.parts else None)
+        tree = _FolderTree(here)
+        if expander is not None and tree.layout.platform is not None:
+            dirs.clear()  # the whole export folder is one source
+            yield from expander.expand(tree, str(here), owner or DEFAULT_ATHLETE, depth=1, budget=expander.new_budget())
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-            relative = path.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts):
+        for name in sorted(files + [d for d in dirs if (here / d).is_symlink()]):
+            path = here / name
+            if name.startswith("."):
                 continue
-            owner = athlete_id or (relative.parts[0] if len(relative.parts) > 1 else DEFAULT_ATHLETE)
-            yield SourceFile(path, owner)
+            if path.is_symlink():
+                dirs[:] = [d for d in dirs if d != name]
+                yield SourceFile(path, owner or DEFAULT_ATHLETE, refusal=symlink_refusal(path))
+            else:
+                yield from _loose(expander, path, owner or DEFAULT_ATHLETE)
+
+
+def _loose(expander: _Expander | None, path: Path, athlete: str) -> Iterator[SourceFile]:
+    plain = SourceFile(path, athlete, modified_at=_mtime(path))
+    if expander is None:
+        yield plain
+    else:
+        yield from expander.dispatch(plain, path.name, depth=0, budget=expander.new_budget())
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    except OSError:
+        return None
+
+
+class _FolderTree:
+    """An unpacked export folder, read like an archive."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._names: list[str] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = sorted(
+                p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
+                if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+            ) if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists() else []
+        return self._names
+
+    @property
+    def layout(self) -> Layout:
+        return detect_layout(self.names)
+
+    def refusal(self, name: str) -> str | None:
+        path = self.folder / name
+        return symlink_refusal(path) if path.is_symlink() else None
+
+    def stage(self, name: str, staging: Staging) -> Path:
+        return self.folder / name
+
+    def modified_at(self, name: str) -> datetime | None:
+        return _mtime(self.folder / name)
+
+    def close(self) -> None:
+        pass
+
+
+class _ZipTree:
+    """A zip archive, read member by member under limits."""
+
+    def __init__(self, archive: ZipArchive):
+        self.archive = archive
+        self.by_name = {m.name: m for m in archive.members}
+        self.names = [m.name for m in archive.members
+                      if not any(p.startswith(".") or p in JUNK_FOLDERS for p in m.name.replace("\\", "/").split("/"))]
+        self.layout = detect_layout(self.names)
+
+    def refusal(self, name: str) -> str | None:
+        return self.archive.refusal(self.by_name[name])
+
+    def stage(self, name: str, staging: Staging) -> Path:
+        return self.archive.stage(self.by_name[name], staging)
+
+    def modified_at(self, name: str) -> datetime | None:
+        return self.by_name[name].modified_at
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+class _Expander:
+    """Expands containers into source files, sharing one staging folder and the limits."""
+
+    def __init__(self, staging: Staging, limits: IntakeLimits):
+        self.staging, self.limits = staging, limits
+
+    def new_budget(self) -> Budget:
+        return Budget(self.limits.max_archive_bytes)
+
+    def dispatch(self, source: SourceFile, name: str, *, depth: int, budget: Budget) -> Iterator[SourceFile]:
+        """`source` itself, or what it contains when it is a zip or gzip file."""
+        with open(source.path, "rb") as handle:
+            head = handle.read(4)
+        container = "zip" if archives.is_zip(head) else "gzip" if archives.is_gzip(head) else None
+        if container is None or source.kind is not None:
+            yield source
+            return
+        if depth >= self.limits.max_depth:
+            yield replace(source, refusal=f"refused: {container} nested more than {self.limits.max_depth} levels deep")
+            return
+        if container == "gzip":
+            try:
+                inner = archives.gunzip(source.path, self.staging, name, self.limits, budget)
+            except Refused as refusal:
+                yield replace(source, path=refusal.partial or source.path, refusal=refusal.reason)
+                return
+            yield from self.dispatch(replace(source, path=inner), name.removesuffix(".gz"), depth=depth + 1, budget=budget)
+            return
+        try:
+            tree = _ZipTree(ZipArchive(source.path, self.limits, budget))
+        except Refused as refusal:
+            yield replace(source, refusal=refusal.reason)
+            return
+        try:
+            yield from self.expand(tree, source.ledger_path, source.athlete_id, depth=depth + 1, budget=budget, labels=source.labels)
+        finally:
+            tree.close()
+
+    def expand(self, tree, origin: str, athlete: str, *, depth: int, budget: Budget,
+               labels: PlatformLabels | None = None) -> Iterator[SourceFile]:
+        """The source files of a zip or export folder whose ledger name is `origin`."""
+        layout: Layout = tree.layout
+        roles = {name: layout.role(name) for name in tree.names}
+        table, unreadable = self._labels_table(tree, layout, roles)
+        for name in tree.names:
+            role, refusal = roles[name], tree.refusal(name)
+            member = SourceFile(Path(), athlete, origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",
+                                modified_at=tree.modified_at(name))
+            if name in unreadable:
+                yield replace(member, path=unreadable[name][1], refusal=unreadable[name][0])
+                continue
+            if refusal is None and role in ("ignore", "garmin_summaries"):
+                continue
+            try:
+                member = replace(member, path=tree.stage(name, self.staging))
+            except Refused as refused:
+                yield replace(member, path=refused.partial or member.path, refusal=refusal or refused.reason)
+                continue
+            if refusal is not None:
+                yield replace(member, refusal=refusal)
+            elif role == "activity":
+                member_labels = labels
+                if table is not None:
+                    member_labels = PlatformLabels(table, file=layout.file_key(name) if layout.platform == "strava" else None)
+                yield from self.dispatch(replace(member, labels=member_labels), name, depth=depth, budget=budget)
+            else:
+                yield replace(member, kind=role)
+
+    def _labels_table(self, tree, layout: Layout, roles: dict[str, str]) -> tuple[str | None, dict[str, tuple[str, Path]]]:
+        """Stage and read the export's activity tables; write their labels for the activity files.
+
+        Also returns the Garmin summaries that could not be read (name → reason, staged copy): they
+        get a ledger row; a bad Strava table gets its own when it is decoded.
+        """
+        wanted = "strava_activities" if layout.platform == "strava" else "garmin_summaries"
+        frames, unreadable = [], {}
+        for name in (n for n, role in roles.items() if role == wanted and tree.refusal(n) is None):
+            path = None
+            try:
+                path = tree.stage(name, self.staging)
+                frames.append(_strava_labels(path) if layout.platform == "strava" else _garmin_labels(path))
+            except Refused as refused:
+                unreadable[name] = (refused.reason, refused.partial or Path(name))
+            except DecodeError as error:
+                if wanted == "garmin_summaries":
+                    unreadable[name] = (str(error), path)
+        if not frames:
+            return None, unreadable
+        table = write_labels(pl.concat(frames, how="diagonal"), self.staging.folder, f"{self.staging.count:06d}-{layout.platform}")
+        return table, unreadable
+
+
+def _strava_labels(path: Path) -> pl.DataFrame:
+    return strava.read_activities(path).with_columns(pl.lit("strava").alias("platform"))
+
+
+def _garmin_labels(path: Path) -> pl.DataFrame:
+    return garmin.read_summaries(path).with_columns(pl.lit("garmin").alias("platform"))

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.sources import list_source_files
+from connectors.sources import count_source_files
 from pipelines.settings import Settings
 
 app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True)
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @app.command("import")
 def import_command(
-    paths: list[Path] = typer.Argument(None, help="FIT/GPX files or folders (athlete subfolders like the inbox). Default: the inbox."),
+    paths: list[Path] = typer.Argument(None, help="FIT/GPX/TCX files, .gz, zips, Strava or Garmin exports, or folders (athlete subfolders like the inbox). Default: the inbox."),
     athlete: str = typer.Option(None, "--athlete", help="Assign every file to this athlete."),
 ) -> None:
     """Import files now, in-process, with a progress bar and a summary."""
@@ -118,7 +118,7 @@ def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
 def _import_with_progress(settings: Settings, targets: list[Path], athlete: str | None) -> list:
     from pipelines.runs import import_paths
 
-    total = sum(1 for _ in list_source_files(targets, athlete))
+    total = count_source_files(targets, athlete)
     outcomes: list = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:

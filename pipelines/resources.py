@@ -33,6 +33,11 @@ class Storage(dg.ConfigurableResource):
         return load_limits(Path(self.config_file) if self.config_file else Path(self.home) / "retrostride.toml")
 
     @property
+    def staging(self) -> Path:
+        """Where archives are expanded while they are imported (emptied afterwards)."""
+        return Path(self.home) / "staging"
+
+    @property
     def lake(self) -> Lake:
         return Lake(Path(self.home))
 

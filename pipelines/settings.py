@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from connectors.limits import IntakeLimits
 from connectors.validate import plausible_ranges
 from warehouse.ingest import ImportLimits
 
@@ -73,8 +74,12 @@ def load_limits(path: Path) -> ImportLimits:
     """Import limits from `retrostride.toml`; an absent file means the defaults.
 
         [import]
-        max_file_mb = 512        # larger files are refused with a reason
+        max_file_mb = 512        # larger files (and archive members) are refused with a reason
         decode_timeout_s = 600   # a decoder still working after this is killed, the file explained
+        max_archive_mb = 8192    # everything decompressed out of one archive, nested ones included
+        max_compression_ratio = 100  # decompressed / compressed bytes of one member (zip bombs)
+        max_archive_depth = 3    # archives (and .gz) inside archives
+        max_archive_entries = 200000
 
         [plausible]              # override ranges of connectors/validate.py: column = [low, high]
         heart_rate_bpm = [25, 230]
@@ -85,16 +90,32 @@ def load_limits(path: Path) -> ImportLimits:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
         section = config.get("import", {})
         defaults = ImportLimits()
-        unknown = set(section) - {"max_file_mb", "decode_timeout_s"}
+        unknown = set(section) - {"max_file_mb", "decode_timeout_s", *ARCHIVE_KEYS}
         if unknown:
             raise ValueError(f"[import] has unknown keys {sorted(unknown)}")
         limits = ImportLimits(
             max_file_bytes=int(float(section.get("max_file_mb", defaults.max_file_bytes / 2**20)) * 2**20),
             decode_timeout_s=float(section.get("decode_timeout_s", defaults.decode_timeout_s)),
             plausible=plausible_ranges(config.get("plausible")),
+            archives=_archive_limits(section, defaults.archives),
         )
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
         raise ConfigError(f"{path}: {error}") from None
-    if limits.max_file_bytes <= 0 or limits.decode_timeout_s <= 0:
+    archives = limits.archives
+    if min(limits.max_file_bytes, limits.decode_timeout_s, archives.max_archive_bytes, archives.max_ratio,
+           archives.max_depth, archives.max_members) <= 0:
         raise ConfigError(f"{path}: [import] limits must be positive")
     return limits
+
+
+#: `[import]` keys for archives → (IntakeLimits field, conversion).
+ARCHIVE_KEYS = {
+    "max_archive_mb": ("max_archive_bytes", lambda v: int(float(v) * 2**20)),
+    "max_compression_ratio": ("max_ratio", float),
+    "max_archive_depth": ("max_depth", int),
+    "max_archive_entries": ("max_members", int),
+}
+
+
+def _archive_limits(section: dict, defaults: IntakeLimits) -> IntakeLimits:
+    return replace(defaults, **{field: convert(section[key]) for key, (field, convert) in ARCHIVE_KEYS.items() if key in section})

@@ -22,15 +22,18 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from multiprocessing.connection import wait
 from pathlib import Path
 
 import polars as pl
 
+from connectors.archives import QUARANTINE_SAMPLE_BYTES
 from connectors.formats import decoder_for
 from connectors.frames import placeable, warehouse_frames
+from connectors.labels import PlatformLabels, with_platform_labels
+from connectors.limits import IntakeLimits
 from connectors.schema import LEDGER, PENDING_DAYS, DecodeError
 from connectors.sources import SourceFile
 from connectors.validate import PLAUSIBLE, Range, validate
@@ -48,9 +51,15 @@ RETRIED = ("decoder timed out", "decoder process died", "refused: file is")
 class ImportLimits:
     """What one file may cost, and what its values may be (`retrostride.toml`, `[import]` and `[plausible]`)."""
 
-    max_file_bytes: int = 512 * 1024 * 1024
+    max_file_bytes: int = IntakeLimits.max_file_bytes
     decode_timeout_s: float = 600.0  # fitparse reads ~5,000 records/s: a 12 MB file takes about a minute
     plausible: dict[str, Range] = field(default_factory=lambda: dict(PLAUSIBLE))
+    archives: IntakeLimits = IntakeLimits()  # zip and gzip expansion (its max_file_bytes is the one above)
+
+    @property
+    def intake(self) -> IntakeLimits:
+        """The limits archives are expanded under, with this file-size limit."""
+        return replace(self.archives, max_file_bytes=self.max_file_bytes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,14 @@ class _Job:
     latest: date
     plausible: dict[str, Range]
     decoders: dict[str, str] | None = None  # format → "module:function", to replace a decoder (tests)
+    origin: str | None = None  # the ledger's path (`export.zip!member`); None: `path`
+    kind: str | None = None  # the file's role in a platform export, when it chooses the decoder
+    labels: PlatformLabels | None = None  # names etc. from the export's tables
+    modified_at: datetime | None = None
+
+    @property
+    def ledger_path(self) -> str:
+        return self.origin or self.path
 
 
 @dataclass(frozen=True)
@@ -126,7 +143,11 @@ def import_files(
     limits: ImportLimits = ImportLimits(),
     decoders: dict[str, str] | None = None,
 ) -> ImportSummary:
-    """Import `files`; returns what happened to each and which days changed (or still wait to be published)."""
+    """Import `files`; returns what happened to each and which days changed (or still wait to be published).
+
+    A file's ledger `path` is its `origin` (`export.zip!member` for an archive member); a file
+    refused while listing (symlink, zip bomb, path traversal, ...) is failed with that reason.
+    """
     warehouse.ensure_schema()
     lake.sweep()
     seen, originals = _known(warehouse)
@@ -145,28 +166,30 @@ def import_files(
             progress(outcome)
 
     for source in files:
-        path = Path(source.path)
-        refusal = _refusal(path, limits.max_file_bytes)
-        sha = sha256_of(path) if refusal is None else hashlib.sha256(str(path).encode()).hexdigest()
-        key = (sha, str(path))
+        path, origin = Path(source.path), source.ledger_path
+        refusal = source.refusal or _refusal(path, limits.max_file_bytes)
+        sha = sha256_of(path) if refusal is None else hashlib.sha256(origin.encode()).hexdigest()
+        key = (sha, origin)
         if key in seen:
-            record(Outcome(str(path), source.athlete_id, "skipped", "already imported"), None)
+            record(Outcome(origin, source.athlete_id, "skipped", "already imported"), None)
             continue
         seen.add(key)
-        original = originals.setdefault(sha, str(path))
+        original = originals.setdefault(sha, origin)
         if refusal is not None:
-            record(*_failed(lake, path, sha, source.athlete_id, refusal, quarantine=False))
+            record(*_failed(lake, path, sha, source.athlete_id, refusal, origin, sample_only=True))
             continue
-        if original != str(path):
+        if original != origin:
             reason = f"same content as {original}"
-            record(Outcome(str(path), source.athlete_id, "duplicate", reason), _ledger_row(sha, path, source.athlete_id, status="duplicate", reason=reason))
+            record(Outcome(origin, source.athlete_id, "duplicate", reason),
+                   _ledger_row(sha, path, source.athlete_id, origin, status="duplicate", reason=reason))
             continue
         zone = (zones or {}).get(source.athlete_id)
-        jobs.append(_Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders))
+        jobs.append(_Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
+                         origin, source.kind, source.labels, source.modified_at))
 
     for job, (outcome, detail) in _supervised(jobs, workers, limits.decode_timeout_s):
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here
-            outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail)
+            outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail, job.ledger_path)
         record(outcome, detail)
     _flush(warehouse, pending_rows)
     return summary
@@ -175,19 +198,19 @@ def import_files(
 def decode_into_lake(job: _Job) -> tuple[Outcome, dict]:
     """Decode one file, check its values, keep its raw copy and frames in the lake; never raises for bad input."""
     lake, source, started = Lake(Path(job.home)), Path(job.path), time.perf_counter()
-    sha, athlete_id = job.sha, job.athlete_id
+    sha, athlete_id, origin = job.sha, job.athlete_id, job.ledger_path
     try:
-        fmt, decode = decoder_for(source)
+        fmt, decode = decoder_for(source, job.kind, job.modified_at)
         if job.decoders and fmt in job.decoders:
             module, name = job.decoders[fmt].split(":")
             decode = getattr(importlib.import_module(module), name)
-        decoded = decode(source)
+        decoded = with_platform_labels(decode(source), job.labels)
         checked, notes = validate(decoded, job.plausible, EARLIEST_DAY, job.latest)
         frames = warehouse_frames(checked, sha, athlete_id, job.zone)
     except DecodeError as error:
-        return _failed(lake, source, sha, athlete_id, str(error))
+        return _failed(lake, source, sha, athlete_id, str(error), origin)
     except Exception as error:  # a bug must not stop the batch: explain and contain it
-        return _failed(lake, source, sha, athlete_id, f"decoder crashed: {type(error).__name__}: {error}")
+        return _failed(lake, source, sha, athlete_id, f"decoder crashed: {type(error).__name__}: {error}", origin)
     inside = placeable(EARLIEST_DAY, job.latest)
     unplaced = frames["activities"].filter(~inside)
     days = sorted(set(frames["activities"].filter(inside)["start_day"].to_list()))
@@ -198,13 +221,13 @@ def decode_into_lake(job: _Job) -> tuple[Outcome, dict]:
     if len(unplaced):
         notes.append(_unplaced_note(unplaced))
     row = _ledger_row(
-        sha, source, athlete_id, status=decoded.status, reason=decoded.reason, notes="; ".join(notes) or None, format=fmt,
+        sha, source, athlete_id, origin, status=decoded.status, reason=decoded.reason, notes="; ".join(notes) or None, format=fmt,
         decoder=decoded.decoder, decoder_version=decoded.decoder_version, records=len(decoded.records),
         activities=len(frames["activities"]), body_measurements=len(frames["body_measurements"]),
         first_day=days[0] if days else None, last_day=days[-1] if days else None,
         decode_s=time.perf_counter() - started,
     )
-    return Outcome(job.path, athlete_id, decoded.status, decoded.reason, len(decoded.records), tuple(days)), row
+    return Outcome(origin, athlete_id, decoded.status, decoded.reason, len(decoded.records), tuple(days)), row
 
 
 def _serve(connection) -> None:
@@ -325,10 +348,15 @@ def _refusal(path: Path, max_bytes: int) -> str | None:
     return None
 
 
-def _failed(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, quarantine: bool = True) -> tuple[Outcome, dict]:
-    if quarantine:
-        lake.quarantine(path, sha, reason)
-    return Outcome(str(path), athlete_id, "failed", reason), _ledger_row(sha, path, athlete_id, status="failed", reason=reason)
+def _failed(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, origin: str,
+            sample_only: bool = False) -> tuple[Outcome, dict]:
+    """A failed outcome and its ledger row, with a quarantine copy: a symbolic link as a link, and of
+    a file refused before decoding (huge, a bomb's partial expansion) only its first bytes."""
+    if path.is_file() or path.is_symlink():
+        limit = QUARANTINE_SAMPLE_BYTES if sample_only else None
+        lake.quarantine(path, sha, reason, name=Path(origin.rsplit("!", 1)[-1]).name, max_bytes=limit)
+    row = _ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason)
+    return Outcome(origin, athlete_id, "failed", reason), row
 
 
 def _unplaced_note(unplaced: pl.DataFrame) -> str:
@@ -336,8 +364,8 @@ def _unplaced_note(unplaced: pl.DataFrame) -> str:
     return f"{len(unplaced)} activity(ies) kept in the lake but not placed on a day (start: {starts})"
 
 
-def _ledger_row(sha: str, path: Path, athlete_id: str, **values) -> dict:
-    row = {"sha256": sha, "path": str(path), "athlete_id": athlete_id, "imported_at": datetime.now(timezone.utc)}
+def _ledger_row(sha: str, path: Path, athlete_id: str, origin: str, **values) -> dict:
+    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(timezone.utc)}
     try:
         row["bytes"] = path.stat().st_size if not path.is_symlink() else None
     except OSError:

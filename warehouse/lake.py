@@ -96,14 +96,32 @@ class Lake:
             _atomic_copy(source, target)
         return target
 
-    def quarantine(self, source: Path, sha256: str, reason: str) -> Path:
-        """Copy a rejected file aside with its reason next to it."""
+    def quarantine(self, source: Path, sha256: str, reason: str, name: str | None = None, max_bytes: int | None = None) -> Path:
+        """Copy a rejected file aside (a symbolic link as a link; at most `max_bytes` of a regular
+        file) with its reason next to it."""
         folder = self.quarantine_dir()
-        target = folder / f"{sha256[:12]}-{source.name}"
-        if not target.exists():
+        target = folder / f"{sha256[:12]}-{name or source.name}"
+        size = source.lstat().st_size
+        if max_bytes is not None and not source.is_symlink() and size > max_bytes:
+            reason += f" [quarantine keeps the first {max_bytes} of {size} bytes]"
+            if not target.exists():
+                _atomic_write(target, _head(source, max_bytes))
+        elif not target.exists() and not target.is_symlink():
             _atomic_copy(source, target, follow_symlinks=False)
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return target
+
+
+def _head(source: Path, count: int) -> bytes:
+    with open(source, "rb") as handle:
+        return handle.read(count)
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
 
 
 def _atomic_copy(source: Path, target: Path, follow_symlinks: bool = True) -> None:
