@@ -125,7 +125,7 @@ def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Ite
 
 
 def _loose(expander: _Expander | None, path: Path, athlete: str) -> Iterator[SourceFile]:
-    plain = SourceFile(path, athlete, modified_at=_mtime(path))
+    plain = SourceFile(path, athlete, origin=str(path), modified_at=_mtime(path))
     if expander is None:
         yield plain
     else:

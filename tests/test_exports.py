@@ -1,0 +1,198 @@
+"""Platform exports import as they are: Strava and Garmin archives (and unpacked folders), TCX, .gz,
+generic body-measurement CSVs; names, manual entries and weights land where users look for them."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from connectors.sources import expanded_sources
+from connectors.tcx import decode_tcx
+from pipelines.runs import import_paths
+from tests.conftest import corpus_files, settings_for
+from tests.exports import garmin_export, strava_export
+from warehouse.ingest import import_files
+from warehouse.lake import Lake
+from warehouse.store import Warehouse
+
+TABLES = ["import_ledger", "activities", "records", "laps", "body_measurements"]
+
+
+@pytest.fixture(scope="module")
+def strava(tmp_path_factory):
+    root = tmp_path_factory.mktemp("strava")
+    export = strava_export(root)
+    settings = settings_for(root)
+    with dg.instance_for_test() as instance:
+        import_paths(settings, [export.path], athlete="alice", instance=instance)
+        yield export, settings, Warehouse(settings.warehouse_path), instance
+
+
+@pytest.fixture(scope="module")
+def garmin(tmp_path_factory):
+    root = tmp_path_factory.mktemp("garmin")
+    export = garmin_export(root)
+    settings = settings_for(root)
+    with dg.instance_for_test() as instance:
+        import_paths(settings, [export.path], athlete="bob", instance=instance)
+    return export, Warehouse(settings.warehouse_path)
+
+
+def _labels(warehouse: Warehouse, source: str | None = None) -> pl.DataFrame:
+    return warehouse.query("SELECT name, description, sport, calories_kcal, records, platform FROM activities ORDER BY name")
+
+
+def test_a_strava_export_gives_every_file_and_manual_entry_its_name(strava):
+    export, _, warehouse, _ = strava
+    got = _labels(warehouse)
+    expected = export.activities.sort("name")
+    assert len(got) == export.files + 1 == len(expected)
+    assert got["name"].to_list() == expected["name"].to_list()
+    assert got["description"].to_list() == expected["description"].to_list()  # multi-line, quoted, with commas
+    assert got["calories_kcal"].to_list() == expected["calories_kcal"].to_list()
+    assert set(got["platform"]) == {"strava"}
+    manual = got.filter(pl.col("name") == "Rückwärts auf dem Laufband").row(0, named=True)
+    assert manual["records"] == 0 and manual["sport"] == "walking"
+    tcx = got.filter(pl.col("name") == "TCX evening run").row(0, named=True)
+    assert tcx["records"] == 384  # the real TCX file of the corpus, inside the export
+
+
+def test_strava_weights_come_from_the_activities_and_the_profile(strava):
+    export, _, warehouse, _ = strava
+    got = warehouse.query("SELECT ts, weight_kg, source, athlete_id FROM body_measurements ORDER BY ts")
+    assert [(ts, kg) for ts, kg in zip(got["ts"], got["weight_kg"])] == export.weights
+    assert set(got["source"]) == {"strava"} and set(got["athlete_id"]) == {"alice"}
+
+
+def test_strava_members_are_explained_one_by_one_and_the_rest_left_alone(strava):
+    export, settings, warehouse, _ = strava
+    ledger = warehouse.query("SELECT path, status, format FROM import_ledger ORDER BY path")
+    names = [p.split("!", 1)[1] for p in ledger["path"]]
+    assert all(p.startswith(f"{export.path}!") for p in ledger["path"])
+    assert "media/photo.jpg" not in names
+    assert {"activities.csv", "profile.csv", "privacy_zones.csv"} <= set(names)
+    assert set(ledger["status"]) == {"ok"}
+    assert "activities/11000.fit.gz" in names and ledger.filter(pl.col("path").str.ends_with("11000.fit.gz"))["format"][0] == "fit"
+    zones_sha = warehouse.query("SELECT sha256 FROM import_ledger WHERE path LIKE '%privacy_zones.csv'")["sha256"][0]
+    zones = Lake(settings.home).read_decoded([zones_sha], "privacy_zones")
+    assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == ("Home Street 1, Berlin", 500.0, 52.52, 13.405, "alice")
+
+
+def test_the_detector_reads_strava_names_as_label_evidence(strava):
+    _, _, warehouse, _ = strava
+    labelled = warehouse.query(
+        "SELECT count(*) AS n FROM segments s JOIN activities a USING (activity_id) "
+        "WHERE a.name = 'Rückwärts laufen, Intervalle' AND s.evidence LIKE '%label%'"
+    )["n"][0]
+    assert labelled > 0
+
+
+def test_reimporting_a_strava_export_changes_nothing(strava):
+    export, settings, warehouse, instance = strava
+    before = {t: warehouse.query(f"SELECT * FROM {t} ORDER BY ALL").drop("imported_at", strict=False) for t in TABLES}
+    assert import_paths(settings, [export.path], athlete="alice", instance=instance) == []
+    for table in TABLES:
+        assert warehouse.query(f"SELECT * FROM {table} ORDER BY ALL").drop("imported_at", strict=False).equals(before[table]), table
+    assert not any((settings.home / "staging").iterdir())  # expanded members are cleaned up
+
+
+def _import_directly(tmp_path: Path, paths: list[Path], athlete: str = "carol", **limits) -> tuple[Warehouse, Lake]:
+    lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    with expanded_sources(paths, athlete, tmp_path / "staging") as files:
+        import_files(files, lake, warehouse)
+    return warehouse, lake
+
+
+def _lake_frame(warehouse: Warehouse, lake: Lake, frame: str) -> pl.DataFrame:
+    shas = warehouse.query("SELECT sha256 FROM import_ledger WHERE status = 'ok'")["sha256"].to_list()
+    return lake.read_decoded(shas, frame)
+
+
+def test_an_unpacked_german_strava_export_reads_like_the_english_zip(tmp_path):
+    export = strava_export(tmp_path, language="de", zipped=False)
+    warehouse, lake = _import_directly(tmp_path, [export.path])
+    activities = _lake_frame(warehouse, lake, "activities").sort("name")
+    expected = export.activities.sort("name")
+    assert activities["name"].to_list() == expected["name"].to_list()
+    assert activities["description"].to_list() == expected["description"].to_list()
+    assert activities["calories_kcal"].to_list() == expected["calories_kcal"].to_list()
+    weights = _lake_frame(warehouse, lake, "body_measurements").sort("ts")
+    assert list(zip(weights["ts"], weights["weight_kg"])) == export.weights
+    paths = warehouse.query("SELECT path FROM import_ledger")["path"].to_list()
+    assert all(p.startswith(str(export.path) + "/") for p in paths) and not any("media" in p for p in paths)
+
+
+def test_a_garmin_export_names_its_fit_files_by_start_time(garmin):
+    export, warehouse = garmin
+    got = _labels(warehouse)
+    expected = export.activities.sort("name")
+    assert len(got) == export.files
+    assert got["name"].to_list() == expected["name"].to_list()
+    assert got["calories_kcal"].to_list() == expected["calories_kcal"].to_list()
+    assert set(got["platform"]) == {"garmin"}
+    ids = warehouse.query("SELECT platform_activity_id FROM activities")["platform_activity_id"]
+    assert ids.null_count() == 0 and "1" not in ids.to_list()  # the summary without a file matches nothing
+
+
+def test_garmin_weights_are_grams_turned_into_kilograms(garmin):
+    export, warehouse = garmin
+    got = warehouse.query("SELECT ts, weight_kg, source FROM body_measurements ORDER BY ts")
+    assert list(zip(got["ts"], got["weight_kg"])) == export.weights
+    assert set(got["source"]) == {"garmin"}
+    ledger = warehouse.query("SELECT path FROM import_ledger")["path"].to_list()
+    assert sum("UploadedFiles_0-_Part1.zip!" in p for p in ledger) == export.files  # nested zip members, one row each
+    assert not any("user_profile.json" in p or "summarizedActivities" in p for p in ledger)
+
+
+def test_an_older_garmin_export_keeps_its_fit_files_under_fitness(tmp_path):
+    export = garmin_export(tmp_path, older_layout=True)
+    warehouse, lake = _import_directly(tmp_path, [export.path])
+    activities = _lake_frame(warehouse, lake, "activities").sort("name")
+    assert activities["name"].to_list() == export.activities.sort("name")["name"].to_list()
+
+
+def test_real_tcx_files_decode_with_their_reference_sample_counts():
+    files = corpus_files("tcx")
+    assert files, "no TCX files in the corpus manifest"
+    for item in files:
+        decoded = decode_tcx(item.path)
+        assert len(decoded.records) == item.reference_records, item.path.name
+        assert decoded.records["ts"].null_count() == 0 and decoded.records["lat_deg"].null_count() < len(decoded.records)
+    hr = decode_tcx(next(f.path for f in files if f.path.name == "test.tcx")).records["heart_rate_bpm"]
+    assert hr.null_count() < len(hr) and decode_tcx(next(f.path for f in files if f.path.name == "no_hr.tcx")).records["heart_rate_bpm"].null_count() == 384
+
+
+def test_a_gzipped_file_of_any_format_imports_like_the_file(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    sources = {f.path.suffix: f.path for f in corpus_files() if f.expect == "ok" and f.path.name in ("test.tcx", "garmin-fenix-5-run.fit")}
+    gpx = next(f for f in corpus_files("gpx", "ok") if f.reference_records and f.reference_records > 10)
+    sources[".gpx"] = gpx.path
+    for suffix, path in sources.items():
+        (drop / f"run{suffix}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    warehouse, _ = _import_directly(tmp_path, [drop])
+    ledger = warehouse.query("SELECT path, format, status, records FROM import_ledger ORDER BY path")
+    assert ledger["status"].to_list() == ["ok"] * 3
+    assert sorted(ledger["format"]) == ["fit", "gpx", "tcx"]
+    expected = {f"run{s}.gz": next(f.reference_records for f in corpus_files() if f.path == p) for s, p in sources.items()}
+    assert {Path(p).name: n for p, n in zip(ledger["path"], ledger["records"])} == expected
+
+
+def test_a_body_measurement_csv_from_a_spreadsheet_gives_weights_and_body_fat(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "scale.csv").write_text("Date,Weight (kg),Body Fat (%)\n2024-01-02,71.3,24.5\n2024-01-09 07:15,70.9,\nnot a date,70,\n")
+    (drop / "waage.csv").write_text("Datum;Gewicht;Körperfett\n16.01.2024;70,4;23,9\n", encoding="utf-8")
+    (drop / "pounds.csv").write_text("date,weight_lb\n2024-01-20,154.0\n")
+    warehouse, lake = _import_directly(tmp_path, [drop])
+    assert set(warehouse.query("SELECT status FROM import_ledger")["status"]) == {"ok"}
+    got = _lake_frame(warehouse, lake, "body_measurements").sort("ts")
+    assert [str(ts)[:16] for ts in got["ts"]] == ["2024-01-02 00:00", "2024-01-09 07:15", "2024-01-16 00:00", "2024-01-20 00:00"]
+    assert got["weight_kg"].round(2).to_list() == [71.3, 70.9, 70.4, 69.85]
+    assert got["body_fat_pct"].to_list()[:3] == [24.5, None, 23.9]
+    assert set(got["source"]) == {"csv"}
