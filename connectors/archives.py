@@ -55,8 +55,13 @@ class Staging:
     def new_path(self, name: str) -> Path:
         self.count += 1
         self.folder.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(name.replace("\\", "/")).name)[-80:] or "member"
-        return self.folder / f"{self.count:06d}-{safe}"
+        return self.folder / f"{self.count:06d}-{safe_name(name)}"
+
+
+def safe_name(name: str) -> str:
+    """The last part of a member name, reduced to characters safe in any file name."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[-80:] or "member"
 
 
 def is_zip(head: bytes) -> bool:

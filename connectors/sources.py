@@ -98,6 +98,12 @@ def count_source_files(paths: Iterable[Path], athlete_id: str | None = None) -> 
     return total
 
 
+def _hidden(name: str) -> bool:
+    """Hidden files and junk folders in an archive (".." is not hidden: it is refused, visibly)."""
+    parts = name.replace("\\", "/").split("/")
+    return any((p.startswith(".") and p not in (".", "..")) or p in JUNK_FOLDERS for p in parts)
+
+
 def symlink_refusal(path: Path) -> str:
     return f"refused: symbolic link to {os.readlink(path)} (only regular files are imported)"
 
@@ -179,8 +185,7 @@ class _ZipTree:
     def __init__(self, archive: ZipArchive):
         self.archive = archive
         self.by_name = {m.name: m for m in archive.members}
-        self.names = [m.name for m in archive.members
-                      if not any(p.startswith(".") or p in JUNK_FOLDERS for p in m.name.replace("\\", "/").split("/"))]
+        self.names = [m.name for m in archive.members if not _hidden(m.name)]
         self.layout = detect_layout(self.names)
 
     def refusal(self, name: str) -> str | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.archives import QUARANTINE_SAMPLE_BYTES
+from connectors.archives import QUARANTINE_SAMPLE_BYTES, safe_name
 from connectors.formats import decoder_for
 from connectors.frames import placeable, warehouse_frames
 from connectors.labels import PlatformLabels, with_platform_labels
@@ -354,7 +354,7 @@ def _failed(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, orig
     a file refused before decoding (huge, a bomb's partial expansion) only its first bytes."""
     if path.is_file() or path.is_symlink():
         limit = QUARANTINE_SAMPLE_BYTES if sample_only else None
-        lake.quarantine(path, sha, reason, name=Path(origin.rsplit("!", 1)[-1]).name, max_bytes=limit)
+        lake.quarantine(path, sha, reason, name=safe_name(origin.rsplit("!", 1)[-1]), max_bytes=limit)
     row = _ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason)
     return Outcome(origin, athlete_id, "failed", reason), row
 
