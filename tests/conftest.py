@@ -67,11 +67,11 @@ class ImportedCorpus:
 
 @pytest.fixture(scope="session")
 def imported_corpus(tmp_path_factory: pytest.TempPathFactory) -> ImportedCorpus:
-    """Every FIT and GPX corpus file imported once, through Dagster, as athlete 'corpus'."""
+    """Every FIT, GPX and TCX corpus file imported once, through Dagster, as athlete 'corpus'."""
     if not CORPORA.exists():
         pytest.skip(f"corpora not found at {CORPORA}")
     settings = settings_for(tmp_path_factory.mktemp("corpus"))
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx")]
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx")]
     with dg.instance_for_test() as instance:
         ranges = import_paths(settings, files, athlete="corpus", instance=instance)
     return ImportedCorpus(settings, ranges, Warehouse(settings.warehouse_path))

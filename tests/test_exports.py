@@ -4,7 +4,6 @@ generic body-measurement CSVs; names, manual entries and weights land where user
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +42,7 @@ def garmin(tmp_path_factory):
     return export, Warehouse(settings.warehouse_path)
 
 
-def _labels(warehouse: Warehouse, source: str | None = None) -> pl.DataFrame:
+def _labels(warehouse: Warehouse) -> pl.DataFrame:
     return warehouse.query("SELECT name, description, sport, calories_kcal, records, platform FROM activities ORDER BY name")
 
 

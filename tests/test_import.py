@@ -20,7 +20,7 @@ def ledger(corpus, path: Path) -> dict:
 
 def test_every_clean_file_is_imported_with_its_reference_sample_count(imported_corpus):
     for item in corpus_files(expect="ok"):
-        if item.format not in ("fit", "gpx"):
+        if item.format not in ("fit", "gpx", "tcx"):
             continue
         row = ledger(imported_corpus, item.path)
         assert row["status"] in ("ok", "duplicate"), (item.path.name, row["reason"])
@@ -95,7 +95,7 @@ def test_reimporting_changes_nothing(imported_corpus, instance):
     wh = imported_corpus.warehouse
     tables = ["import_ledger", "activities", "records", "laps", "body_measurements"]
     before = {t: wh.query(f"SELECT * FROM {t} ORDER BY ALL").drop("imported_at", strict=False) for t in tables}
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx")]
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx")]
     ranges = import_paths(imported_corpus.settings, files, athlete="corpus", instance=instance)
     assert ranges == []
     for table in tables:
