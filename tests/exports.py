@@ -48,10 +48,10 @@ def generated(root: Path, seed: int = 3, weeks: int = 2) -> tuple[Path, pl.DataF
     return root / "generated", truth.activities.sort("start_ts")
 
 
-def strava_export(root: Path, language: str = "en", zipped: bool = True) -> BuiltExport:
+def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: int = 2) -> BuiltExport:
     """A Strava bulk export: activities.csv (with every trap), activities/ (FIT .gz, GPX, a real TCX),
     profile.csv, privacy_zones.csv, and a photo the importer must leave alone."""
-    folder, truth = generated(root)
+    folder, truth = generated(root, weeks=weeks)
     members: dict[str, bytes] = {}
     rows, expected = [], []
     weight = [70.5, 70.5, 70.1, 70.1, 69.8, 69.8]
