@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, PRIVACY_ZONES, RECORDS, DecodedFile, conform
+from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform
 from connectors.timezones import start_zones, utc_offsets
 
 #: Slower than this counts as stopped for moving time (m/s).
@@ -43,7 +43,7 @@ def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: s
         ),
         "privacy_zones": conform(
             decoded.privacy_zones.with_columns(pl.lit(athlete_id).alias("athlete_id"), pl.lit(sha256).alias("source_sha256")),
-            PRIVACY_ZONES,
+            EXPORT_PRIVACY_ZONES,
         ),
     }
 

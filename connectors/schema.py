@@ -131,7 +131,8 @@ BODY_MEASUREMENTS = pl.Schema(
     {"athlete_id": pl.String, **FILE_BODY_MEASUREMENTS, "source": pl.String, "source_sha256": pl.String}
 )
 
-PRIVACY_ZONES = pl.Schema({"athlete_id": pl.String, **FILE_PRIVACY_ZONES, "source_sha256": pl.String})
+#: The lake frame of an export's privacy zones (connectors/privacy.py masks with them when publishing).
+EXPORT_PRIVACY_ZONES = pl.Schema({"athlete_id": pl.String, **FILE_PRIVACY_ZONES, "source_sha256": pl.String})
 
 
 #: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from connectors.gpx import decode_gpx
 from connectors.sample_export import generate_export
 from tests.conftest import CORPORA
 
@@ -40,6 +41,7 @@ class BuiltExport:
     activities: pl.DataFrame  # what each activity should be called: file (None: manual), name, description, sport, calories
     weights: list[tuple[datetime, float]]  # (UTC time, kg) the export's body measurements should hold
     files: int  # activity files inside
+    home: tuple[float, float] | None = None  # the centre of the export's privacy zone
 
 
 def generated(root: Path, seed: int = 3, weeks: int = 2) -> tuple[Path, pl.DataFrame]:
@@ -77,14 +79,15 @@ def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: 
     members["activities.csv"] = _csv(STRAVA_HEADERS[language], rows)
     members["profile.csv"] = _csv(["Athlete ID", "Email Address", "First Name", "Last Name", "Sex", "Description", "Weight"],
                                   [["42", "a@example.org", "Alice", "Doe", "F", "runs backward", "69,5" if language == "de" else "69.5"]])
-    members["privacy_zones.csv"] = _csv(["Address", "Radius", "Latitude", "Longitude"], [["Home Street 1, Berlin", "500", "52.52", "13.405"]])
+    home = _first_position(folder / truth.filter(pl.col("format") == "gpx")["file"][0])  # a run that starts at home
+    members["privacy_zones.csv"] = _csv(["Address", "Radius", "Latitude", "Longitude"], [["Home Street 1, Berlin", "200", *map(str, home)]])
     members["media/photo.jpg"] = b"\xff\xd8\xff\xe0not really a jpeg"
     when = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
     path = root / ("export_4242.zip" if zipped else "export_4242")
     _write_tree(path, members, zipped, when)
     readings = [(ts, weight[i % len(weight)]) for i, ts in enumerate(truth["start_ts"].to_list())]
     weights = _changes(sorted(readings + [(manual_start, 69.8)])) + [(when, 69.5)]
-    return BuiltExport(path, pl.DataFrame(expected), weights, files=len(truth) + 1)
+    return BuiltExport(path, pl.DataFrame(expected), weights, files=len(truth) + 1, home=home)
 
 
 def garmin_export(root: Path, older_layout: bool = False) -> BuiltExport:
@@ -120,6 +123,11 @@ def garmin_export(root: Path, older_layout: bool = False) -> BuiltExport:
     path = root / "garmin-export.zip"
     _write_tree(path, members, True, datetime(2024, 2, 1, tzinfo=timezone.utc))
     return BuiltExport(path, pl.DataFrame(expected), [(ts, grams / 1000) for ts, grams in weights], files=len(truth))
+
+
+def _first_position(gpx: Path) -> tuple[float, float]:
+    first = decode_gpx(gpx).records.row(0, named=True)
+    return first["lat_deg"], first["lon_deg"]
 
 
 def _strava_row(language, activity_id, start, name, kind, description, filename, weight, calories, distance_m) -> list[str]:

@@ -79,7 +79,18 @@ def test_strava_members_are_explained_one_by_one_and_the_rest_left_alone(strava)
     assert "activities/11000.fit.gz" in names and ledger.filter(pl.col("path").str.ends_with("11000.fit.gz"))["format"][0] == "fit"
     zones_sha = warehouse.query("SELECT sha256 FROM import_ledger WHERE path LIKE '%privacy_zones.csv'")["sha256"][0]
     zones = Lake(settings.home).read_decoded([zones_sha], "privacy_zones")
-    assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == ("Home Street 1, Berlin", 500.0, 52.52, 13.405, "alice")
+    assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == ("Home Street 1, Berlin", 200.0, *export.home, "alice")
+
+
+def test_strava_privacy_zones_hide_the_positions_inside_them(strava):
+    export, _, warehouse, _ = strava
+    lat, lon = export.home
+    near = warehouse.query(f"""
+        SELECT count(*) FILTER (WHERE lat_deg IS NULL) AS hidden, count(*) FILTER (WHERE lat_deg IS NOT NULL
+               AND 6371008.8 * 2 * asin(sqrt(pow(sin(radians(lat_deg - {lat}) / 2), 2) + cos(radians({lat}))
+               * cos(radians(lat_deg)) * pow(sin(radians(lon_deg - {lon}) / 2), 2))) < 190) AS shown
+        FROM records""").row(0, named=True)
+    assert near["hidden"] > 0 and near["shown"] == 0
 
 
 def test_the_detector_reads_strava_names_as_label_evidence(strava):

@@ -29,6 +29,7 @@ def publish_days(
     """Replace the activities, records and laps of activities that started on days first..last (UTC);
     record positions inside `privacy_zones` are published as null."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
+    zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
     shas = warehouse.query(
         f"SELECT DISTINCT sha256 FROM import_ledger WHERE {_IMPORTED} AND first_day <= ? AND last_day >= ? ORDER BY 1",
         [last, first],
@@ -66,6 +67,18 @@ def _publish_records(connection: duckdb.DuckDBPyConnection, paths: list[str], in
         ).to_arrow_table()
         count += insert(connection, "records", mask_positions(pl.from_arrow(chunk), zones))
     return count
+
+
+def imported_privacy_zones(warehouse: Warehouse, lake: Lake) -> pl.DataFrame:
+    """The privacy zones that came with platform exports (Strava's privacy_zones.csv), as PRIVACY_ZONES."""
+    shas = warehouse.query(
+        f"SELECT DISTINCT sha256 FROM import_ledger WHERE {_IMPORTED} AND format = 'strava_privacy_zones' ORDER BY 1"
+    )["sha256"].to_list()
+    frame = lake.read_decoded(shas, "privacy_zones") if shas else None
+    if frame is None:
+        return empty(PRIVACY_ZONES)
+    located = frame.filter(pl.col("lat_deg").is_not_null() & pl.col("lon_deg").is_not_null() & (pl.col("radius_m") > 0))
+    return conform(located.with_columns(pl.lit("strava").alias("source")), PRIVACY_ZONES)
 
 
 #: Activities of one athlete starting this close together, whose time spans overlap, are one activity.
