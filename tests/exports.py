@@ -90,10 +90,10 @@ def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: 
     return BuiltExport(path, pl.DataFrame(expected), weights, files=len(truth) + 1, home=home)
 
 
-def garmin_export(root: Path, older_layout: bool = False) -> BuiltExport:
+def garmin_export(root: Path, older_layout: bool = False, weeks: int = 2) -> BuiltExport:
     """A Garmin Connect data export: FIT and GPX files in nested UploadedFiles zips, activity summaries
     whose start times are 20 s off the files', and biometrics in grams."""
-    folder, truth = generated(root, seed=5)
+    folder, truth = generated(root, seed=5, weeks=weeks)
     uploads = io.BytesIO()
     with zipfile.ZipFile(uploads, "w", zipfile.ZIP_DEFLATED) as inner:
         for index, activity in enumerate(truth.iter_rows(named=True)):

@@ -124,7 +124,7 @@ def _lake_frame(warehouse: Warehouse, lake: Lake, frame: str) -> pl.DataFrame:
 
 
 def test_an_unpacked_german_strava_export_reads_like_the_english_zip(tmp_path):
-    export = strava_export(tmp_path, language="de", zipped=False)
+    export = strava_export(tmp_path, language="de", zipped=False, weeks=1)
     warehouse, lake = _import_directly(tmp_path, [export.path])
     activities = _lake_frame(warehouse, lake, "activities").sort("name")
     expected = export.activities.sort("name")
@@ -160,7 +160,7 @@ def test_garmin_weights_are_grams_turned_into_kilograms(garmin):
 
 
 def test_an_older_garmin_export_keeps_its_fit_files_under_fitness(tmp_path):
-    export = garmin_export(tmp_path, older_layout=True)
+    export = garmin_export(tmp_path, older_layout=True, weeks=1)
     warehouse, lake = _import_directly(tmp_path, [export.path])
     activities = _lake_frame(warehouse, lake, "activities").sort("name")
     assert activities["name"].to_list() == export.activities.sort("name")["name"].to_list()

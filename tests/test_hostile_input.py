@@ -23,6 +23,7 @@ from warehouse.store import Warehouse
 
 GOOD_FIT = CORPORA / "fit" / "python-fitparse" / "activity-small-fenix2-run.fit"
 OTHER_FIT = CORPORA / "fit" / "python-fitparse" / "2013-02-06-12-11-14.fit"
+GOOD_GPX = CORPORA / "gpx" / "gpxpy" / "around-visnjan-with-car.gpx"  # small: every batch has one good file
 SMALL = IntakeLimits(max_file_bytes=2 * MIB, max_archive_bytes=4 * MIB, max_ratio=50, ratio_floor_bytes=256 * 1024,
                      max_depth=3, max_members=50)
 
@@ -38,10 +39,10 @@ def zip_bytes(members: dict[str, bytes], **infos) -> bytes:
 
 
 def run_import(tmp_path: Path, files: dict[str, bytes], limits: IntakeLimits = SMALL) -> dict[str, dict]:
-    """Import a drop folder holding `files` plus one good FIT file; ledger rows by path inside the drop."""
+    """Import a drop folder holding `files` plus one good GPX file; ledger rows by path inside the drop."""
     drop = tmp_path / "drop"
     drop.mkdir(parents=True, exist_ok=True)
-    shutil.copy(GOOD_FIT, drop / "good.fit")
+    shutil.copy(GOOD_GPX, drop / "good.gpx")
     for name, data in files.items():
         (drop / name).write_bytes(data)
     lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
@@ -49,7 +50,7 @@ def run_import(tmp_path: Path, files: dict[str, bytes], limits: IntakeLimits = S
         import_files(sources, lake, warehouse, limits=ImportLimits(max_file_bytes=limits.max_file_bytes, archives=limits))
     rows = warehouse.query("SELECT * FROM import_ledger").to_dicts()
     by_path = {row["path"].removeprefix(str(drop) + "/"): row for row in rows}
-    assert by_path["good.fit"]["status"] == "ok"  # the batch went on
+    assert by_path["good.gpx"]["status"] == "ok"  # the batch went on
     return by_path
 
 
