@@ -4,6 +4,7 @@ generic body-measurement CSVs; names, manual entries and weights land where user
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import dagster as dg
@@ -206,3 +207,21 @@ def test_a_body_measurement_csv_from_a_spreadsheet_gives_weights_and_body_fat(tm
     assert got["weight_kg"].round(2).to_list() == [71.3, 70.9, 70.4, 69.85]
     assert got["body_fat_pct"].to_list()[:3] == [24.5, None, 23.9]
     assert set(got["source"]) == {"csv"}
+
+
+def test_unreadable_export_tables_are_explained_and_the_activity_files_still_import(tmp_path):
+    gpx = next(f.path for f in corpus_files("gpx", "ok") if f.path.name == "around-visnjan-with-car.gpx")
+    strava_zip, garmin_zip = tmp_path / "export_1.zip", tmp_path / "garmin.zip"
+    with zipfile.ZipFile(strava_zip, "w") as archive:
+        archive.writestr("activities.csv", "Name,Something\nfoo,bar\n")
+        archive.writestr("activities/1.gpx", gpx.read_bytes())
+    with zipfile.ZipFile(garmin_zip, "w") as archive:
+        archive.writestr("DI_CONNECT/DI-Connect-Fitness/x_0_summarizedActivities.json", "[{not json")
+        archive.writestr("DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json", '[{"weight": {"weight": 70000.0}}]')
+    warehouse, _ = _import_directly(tmp_path, [strava_zip, garmin_zip])
+    rows = {p.split("!", 1)[1]: (s, r) for p, s, r in warehouse.query("SELECT path, status, reason FROM import_ledger").iter_rows()}
+    assert rows["activities/1.gpx"] == ("ok", None)
+    assert rows["activities.csv"][0] == "failed" and "no Activity ID / Activity Date column" in rows["activities.csv"][1]
+    summaries = rows["DI_CONNECT/DI-Connect-Fitness/x_0_summarizedActivities.json"]
+    assert summaries[0] == "failed" and summaries[1].startswith("Garmin summarized activities is not valid JSON")
+    assert rows["DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json"][0] == "ok"  # a reading without a date is skipped, not fatal
