@@ -1,6 +1,7 @@
 """The import assets: new files into the lake and ledger, then day partitions into the warehouse."""
 
 
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,20 +16,29 @@ from warehouse.publish import publish_body_measurements, publish_days
 
 
 class ImportConfig(dg.Config):
-    """What to import: paths (files or inbox-like folders; default the inbox), optionally for one athlete."""
+    """What to import: paths (files or inbox-like folders; default the inbox), optionally for one athlete;
+    and `sources`: files or folders each with its own athlete ("": read the folder like the inbox),
+    which is how the sensors and the nightly schedule ask."""
 
     paths: list[str] = []
     athlete: str | None = None
+    sources: dict[str, str] = {}
 
 
-@dg.asset(group_name="ingest", pool="warehouse", kinds={"python", "parquet"})
+@dg.asset(group_name="ingest", pool="warehouse", kinds={"python", "parquet"},
+          check_specs=[dg.AssetCheckSpec("every_file_imported", asset="source_files",
+                                         description="Fails (as a warning) naming each file of the run that was not imported, and why.")])
 def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storage: Storage,
-                 import_progress: dg.ResourceParam[ImportProgress]) -> dg.MaterializeResult:
+                 import_progress: dg.ResourceParam[ImportProgress]):
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
     profiles = storage.profiles()
-    paths = [Path(p) for p in (config.paths or [storage.inbox])]
     limits = storage.limits()
-    with expanded_sources(paths, config.athlete, storage.staging, limits.intake) as files:
+    groups = [([Path(path)], athlete or None) for path, athlete in config.sources.items()]
+    if config.paths or not config.sources:
+        groups.append(([Path(p) for p in (config.paths or [storage.inbox])], config.athlete))
+    with ExitStack() as stack:
+        files = [f for paths, athlete in groups
+                 for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))]
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
             context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
         for profile in profiles.values():
@@ -39,7 +49,8 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
                                progress=_log_every(context, 100, then=import_progress), limits=limits)
     if summary.pending:
         context.log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
-    return dg.MaterializeResult(metadata=_summary_metadata(summary))
+    yield dg.MaterializeResult(metadata=_summary_metadata(summary))
+    yield _failed_files_check(summary)
 
 
 @dg.multi_asset(
@@ -87,6 +98,20 @@ def _summary_metadata(summary: ImportSummary) -> dict:
         "last_day": days[-1].isoformat() if days else None,
         "problems": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + failures) if failures else "none",
     }
+
+
+def _failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
+    """The run's failed and partial files with their reasons, visible on the asset in the UI."""
+    failures = summary.failures
+    rows = "\n".join(f"| {o.path} | {o.status} | {o.reason} |" for o in failures[:200])
+    return dg.AssetCheckResult(
+        check_name="every_file_imported",
+        passed=not failures,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(failures)} file(s) not imported whole" if failures else "every file imported",
+        metadata={"failed": summary.count("failed"), "partial": summary.count("partial"),
+                  "files": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + rows) if rows else "none"},
+    )
 
 
 def _log_every(context: dg.AssetExecutionContext, every: int, then: ImportProgress):

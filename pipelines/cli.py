@@ -104,6 +104,57 @@ def sql(
 
 
 @app.command()
+def backfill(
+    start: str = typer.Option(..., "--start", help="First day (YYYY-MM-DD); its whole month is redone."),
+    end: str = typer.Option(..., "--end", help="Last day (YYYY-MM-DD); its whole month is redone."),
+    assets: list[str] = typer.Option(None, "--assets", help="Only these assets of the publish job (repeat or comma-separate). Default: all."),
+) -> None:
+    """Re-run every stage for the months holding START..END, in one run, with progress."""
+    from datetime import date
+
+    from pipelines.backfills import backfill_months
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as error:
+        console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
+        raise typer.Exit(2)
+    names = [n.strip() for a in (assets or []) for n in a.split(",") if n.strip()]
+    settings = Settings.from_env()
+    try:
+        run = _with_stage_progress(f"backfill {first:%Y-%m}..{last:%Y-%m}", lambda progress: backfill_months(settings, first, last, names, progress))
+    except ValueError as error:
+        console.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(2)
+    _print_backfill(run)
+    if not run.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reprocess() -> None:
+    """Bring every month whose detection/energy rows are of an old model version (or missing) up to date."""
+    from pipelines.backfills import VERSIONED_TABLES, current_model_versions, reprocess as reprocess_stale, stale_ranges
+    from warehouse.store import Warehouse
+    from warehouse.versions import version_counts
+
+    settings = Settings.from_env()
+    ranges = stale_ranges(settings)
+    if not ranges:
+        console.print("Nothing to reprocess: every month is of the current model version.")
+        return
+    console.print(f"Current model version: {', '.join(sorted(set(current_model_versions().values())))}; "
+                  f"stale: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}")
+    runs = _with_stage_progress("reprocess", lambda progress: reprocess_stale(settings, progress=progress))
+    for run in runs:
+        _print_backfill(run)
+    for table, counts in version_counts(Warehouse(settings.warehouse_path), VERSIONED_TABLES).items():
+        console.print(f"  {table}: " + ", ".join(f"{n} rows of {v}" for v, n in counts.items()))
+    if not all(r.success for r in runs):
+        raise typer.Exit(1)
+
+
+@app.command()
 def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
     """Open the Dagster UI (and daemon) on workspace.yaml."""
     from pipelines.runs import instance_for
@@ -131,6 +182,22 @@ def _import_with_progress(settings: Settings, targets: list[Path], athlete: str 
         import_paths(settings, targets, athlete, progress=advance)
         bar.update(task, description="imported")
     return outcomes
+
+
+def _with_stage_progress(title: str, work):
+    """Run `work(progress)` with a spinner line per asset materialized."""
+    with console.status(f"{title} …") as status:
+        def progress(asset: str, what: str) -> None:
+            colour = "green" if what == "materialized" else "red"
+            console.print(f"  [{colour}]{what}[/] {escape(asset)}")
+            status.update(f"{title}: {asset} {what}")
+
+        return work(progress)
+
+
+def _print_backfill(run) -> None:
+    verdict = "[green]done[/]" if run.success else "[red]failed[/] (see the run in the UI; re-running it converges)"
+    console.print(f"{run.first:%Y-%m}..{run.last:%Y-%m}: {len(run.assets)} assets, run {run.run_id[:8]}: {verdict}")
 
 
 def _print_summary(outcomes: list) -> None:

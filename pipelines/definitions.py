@@ -1,4 +1,4 @@
-"""The Dagster code location: assets, jobs and resources (`workspace.yaml` points here)."""
+"""The Dagster code location: assets, jobs, sensors, schedules and resources (`workspace.yaml` points here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from assets.detection import athlete_gait_baselines, scored_activities
 from assets.imports import activity_tables, body_measurements, source_files
 from assets.marts import mart_views, published_warehouse
 from pipelines.resources import ImportProgress, Models, Storage, no_progress
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import build_sensors, mark_published_job
 from pipelines.settings import Settings
+
+ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
+          published_warehouse]
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=[source_files, body_measurements], description="Import new files into the lake and the ledger."
@@ -30,9 +35,12 @@ marts_job = dg.define_asset_job(
 def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
-        assets=[source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-                published_warehouse],
-        jobs=[ingest_job, publish_job, marts_job],
+        assets=ASSETS,
+        jobs=[ingest_job, publish_job, marts_job, mark_published_job],
+        sensors=build_sensors(settings, ingest_job, publish_job, marts_job),
+        schedules=[nightly_schedule(settings, ingest_job)],
+        # Steps run one after another anyway (one warehouse writer): a process per step would only add start-up time.
+        executor=dg.in_process_executor,
         resources={
             "storage": Storage.from_settings(settings),
             "models": Models.from_settings(settings),

@@ -13,23 +13,27 @@ import dagster as dg
 from pipelines.definitions import build_definitions
 from pipelines.planning import months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
+from pipelines.sensors import PUBLISH_TAG, range_tags
 from pipelines.settings import Settings
 from warehouse.publish import mark_published
 from warehouse.store import Warehouse
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 #: Dagster's console log at WARNING: the CLI shows its own progress.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def instance_for(settings: Settings) -> dg.DagsterInstance:
-    """The persistent Dagster instance under DAGSTER_HOME, so runs show up in the UI."""
+    """The persistent Dagster instance under DAGSTER_HOME, so runs show up in the UI.
+
+    Installs the shipped `dagster.yaml` (the warehouse pool, run retries) unless the user wrote their
+    own: a copy an older version installed is replaced.
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        with resources.as_file(resources.files("pipelines") / "dagster.yaml") as shipped:
+    with resources.as_file(resources.files("pipelines") / "dagster.yaml") as shipped:
+        marker = shipped.read_text().splitlines()[0]
+        if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()):
             shutil.copy(shipped, config)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     return dg.DagsterInstance.from_config(str(home))
@@ -42,7 +46,8 @@ def import_paths(settings: Settings, paths: list[Path], athlete: str | None = No
     defs = build_definitions(settings, progress)
     config = {"paths": [str(Path(p).resolve()) for p in paths], "athlete": athlete}
     ingest = defs.resolve_job_def("ingest").execute_in_process(
-        run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance
+        run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance,
+        tags={PUBLISH_TAG: "inline"},
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
     ranges = plan_ranges(months_of(days))
@@ -61,7 +66,7 @@ def _month_end(first: date) -> date:
 def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
     """One run of the publish job over the months first..last (first days of months)."""
     defs.resolve_job_def("publish").execute_in_process(
-        instance=instance, run_config=QUIET, tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+        instance=instance, run_config=QUIET, tags=range_tags(first, last)
     )
 
 

@@ -13,6 +13,15 @@ from warehouse.ingest import ImportLimits
 
 
 @dataclass(frozen=True)
+class WatchedSource:
+    """A folder a sensor polls: read like the inbox, or every file for one athlete."""
+
+    name: str
+    root: Path
+    athlete: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where retrostride keeps things.
 
@@ -22,6 +31,11 @@ class Settings:
     - `RETROSTRIDE_WORKERS` (default: CPU count): decoder processes for bulk imports.
     - `RETROSTRIDE_MODEL` (default `<home>/model.toml`): detection and energy settings over the defaults.
     - `RETROSTRIDE_CONFIG` (default `<home>/retrostride.toml`): import limits and plausible ranges.
+    - `RETROSTRIDE_WATCH` (default none): more folders to watch, comma-separated, each `PATH` (read like
+      the inbox) or `ATHLETE=PATH` (every file is that athlete's), e.g. a watch's sync folder.
+    - `RETROSTRIDE_POLL_S` (default 30): seconds between a sensor's looks at its folder.
+    - `RETROSTRIDE_NIGHTLY` (default `03:00`) and `RETROSTRIDE_TIMEZONE` (default `UTC`): when the
+      nightly import runs.
     """
 
     home: Path
@@ -30,6 +44,10 @@ class Settings:
     workers: int
     model_file: Path | None = None  # None: <home>/model.toml
     config_file: Path | None = None
+    watch: tuple[WatchedSource, ...] = ()
+    poll_s: int = 30
+    nightly: str = "03:00"
+    timezone: str = "UTC"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -41,6 +59,10 @@ class Settings:
             workers=int(os.environ.get("RETROSTRIDE_WORKERS", os.cpu_count() or 1)),
             model_file=Path(os.environ.get("RETROSTRIDE_MODEL", home / "model.toml")).resolve(),
             config_file=Path(os.environ.get("RETROSTRIDE_CONFIG", home / "retrostride.toml")).resolve(),
+            watch=parse_watch(os.environ.get("RETROSTRIDE_WATCH", "")),
+            poll_s=int(os.environ.get("RETROSTRIDE_POLL_S", 30)),
+            nightly=os.environ.get("RETROSTRIDE_NIGHTLY", "03:00"),
+            timezone=os.environ.get("RETROSTRIDE_TIMEZONE", "UTC"),
         )
 
     @property
@@ -50,6 +72,11 @@ class Settings:
     @property
     def config_path(self) -> Path:
         return self.config_file or self.home / "retrostride.toml"
+
+    @property
+    def sources(self) -> tuple[WatchedSource, ...]:
+        """Every folder the sensors poll: the inbox first, then RETROSTRIDE_WATCH."""
+        return (WatchedSource("inbox", self.inbox), *self.watch)
 
     @property
     def warehouse_path(self) -> Path:
@@ -119,3 +146,17 @@ ARCHIVE_KEYS = {
 
 def _archive_limits(section: dict, defaults: IntakeLimits) -> IntakeLimits:
     return replace(defaults, **{field: convert(section[key]) for key, (field, convert) in ARCHIVE_KEYS.items() if key in section})
+
+
+def parse_watch(value: str) -> tuple[WatchedSource, ...]:
+    """`PATH,ATHLETE=PATH,...` as watched sources named after their folders (`watch_<folder>`)."""
+    sources: list[WatchedSource] = []
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        athlete, _, path = entry.rpartition("=")
+        root = Path(path).expanduser().resolve()
+        slug = "".join(c if c.isalnum() else "_" for c in root.name.lower()) or "root"
+        name = f"watch_{slug}"
+        while name in {s.name for s in sources}:
+            name += "_"
+        sources.append(WatchedSource(name, root, athlete or None))
+    return tuple(sources)

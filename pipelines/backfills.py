@@ -1,0 +1,153 @@
+"""Backfills and re-processing from the CLI: the publish job over a month range, in one run each.
+
+`backfill` re-runs every stage downstream of the lake (activities, records, laps, gait baselines,
+segments, energy) for the months holding the given days in one run, then refreshes the marts; `reprocess` finds the months a detection or
+energy model change left stale and backfills exactly those.  Both run in-process on the persistent
+instance, so they appear in the UI, and take the same "warehouse" pool slot as the daemon's runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from pipelines.planning import month_ranges
+from pipelines.runs import QUIET, instance_for
+from pipelines.sensors import range_tags
+from pipelines.settings import Settings
+from warehouse.store import Warehouse
+from warehouse.versions import occupied_months, stale_months
+
+#: Called with (asset name, "materialized" | "failed") as a backfill run goes.
+StageProgress = Callable[[str, str], None]
+
+#: Tables whose rows record the model version that made them, and the one that must exist per month.
+VERSIONED_TABLES = ("segments", "activity_energy")
+REQUIRED_TABLE = "segments"
+
+
+@dataclass(frozen=True)
+class BackfillRun:
+    first: date  # first days of months
+    last: date
+    assets: tuple[str, ...]
+    run_id: str
+    success: bool
+
+
+def current_model_versions() -> dict[str, str]:
+    """The model_version the current detection and energy configuration writes into each versioned table."""
+    from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
+
+    version = energy_row_version(DetectionConfig().model_version, EnergyConfig())
+    return {table: version for table in VERSIONED_TABLES}
+
+
+def select_assets(defs: dg.Definitions, names: Sequence[str] | None, job: str = "publish") -> list[dg.AssetKey]:
+    """The job's assets named in `names` (all when empty), with the assets that must run with them."""
+    job_def = defs.resolve_job_def(job)
+    graph = defs.resolve_asset_graph()
+    available = job_def.asset_layer.selected_asset_keys
+    if not names:
+        return sorted(available)
+    unknown = sorted(n for n in names if dg.AssetKey(n) not in available)
+    if unknown:
+        known = ", ".join(sorted(k.to_user_string() for k in available))
+        raise ValueError(f"not in the {job} job: {', '.join(unknown)} (choose from {known})")
+    keys = {k for n in names for k in graph.get(dg.AssetKey(n)).execution_set_asset_keys}
+    return sorted(keys)
+
+
+def backfill_months(settings: Settings, first: date, last: date, assets: Sequence[str] | None = None,
+                    progress: StageProgress | None = None, instance: dg.DagsterInstance | None = None,
+                    tags: Mapping[str, str] | None = None) -> BackfillRun:
+    """One run of the publish job over months first..last (any day in them), optionally for some assets."""
+    first, last = first.replace(day=1), last.replace(day=1)
+    if last < first:
+        raise ValueError(f"end {last} is before start {first}")
+    instance = instance or instance_for(settings)
+    defs = build_definitions(settings)
+    selection = select_assets(defs, assets)
+    run_id = str(uuid.uuid4())
+    with _watching(instance, run_id, progress):
+        result = defs.resolve_job_def("publish").execute_in_process(
+            instance=instance, run_config=QUIET, asset_selection=selection, run_id=run_id, raise_on_error=False,
+            tags={**range_tags(first, last), "retrostride/trigger": "backfill", **(tags or {})},
+        )
+    success = result.success
+    if success:  # then the marts and the readers' snapshot, as after an import
+        marts_run = str(uuid.uuid4())
+        with _watching(instance, marts_run, progress):
+            success = defs.resolve_job_def("marts").execute_in_process(
+                instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False).success
+    return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success)
+
+
+def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
+    """Month ranges holding rows of an old model version, or activities without derived rows."""
+    warehouse = Warehouse(settings.warehouse_path)
+    versions = current_model_versions() if versions is None else versions
+    stale = stale_months(warehouse, versions, required=[REQUIRED_TABLE] if REQUIRED_TABLE in versions else [])
+    return month_ranges(stale, occupied_months(warehouse))
+
+
+def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, progress: StageProgress | None = None,
+              instance: dg.DagsterInstance | None = None) -> list[BackfillRun]:
+    """Backfill exactly the stale months, re-deriving the versioned assets and what depends on them."""
+    versions = current_model_versions() if versions is None else versions
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    in_job = defs.resolve_job_def("publish").asset_layer.selected_asset_keys
+    versioned = [dg.AssetKey(t) for t in versions if dg.AssetKey(t) in in_job]
+    # Until the versioned assets exist in the publish job, re-run all of it (still only the stale months).
+    assets = None
+    if versioned:
+        downstream = dg.AssetSelection.assets(*versioned).downstream().resolve(graph)
+        assets = sorted(k.to_user_string() for k in downstream if k in in_job)
+    instance = instance or instance_for(settings)
+    return [backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
+            for first, last in stale_ranges(settings, versions)]
+
+
+class _watching:
+    """Report a run's materializations and failed steps while it executes (polls the event log)."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, progress: StageProgress | None):
+        self.instance, self.run_id, self.progress = instance, run_id, progress
+        self.done, self.seen = threading.Event(), 0
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        if self.progress:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.done.set()
+            self.thread.join()
+            self._report()
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.5):
+            self._report()
+
+    def _report(self) -> None:
+        types = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_FAILURE}
+        try:
+            entries = self.instance.all_logs(self.run_id, of_type=types)
+        except Exception:  # the run's log may not exist yet
+            return
+        for entry in entries[self.seen:]:
+            event = entry.dagster_event
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                self.progress(event.asset_key.to_user_string(), "materialized")
+            else:
+                self.progress(event.step_key or "?", "failed")
+        self.seen = len(entries)
