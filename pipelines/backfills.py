@@ -30,6 +30,8 @@ StageProgress = Callable[[str, str], None]
 #: Tables whose rows record the model version that made them, and the one that must exist per month.
 VERSIONED_TABLES = ("segments", "activity_energy")
 REQUIRED_TABLE = "segments"
+#: What the publish job copies from the lake; everything else in it is derived.
+PUBLISHED = {dg.AssetKey(k) for k in ("activities", "records", "laps")}
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,13 @@ class BackfillRun:
     success: bool
 
 
-def current_model_versions() -> dict[str, str]:
-    """The model_version the current detection and energy configuration writes into each versioned table."""
-    from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
+def current_model_versions(settings: Settings) -> dict[str, str]:
+    """The model_version the configured detection and energy model (RETROSTRIDE_MODEL) writes into
+    each versioned table."""
+    from assets.transforms.model_config import energy_row_version, load_model_config
 
-    version = energy_row_version(DetectionConfig().model_version, EnergyConfig())
+    detection, energy = load_model_config(settings.model_path)
+    version = energy_row_version(detection.model_version, energy)
     return {table: version for table in VERSIONED_TABLES}
 
 
@@ -92,25 +96,21 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
 def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
     """Month ranges holding rows of an old model version, or activities without derived rows."""
     warehouse = Warehouse(settings.warehouse_path)
-    versions = current_model_versions() if versions is None else versions
+    versions = current_model_versions(settings) if versions is None else versions
     stale = stale_months(warehouse, versions, required=[REQUIRED_TABLE] if REQUIRED_TABLE in versions else [])
     return month_ranges(stale, occupied_months(warehouse))
 
 
 def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, progress: StageProgress | None = None,
               instance: dg.DagsterInstance | None = None) -> list[BackfillRun]:
-    """Backfill exactly the stale months, re-deriving the versioned assets and what depends on them."""
-    versions = current_model_versions() if versions is None else versions
+    """Backfill exactly the stale months: every stage derived from the published tables (gait
+    baselines, segments, energy, marts) re-runs there; the tables decoded files fill are left as they are."""
+    versions = current_model_versions(settings) if versions is None else versions
     defs = build_definitions(settings)
-    graph = defs.resolve_asset_graph()
     in_job = defs.resolve_job_def("publish").asset_layer.selected_asset_keys
-    versioned = [dg.AssetKey(t) for t in versions if dg.AssetKey(t) in in_job]
-    # Until the versioned assets exist in the publish job, re-run all of it (still only the stale months).
-    assets = None
-    if versioned:
-        downstream = dg.AssetSelection.assets(*versioned).downstream().resolve(graph)
-        assets = sorted(k.to_user_string() for k in downstream if k in in_job)
+    derived = sorted(k.to_user_string() for k in in_job if k not in PUBLISHED)
     instance = instance or instance_for(settings)
+    assets = derived or None
     return [backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
             for first, last in stale_ranges(settings, versions)]
 

@@ -143,7 +143,7 @@ def reprocess() -> None:
     if not ranges:
         console.print("Nothing to reprocess: every month is of the current model version.")
         return
-    console.print(f"Current model version: {', '.join(sorted(set(current_model_versions().values())))}; "
+    console.print(f"Current model version: {', '.join(sorted(set(current_model_versions(settings).values())))}; "
                   f"stale: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}")
     runs = _with_stage_progress("reprocess", lambda progress: reprocess_stale(settings, progress=progress))
     for run in runs:

@@ -1,0 +1,152 @@
+"""Backfills and re-processing: the same rows again, no row of an old model version, one writer at a time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+import warehouse.lake
+from pipelines.backfills import VERSIONED_TABLES, backfill_months, current_model_versions, reprocess, stale_ranges
+from pipelines.cli import app
+from pipelines.runs import import_paths, instance_for
+from pipelines.settings import Settings
+from tests.conftest import CORPORA, settings_for
+from warehouse.store import Warehouse
+from warehouse.versions import version_counts
+
+FIT = CORPORA / "fit" / "python-fitparse"
+RUNS = [FIT / "activity-small-fenix2-run.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]
+TABLES = ["activities", "records", "laps", "segments", "activity_energy"]
+
+
+def snapshot(settings: Settings) -> dict:
+    warehouse = Warehouse(settings.warehouse_path)
+    return {t: warehouse.query(f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(a[t].equals(b[t]) for t in TABLES)
+
+
+@pytest.fixture(scope="module")
+def imported_once(tmp_path_factory) -> Settings:
+    settings = settings_for(tmp_path_factory.mktemp("backfill"))
+    with dg.instance_for_test() as instance:
+        import_paths(settings, RUNS, athlete="ann", instance=instance)
+    return settings
+
+
+@pytest.fixture
+def imported(imported_once, tmp_path) -> Settings:
+    """A private copy of a home where RUNS were imported (three activities: 2015-08, 2017-06 twice)."""
+    settings = settings_for(tmp_path)
+    shutil.copytree(imported_once.home, settings.home)
+    return settings
+
+
+def test_a_backfill_over_a_range_recreates_identical_rows(imported, instance):
+    before = snapshot(imported)
+    assert len(before["activities"]) == 3 and len(before["segments"]) > 0
+    with Warehouse(imported.warehouse_path).transaction() as connection:
+        for table in TABLES:
+            connection.execute(f"DELETE FROM {table}")
+    seen = []
+    run = backfill_months(imported, dg_date("2015-01-01"), dg_date("2017-12-31"), progress=lambda a, w: seen.append((a, w)),
+                          instance=instance)
+    assert run.success and (run.first, run.last) == (dg_date("2015-01-01"), dg_date("2017-12-01"))
+    assert same(before, snapshot(imported))
+    assert {a for a, w in seen if w == "materialized"} >= {"activities", "segments", "activity_energy", "mileage_weekly"}
+    [record] = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+    assert record.dagster_run.tags["dagster/asset_partition_range_end"] == "2017-12-01"  # one run for the range
+
+
+def test_a_failed_run_retried_converges_to_the_same_warehouse(imported, instance, monkeypatch):
+    before = snapshot(imported)
+    real = warehouse.lake.Lake.read_decoded
+
+    def broken(self, shas, frame):
+        if frame == "laps":
+            raise OSError("disk went away")
+        return real(self, shas, frame)
+
+    monkeypatch.setattr(warehouse.lake.Lake, "read_decoded", broken)
+    failed = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
+    assert not failed.success
+    assert same(before, snapshot(imported))  # the transaction rolled back: readers never saw half of it
+    monkeypatch.setattr(warehouse.lake.Lake, "read_decoded", real)
+    retried = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
+    assert retried.success and same(before, snapshot(imported))
+
+
+def test_after_a_model_change_reprocess_leaves_no_row_of_the_old_version(imported, instance):
+    old = current_model_versions(imported)["segments"]
+    assert stale_ranges(imported) == []
+    imported.model_path.write_text("[detection]\nenter_ratio = 0.84\n")
+    new = current_model_versions(imported)["segments"]
+    assert new != old
+    ranges = stale_ranges(imported)
+    assert ranges == [(dg_date("2015-08-01"), dg_date("2017-06-01"))]  # the months between hold no activities
+    runs = reprocess(imported, instance=instance)
+    assert len(runs) == 1 and runs[0].success and "activities" not in runs[0].assets
+    counts = version_counts(Warehouse(imported.warehouse_path), VERSIONED_TABLES)
+    assert {t: set(c) for t, c in counts.items()} == {"segments": {new}, "activity_energy": {new}}
+    assert stale_ranges(imported) == []
+
+
+def test_months_without_derived_rows_are_stale(imported):
+    with Warehouse(imported.warehouse_path).transaction() as connection:
+        connection.execute("DELETE FROM segments WHERE activity_id IN (SELECT activity_id FROM activities WHERE start_day >= '2017-01-01')")
+    assert stale_ranges(imported) == [(dg_date("2017-06-01"), dg_date("2017-06-01"))]
+
+
+def test_the_cli_backfills_with_progress_and_names_unknown_assets(tmp_path, monkeypatch):
+    for name, value in {"RETROSTRIDE_HOME": tmp_path / "data", "DAGSTER_HOME": tmp_path / "dagster",
+                        "RETROSTRIDE_INBOX": tmp_path / "inbox", "RETROSTRIDE_WORKERS": "1"}.items():
+        monkeypatch.setenv(name, str(value))
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(RUNS[0]), "--athlete", "ann"]).exit_code == 0
+    result = runner.invoke(app, ["backfill", "--start", "2015-08-01", "--end", "2015-08-31", "--assets", "segments"])
+    assert result.exit_code == 0, result.output
+    assert "materialized segments" in result.output and "materialized activity_energy" in result.output
+    assert "materialized activities" not in result.output and "done" in result.output
+    bad = runner.invoke(app, ["backfill", "--start", "2015-08-01", "--end", "2015-08-31", "--assets", "segmentz"])
+    assert bad.exit_code == 2 and "segmentz" in bad.output and "choose from" in bad.output
+    assert "Nothing to reprocess" in runner.invoke(app, ["reprocess"]).output
+
+
+def test_the_shipped_instance_lets_one_warehouse_writer_run_at_a_time(imported, tmp_path, monkeypatch):
+    """Two `retrostride backfill` processes at once over the same months: their steps take turns."""
+    env = {**os.environ, "RETROSTRIDE_HOME": str(imported.home), "DAGSTER_HOME": str(tmp_path / "dagster"),
+           "RETROSTRIDE_INBOX": str(imported.inbox), "RETROSTRIDE_WORKERS": "1"}
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    instance = instance_for(imported)  # the instance exists (shipped dagster.yaml, tables) before both start
+    command = [str(Path(sys.executable).with_name("retrostride")), "backfill", "--start", "2017-06-01", "--end", "2017-06-30"]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # the shipped dagster.yaml
+    runs = instance.get_run_records(dg.RunsFilter(tags={"retrostride/trigger": "backfill"}))
+    assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    # Ordering, not timing: no warehouse step starts while another one (of either run) is under way.
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    events = sorted((e.timestamp, e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS)
+                    for r in runs for e in instance.all_logs(r.dagster_run.run_id, of_type=kinds))
+    in_flight = 0
+    for _, finished in events:
+        in_flight += -1 if finished else 1
+        assert in_flight <= 1, "two steps held the warehouse at once"
+    assert len(events) == 2 * 2 * 4  # both runs ran their four steps: tables, baselines, scores, mart
+
+
+def dg_date(text: str):
+    from datetime import date
+
+    return date.fromisoformat(text)
