@@ -13,7 +13,7 @@ import dagster as dg
 from pipelines.definitions import build_definitions
 from pipelines.planning import months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
-from pipelines.sensors import PUBLISH_TAG, range_tags
+from pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
 from pipelines.settings import Settings
 from warehouse.publish import mark_published
 from warehouse.store import Warehouse
