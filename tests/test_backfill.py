@@ -22,7 +22,7 @@ from warehouse.store import Warehouse
 from warehouse.versions import version_counts
 
 FIT = CORPORA / "fit" / "python-fitparse"
-RUNS = [FIT / "activity-small-fenix2-run.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]
+RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]  # 2017-05, 2017-06 ×2
 TABLES = ["activities", "records", "laps", "segments", "activity_energy"]
 
 
@@ -45,7 +45,7 @@ def imported_once(tmp_path_factory) -> Settings:
 
 @pytest.fixture
 def imported(imported_once, tmp_path) -> Settings:
-    """A private copy of a home where RUNS were imported (three activities: 2015-08, 2017-06 twice)."""
+    """A private copy of a home where RUNS were imported."""
     settings = settings_for(tmp_path)
     shutil.copytree(imported_once.home, settings.home)
     return settings
@@ -58,13 +58,13 @@ def test_a_backfill_over_a_range_recreates_identical_rows(imported, instance):
         for table in TABLES:
             connection.execute(f"DELETE FROM {table}")
     seen = []
-    run = backfill_months(imported, dg_date("2015-01-01"), dg_date("2017-12-31"), progress=lambda a, w: seen.append((a, w)),
+    run = backfill_months(imported, dg_date("2017-05-10"), dg_date("2017-06-30"), progress=lambda a, w: seen.append((a, w)),
                           instance=instance)
-    assert run.success and (run.first, run.last) == (dg_date("2015-01-01"), dg_date("2017-12-01"))
+    assert run.success and (run.first, run.last) == (dg_date("2017-05-01"), dg_date("2017-06-01"))
     assert same(before, snapshot(imported))
     assert {a for a, w in seen if w == "materialized"} >= {"activities", "segments", "activity_energy", "mileage_weekly"}
     [record] = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
-    assert record.dagster_run.tags["dagster/asset_partition_range_end"] == "2017-12-01"  # one run for the range
+    assert record.dagster_run.tags["dagster/asset_partition_range_end"] == "2017-06-01"  # one run for the range
 
 
 def test_a_failed_run_retried_converges_to_the_same_warehouse(imported, instance, monkeypatch):
@@ -92,7 +92,7 @@ def test_after_a_model_change_reprocess_leaves_no_row_of_the_old_version(importe
     new = current_model_versions(imported)["segments"]
     assert new != old
     ranges = stale_ranges(imported)
-    assert ranges == [(dg_date("2015-08-01"), dg_date("2017-06-01"))]  # the months between hold no activities
+    assert ranges == [(dg_date("2017-05-01"), dg_date("2017-06-01"))]
     runs = reprocess(imported, instance=instance)
     assert len(runs) == 1 and runs[0].success and "activities" not in runs[0].assets
     counts = version_counts(Warehouse(imported.warehouse_path), VERSIONED_TABLES)
@@ -102,7 +102,7 @@ def test_after_a_model_change_reprocess_leaves_no_row_of_the_old_version(importe
 
 def test_months_without_derived_rows_are_stale(imported):
     with Warehouse(imported.warehouse_path).transaction() as connection:
-        connection.execute("DELETE FROM segments WHERE activity_id IN (SELECT activity_id FROM activities WHERE start_day >= '2017-01-01')")
+        connection.execute("DELETE FROM segments WHERE activity_id IN (SELECT activity_id FROM activities WHERE start_day >= '2017-06-01')")
     assert stale_ranges(imported) == [(dg_date("2017-06-01"), dg_date("2017-06-01"))]
 
 
@@ -112,11 +112,11 @@ def test_the_cli_backfills_with_progress_and_names_unknown_assets(tmp_path, monk
         monkeypatch.setenv(name, str(value))
     runner = CliRunner()
     assert runner.invoke(app, ["import", str(RUNS[0]), "--athlete", "ann"]).exit_code == 0
-    result = runner.invoke(app, ["backfill", "--start", "2015-08-01", "--end", "2015-08-31", "--assets", "segments"])
+    result = runner.invoke(app, ["backfill", "--start", "2017-05-01", "--end", "2017-05-31", "--assets", "segments"])
     assert result.exit_code == 0, result.output
     assert "materialized segments" in result.output and "materialized activity_energy" in result.output
     assert "materialized activities" not in result.output and "done" in result.output
-    bad = runner.invoke(app, ["backfill", "--start", "2015-08-01", "--end", "2015-08-31", "--assets", "segmentz"])
+    bad = runner.invoke(app, ["backfill", "--start", "2017-05-01", "--end", "2017-05-31", "--assets", "segmentz"])
     assert bad.exit_code == 2 and "segmentz" in bad.output and "choose from" in bad.output
     assert "Nothing to reprocess" in runner.invoke(app, ["reprocess"]).output
 
