@@ -38,16 +38,17 @@ def test_the_daemon_imports_files_dropped_in_the_inbox(tmp_path, monkeypatch):
         for name in ("activity-small-fenix2-run.fit", "garmin-fenix-5-run.fit"):
             shutil.copy(FIT / name, settings.inbox / "ann" / name)
         deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline and _activities(settings) < 2:
+        while time.monotonic() < deadline and _activities(settings) < 2:  # in the snapshot SQL users read
             assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
             time.sleep(2)
         assert _activities(settings) == 2, f"not in the warehouse after {DEADLINE_S} s:\n" + (tmp_path / "daemon.log").read_text()[-3000:]
         while time.monotonic() < deadline and instance.get_runs(dg.RunsFilter(statuses=list(_UNFINISHED))):
             time.sleep(1)  # let the last run record its end before stopping the daemon
         runs = instance.get_runs()
-        assert {r.job_name for r in runs} == {"ingest", "publish"}
+        assert {r.job_name for r in runs} == {"ingest", "publish", "mark_published_job", "marts"}
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert any(r.tags.get("dagster/sensor_name") == "inbox_sensor" for r in runs)
+        assert Warehouse(settings.warehouse_path).query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -65,9 +66,9 @@ _UNFINISHED = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
 
 
 def _activities(settings) -> int:
-    if not settings.warehouse_path.exists():
+    if not settings.published_path.exists():
         return 0
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.published_path)
     if "activities" not in warehouse.query("SELECT table_name FROM information_schema.tables")["table_name"].to_list():
         return 0
     return warehouse.query("SELECT count(*) AS n FROM activities")["n"][0]

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import build_definitions
-from pipelines.planning import FileStat, ImportEvent, SourceCursor, month_ranges, plan_import, plan_publish
+from pipelines.planning import FileStat, ImportEvent, SourceCursor, month_ranges, plan_import, plan_marts_refresh, plan_publish
 from pipelines.runs import import_paths
 from pipelines.schedules import nightly_cron
 from pipelines.settings import Settings, WatchedSource, parse_watch
@@ -89,9 +89,17 @@ def test_publish_plans_follow_the_imported_days_in_at_most_two_ranges():
               ImportEvent(9, [date(2019, 5, 5)], 1, True)]  # the CLI published its own import
     plan = plan_publish(events, cursor=6)
     assert plan.ranges == [(date(2015, 8, 1), date(2015, 9, 1)), (date(2021, 1, 1), date(2021, 1, 1))]
-    assert plan.cursor == 9 and not plan.refresh_marts
-    assert plan_publish([ImportEvent(10, [], 1, False)], 9).refresh_marts  # weight-scale files only
-    assert plan_publish([], 9) == plan_publish([], 9) and plan_publish([], 9).cursor == 9
+    assert plan.cursor == 9
+    assert plan_publish([ImportEvent(10, [], 1, False)], 9).ranges == []  # weight-scale files only
+    assert plan_publish([], 9).cursor == 9
+
+
+def test_marts_refresh_once_inputs_are_newer_and_no_writer_runs():
+    assert plan_marts_refresh([5, 9], [7, 8], writers_busy=False) == 9
+    assert plan_marts_refresh([5, 9], [7, 8], writers_busy=True) is None  # wait for the burst to end
+    assert plan_marts_refresh([5, 6], [7, 8], writers_busy=False) is None  # marts already newer
+    assert plan_marts_refresh([5], [None, 8], writers_busy=False) == 5  # a mart never made
+    assert plan_marts_refresh([None], [None], writers_busy=False) is None  # nothing imported yet
 
 
 def test_reprocessing_covers_stale_months_exactly_bridging_only_empty_months():
@@ -165,12 +173,20 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
     assert ranges == [("2015-08-01", "2015-08-01"), ("2017-06-01", "2017-06-01")]
     for r in requests:
         assert execute(defs, instance, r, "publish").success
+        assert execute(defs, instance, r, "mark_published_job").success  # what the run-status sensor asks for
     assert publish.tick() == []
-
     warehouse = Warehouse(watched.warehouse_path)
+    assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
+    marts = Ticks(defs, instance, "marts_after_publish")
+    [refresh] = marts.tick()  # the marts follow, without a manual step
+    assert execute(defs, instance, refresh, "marts").success
+    assert marts.tick() == []
+
     rows = warehouse.query("SELECT athlete_id, start_day FROM activities ORDER BY start_day").rows()
     assert rows == [("ann", date(2015, 8, 15)), ("ann", date(2017, 6, 11))]
-    assert warehouse.query("SELECT count(*) AS n FROM mileage_weekly")["n"][0] > 0  # marts refreshed in the same run
+    assert warehouse.query("SELECT count(*) AS n FROM mileage_weekly")["n"][0] > 0
+    published = Warehouse(watched.published_path).query("SELECT count(*) AS n FROM activities")["n"][0]
+    assert published == 2  # what `retrostride sql` reads
 
     # A watched folder with its own athlete; a copy of known content in the inbox is not imported again.
     bob = Ticks(defs, instance, "watch_bob_sensor")
@@ -216,20 +232,21 @@ def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
     assert inbox.tick() == []
 
 
-def test_the_publish_sensor_leaves_cli_imports_alone_and_refreshes_marts_for_weight_files(settings, instance):
+def test_the_publish_sensor_leaves_cli_imports_alone_and_weight_files_refresh_the_marts(settings, instance):
     defs = build_definitions(settings)
-    publish = Ticks(defs, instance, "publish_after_import")
-    import_paths(settings, [FIT / RUNS[0]], athlete="ann", instance=instance)  # published inline
-    assert publish.tick() == []
+    publish, marts = Ticks(defs, instance, "publish_after_import"), Ticks(defs, instance, "marts_after_publish")
+    import_paths(settings, [FIT / RUNS[0]], athlete="ann", instance=instance)  # publishes and refreshes itself
+    assert publish.tick() == [] and marts.tick() == []
     result = defs.resolve_job_def("ingest").execute_in_process(
         run_config={"ops": {"source_files": {"config": {"sources": {str(FIT / "WeightScaleSingleUser.fit"): "ann"}}}}},
         instance=instance)
     assert result.success
-    [request] = publish.tick()
-    assert request.job_name == "refresh_marts"
+    assert publish.tick() == []  # no activity days
+    [request] = marts.tick()  # but body measurements changed
+    assert execute(defs, instance, request, "marts").success and marts.tick() == []
 
 
-def test_the_nightly_schedule_imports_every_watched_folder_and_refreshes_marts(watched, instance):
+def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
     defs = build_definitions(watched)
     schedule = defs.resolve_schedule_def("nightly_import")
     assert schedule.cron_schedule == "0 3 * * *" and schedule.execution_timezone == "UTC"
@@ -239,10 +256,8 @@ def test_the_nightly_schedule_imports_every_watched_folder_and_refreshes_marts(w
     drop(watched.watch[0].root, [RUNS[1]])
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=timezone.utc))
     [request] = schedule.evaluate_tick(context).run_requests
-    result = defs.resolve_job_def("nightly").execute_in_process(run_config=request.run_config, tags=request.tags, instance=instance)
+    result = defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, tags=request.tags, instance=instance)
     assert result.success
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"source_files", "body_measurements", "mileage_weekly"} <= materialized
     ledger = Warehouse(watched.warehouse_path).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
     assert ledger == [("ann", "ok"), ("bob", "ok")]
     publish = Ticks(defs, instance, "publish_after_import").tick()  # the publish sensor follows
