@@ -36,7 +36,20 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
         if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()):
             shutil.copy(shipped, config)
     os.environ.setdefault("DAGSTER_HOME", str(home))
-    return dg.DagsterInstance.from_config(str(home))
+    instance = dg.DagsterInstance.from_config(str(home))
+    _ensure_pool(instance)
+    return instance
+
+
+def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
+    """Create the pool's row at its default limit now: two runs starting together on a fresh instance
+    could otherwise both find no limit and both write (seen in tests/test_backfill.py)."""
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits and pool not in storage.get_concurrency_keys():
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except Exception:  # another process created it first
+            pass
 
 
 def import_paths(settings: Settings, paths: list[Path], athlete: str | None = None,
