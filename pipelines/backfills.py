@@ -18,7 +18,7 @@ import dagster as dg
 
 from pipelines.definitions import build_definitions
 from pipelines.planning import month_ranges
-from pipelines.runs import QUIET, instance_for
+from pipelines.runs import QUIET, instance_for, process_tags, reap_dead_runs
 from pipelines.sensors import range_tags
 from pipelines.settings import Settings
 from warehouse.store import Warehouse
@@ -76,20 +76,21 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
     if last < first:
         raise ValueError(f"end {last} is before start {first}")
     instance = instance or instance_for(settings)
+    reap_dead_runs(instance)
     defs = build_definitions(settings)
     selection = select_assets(defs, assets)
     run_id = str(uuid.uuid4())
     with _watching(instance, run_id, progress):
         result = defs.resolve_job_def("publish").execute_in_process(
             instance=instance, run_config=QUIET, asset_selection=selection, run_id=run_id, raise_on_error=False,
-            tags={**range_tags(first, last), "retrostride/trigger": "backfill", **(tags or {})},
+            tags={**range_tags(first, last), "retrostride/trigger": "backfill", **process_tags(), **(tags or {})},
         )
     success = result.success
     if success:  # then the marts and the readers' snapshot, as after an import
         marts_run = str(uuid.uuid4())
         with _watching(instance, marts_run, progress):
             success = defs.resolve_job_def("marts").execute_in_process(
-                instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False).success
+                instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()).success
     return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success)
 
 

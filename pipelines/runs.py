@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -38,7 +39,46 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     os.environ.setdefault("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.from_config(str(home))
     _ensure_pool(instance)
+    reap_dead_runs(instance)
     return instance
+
+
+#: In-process runs record their process, so a later CLI can tell that one was killed holding the pool.
+PID_TAG, HOST_TAG = "retrostride/pid", "retrostride/host"
+
+
+def process_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def reap_dead_runs(instance: dg.DagsterInstance, pool: str = "warehouse") -> list[str]:
+    """Free the pool slots of in-process runs whose process is gone (a CLI killed mid-run), and mark
+    those runs failed: otherwise the slot stays claimed and every later run waits forever."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or pool not in storage.get_concurrency_keys():
+        return []
+    info = storage.get_concurrency_info(pool)
+    reaped = []
+    for run_id in {s.run_id for s in info.claimed_slots} | {s.run_id for s in info.pending_steps}:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+            if not pid or host != socket.gethostname() or _alive(int(pid)):
+                continue
+            instance.report_run_failed(run, f"its process {pid} died while the run held the warehouse")
+        storage.free_concurrency_slots_for_run(run_id)
+        reaped.append(run_id)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
@@ -56,11 +96,12 @@ def import_paths(settings: Settings, paths: list[Path], athlete: str | None = No
                  progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
     """Import `paths` (default: the inbox) and publish what changed; returns the published month ranges."""
     instance = instance or instance_for(settings)
+    reap_dead_runs(instance)
     defs = build_definitions(settings, progress)
     config = {"paths": [str(Path(p).resolve()) for p in paths], "athlete": athlete}
     ingest = defs.resolve_job_def("ingest").execute_in_process(
         run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance,
-        tags={PUBLISH_TAG: "inline"},
+        tags={PUBLISH_TAG: "inline", **process_tags()},
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
     ranges = plan_ranges(months_of(days))
@@ -79,14 +120,14 @@ def _month_end(first: date) -> date:
 def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
     """One run of the publish job over the months first..last (first days of months)."""
     defs.resolve_job_def("publish").execute_in_process(
-        instance=instance, run_config=QUIET, tags=range_tags(first, last)
+        instance=instance, run_config=QUIET, tags={**range_tags(first, last), **process_tags()}
     )
 
 
 def publish_marts(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     """One run of the marts job: refresh the marts, then publish the snapshot readers see.  Once
     per import, after every range, so readers go from the old state to the new in one step."""
-    defs.resolve_job_def("marts").execute_in_process(instance=instance, run_config=QUIET)
+    defs.resolve_job_def("marts").execute_in_process(instance=instance, run_config=QUIET, tags=process_tags())
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
