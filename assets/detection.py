@@ -9,9 +9,10 @@ from assets.imports import body_measurements
 from assets.partitions import monthly
 from assets.transforms.energy import implausible_energy
 from assets.transforms.gait import fit_gait_baselines
-from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
+from assets.transforms.model_config import energy_row_version
 from assets.transforms.scoring import score_activities
 from assets.transforms.segments import backward_seconds
+from pipelines.planning import month_end
 from pipelines.profiles import profiles_frame
 from pipelines.resources import Models, Storage
 from warehouse import scores
@@ -93,7 +94,7 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
         problems.append(implausible_energy(scored.activity_energy))
         gaps.append(_coverage_problems(frames.activities, scored.segments))
         context.log.info(f"{first:%Y-%m}: {counts['segments']} segments, {counts['activity_energy']} activities")
-    version = scored_version(detection, energy)
+    version = energy_row_version(detection.model_version, energy)
     yield dg.MaterializeResult(asset_key="segments", metadata={
         "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})
     yield dg.MaterializeResult(asset_key="activity_energy", metadata={
@@ -102,17 +103,12 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     yield _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None)
 
 
-def scored_version(detection: DetectionConfig, energy: EnergyConfig) -> str:
-    """The model_version every score row of this configuration carries."""
-    return energy_row_version(detection.model_version, energy)
-
-
 def _months(start: date, end: date):
     """(first, last day) of each month from `start` up to `end` (exclusive)."""
     while start < end:
-        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-        yield start, min(following, end) - timedelta(days=1)
-        start = following
+        last = month_end(start)
+        yield start, min(last, end - timedelta(days=1))
+        start = last + timedelta(days=1)
 
 
 def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:

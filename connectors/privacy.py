@@ -6,14 +6,10 @@ import polars as pl
 
 from connectors.motion import haversine_m
 
-#: One row per zone: whose it is, where, and how far around it positions are hidden.
-PRIVACY_ZONES = pl.Schema(
-    {"athlete_id": pl.String, "lat_deg": pl.Float64, "lon_deg": pl.Float64, "radius_m": pl.Float64, "source": pl.String}
-)
-
 
 def mask_positions(records: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
-    """`records` with lat/lon set to null wherever they fall inside one of the athlete's zones;
+    """`records` with lat/lon set to null wherever they fall inside one of the athlete's zones
+    (`zones` shaped as `connectors.schema.PRIVACY_ZONES`);
     every other column (distance, speed, time) stays as recorded."""
     if zones.is_empty() or records.is_empty():
         return records

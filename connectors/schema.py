@@ -134,6 +134,11 @@ BODY_MEASUREMENTS = pl.Schema(
 #: The lake frame of an export's privacy zones (connectors/privacy.py masks with them when publishing).
 EXPORT_PRIVACY_ZONES = pl.Schema({"athlete_id": pl.String, **FILE_PRIVACY_ZONES, "source_sha256": pl.String})
 
+#: Zones positions are masked in (profiles and exports): one row per zone: whose it is, where, and how far around it positions are hidden.
+PRIVACY_ZONES = pl.Schema(
+    {"athlete_id": pl.String, "lat_deg": pl.Float64, "lon_deg": pl.Float64, "radius_m": pl.Float64, "source": pl.String}
+)
+
 
 #: Stable columns of the segments frame (energy adds kcal_net and kcal_gross).
 SEGMENTS = pl.Schema(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from datetime import date, timedelta
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
 import dagster as dg
 
 from pipelines.definitions import build_definitions
-from pipelines.planning import months_of, plan_ranges
+from pipelines.planning import month_end, months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
 from pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
 from pipelines.settings import Settings
@@ -108,13 +108,10 @@ def import_paths(settings: Settings, paths: list[Path], athlete: str | None = No
     warehouse = Warehouse(settings.warehouse_path)
     for first, last in ranges:
         publish_months(defs, instance, first, last)
-        mark_published(warehouse, first, _month_end(last))  # only now: the run may have died half-way
+        mark_published(warehouse, first, month_end(last))  # only now: the run may have died half-way
     publish_marts(defs, instance)
     return ranges
 
-
-def _month_end(first: date) -> date:
-    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:

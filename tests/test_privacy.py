@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from connectors.motion import haversine_m
-from connectors.privacy import PRIVACY_ZONES, mask_positions
+from connectors.privacy import mask_positions
+from connectors.schema import PRIVACY_ZONES
 from pipelines.profiles import ProfileError, load_profiles
 from tests.conftest import copied_home
 from tests.test_scoring import _rematerialise

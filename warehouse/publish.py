@@ -15,7 +15,8 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from connectors.privacy import PRIVACY_ZONES, mask_positions
+from connectors.privacy import mask_positions
+from connectors.schema import PRIVACY_ZONES
 from connectors.schema import conform, empty
 from warehouse.lake import Lake
 from warehouse.store import Warehouse, insert

@@ -83,19 +83,6 @@ def drop_orphan_scores(warehouse: Warehouse) -> None:
             connection.execute(f"DELETE FROM {table} WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
 
 
-def stale_months(warehouse: Warehouse, model_version: str) -> list[date]:
-    """First days of the months holding an activity without score rows of `model_version`."""
-    frame = warehouse.query(
-        "SELECT DISTINCT CAST(date_trunc('month', a.start_day) AS DATE) AS month FROM activities a"
-        " WHERE a.start_day IS NOT NULL AND (NOT EXISTS (SELECT 1 FROM activity_energy e"
-        " WHERE e.activity_id = a.activity_id AND e.model_version = ?)"
-        " OR EXISTS (SELECT 1 FROM segments s WHERE s.activity_id = a.activity_id AND s.model_version <> ?))"
-        " ORDER BY 1",
-        [model_version, model_version],
-    )
-    return frame["month"].to_list()
-
-
 def _read(warehouse: Warehouse, schema: pl.Schema, source: str, parameters: list) -> pl.DataFrame:
     columns = ", ".join(f'"{name}"' for name in schema.names())
     return conform(warehouse.query(f"SELECT {columns} FROM {source}", parameters), schema)
