@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test ui benchmark benchmark-marts clean
+.PHONY: install demo test ui benchmark benchmark-marts benchmark-ten-years clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ benchmark: install
 
 benchmark-marts: install  ## mart query times on a synthetic 10-year warehouse, views against tables
 	$(BIN)/python benchmarks/marts_10_years.py
+
+benchmark-ten-years: install  ## ten years of three athletes imported end to end (export cached in benchmarks/.cache)
+	$(BIN)/python benchmarks/ten_years.py
 
 clean:
 	rm -rf $(VENV) data inbox
