@@ -100,11 +100,14 @@ def lake_problems(home: Path) -> list[str]:
     published."""
     lake, warehouse = Lake(home / "data"), Warehouse(home / "data" / "warehouse.duckdb")
     problems = []
-    rows = warehouse.query("SELECT sha256, path, status, format, reason FROM import_ledger").rows()
-    for sha, path, status, fmt, reason in rows:
+    rows = warehouse.query("SELECT sha256, path, status, format, reason, activities, body_measurements FROM import_ledger").rows()
+    for sha, path, status, fmt, reason, activities, measurements in rows:
         if status in ("ok", "partial"):
             if not lake.has_decoded(sha):  # frames with no rows are not written: the folder is the unit
                 problems.append(f"{path}: {status} in the ledger, decoded folder missing from the lake")
+            expected = [name for name, n in (("activities", activities), ("body_measurements", measurements)) if n]
+            if lake.has_decoded(sha) and not all((lake.decoded_dir(sha) / f"{f}.parquet").exists() for f in expected):
+                problems.append(f"{path}: {status} in the ledger, a frame it counts missing from the lake")
             if not lake.raw_path(sha, fmt).exists():
                 problems.append(f"{path}: {status} in the ledger, raw copy missing")
         if status == "failed" and not (reason or "").startswith("refused"):

@@ -63,6 +63,7 @@ class Lake:
         """The Parquet files holding one frame of several decoded files (files without it have none)."""
         paths = (self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s)
         return [str(p) for p in paths if p.exists()]
+
     def sweep(self, older_than_s: float = STALE_S) -> int:
         """Remove staging folders and temporary copies that a killed process left (hidden `.name.<uuid>`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
