@@ -1,40 +1,44 @@
 """Backward detection and energy: each athlete's forward gait, then segments and kcal per month."""
 
-from datetime import date, timedelta
-
 import dagster as dg
 import polars as pl
 
 from assets.imports import body_measurements
 from assets.partitions import monthly
 from assets.transforms.energy import implausible_energy
-from assets.transforms.gait import fit_gait_baselines
+from assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from assets.transforms.model_config import energy_row_version
 from assets.transforms.scoring import score_activities
 from assets.transforms.segments import backward_seconds
-from pipelines.planning import month_end
 from pipelines.profiles import profiles_frame
 from pipelines.resources import Models, Storage
 from warehouse import scores
 
 PLAUSIBLE_ENERGY = "plausible_energy"
 SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
+#: Samples scored at once: consecutive months are batched up to this (memory stays bounded).
+SCORE_BATCH_RECORDS = 1_000_000
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
 def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
-    its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'."""
+    its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'.
+    Only athletes whose latest runs (or their names, or the model) changed are refit."""
     detection, _ = models.configs()
-    runs = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
+    chosen = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
+    refit = stale_baselines(training_digests(chosen), scores.gait_baselines(storage.warehouse), detection.model_version)
+    runs = scores.activity_frames(storage.warehouse, chosen.filter(pl.col("athlete_id").is_in(refit)))
     baselines = fit_gait_baselines(runs.records, runs.activities, runs.laps, detection)
-    scores.replace_gait_baselines(storage.warehouse, baselines)
-    athletes = sorted(set(runs.activities["athlete_id"].unique().to_list()))
+    scores.replace_gait_baselines(storage.warehouse, baselines, refit)
+    baselines = scores.gait_baselines(storage.warehouse)
+    athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
     return dg.MaterializeResult(
         metadata={
             "athletes": len(athletes),
             "with_baseline": len(baselines),
             "without_baseline": dg.MetadataValue.json(sorted(set(athletes) - set(baselines["athlete_id"].to_list()))),
+            "refit": dg.MetadataValue.json(refit),
             "model_version": detection.model_version,
             "baselines": dg.MetadataValue.md(_markdown(baselines.drop("model_version"))),
         }
@@ -79,10 +83,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     scores.drop_orphan_scores(warehouse)
     totals = {"segments": 0, "activity_energy": 0}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
-    for first, last in _months(window.start.date(), window.end.date()):
+    for first, last in scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS):
         frames = scores.activities_started(warehouse, first, last)
-        if frames.activities.is_empty():
-            continue
         scored = score_activities(frames.records, frames.activities, frames.laps, baselines, measurements,
                                   profiles, detection, energy)
         counts = scores.replace_scores(warehouse, first, last,
@@ -93,7 +95,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
         kcal += float(scored.activity_energy["kcal_net"].sum() or 0.0)
         problems.append(implausible_energy(scored.activity_energy))
         gaps.append(_coverage_problems(frames.activities, scored.segments))
-        context.log.info(f"{first:%Y-%m}: {counts['segments']} segments, {counts['activity_energy']} activities")
+        context.log.info(f"{first:%Y-%m}..{last:%Y-%m}: {frames.records.height:,} samples, "
+                         f"{counts['activity_energy']} activities, {counts['segments']} segments")
     version = energy_row_version(detection.model_version, energy)
     yield dg.MaterializeResult(asset_key="segments", metadata={
         "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})
@@ -101,14 +104,6 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
         "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version})
     yield _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None)
     yield _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None)
-
-
-def _months(start: date, end: date):
-    """(first, last day) of each month from `start` up to `end` (exclusive)."""
-    while start < end:
-        last = month_end(start)
-        yield start, min(last, end - timedelta(days=1))
-        start = last + timedelta(days=1)
 
 
 def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:

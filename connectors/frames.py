@@ -75,6 +75,16 @@ def with_local_time(activities: pl.DataFrame, athlete_zone: str | None) -> pl.Da
     )
 
 
+def in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by activity and time: one comparison pass when it already is (the warehouse
+    returns records in that order), a sort otherwise."""
+    activity, ts = pl.col("activity_id"), pl.col("ts")
+    step = (activity > activity.shift(1)) | ((activity == activity.shift(1)) & (ts >= ts.shift(1)))
+    if frame.height < 2 or frame.select(step.slice(1).fill_null(False).all()).item():
+        return frame
+    return frame.sort("activity_id", "ts")
+
+
 def with_motion(records: pl.DataFrame) -> pl.DataFrame:
     """Records sorted by activity and time, with each sample's `_moving` seconds (time since the
     previous sample, when moving and not paused) and `_climb` metres (smoothed altitude gained)."""
@@ -82,7 +92,7 @@ def with_motion(records: pl.DataFrame) -> pl.DataFrame:
     moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
     smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
     climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
-    return records.sort("activity_id", "ts").with_columns(
+    return in_time_order(records).with_columns(
         pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb")
     )
 

@@ -212,6 +212,7 @@ BASELINES = pl.Schema(
         "inlier_share": pl.Float64,  # share of training samples the robust fit kept
         "r_squared": pl.Float64,  # weighted, on inliers
         "model_version": pl.String,
+        "inputs_sha256": pl.String,  # digest of the runs fit on (ids, names, sports): refit when it changes
     }
 )
 

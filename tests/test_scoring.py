@@ -134,6 +134,35 @@ def test_a_detection_change_moves_the_baselines_and_segments(imported_export, tm
     assert [new] != old and new.startswith(baseline + "+")
 
 
+def _refit(result: dg.ExecuteInProcessResult) -> list[str]:
+    [materialization] = result.asset_materializations_for_node("athlete_gait_baselines")
+    return materialization.metadata["refit"].value
+
+
+def test_baselines_are_refit_only_for_athletes_whose_latest_runs_changed(imported_export, tmp_path: Path):
+    settings = copied_home(imported_export, tmp_path)
+    warehouse = Warehouse(settings.warehouse_path)
+    before = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
+    assert len(before) >= 2 and before["inputs_sha256"].null_count() == 0
+
+    unchanged = _rematerialise(settings, date(2024, 2, 1), date(2024, 2, 1))
+    assert unchanged.success and _refit(unchanged) == []
+    assert warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id").equals(before)
+
+    athlete = before["athlete_id"][0]
+    with warehouse.transaction() as connection:  # a platform export names one of their runs later
+        connection.execute(
+            "UPDATE activities SET name = 'Backward intervals' WHERE activity_id ="
+            " (SELECT activity_id FROM activities WHERE athlete_id = ? AND coalesce(sport, 'running') = 'running'"
+            " ORDER BY start_ts DESC LIMIT 1)", [athlete])
+    renamed = _rematerialise(settings, date(2024, 1, 1), date(2024, 1, 1))  # publishing February would undo it
+    assert renamed.success and _refit(renamed) == [athlete]
+    after = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
+    assert after.filter(pl.col("athlete_id") != athlete).equals(before.filter(pl.col("athlete_id") != athlete))
+    assert after.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list() != \
+        before.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -26,25 +26,52 @@ class ActivityFrames:
 
 
 def activities_started(warehouse: Warehouse, first: date, last: date) -> ActivityFrames:
-    """Every activity that started on days first..last (UTC), with its records and laps."""
+    """Every activity that started on days first..last (UTC), with its records and laps (records in
+    the order they were stored: by file, in time; scoring sorts only when they are not)."""
     return ActivityFrames(
         activities=_read(warehouse, ACTIVITIES, "activities WHERE start_day BETWEEN ? AND ?", [first, last]),
-        records=_read(warehouse, RECORDS, f"records WHERE {_STARTED_IN} ORDER BY activity_id, ts", [first, last]),
+        records=_read(warehouse, RECORDS, f"records WHERE {_STARTED_IN}", [first, last]),
         laps=_read(warehouse, LAPS, f"laps WHERE {_STARTED_IN}", [first, last]),
     )
 
 
-def latest_runs(warehouse: Warehouse, sports: tuple[str, ...], per_athlete: int) -> ActivityFrames:
-    """Each athlete's latest `per_athlete` activities of `sports` (or no sport), to fit baselines on."""
-    chosen = (
-        "activity_id IN (SELECT activity_id FROM activities WHERE sport IS NULL OR list_contains(?, sport)"
-        " QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY start_ts DESC) <= ?)"
+def month_batches(warehouse: Warehouse, first: date, end: date, max_records: int) -> list[tuple[date, date]]:
+    """(first, last day) ranges covering the months from `first` up to `end` (exclusive) that hold
+    activities, consecutive months together up to `max_records` samples (a bigger month alone)."""
+    months = warehouse.query(
+        "SELECT date_trunc('month', start_day)::DATE AS first_day, last_day(start_day) AS last_day,"
+        " coalesce(sum(records), 0)::BIGINT AS samples FROM activities"
+        " WHERE start_day >= ? AND start_day < ? GROUP BY 1, 2 ORDER BY 1",
+        [first, end],
     )
-    parameters = [list(sports), per_athlete]
+    batches: list[tuple[date, date, int]] = []
+    for first_day, last_day, samples in months.iter_rows():
+        if batches and batches[-1][2] + samples <= max_records:
+            batches[-1] = (batches[-1][0], last_day, batches[-1][2] + samples)
+        else:
+            batches.append((first_day, last_day, samples))
+    return [(max(start, first), min(stop, end - timedelta(days=1))) for start, stop, _ in batches]
+
+
+def latest_runs(warehouse: Warehouse, sports: tuple[str, ...], per_athlete: int) -> pl.DataFrame:
+    """Each athlete's latest `per_athlete` activities of `sports` (or no sport): what baselines are fit on."""
+    return _read(
+        warehouse,
+        ACTIVITIES,
+        "activities WHERE sport IS NULL OR list_contains(?, sport)"
+        " QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY start_ts DESC) <= ?",
+        [list(sports), per_athlete],
+    )
+
+
+def activity_frames(warehouse: Warehouse, activities: pl.DataFrame) -> ActivityFrames:
+    """`activities` with their records and laps."""
+    chosen = "activity_id IN (SELECT unnest(?::VARCHAR[]))"
+    ids = [activities["activity_id"].to_list()]
     return ActivityFrames(
-        activities=_read(warehouse, ACTIVITIES, f"activities WHERE {chosen}", parameters),
-        records=_read(warehouse, RECORDS, f"records WHERE {chosen} ORDER BY activity_id, ts", parameters),
-        laps=_read(warehouse, LAPS, f"laps WHERE {chosen}", parameters),
+        activities=activities,
+        records=_read(warehouse, RECORDS, f"records WHERE {chosen}", ids),
+        laps=_read(warehouse, LAPS, f"laps WHERE {chosen}", ids),
     )
 
 
@@ -58,10 +85,11 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
     return _read(warehouse, BASELINES, "gait_baselines", [])
 
 
-def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame) -> int:
-    """Replace every athlete's baseline."""
+def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
+    """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
     with warehouse.transaction() as connection:
-        connection.execute("DELETE FROM gait_baselines")
+        connection.execute("DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
+                           " OR athlete_id NOT IN (SELECT athlete_id FROM activities)", [refit])
         return insert(connection, "gait_baselines", baselines)
 
 

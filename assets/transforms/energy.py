@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.gait import centred_rolling
+from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, with_edges
 from assets.transforms.model_config import EnergyConfig, energy_row_version
 from assets.transforms.segments import record_intervals
 from connectors.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
@@ -142,17 +142,10 @@ def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
         (pl.col("interval_m").cum_sum() - pl.col("interval_m")).over("activity_id").alias("_at_m"),
     )
     smooth = centred_rolling(frame, config.altitude_smooth_s, ["activity_id"], [pl.col("altitude_m").median()])
-    frame = frame.with_columns(smooth.to_series().alias("_alt"))
-    has_altitude = pl.col("_alt").is_not_null()
-    window = centred_rolling(
-        frame,
-        config.grade_window_s,
-        ["activity_id"],
-        [
-            (pl.col("_alt").filter(has_altitude).last() - pl.col("_alt").filter(has_altitude).first()).alias("rise"),
-            (pl.col("_at_m").filter(has_altitude).last() - pl.col("_at_m").filter(has_altitude).first()).alias("run"),
-        ],
-    )
+    frame = with_edges(frame.with_columns(smooth.to_series().alias("_alt")), "alt", pl.col("_alt").is_not_null(),
+                       ["_alt", "_at_m"], ["activity_id"])
+    window = centred_rolling(frame, config.grade_window_s, ["activity_id"], edge_aggs("alt", ["_alt", "_at_m"]))
+    window = window.select(edge_change("alt", "_alt").alias("rise"), edge_change("alt", "_at_m").alias("run"))
     return window.select(
         pl.when(pl.col("run") >= config.grade_min_distance_m)
         .then(pl.col("rise") / pl.col("run"))
@@ -176,13 +169,10 @@ def record_energy(
     samples = samples.with_columns(_grade(samples, config).alias("grade"))
     spans = segments.select(
         "activity_id", "segment_index", "direction", "gait", pl.col("start_ts").alias("_seg_start"), "model_version"
-    ).sort("_seg_start")
-    samples = (
-        samples.sort("ts")
-        .join_asof(
-            spans, left_on="ts", right_on="_seg_start", by="activity_id", strategy="backward", check_sortedness=False
-        )
-        .sort("activity_id", "ts")
+    ).sort("activity_id", "_seg_start")
+    # Both sides are in time order within each activity, which is all an as-of join `by` needs.
+    samples = samples.join_asof(
+        spans, left_on="ts", right_on="_seg_start", by="activity_id", strategy="backward", check_sortedness=False
     )
     samples = samples.join(masses.drop("athlete_id", strict=False), on="activity_id", how="left").with_columns(
         pl.col("mass_kg").fill_null(config.default_mass_kg),

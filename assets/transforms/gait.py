@@ -7,30 +7,21 @@ Weyand 2001), so r = L / L_fwd(v) drops well below 1.
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 
 from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
-from connectors.schema import BASELINES
+from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, with_edges
+from connectors.frames import in_time_order
+from connectors.schema import ACTIVITY_LABELS, BASELINES
 
-#: One row per athlete with enough forward running; stable column names.
-
-
-def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
-    """`aggs` over the centred window (t − s/2, t + s/2] of each row, within `keys`, in the row order
-    of `frame` (which must be sorted by `keys` and `ts`)."""
-    period = int(seconds * 1e6)
-    rolled = frame.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by=keys).agg(aggs)
-    # `rolling` may emit the groups in another order; rows tied on (keys, ts) share a window.
-    return rolled.sort(*keys, "ts", maintain_order=True).drop(*keys, "ts")
-
-
-def _distance_speed(ok: pl.Expr) -> pl.Expr:
-    """Speed over a window from the distance covered by its `ok` rows (null without distances)."""
-    rows = ok & pl.col("_d").is_not_null()
-    elapsed = pl.col("_t").filter(rows).last() - pl.col("_t").filter(rows).first()
-    covered = pl.col("_d").filter(rows).last() - pl.col("_d").filter(rows).first()
-    return pl.when(elapsed > 0).then(covered / elapsed)
+def _window_speed(name: str) -> pl.Expr:
+    """Speed over a rolled window from the distance between its first and last edge rows (null
+    with fewer than two, or without distances)."""
+    elapsed = edge_change(name, "_t")
+    return pl.when(elapsed > 0).then(edge_change(name, "_d") / elapsed)
 
 
 def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
@@ -45,37 +36,45 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
     keys = ["activity_id"] if within is None else ["activity_id", within]
-    sorted_records = records.filter(pl.col("ts").is_not_null()).sort("activity_id", "ts")  # untimed: no gait
-    spm = pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm"))
+    sorted_records = in_time_order(records.filter(pl.col("ts").is_not_null()))  # untimed: no gait
+    edge_columns = ["_d", "_t"]
     inputs = sorted_records.select(
         *keys,
         "ts",
-        spm.alias("_spm"),
+        pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm")).alias("_spm"),
         pl.col("speed_mps").alias("_v"),
         pl.col("distance_m").alias("_d"),
         (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
-    smooth = centred_rolling(
-        inputs, config.speed_smooth_s, keys, [pl.coalesce(_distance_speed(pl.lit(True)), pl.col("_v").median())]
-    )
-    inputs = inputs.with_columns(smooth.to_series().alias("_v_smooth"))
+    inputs = with_edges(inputs, "all", pl.col("_d").is_not_null(), edge_columns, keys)
+    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, [*edge_aggs("all", edge_columns), pl.col("_v").median()])
+    inputs = inputs.with_columns(smooth.select(pl.coalesce(_window_speed("all"), "_v")).to_series().alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
-    inputs = inputs.with_columns((in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False).alias("_ok"))
-    ok = pl.col("_ok")
-    speaks = (ok.sum() >= config.gait_min_samples) & (ok.mean() >= config.gait_valid_share)
+    ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
+    inputs = with_edges(inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(),
+                        edge_columns, keys).with_columns(
+        pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"), pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"))
     rolled = centred_rolling(
         inputs,
         config.gait_window_s,
         keys,
         [
-            pl.when(speaks)
-            .then(pl.coalesce(_distance_speed(ok), pl.col("_v").filter(ok).median()))
-            .alias("gait_speed_mps"),
-            pl.when(speaks).then(pl.col("_spm").filter(ok).median()).alias("_run_spm"),
-            pl.when(pl.col("_spm").count() >= config.gait_min_samples).then(pl.col("_spm").median()).alias("gait_spm"),
+            *edge_aggs("ok", edge_columns),
+            pl.col("_v_ok").median(),
+            pl.col("_spm_ok").median(),
+            pl.col("_ok").sum().alias("_ok_n"),
+            pl.col("_ok").mean().alias("_ok_share"),
+            pl.col("_spm").count().alias("_spm_n"),
+            pl.col("_spm").median(),
         ],
     )
-    features = sorted_records.with_columns(*rolled.get_columns(), inputs["_v_smooth"].alias("gait_moving_mps"))
+    speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
+    gait = rolled.select(
+        pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
+        pl.when(speaks).then("_spm_ok").alias("_run_spm"),
+        pl.when(pl.col("_spm_n") >= config.gait_min_samples).then("_spm").alias("gait_spm"),
+    )
+    features = sorted_records.with_columns(*gait.get_columns(), inputs["_v_smooth"].alias("gait_moving_mps"))
     speed_ok = pl.col("gait_speed_mps").is_between(config.speed_min_mps, config.speed_max_mps)
     moving = pl.col("gait_moving_mps") >= config.speed_min_mps
     return features.with_columns(
@@ -103,22 +102,18 @@ def course_deg(config: DetectionConfig) -> pl.Expr:
 def facing_evidence(features: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """`facing_backward_share` per sample: share of a centred window's moving samples facing away
     from the course by more than 135° (null where too few samples have both)."""
+    if features["facing_deg"].null_count() == features.height:  # most devices record no heading
+        return features.with_columns(pl.lit(None, pl.Float64).alias("facing_backward_share"))
     moving = pl.col("speed_mps").is_between(config.speed_min_mps, config.speed_max_mps)
     angle = ((pl.col("facing_deg") - course_deg(config) + 180.0) % 360.0 - 180.0).abs()
     flags = features.select(
         "activity_id", "ts", pl.when(moving).then(angle > config.facing_angle_deg).cast(pl.Float64).alias("_away")
     )
     rolled = centred_rolling(
-        flags,
-        config.facing_window_s,
-        ["activity_id"],
-        [
-            pl.when(pl.col("_away").count() >= config.facing_min_samples)
-            .then(pl.col("_away").mean())
-            .alias("facing_backward_share")
-        ],
+        flags, config.facing_window_s, ["activity_id"], [pl.col("_away").count().alias("_n"), pl.col("_away").mean()]
     )
-    return features.with_columns(rolled["facing_backward_share"])
+    share = rolled.select(pl.when(pl.col("_n") >= config.facing_min_samples).then("_away"))
+    return features.with_columns(share.to_series().alias("facing_backward_share"))
 
 
 def facing_direction(config: DetectionConfig) -> pl.Expr:
@@ -269,9 +264,30 @@ def fit_gait_baselines(
         .join(counts, on="athlete_id")
         .join(quality, on="athlete_id")
         .join(r_squared, on="athlete_id", how="left")
+        .join(training_digests(activities), on="athlete_id", how="left")
         .with_columns(pl.lit(config.model_version).alias("model_version"))
     )
     return baselines.select(BASELINES.names()).cast(BASELINES).sort("athlete_id")
+
+
+def training_digests(activities: pl.DataFrame) -> pl.DataFrame:
+    """athlete_id, inputs_sha256: a digest of each athlete's training activities and their labels
+    (records never change under an activity id, names and sports may)."""
+    columns = ["activity_id", *ACTIVITY_LABELS]
+    rows = activities.select("athlete_id", *columns).sort("athlete_id", "activity_id")
+    digests = {
+        athlete: hashlib.sha256(group.select(columns).write_csv().encode()).hexdigest()
+        for (athlete,), group in rows.group_by("athlete_id", maintain_order=True)
+    }
+    return pl.DataFrame({"athlete_id": list(digests), "inputs_sha256": list(digests.values())},
+                        schema={"athlete_id": pl.String, "inputs_sha256": pl.String})
+
+
+def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: str) -> list[str]:
+    """Athletes whose stored baseline was fit on other activities, by another model, or is missing."""
+    current = stored.filter(pl.col("model_version") == model_version).select("athlete_id", "inputs_sha256")
+    unchanged = digests.join(current, on=["athlete_id", "inputs_sha256"], how="semi")
+    return sorted(set(digests["athlete_id"]) - set(unchanged["athlete_id"]))
 
 
 def forward_step_m(speed: pl.Expr) -> pl.Expr:

@@ -7,6 +7,7 @@ import re
 import polars as pl
 
 from assets.transforms.model_config import DetectionConfig
+from connectors.frames import in_time_order
 
 _APOSTROPHES = r"[\u2018\u2019\u02bc\u0060\u00b4]"  # typographic apostrophes read as '
 
@@ -81,7 +82,7 @@ def in_labelled_lap(records: pl.DataFrame, laps: pl.DataFrame, config: Detection
 def with_lap_labels(records: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Records sorted by activity and time with `lap_label` and `label_block` (a run id that changes
     at every edge of a labelled lap, so gait windows can stop there)."""
-    ordered = records.sort("activity_id", "ts")
+    ordered = in_time_order(records)
     return ordered.with_columns(in_labelled_lap(ordered, laps, config).alias("lap_label")).with_columns(
         pl.col("lap_label").rle_id().over("activity_id").alias("label_block")
     )

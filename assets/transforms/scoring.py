@@ -83,14 +83,13 @@ def segment_motion(records: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFram
     return (
         with_motion(records)
         .select("activity_id", "ts", "_moving", "_climb")
-        .sort("ts")
         .join_asof(
-            starts.sort("_segment_start"),
+            starts.sort("activity_id", "_segment_start"),
             left_on="ts",
             right_on="_segment_start",
             by="activity_id",
             strategy="backward",
-            check_sortedness=False,  # sorted above; Polars cannot check within `by` groups
+            check_sortedness=False,  # in time order within each activity; Polars cannot check within `by` groups
         )
         .group_by("activity_id", "segment_index")
         .agg(

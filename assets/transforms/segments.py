@@ -13,6 +13,7 @@ import polars as pl
 from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
 from assets.transforms.labels import labelled_activities, labelled_laps, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
+from connectors.frames import in_time_order
 from connectors.schema import RECORDS, SEGMENTS, conform
 
 
@@ -23,10 +24,12 @@ def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> 
     """Records sorted by activity and time, each owning the interval up to the next sample.
 
     Adds `interval_s` and `interval_m` (distance covered in it, from `distance_m`, else speed × time)
-    and `is_gap_marker`; samples without a time are left out.  Where the next sample is more than `max_gap_s` away (a pause), the sample
-    holds for `hold_s` and a marker row with null measures owns the rest of the gap.
+    and `is_gap_marker`; samples without a time are left out.  Where the next sample is more than
+    `max_gap_s` away (a pause), the sample holds for `hold_s` (at most `max_gap_s`) and a marker row
+    with null measures, right after it, owns the rest of the gap.
     """
-    ordered = conform(records, RECORDS).filter(pl.col("ts").is_not_null()).sort("activity_id", "ts")
+    hold_s = min(hold_s, max_gap_s)
+    ordered = in_time_order(conform(records, RECORDS).filter(pl.col("ts").is_not_null()))
     to_next = (pl.col("ts").shift(-1) - pl.col("ts")).over(_ACTIVITY).dt.total_microseconds() / 1e6
     step = (pl.col("distance_m").shift(-1) - pl.col("distance_m")).over(_ACTIVITY)
     ordered = ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
@@ -38,6 +41,7 @@ def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> 
         .clip(lower_bound=0.0)
         .alias("interval_m"),
         pl.lit(False).alias("is_gap_marker"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) * 2).alias("_order"),
     )
     gap = pl.col("interval_s") > max_gap_s
     markers = ordered.filter(gap).select(
@@ -47,9 +51,12 @@ def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> 
         (pl.col("interval_s") - hold_s).alias("interval_s"),
         pl.lit(0.0).alias("interval_m"),
         pl.lit(True).alias("is_gap_marker"),
+        (pl.col("_order") + 1).alias("_order"),
     )
+    if markers.is_empty():
+        return ordered.drop("_order")
     ordered = ordered.with_columns(pl.when(gap).then(hold_s).otherwise(pl.col("interval_s")).alias("interval_s"))
-    return pl.concat([ordered, markers], how="diagonal_relaxed").sort("activity_id", "ts", "is_gap_marker")
+    return pl.concat([ordered, markers], how="diagonal_relaxed").sort("_order").drop("_order")
 
 
 def _activity_labels(activities: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -145,23 +152,28 @@ def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFram
     )
 
 
-def _runs(frame: pl.DataFrame, column: str, within: list[str]) -> pl.DataFrame:
-    """Run ids of `column` within `within`, each run's duration and its neighbours' values."""
-    run = pl.col(column).rle_id().over(within)
-    keys = [*within, "_run"]
-    return (
-        frame.with_columns(
-            run.alias("_run"),
-            pl.col(column).shift(1).over(within).alias("_before"),
-            pl.col(column).shift(-1).over(within).alias("_after"),
-        )
+def _run_ids(columns: list[str]) -> pl.Expr:
+    """A number per stretch of rows where `columns` keep their values (rows sorted; nulls compare equal)."""
+    changed = pl.any_horizontal(*(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns))
+    return changed.cum_sum().cast(pl.Int64)
+
+
+def _runs(frame: pl.DataFrame, column: str, within: list[str], **extra: pl.Expr) -> pl.DataFrame:
+    """`_run`: an id per stretch of `column` within `within`, with the stretch's duration `_run_s`,
+    its neighbours' values `_prev` / `_next` (null at the edges of `within`) and `extra` aggregations."""
+    frame = frame.with_columns(_run_ids([*within, column]).alias("_run"))
+    runs = (
+        frame.group_by("_run", maintain_order=True)
+        .agg(*(pl.col(c).first() for c in [*within, column]), pl.col("interval_s").sum().alias("_run_s"),
+             *(agg.alias(name) for name, agg in extra.items()))
         .with_columns(
-            pl.col("interval_s").sum().over(keys).alias("_run_s"),
-            pl.col("_before").first().over(keys).alias("_prev"),
-            pl.col("_after").last().over(keys).alias("_next"),
+            pl.col(column).shift(1).over(within).alias("_prev"),
+            pl.col(column).shift(-1).over(within).alias("_next"),
         )
-        .drop("_before", "_after")
     )
+    at_row = frame["_run"] - frame["_run"].min()  # runs are numbered consecutively, in row order
+    spread = runs.select("_run_s", "_prev", "_next", *extra)[at_row]
+    return frame.with_columns(spread.get_columns())
 
 
 def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -169,9 +181,7 @@ def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     `max_gap_s` long, or unknown with at most `max_gap_s` stopped and at most `max_dropout_s` moving
     but unscored (a cadence dropout, or the edges the 10-s gait windows blur around a stop)."""
     moving = pl.col("gait_moving_mps").is_between(config.speed_min_mps, config.speed_max_mps).fill_null(False)
-    frame = _runs(frame, "direction", _ACTIVITY).with_columns(
-        pl.col("interval_s").filter(~moving).sum().over(*_ACTIVITY, "_run").alias("_still_s")
-    )
+    frame = _runs(frame, "direction", _ACTIVITY, _still_s=pl.col("interval_s").filter(~moving).sum())
     gap = (pl.col("_run_s") <= config.max_gap_s) | (
         (pl.col("direction") == "unknown")
         & (pl.col("_still_s") <= config.max_gap_s)
@@ -204,8 +214,8 @@ def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Within each direction stretch, gait stretches shorter than `min_gait_s` take their
     predecessor's gait (or their successor's, at the start; or, when all are short, the gait the
     stretch spent most time in)."""
-    frame = frame.with_columns(pl.col("direction").rle_id().over(_ACTIVITY).alias("_direction_run"))
-    within = [*_ACTIVITY, "_direction_run"]
+    frame = frame.with_columns(_run_ids([*_ACTIVITY, "direction"]).alias("_direction_run"))
+    within = ["_direction_run"]
     frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
     kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
     time_in_gait = pl.col("interval_s").sum().over(*within, "segment_gait")

@@ -1,0 +1,50 @@
+"""Centred time windows over sorted samples, kept to plain aggregations so Polars' rolling kernels do the work.
+
+A filtered aggregation inside a rolling window (`x.filter(ok).last()`) makes Polars evaluate an
+expression per window; a plain one (`x.median()`, `x.last()`) runs a kernel over the whole column.
+So masks are applied to columns before rolling (nulls are skipped by the kernels), and "the first and
+last masked value of a window" is read from fills: the window's first row carries the next masked
+value at or after it, its last row the previous one at or before it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
+    """`aggs` over the centred window (t − s/2, t + s/2] of each row, within `keys`, in the row order
+    of `frame` (which must be sorted by `keys` and `ts`).  Keep `aggs` plain: one column, no filter."""
+    period = int(seconds * 1e6)
+    rolled = frame.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by=keys).agg(aggs)
+    # `rolling` may emit the groups in another order; rows tied on (keys, ts) share a window.
+    return rolled.sort(*keys, "ts", maintain_order=True).drop(*keys, "ts")
+
+
+def with_edges(frame: pl.DataFrame, name: str, mask: pl.Expr, columns: list[str], keys: list[str]) -> pl.DataFrame:
+    """Adds, for each of `columns`, its value at the next `mask` row at or after each row and at the
+    last one at or before it (within `keys`): what `edge_aggs` rolls into a window's edges."""
+    masked = {column: pl.when(mask).then(pl.col(column)) for column in columns}
+    return frame.with_columns(
+        *(values.backward_fill().over(keys).alias(_edge(name, "first", c)) for c, values in masked.items()),
+        *(values.forward_fill().over(keys).alias(_edge(name, "last", c)) for c, values in masked.items()),
+    )
+
+
+def edge_aggs(name: str, columns: list[str]) -> list[pl.Expr]:
+    """Rolling aggregations giving each window's first and last masked values of `columns`."""
+    return [
+        *(pl.col(_edge(name, "first", c)).first() for c in columns),
+        *(pl.col(_edge(name, "last", c)).last() for c in columns),
+    ]
+
+
+def edge_change(name: str, column: str) -> pl.Expr:
+    """Last minus first masked value of `column` in a rolled window.  Without a masked row in the
+    window the "first" lies after the "last": gate on a column that only grows (time, cumulative
+    distance), whose change is then ≤ 0, as it is with a single masked row."""
+    return pl.col(_edge(name, "last", column)) - pl.col(_edge(name, "first", column))
+
+
+def _edge(name: str, side: str, column: str) -> str:
+    return f"_{name}_{side}{column}"
