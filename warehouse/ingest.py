@@ -43,8 +43,9 @@ from warehouse.store import Warehouse, insert
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
 LEDGER_CHUNK = 100
-#: Failures caused by the machine rather than the file: the next run tries the file again.
-RETRIED = ("decoder timed out", "decoder process died", "refused: file is")
+#: Failures caused by the machine rather than the file: the next run tries the file again
+#: (an object the store would not hand over, e.g. access denied to one key, is one of them).
+RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
 
 
 @dataclass(frozen=True)
