@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import socket
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,10 @@ from connectors.object_store import ObjectStoreError
 from connectors.sample_export import generate_export
 from connectors.sources import expanded_sources
 from pipelines.cli import app
+from pipelines.definitions import build_definitions
 from pipelines.runs import import_paths
+from pipelines.schedules import nightly_run_config
+from pipelines.settings import parse_watch
 from tests.conftest import settings_for
 from tests.exports import strava_export
 from warehouse.checksum import differences, table_checksums
@@ -198,3 +202,26 @@ def test_an_unpacked_export_and_a_single_object_are_read_like_local_ones(s3_endp
     key = "dora/export_4242/activities/11000.fit.gz"
     with expanded_sources([f"s3://{bucket}/{key}"], "erin", tmp_path / "staging") as files:
         assert [(f.ledger_path, f.athlete_id, f.refusal) for f in files] == [(f"s3://{bucket}/{key}", "erin", None)]
+
+
+def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpoint, tmp_path):
+    client, bucket = _bucket()
+    truth = generate_export(tmp_path / "generated", seed=11, athletes=1, weeks=1)
+    run = tmp_path / "generated" / truth.activities.filter(pl.col("format") == "fit")["file"][0]
+    client.put_object(Bucket=bucket, Key="sync/ann/run.fit", Body=run.read_bytes())
+    settings = replace(settings_for(tmp_path), watch=parse_watch(f"s3://{bucket}/sync, s3://no-such-bucket-here/x"))
+    assert [s.name for s in settings.watch] == ["watch_sync", "watch_x"]
+    assert nightly_run_config(settings)["ops"]["source_files"]["config"]["sources"][f"s3://{bucket}/sync"] == ""
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        sensor, cursor, requests = defs.resolve_sensor_def("watch_sync_sensor"), None, []
+        for _ in range(3):  # new, then stable: imported once
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+            cursor, requests = data.cursor, requests + list(data.run_requests or [])
+        [request] = requests
+        assert request.run_config["ops"]["source_files"]["config"]["sources"] == {f"s3://{bucket}/sync/ann/run.fit": "ann"}
+        defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, instance=instance)
+        missing = defs.resolve_sensor_def("watch_x_sensor").evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert not missing.run_requests and "there is no bucket 'no-such-bucket-here'" in missing.skip_message
+    ledger = Warehouse(settings.warehouse_path).query("SELECT path, athlete_id, status FROM import_ledger")
+    assert ledger.rows() == [(f"s3://{bucket}/sync/ann/run.fit", "ann", "ok")]
