@@ -1,7 +1,8 @@
-"""An object-store prefix (`s3://bucket/prefix`) read like a folder, through boto3.
+"""Object-store locations (`s3://bucket/prefix`), listed and downloaded through boto3.
 
-`<prefix>/<athlete>/...` belongs to that athlete, objects directly under the prefix to the default
-athlete; a URL naming one object is that object.  Objects are listed, then streamed one by one into
+`connectors.sources` reads a prefix like a folder (`<prefix>/<athlete>/...` belongs to that athlete,
+objects directly under it to the default athlete; a URL naming one object is that object) with the
+listing and downloads of this module.  Objects are listed, then streamed one by one into
 the import's staging folder under the file-size limit (an object over it is not downloaded: its
 first MiB is kept for the quarantine copy), and flow on like local files.  Endpoint, region and
 credentials are boto3's own: `AWS_ENDPOINT_URL`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from connectors.archives import CHUNK, QUARANTINE_SAMPLE_BYTES, Refused, Staging
 
 SCHEME = "s3://"
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 60
 
 
 def is_object_url(value: object) -> bool:
@@ -70,9 +72,8 @@ def client():
     import boto3
     from botocore.config import Config
 
-    timeout = float(os.environ.get("RETROSTRIDE_S3_TIMEOUT_S", 20))
-    return boto3.client("s3", config=Config(connect_timeout=timeout, read_timeout=timeout,
-                                            retries={"max_attempts": 3, "mode": "standard"}))
+    # retries: boto3's (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE); a store that does not answer fails within a minute
+    return boto3.client("s3", config=Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S))
 
 
 class ObjectStore:

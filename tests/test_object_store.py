@@ -54,7 +54,6 @@ def s3_endpoint():
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.delenv("AWS_PROFILE", raising=False)
-        env.setenv("RETROSTRIDE_S3_TIMEOUT_S", "5")
         yield f"http://{host}:{port}"
     server.stop()
 
@@ -171,7 +170,7 @@ def test_an_unreachable_store_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("RETROSTRIDE_S3_TIMEOUT_S", "1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(ObjectStoreError, match="cannot reach the store of bucket 'somewhere'"):
         with expanded_sources(["s3://somewhere/x"], None, tmp_path / "staging"):
             pass
