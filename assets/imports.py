@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import monthly
-from connectors.sources import expanded_sources
+from connectors.sources import as_location, expanded_sources
 from pipelines.profiles import privacy_zones_frame
 from pipelines.resources import ImportProgress, Storage
 from warehouse.ingest import ImportSummary, import_files
@@ -16,9 +16,9 @@ from warehouse.publish import publish_body_measurements, publish_days
 
 
 class ImportConfig(dg.Config):
-    """What to import: paths (files or inbox-like folders; default the inbox), optionally for one athlete;
-    and `sources`: files or folders each with its own athlete ("": read the folder like the inbox),
-    which is how the sensors and the nightly schedule ask."""
+    """What to import: paths (files, inbox-like folders or `s3://bucket/prefix` URLs; default the inbox),
+    optionally for one athlete; and `sources`: files, folders or URLs each with its own athlete ("": read
+    the folder like the inbox), which is how the sensors and the nightly schedule ask."""
 
     paths: list[str] = []
     athlete: str | None = None
@@ -33,9 +33,9 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
     profiles = storage.profiles()
     limits = storage.limits()
-    groups = [([Path(path)], athlete or None) for path, athlete in config.sources.items()]
+    groups = [([as_location(path)], athlete or None) for path, athlete in config.sources.items()]
     if config.paths or not config.sources:
-        groups.append(([Path(p) for p in (config.paths or [storage.inbox])], config.athlete))
+        groups.append(([as_location(p) for p in (config.paths or [storage.inbox])], config.athlete))
     with ExitStack() as stack:
         files = [f for paths, athlete in groups
                  for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))]

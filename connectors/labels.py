@@ -52,12 +52,23 @@ def with_platform_labels(decoded: DecodedFile, labels: PlatformLabels | None) ->
     """`decoded` with its activities enriched from the export's table (unchanged when nothing matches)."""
     if labels is None or not len(decoded.activities):
         return decoded
+    labelled = label_activities(decoded.activities, labels)
+    return decoded if labelled is None else replace(decoded, activities=labelled)
+
+
+def label_activities(activities: pl.DataFrame, labels: PlatformLabels) -> pl.DataFrame | None:
+    """`activities` (a decoder's frame, or the warehouse frame already in the lake) with the export's
+    labels, in the same schema; None when no row of the table is this file's.
+
+    The lake's frame takes them when the same bytes were imported loose first: the export's copy is
+    then a duplicate, and its labels reach the activity this way (`warehouse.ingest`)."""
+    if not len(activities):
+        return None
     table = pl.scan_parquet(labels.table)
-    activities = decoded.activities
     if labels.file is not None:
         row = table.filter(pl.col("file") == labels.file).head(1).collect()
         if not len(row):
-            return decoded
+            return None
         matched = activities.join(row.drop("file", "start_ts"), how="cross", suffix="_platform")
     else:
         rows = table.filter(pl.col("start_ts").is_not_null()).sort("start_ts").collect().drop("file")
@@ -66,6 +77,8 @@ def with_platform_labels(decoded: DecodedFile, labels: PlatformLabels | None) ->
             dated.join_asof(rows, on="start_ts", strategy="nearest", tolerance=f"{int(labels.tolerance_s)}s", suffix="_platform"),
             activities.filter(pl.col("start_ts").is_null()),
         ], how="diagonal").sort("session")
+        if not matched["platform_platform"].is_not_null().any():
+            return None
     enriched = matched.with_columns(
         pl.coalesce("name_platform", "name").alias("name"),
         pl.coalesce("description_platform", "description").alias("description"),
@@ -74,4 +87,4 @@ def with_platform_labels(decoded: DecodedFile, labels: PlatformLabels | None) ->
         pl.coalesce("platform_platform", "platform").alias("platform"),
         pl.coalesce("platform_activity_id_platform", "platform_activity_id").alias("platform_activity_id"),
     )
-    return replace(decoded, activities=conform(enriched, decoded.activities.schema))
+    return conform(enriched, activities.schema)

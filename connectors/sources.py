@@ -6,6 +6,9 @@ expanded under limits into staged member files that flow through the same ingest
 each with a ledger path like `export.zip!activities/123.fit.gz`.  A Strava or Garmin export (zip or
 unpacked folder) adds its metadata: tables decoded on their own, and labels for its activity files.
 Symbolic links and anything refused while expanding are listed with a `refusal`, never skipped.
+An object-store prefix (`s3://bucket/prefix`, `connectors/object_store.py`) is read like a folder:
+each object is streamed into the staging folder under the size limit and goes on like a local file,
+with its `s3://bucket/key` as the ledger path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from connectors.archives import Budget, Refused, Staging, ZipArchive
 from connectors.exports import Layout, detect_layout
 from connectors.labels import PlatformLabels, write_labels
 from connectors.limits import IntakeLimits
+from connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
 from connectors.schema import DecodeError
 
 DEFAULT_ATHLETE = "default"
@@ -55,26 +59,42 @@ class SourceFile:
         return self.origin or str(self.path)
 
 
+#: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
+#: fold its "//").
+Location = Path | str
+
+
+def as_location(value: str | Path) -> Location:
+    """A path argument as a Location: an `s3://` URL stays as it is, anything else is a Path."""
+    return value if is_object_url(value) else Path(value)
+
+
 @contextmanager
-def expanded_sources(paths: Iterable[Path], athlete_id: str | None, staging_root: Path,
-                     limits: IntakeLimits = IntakeLimits()) -> Iterator[list[SourceFile]]:
-    """Every source file under `paths`, archives expanded into a staging folder removed afterwards."""
+def expanded_sources(paths: Iterable[Location], athlete_id: str | None, staging_root: Path,
+                     limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[list[SourceFile]]:
+    """Every source file under `paths`, archives expanded (and objects downloaded) into a staging
+    folder removed afterwards.  Raises ObjectStoreError when an object store cannot be read."""
     folder = Path(staging_root) / uuid.uuid4().hex
     try:
-        yield list(list_source_files(paths, athlete_id, staging=folder, limits=limits))
+        yield list(list_source_files(paths, athlete_id, staging=folder, limits=limits, store=store))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def list_source_files(paths: Iterable[Path], athlete_id: str | None = None, *, staging: Path | None = None,
-                      limits: IntakeLimits = IntakeLimits()) -> Iterator[SourceFile]:
+def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, *, staging: Path | None = None,
+                      limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
     Hidden files and folders (".name") are skipped.  Archives and `.gz` files need `staging`; without
-    it they are listed as they are (and the decoder says what they are).
+    it they are listed as they are (and the decoder says what they are).  `s3://` URLs need it too.
     """
     expander = _Expander(Staging(staging), limits) if staging is not None else None
     for root in paths:
+        if is_object_url(root):
+            if expander is None:
+                raise ValueError(f"{root}: objects are imported through a staging folder")
+            yield from _walk_objects(expander, store or ObjectStore(), ObjectUrl.parse(root), athlete_id)
+            continue
         root = Path(root)
         if root.is_symlink():
             yield SourceFile(root, athlete_id or DEFAULT_ATHLETE, refusal=symlink_refusal(root))
@@ -84,10 +104,13 @@ def list_source_files(paths: Iterable[Path], athlete_id: str | None = None, *, s
             yield from _walk(expander, root, athlete_id)
 
 
-def count_source_files(paths: Iterable[Path], athlete_id: str | None = None) -> int:
-    """Roughly how many files `list_source_files` yields, without expanding anything (zips count their entries)."""
-    total = 0
-    for source in list_source_files(paths, athlete_id):
+def count_source_files(paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None) -> int:
+    """Roughly how many files `list_source_files` yields, without expanding anything (zips count their
+    entries; an object-store prefix counts its objects, zips among them as one)."""
+    paths = list(paths)
+    urls = [p for p in paths if is_object_url(p)]
+    total = sum(len(list_objects(ObjectUrl.parse(u), store or ObjectStore())) for u in urls)
+    for source in list_source_files([p for p in paths if p not in urls], athlete_id):
         total += 1
         if source.refusal is None and source.path.suffix.lower() == ".zip":
             try:
@@ -143,6 +166,101 @@ def _mtime(path: Path) -> datetime | None:
         return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     except OSError:
         return None
+
+
+def list_objects(url: ObjectUrl, store: ObjectStore) -> list[StoredObject]:
+    """The objects under `url` that are imported: hidden ones (".name", `__MACOSX/`) left out, unless
+    the URL names that one object."""
+    listed = store.list(url)
+    if len(listed) == 1 and listed[0].key == url.key:
+        return listed
+    return [o for o in listed if not _hidden(o.name)]
+
+
+def _walk_objects(expander: _Expander, store: ObjectStore, url: ObjectUrl, athlete_id: str | None) -> Iterator[SourceFile]:
+    """The objects under `url` as `_walk` reads a folder: athlete folders, unpacked exports, archives."""
+    objects = {o.name: o for o in list_objects(url, store)}
+    if len(objects) == 1 and next(iter(objects.values())).key == url.key:  # the URL names one object
+        [item] = objects.values()
+        yield from _object(expander, store, url, item, athlete_id or DEFAULT_ATHLETE)
+        return
+    base = url.key if not url.key or url.key.endswith("/") else url.key + "/"
+    exports = _export_folders(list(objects))
+    expanded: set[str] = set()
+    for name in sorted(objects, key=_walk_order):
+        folder = next((f for f in exports if name.startswith(f)), None)
+        if folder is None:
+            owner = athlete_id or (name.split("/", 1)[0] if "/" in name else None) or DEFAULT_ATHLETE
+            yield from _object(expander, store, url, objects[name], owner)
+        elif folder not in expanded:  # the whole export folder is one source, as in `_walk`
+            expanded.add(folder)
+            owner = athlete_id or (folder.split("/", 1)[0] if folder else None) or DEFAULT_ATHLETE
+            tree = _PrefixTree(store, url.bucket, {n[len(folder):]: o for n, o in objects.items() if n.startswith(folder)},
+                               expander.limits)
+            origin = url.child(base + folder).rstrip("/")
+            yield from expander.expand(tree, origin, owner, depth=1, budget=expander.new_budget())
+
+
+def _walk_order(name: str) -> tuple:
+    """os.walk's order: a folder's files (sorted) before its subfolders (sorted)."""
+    *folders, file = name.split("/")
+    return (*((1, f) for f in folders), (0, file))
+
+
+def _export_folders(names: list[str]) -> list[str]:
+    """The folders ("" or "a/b/") holding an unpacked export (activities.csv or DI_CONNECT/ in them),
+    outermost only: like `_walk`, which stops at the first."""
+    candidates = set()
+    for name in names:
+        parts = name.split("/")
+        if parts[-1] == "activities.csv":
+            candidates.add("".join(p + "/" for p in parts[:-1]))
+        for index, part in enumerate(parts[:-1]):
+            if part == "DI_CONNECT":
+                candidates.add("".join(p + "/" for p in parts[:index]))
+    found: list[str] = []
+    for folder in sorted(candidates, key=lambda f: (f.count("/"), f)):
+        if any(folder.startswith(outer) for outer in found):
+            continue
+        if detect_layout([n[len(folder):] for n in names if n.startswith(folder)]).platform is not None:
+            found.append(folder)
+    return found
+
+
+def _object(expander: _Expander, store: ObjectStore, url: ObjectUrl, item: StoredObject, athlete: str) -> Iterator[SourceFile]:
+    """One object, downloaded into staging (or refused), then read like a local file."""
+    plain = SourceFile(Path(), athlete, origin=url.child(item.key), modified_at=item.modified_at)
+    try:
+        path = store.download(url.bucket, item, expander.staging, expander.limits.max_file_bytes)
+    except Refused as refused:
+        yield replace(plain, path=refused.partial or Path(), refusal=refused.reason)
+        return
+    yield from expander.dispatch(replace(plain, path=path), item.name, depth=0, budget=expander.new_budget())
+
+
+class _PrefixTree:
+    """An unpacked export under an object-store prefix, read like an export folder; each object is
+    downloaded once, when the expansion asks for it."""
+
+    def __init__(self, store: ObjectStore, bucket: str, objects: dict[str, StoredObject], limits: IntakeLimits):
+        self.store, self.bucket, self.objects, self.limits = store, bucket, objects, limits
+        self.names = sorted(objects)
+        self.layout = detect_layout(self.names)
+        self._staged: dict[str, Path] = {}
+
+    def refusal(self, name: str) -> str | None:
+        return None
+
+    def stage(self, name: str, staging: Staging) -> Path:
+        if name not in self._staged:
+            self._staged[name] = self.store.download(self.bucket, self.objects[name], staging, self.limits.max_file_bytes)
+        return self._staged[name]
+
+    def modified_at(self, name: str) -> datetime | None:
+        return self.objects[name].modified_at
+
+    def close(self) -> None:
+        pass
 
 
 class _FolderTree:

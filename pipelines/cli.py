@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.sources import count_source_files
+from connectors.object_store import ObjectStoreError, is_object_url
+from connectors.sources import as_location, count_source_files
 from pipelines.settings import Settings
 
 app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True)
@@ -23,17 +24,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 @app.command("import")
 def import_command(
-    paths: list[Path] = typer.Argument(None, help="FIT/GPX/TCX files, .gz, zips, Strava or Garmin exports, or folders (athlete subfolders like the inbox). Default: the inbox."),
+    paths: list[str] = typer.Argument(None, help="FIT/GPX/TCX files, .gz, zips, Strava or Garmin exports, folders (athlete subfolders like the inbox) or s3://bucket/prefix (read like a folder). Default: the inbox."),
     athlete: str = typer.Option(None, "--athlete", help="Assign every file to this athlete."),
 ) -> None:
     """Import files now, in-process, with a progress bar and a summary."""
     settings = Settings.from_env()
-    targets = list(paths or [settings.inbox])
-    missing = [p for p in targets if not p.exists()]
+    targets = [as_location(p) for p in paths] if paths else [settings.inbox]
+    missing = [p for p in targets if not is_object_url(p) and not p.exists()]
     if missing:
         console.print(f"[red]No such file or folder: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
-    outcomes = _import_with_progress(settings, targets, athlete)
+    try:
+        outcomes = _import_with_progress(settings, targets, athlete)
+    except ObjectStoreError as error:  # listing or downloading failed before anything was imported
+        console.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(2)
     _print_summary(outcomes)
 
 
@@ -166,7 +171,7 @@ def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
     os.execv(dagster, [dagster, "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(port)])
 
 
-def _import_with_progress(settings: Settings, targets: list[Path], athlete: str | None) -> list:
+def _import_with_progress(settings: Settings, targets: list[Path | str], athlete: str | None) -> list:
     from pipelines.runs import import_paths
 
     total = count_source_files(targets, athlete)

@@ -55,6 +55,7 @@ class FileStat:
     athlete_id: str
     size: int
     mtime_ns: int
+    content_tag: str | None = None  # an object's ETag: its content's name without downloading it
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from connectors.object_store import is_object_url
 from pipelines.definitions import build_definitions
 from pipelines.planning import month_end, months_of, plan_ranges
 from pipelines.resources import ImportProgress, no_progress
@@ -92,13 +93,14 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
             pass
 
 
-def import_paths(settings: Settings, paths: list[Path], athlete: str | None = None,
+def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
                  progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
-    """Import `paths` (default: the inbox) and publish what changed; returns the published month ranges."""
+    """Import `paths` (files, folders, `s3://bucket/prefix` URLs) and publish what changed; returns the
+    published month ranges."""
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
     defs = build_definitions(settings, progress)
-    config = {"paths": [str(Path(p).resolve()) for p in paths], "athlete": athlete}
+    config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
     ingest = defs.resolve_job_def("ingest").execute_in_process(
         run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance,
         tags={PUBLISH_TAG: "inline", **process_tags()},

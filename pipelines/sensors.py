@@ -22,7 +22,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.sources import list_source_files
+from connectors.object_store import ObjectStore, ObjectStoreError, ObjectUrl, is_object_url
+from connectors.sources import DEFAULT_ATHLETE, list_objects, list_source_files
 from pipelines.planning import FileStat, ImportEvent, SourceCursor, month_end, plan_import, plan_marts_refresh, plan_publish
 from pipelines.resources import Storage
 from pipelines.settings import Settings, WatchedSource
@@ -42,7 +43,10 @@ def range_tags(first: date, last: date) -> dict[str, str]:
 
 
 def list_stats(source: WatchedSource) -> list[FileStat]:
-    """The source's files with size and mtime: no bytes read.  A missing folder is empty."""
+    """The source's files with size and mtime: no bytes read.  A missing folder is empty; an object
+    store that cannot be listed raises ObjectStoreError."""
+    if is_object_url(source.root):
+        return _object_stats(source)
     stats = []
     for item in list_source_files([source.root], source.athlete) if source.root.is_dir() else []:
         try:
@@ -54,6 +58,21 @@ def list_stats(source: WatchedSource) -> list[FileStat]:
     return stats
 
 
+def _object_stats(source: WatchedSource) -> list[FileStat]:
+    """An `s3://` source's objects as FileStats: LastModified for mtime, the ETag for the content."""
+    url = ObjectUrl.parse(str(source.root))
+    stats = []
+    for item in list_objects(url, ObjectStore()):
+        owner = source.athlete or (item.name.split("/", 1)[0] if "/" in item.name else DEFAULT_ATHLETE)
+        modified = int(item.modified_at.timestamp() * 1e9) if item.modified_at else 0
+        stats.append(FileStat(item.name, url.child(item.key), owner, item.size, modified, item.etag or None))
+    return stats
+
+
+def _content_hash(stat: FileStat) -> str:
+    return stat.content_tag or sha256_of(Path(stat.path))
+
+
 def source_sensor(source: WatchedSource, ingest_job, poll_s: int) -> dg.SensorDefinition:
     """A sensor that imports `source`'s new, stable files in one `ingest` run per tick."""
 
@@ -61,8 +80,11 @@ def source_sensor(source: WatchedSource, ingest_job, poll_s: int) -> dg.SensorDe
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Imports new files from {source.root} once they stop changing.")
     def watch_source(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        plan, cursor = plan_import(SourceCursor.from_json(context.cursor), list_stats(source),
-                                   lambda stat: sha256_of(Path(stat.path)))
+        try:
+            listing = list_stats(source)
+        except ObjectStoreError as error:  # the store is down or the bucket gone: try again next tick
+            return dg.SensorResult(skip_reason=str(error), cursor=context.cursor)
+        plan, cursor = plan_import(SourceCursor.from_json(context.cursor), listing, _content_hash)
         waiting = f"{plan.waiting} file(s) new or still changing, {plan.deferred} deferred, {plan.known} already seen"
         if not plan.files:
             return dg.SensorResult(skip_reason=f"nothing new to import ({waiting})", cursor=cursor.to_json())

@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from connectors.limits import IntakeLimits
+from connectors.object_store import is_object_url
 from connectors.validate import plausible_ranges
 from warehouse.ingest import ImportLimits
 
 
 @dataclass(frozen=True)
 class WatchedSource:
-    """A folder a sensor polls: read like the inbox, or every file for one athlete."""
+    """A folder (or an `s3://bucket/prefix`, kept as a string) a sensor polls: read like the inbox, or
+    every file for one athlete."""
 
     name: str
-    root: Path
+    root: Path | str
     athlete: str | None = None
 
 
@@ -32,7 +34,8 @@ class Settings:
     - `RETROSTRIDE_MODEL` (default `<home>/model.toml`): detection and energy settings over the defaults.
     - `RETROSTRIDE_CONFIG` (default `<home>/retrostride.toml`): import limits and plausible ranges.
     - `RETROSTRIDE_WATCH` (default none): more folders to watch, comma-separated, each `PATH` (read like
-      the inbox) or `ATHLETE=PATH` (every file is that athlete's), e.g. a watch's sync folder.
+      the inbox) or `ATHLETE=PATH` (every file is that athlete's), e.g. a watch's sync folder; a PATH
+      may be an `s3://bucket/prefix`.
     - `RETROSTRIDE_POLL_S` (default 30): seconds between a sensor's looks at its folder.
     - `RETROSTRIDE_NIGHTLY` (default `03:00`) and `RETROSTRIDE_TIMEZONE` (default `UTC`): when the
       nightly import runs.
@@ -149,12 +152,14 @@ def _archive_limits(section: dict, defaults: IntakeLimits) -> IntakeLimits:
 
 
 def parse_watch(value: str) -> tuple[WatchedSource, ...]:
-    """`PATH,ATHLETE=PATH,...` as watched sources named after their folders (`watch_<folder>`)."""
+    """`PATH,ATHLETE=PATH,...` as watched sources named after their folders (`watch_<folder>`); a PATH
+    may be `s3://bucket/prefix`."""
     sources: list[WatchedSource] = []
     for entry in filter(None, (e.strip() for e in value.split(","))):
         athlete, _, path = entry.rpartition("=")
-        root = Path(path).expanduser().resolve()
-        slug = "".join(c if c.isalnum() else "_" for c in root.name.lower()) or "root"
+        root = path if is_object_url(path) else Path(path).expanduser().resolve()
+        last = PurePosixPath(root[len("s3://"):].rstrip("/")).name if isinstance(root, str) else root.name
+        slug = "".join(c if c.isalnum() else "_" for c in last.lower()) or "root"
         name = f"watch_{slug}"
         while name in {s.name for s in sources}:
             name += "_"

@@ -15,7 +15,7 @@ from connectors.sources import expanded_sources
 from connectors.tcx import decode_tcx
 from pipelines.runs import import_paths
 from tests.conftest import corpus_files, settings_for
-from tests.exports import garmin_export, strava_export
+from tests.exports import STRAVA_HEADERS, _csv, _strava_row, garmin_export, generated, strava_export
 from warehouse.ingest import import_files
 from warehouse.lake import Lake
 from warehouse.store import Warehouse
@@ -225,3 +225,52 @@ def test_unreadable_export_tables_are_explained_and_the_activity_files_still_imp
     summaries = rows["DI_CONNECT/DI-Connect-Fitness/x_0_summarizedActivities.json"]
     assert summaries[0] == "failed" and summaries[1].startswith("Garmin summarized activities is not valid JSON")
     assert rows["DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json"][0] == "ok"  # a reading without a date is skipped, not fatal
+
+
+@pytest.fixture(scope="module")
+def watch_runs_and_an_export(tmp_path_factory) -> tuple[Path, Path, str, int]:
+    """A watch's folder of FIT and GPX runs (enough forward runs for a gait baseline), and a Strava
+    export holding the bytes of one of them, a run with unlabelled backward stretches, under a name
+    that says it was backward intervals."""
+    root = tmp_path_factory.mktemp("loose-then-export")
+    folder, truth = generated(root, seed=7, weeks=2)
+    run = truth.filter(pl.col("format") == "fit", pl.col("has_backward"), ~pl.col("labelled")).row(0, named=True)
+    fit = folder / run["file"]
+    row = _strava_row("en", 9_100_000_001, run["start_ts"], "Backward intervals", "Run", "8 x 200 m backward",
+                      "activities/777.fit", 70.0, 512.0, run["distance_m"])
+    export = root / "export_77.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.writestr("activities.csv", _csv(STRAVA_HEADERS["en"], [row]))
+        archive.writestr("activities/777.fit", fit.read_bytes())
+    return folder, export, fit.name, len(truth)
+
+
+def _import_in_order(root: Path, paths: list[Path]) -> Warehouse:
+    settings = settings_for(root)
+    with dg.instance_for_test() as instance:
+        for path in paths:
+            import_paths(settings, [path], athlete="alice", instance=instance)
+    return Warehouse(settings.warehouse_path)
+
+
+def test_an_export_names_the_activity_of_its_file_imported_loose_before(watch_runs_and_an_export, tmp_path):
+    watch, export, name, runs = watch_runs_and_an_export
+    loose_first = _import_in_order(tmp_path / "a", [watch, export])
+    ledger = loose_first.query("SELECT path, status, notes FROM import_ledger")
+    copy = ledger.filter(pl.col("path").str.ends_with("!activities/777.fit")).row(0, named=True)
+    assert copy["status"] == "duplicate" and copy["notes"].startswith("strava labels attached")
+    sha = loose_first.query(f"SELECT sha256 FROM import_ledger WHERE path LIKE '%/{name}'")["sha256"][0]
+    activity = loose_first.query(
+        "SELECT activity_id, name, description, calories_kcal, platform, platform_activity_id FROM activities WHERE source_sha256 = ?", [sha])
+    assert activity.select(pl.exclude("activity_id")).rows() == [("Backward intervals", "8 x 200 m backward", 512.0, "strava", "9100000001")]
+    total = loose_first.query("SELECT count(*) AS n FROM activities")["n"][0]
+    assert total == runs  # no second activity for the export's copy
+    evidence = loose_first.query("SELECT count(*) AS n FROM segments WHERE activity_id = ? AND evidence LIKE '%label%'",
+                                 [activity["activity_id"][0]])["n"][0]
+    assert evidence > 0  # the detector read the export's name once the month was published again
+
+    export_first = _import_in_order(tmp_path / "b", [export, watch])
+    for table, order in (("activities", "activity_id"), ("segments", "activity_id, start_ts"), ("activity_energy", "activity_id")):
+        a = loose_first.query(f"SELECT * FROM {table} ORDER BY {order}")
+        b = export_first.query(f"SELECT * FROM {table} ORDER BY {order}")
+        assert a.equals(b), table

@@ -32,7 +32,7 @@ import polars as pl
 from connectors.archives import QUARANTINE_SAMPLE_BYTES, safe_name
 from connectors.formats import decoder_for
 from connectors.frames import placeable, warehouse_frames
-from connectors.labels import PlatformLabels, with_platform_labels
+from connectors.labels import PlatformLabels, label_activities, with_platform_labels
 from connectors.limits import IntakeLimits
 from connectors.schema import LEDGER, PENDING_DAYS, DecodeError
 from connectors.sources import SourceFile
@@ -43,8 +43,9 @@ from warehouse.store import Warehouse, insert
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
 LEDGER_CHUNK = 100
-#: Failures caused by the machine rather than the file: the next run tries the file again.
-RETRIED = ("decoder timed out", "decoder process died", "refused: file is")
+#: Failures caused by the machine rather than the file: the next run tries the file again
+#: (an object the store would not hand over, e.g. access denied to one key, is one of them).
+RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def import_files(
     summary = ImportSummary(pending=_pending_days(warehouse))
     pending_rows: list[dict] = []
     jobs: list[_Job] = []
+    labelled: list[tuple[Outcome, dict, PlatformLabels]] = []
     latest = latest_day or date.today().replace(year=date.today().year + 1)
 
     def record(outcome: Outcome, row: dict | None) -> None:
@@ -180,8 +182,12 @@ def import_files(
             continue
         if original != origin:
             reason = f"same content as {original}"
-            record(Outcome(origin, source.athlete_id, "duplicate", reason),
-                   _ledger_row(sha, path, source.athlete_id, origin, status="duplicate", reason=reason))
+            outcome = Outcome(origin, source.athlete_id, "duplicate", reason)
+            row = _ledger_row(sha, path, source.athlete_id, origin, status="duplicate", reason=reason)
+            if source.labels is not None:  # an export's copy of a file imported before: its labels, once decoded
+                labelled.append((outcome, row, source.labels))
+            else:
+                record(outcome, row)
             continue
         zone = (zones or {}).get(source.athlete_id)
         jobs.append(_Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
@@ -191,8 +197,31 @@ def import_files(
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here
             outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail, job.ledger_path)
         record(outcome, detail)
+    for outcome, row, labels in labelled:
+        days, note = attach_labels(lake, row["sha256"], labels, latest)
+        record(replace(outcome, days=days), {**row, "notes": note})
     _flush(warehouse, pending_rows)
     return summary
+
+
+def attach_labels(lake: Lake, sha: str, labels: PlatformLabels, latest: date) -> tuple[tuple[date, ...], str | None]:
+    """Give the activities already decoded from `sha` the platform labels of a later copy of the same
+    bytes (a FIT file imported loose, then inside a Strava export): the lake's activities frame is
+    rewritten, nothing is decoded again, and the days of those activities are returned to be published
+    again (names, label evidence for the detector).  Idempotent: attaching the same labels again
+    changes nothing but still returns the days, so an import killed before its ledger row catches up."""
+    try:
+        activities = lake.read_decoded([sha], "activities")
+        named = label_activities(activities, labels) if activities is not None else None
+    except Exception as error:  # an unreadable labels table must not stop the batch
+        return (), f"platform labels not attached: {type(error).__name__}: {error}"
+    if named is None:
+        return (), None
+    if not named.equals(activities):
+        lake.replace_frame(sha, "activities", named)
+    days = sorted(set(named.filter(placeable(EARLIEST_DAY, latest))["start_day"].to_list()))
+    platform = ", ".join(sorted(set(named["platform"].drop_nulls().to_list()))) or "platform"
+    return tuple(days), f"{platform} labels attached to the activities of the first copy"
 
 
 def decode_into_lake(job: _Job) -> tuple[Outcome, dict]:

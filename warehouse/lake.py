@@ -59,6 +59,14 @@ class Lake:
         else:
             staging.rename(final)
 
+    def replace_frame(self, sha256: str, name: str, frame: pl.DataFrame) -> None:
+        """Replace one frame of a decoded file atomically (platform labels reaching an activity that
+        was imported before its export); the temporary copy is hidden where `sweep` finds leftovers."""
+        final = self.decoded_dir(sha256) / f"{name}.parquet"
+        temporary = final.parent.with_name(f".{sha256}.{name}.{uuid.uuid4().hex}")
+        frame.write_parquet(temporary, statistics=True, compression="lz4")
+        os.replace(temporary, final)
+
     def decoded_paths(self, sha256s: list[str], frame: str) -> list[str]:
         """The Parquet files holding one frame of several decoded files (files without it have none)."""
         paths = (self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s)
