@@ -69,7 +69,8 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
     zones = privacy_zones_frame(storage.profiles())
-    counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones)
+    counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones,
+                          duplicates=storage.duplicate_policy())
     context.log.info(f"published {counts} for {first}..{last}")
     for name in ("activities", "records", "laps"):
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name], "first_day": str(first), "last_day": str(last)})

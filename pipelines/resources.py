@@ -8,8 +8,9 @@ import dagster as dg
 
 from assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
 from pipelines.profiles import AthleteProfile, load_profiles
-from pipelines.settings import Settings, load_limits
+from pipelines.settings import Settings, load_duplicate_policy, load_limits
 from warehouse.ingest import ImportLimits
+from warehouse.publish import DuplicatePolicy
 from warehouse.lake import Lake
 from warehouse.mart_config import MartConfig, load_mart_config
 from warehouse.store import Warehouse
@@ -30,7 +31,15 @@ class Storage(dg.ConfigurableResource):
                    workers=settings.workers, config_file=str(settings.config_path))
 
     def limits(self) -> ImportLimits:
-        return load_limits(Path(self.config_file) if self.config_file else Path(self.home) / "retrostride.toml")
+        return load_limits(self.config_path)
+
+    def duplicate_policy(self) -> DuplicatePolicy:
+        return load_duplicate_policy(self.config_path)
+
+    @property
+    def config_path(self) -> Path:
+        """retrostride.toml: import limits, plausible ranges, duplicates."""
+        return Path(self.config_file) if self.config_file else Path(self.home) / "retrostride.toml"
 
     @property
     def staging(self) -> Path:

@@ -11,6 +11,7 @@ from connectors.limits import IntakeLimits
 from connectors.object_store import is_object_url
 from connectors.validate import plausible_ranges
 from warehouse.ingest import ImportLimits
+from warehouse.publish import DuplicatePolicy
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def load_limits(path: Path) -> ImportLimits:
     if not path.exists():
         return ImportLimits()
     try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
+        config = _read_config(path)
         section = config.get("import", {})
         defaults = ImportLimits()
         unknown = set(section) - {"max_file_mb", "decode_timeout_s", *ARCHIVE_KEYS}
@@ -136,6 +137,38 @@ def load_limits(path: Path) -> ImportLimits:
            archives.max_depth, archives.max_members) <= 0:
         raise ConfigError(f"{path}: [import] limits must be positive")
     return limits
+
+
+def load_duplicate_policy(path: Path) -> DuplicatePolicy:
+    """Which copies of one run are duplicates and which is canonical, from `retrostride.toml`:
+
+        [duplicates]
+        prefer = ["richest"]      # strongest first: richest (most samples), fit, tcx, gpx, strava, garmin, file
+        start_tolerance_s = 180   # one athlete's activities starting this close, with overlapping spans ...
+        distance_tolerance = 0.15 # ... and distances within this share of the longer one
+    """
+    if not path.exists():
+        return DuplicatePolicy()
+    try:
+        section = _read_config(path).get("duplicates", {})
+        unknown = set(section) - {"prefer", "start_tolerance_s", "distance_tolerance"}
+        if unknown:
+            raise ValueError(f"[duplicates] has unknown keys {sorted(unknown)}")
+        defaults = DuplicatePolicy()
+        prefer = section.get("prefer", list(defaults.prefer))
+        if not isinstance(prefer, list) or not all(isinstance(name, str) for name in prefer):
+            raise ValueError("[duplicates] prefer must be a list of names")
+        return DuplicatePolicy(
+            prefer=tuple(prefer),
+            start_tolerance_s=float(section.get("start_tolerance_s", defaults.start_tolerance_s)),
+            distance_tolerance=float(section.get("distance_tolerance", defaults.distance_tolerance)),
+        )
+    except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _read_config(path: Path) -> dict:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
 #: `[import]` keys for archives → (IntakeLimits field, conversion).

@@ -1,5 +1,6 @@
 """The same run from two sources (the watch's FIT, a platform's GPX) is one activity in the marts."""
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -8,7 +9,9 @@ import pytest
 
 from connectors.fit import decode_fit
 from pipelines.runs import import_paths
+from pipelines.settings import ConfigError, load_duplicate_policy
 from tests.conftest import settings_for
+from warehouse.publish import DuplicatePolicy
 from warehouse.store import Warehouse
 
 
@@ -52,3 +55,38 @@ def test_one_run_from_two_sources_is_one_canonical_activity_in_either_order(one_
 def test_different_runs_close_in_time_are_not_duplicates(imported_export):
     linked = imported_export.warehouse.query("SELECT count(*) AS n FROM activities WHERE duplicate_of IS NOT NULL")
     assert linked["n"][0] == 0  # every generated activity is its own run
+
+
+def test_the_configured_preference_chooses_the_canonical_copy(one_run_two_sources, tmp_path):
+    fit, gpx = one_run_two_sources
+    settings = settings_for(tmp_path)
+    settings.config_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.config_path.write_text('[duplicates]\nprefer = ["gpx"]\n')  # e.g. the platform's edited track
+    with dg.instance_for_test() as instance:
+        import_paths(settings, [fit, gpx], athlete="alice", instance=instance)
+    activities = Warehouse(settings.warehouse_path).query(
+        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source")
+    fit_row, gpx_row = activities.rows(named=True)
+    assert gpx_row["duplicate_of"] is None and fit_row["duplicate_of"] == gpx_row["activity_id"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[duplicates]\nprefer = ["newest"]\n', "unknown entries ['newest']"),
+        ("[duplicates]\nprefer = \"fit\"\n", "prefer must be a list"),
+        ("[duplicates]\ndistance_tolerance = 2\n", "distance_tolerance in [0, 1)"),
+        ("[duplicates]\nstart_window = 60\n", "unknown keys ['start_window']"),
+    ],
+)
+def test_a_bad_duplicates_section_says_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "retrostride.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_duplicate_policy(path)
+
+
+def test_without_a_duplicates_section_the_richest_copy_is_canonical(tmp_path):
+    (tmp_path / "retrostride.toml").write_text("[import]\nmax_file_mb = 64\n")
+    assert load_duplicate_policy(tmp_path / "retrostride.toml") == DuplicatePolicy()
+    assert DuplicatePolicy().ranking.startswith("records DESC")

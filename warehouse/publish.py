@@ -10,6 +10,7 @@ publish run (tables, detection, energy) has succeeded, so a run killed half-way 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -25,10 +26,11 @@ _IMPORTED = "status IN ('ok', 'partial')"
 
 
 def publish_days(
-    warehouse: Warehouse, lake: Lake, first: date, last: date, privacy_zones: pl.DataFrame | None = None
+    warehouse: Warehouse, lake: Lake, first: date, last: date, privacy_zones: pl.DataFrame | None = None,
+    duplicates: DuplicatePolicy | None = None,
 ) -> dict[str, int]:
     """Replace the activities, records and laps of activities that started on days first..last (UTC);
-    record positions inside `privacy_zones` are published as null."""
+    record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
     shas = warehouse.query(
@@ -47,7 +49,7 @@ def publish_days(
         )
         counts["laps"] = _insert_from_lake(connection, "laps", lake.decoded_paths(shas, "laps"), in_range, days)
         counts["records"] = _publish_records(connection, lake.decoded_paths(shas, "records"), in_range, days, zones)
-        link_duplicates(connection, first, last)
+        link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
     return counts
 
 
@@ -82,25 +84,51 @@ def imported_privacy_zones(warehouse: Warehouse, lake: Lake) -> pl.DataFrame:
     return conform(located.with_columns(pl.lit("strava").alias("source")), PRIVACY_ZONES)
 
 
-#: Activities of one athlete starting this close together, whose time spans overlap, are one activity.
-DUPLICATE_START_TOLERANCE_S = 180
-#: ... unless their distances differ by more than this share of the longer one.
-DUPLICATE_DISTANCE_TOLERANCE = 0.15
-#: Between equally rich duplicates (same sample count), the first of these formats is canonical.
-SOURCE_PREFERENCE = ("fit", "tcx", "gpx")
+#: What each name in `DuplicatePolicy.prefer` ranks first (SQL over `activities`; a fixed list, never user text).
+PREFERENCES = {
+    "richest": "records DESC NULLS LAST",  # the most samples
+    "fit": "(source = 'fit') DESC",
+    "tcx": "(source = 'tcx') DESC",
+    "gpx": "(source = 'gpx') DESC",
+    "strava": "(platform = 'strava') DESC",  # from a Strava export
+    "garmin": "(platform = 'garmin') DESC",  # from a Garmin Connect export
+    "file": "(platform IS NULL) DESC",  # from a watch, a folder or the inbox
+}
+#: After the configured preferences: the richest, then FIT > TCX > GPX, then the id (a total order).
+TIE_BREAK = "records DESC NULLS LAST, coalesce(list_position(['fit', 'tcx', 'gpx'], source), 99), activity_id"
 
 
-def link_duplicates(connection, first: date, last: date) -> None:
+@dataclass(frozen=True)
+class DuplicatePolicy:
+    """When two activities are one run, and which is canonical (`[duplicates]` in retrostride.toml)."""
+
+    prefer: tuple[str, ...] = ("richest",)  # names of PREFERENCES, strongest first
+    start_tolerance_s: float = 180.0  # one athlete's activities starting this close, with overlapping spans ...
+    distance_tolerance: float = 0.15  # ... and distances within this share of the longer one
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.prefer if name not in PREFERENCES]
+        if unknown:
+            raise ValueError(f"prefer has unknown entries {unknown}; known: {sorted(PREFERENCES)}")
+        if self.start_tolerance_s < 0 or not 0 <= self.distance_tolerance < 1:
+            raise ValueError("start_tolerance_s must be ≥ 0 and distance_tolerance in [0, 1)")
+
+    @property
+    def ranking(self) -> str:
+        """ORDER BY terms: the canonical activity of a set of duplicates ranks first."""
+        return ", ".join([*(PREFERENCES[name] for name in self.prefer), TIE_BREAK])
+
+
+def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy = DuplicatePolicy()) -> None:
     """Mark activities that started on days first..last and repeat another activity (the same run
-    from the watch and from a platform export): `duplicate_of` names the canonical one, the richest
-    (most samples, then SOURCE_PREFERENCE, then id).  Nothing is deleted; marts count canonical rows."""
+    from the watch and from a platform export): `duplicate_of` names the canonical one, the first by
+    `policy.ranking`.  Nothing is deleted; marts count canonical rows."""
     connection.execute("UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ?", [first, last])
     connection.execute(
-        """
+        f"""
         WITH ranked AS (
             SELECT activity_id, athlete_id, start_ts, coalesce(end_ts, start_ts) AS end_ts, distance_m,
-                   row_number() OVER (ORDER BY records DESC NULLS LAST,
-                       coalesce(list_position($preference, source), 99), activity_id) AS rank
+                   row_number() OVER (ORDER BY {policy.ranking}) AS rank
             FROM activities
             WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY),
         pairs AS (
@@ -115,9 +143,10 @@ def link_duplicates(connection, first: date, last: date) -> None:
         UPDATE activities SET duplicate_of = pairs.canonical FROM pairs
         WHERE activities.activity_id = pairs.activity_id AND activities.start_day BETWEEN $first AND $last
         """,
-        {"first": first, "last": last, "preference": list(SOURCE_PREFERENCE),
-         "tolerance": DUPLICATE_START_TOLERANCE_S, "share": DUPLICATE_DISTANCE_TOLERANCE},
+        {"first": first, "last": last, "tolerance": policy.start_tolerance_s, "share": policy.distance_tolerance},
     )
+
+
 def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
     """Clear days first..last from `pending_days` after a publish run over them succeeded."""
     with warehouse.transaction() as connection:
