@@ -16,9 +16,12 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     """`aggs` over the centred window (t − s/2, t + s/2] of each row, within `keys`, in the row order
     of `frame` (which must be sorted by `keys` and `ts`).  Keep `aggs` plain: one column, no filter."""
     period = int(seconds * 1e6)
-    rolled = frame.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by=keys).agg(aggs)
-    # `rolling` may emit the groups in another order; rows tied on (keys, ts) share a window.
-    return rolled.sort(*keys, "ts", maintain_order=True).drop(*keys, "ts")
+    changed = pl.any_horizontal(*(pl.col(key).ne_missing(pl.col(key).shift(1)) for key in keys))
+    inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())  # one group key, only what is rolled
+    grouped = frame.select(changed.cum_sum().alias("_group"), "ts", *inputs)
+    rolled = grouped.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
+    # `rolling` may emit the groups in another order; rows tied on (group, ts) share a window.
+    return rolled.sort("_group", "ts", maintain_order=True).drop("_group", "ts")
 
 
 def with_edges(frame: pl.DataFrame, name: str, mask: pl.Expr, columns: list[str], keys: list[str]) -> pl.DataFrame:
