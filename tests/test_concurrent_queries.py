@@ -53,5 +53,6 @@ def test_queries_in_other_processes_see_the_warehouse_before_or_after_an_import_
     after = read_only_query(published, STATE).row(0, named=True)
     assert after["activities"] > before["activities"] and after["unscored"] == 0
     assert during >= 5 and readers >= 1  # the queries really ran while the import did
+    print(f"\n{len(seen)} queries ({during} while the import ran, {readers} through `retrostride sql`)")  # pytest -s
     for state in seen:
         assert state in (before, after), state  # all of an import or none of it
