@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform
+from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform, empty
 from connectors.timezones import start_zones, utc_offsets
 
 #: Slower than this counts as stopped for moving time (m/s).
@@ -24,17 +24,15 @@ def activity_ids(sha256: str) -> pl.Expr:
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
-    ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
-    records = decoded.records.with_columns(*ids)
-    activities = decoded.activities.with_columns(*ids).join(start_zones(records), on="activity_id", how="left")
-    activities = with_local_time(activities, zone).with_columns(
-        pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
-    )
-    activities = summarize(activities, records)
+    if decoded.activities.is_empty() and decoded.records.is_empty() and decoded.laps.is_empty():
+        # a weight-scale file, a body CSV: the activity steps below cost ~10 ms of Polars calls for nothing
+        activities, records, laps = empty(ACTIVITIES), empty(RECORDS), empty(LAPS)
+    else:
+        activities, records, laps = _activity_frames(decoded, sha256, athlete_id, zone)
     return {
-        "activities": conform(activities, ACTIVITIES),
-        "records": conform(records, RECORDS),
-        "laps": conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS),
+        "activities": activities,
+        "records": records,
+        "laps": laps,
         "body_measurements": conform(
             decoded.body_measurements.with_columns(
                 pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
@@ -46,6 +44,18 @@ def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: s
             EXPORT_PRIVACY_ZONES,
         ),
     }
+
+
+def _activity_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> tuple[pl.DataFrame, ...]:
+    ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
+    records = decoded.records.with_columns(*ids)
+    activities = decoded.activities.with_columns(*ids).join(start_zones(records), on="activity_id", how="left")
+    activities = with_local_time(activities, zone).with_columns(
+        pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+    )
+    activities = summarize(activities, records)
+    return (conform(activities, ACTIVITIES), conform(records, RECORDS),
+            conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS))
 
 
 def with_local_time(activities: pl.DataFrame, athlete_zone: str | None) -> pl.DataFrame:
