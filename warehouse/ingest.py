@@ -41,7 +41,8 @@ from warehouse.store import Warehouse, insert
 
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
-LEDGER_CHUNK = 100
+#: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
+LEDGER_CHUNK = 500
 #: Failures caused by the machine rather than the file: the next run tries the file again.
 RETRIED = ("decoder timed out", "decoder process died", "refused: file is")
 
