@@ -25,7 +25,8 @@ def activity_ids(sha256: str) -> pl.Expr:
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
     if decoded.activities.is_empty() and decoded.records.is_empty() and decoded.laps.is_empty():
-        # a weight-scale file, a body CSV: the activity steps below cost ~10 ms of Polars calls for nothing
+        # a weight-scale file, a body CSV: the activity steps cost ~5 ms of Polars calls for nothing (so do
+        # the body and zone frames below when empty, as in every activity file)
         activities, records, laps = empty(ACTIVITIES), empty(RECORDS), empty(LAPS)
     else:
         activities, records, laps = _activity_frames(decoded, sha256, athlete_id, zone)
@@ -33,13 +34,13 @@ def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: s
         "activities": activities,
         "records": records,
         "laps": laps,
-        "body_measurements": conform(
+        "body_measurements": empty(BODY_MEASUREMENTS) if decoded.body_measurements.is_empty() else conform(
             decoded.body_measurements.with_columns(
                 pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
             ),
             BODY_MEASUREMENTS,
         ),
-        "privacy_zones": conform(
+        "privacy_zones": empty(EXPORT_PRIVACY_ZONES) if decoded.privacy_zones.is_empty() else conform(
             decoded.privacy_zones.with_columns(pl.lit(athlete_id).alias("athlete_id"), pl.lit(sha256).alias("source_sha256")),
             EXPORT_PRIVACY_ZONES,
         ),
