@@ -87,6 +87,7 @@ class ImportResult:
     decode: dict  # by format: files, records, summed decode seconds (in the workers)
     steps: dict  # Dagster step key → seconds, summed over runs
     runs: int
+    events: dict = None  # Dagster events stored, by job and kind (each costs tens of ms in SQLite storage)
 
 
 def run_import(home: Path, paths: list[Path], workers: int) -> ImportResult:
@@ -125,11 +126,17 @@ def child_import(paths: list[Path]) -> None:
     import_paths(settings, paths, instance=instance)
     wall_s = time.perf_counter() - started
     steps: dict[str, float] = {}
+    events: dict[str, dict[str, int]] = {}
     runs = [r for r in instance.get_runs() if r.run_id not in before]
     for run in runs:
         for stat in instance.get_run_step_stats(run.run_id):
             if stat.start_time and stat.end_time:
                 steps[stat.step_key] = steps.get(stat.step_key, 0.0) + stat.end_time - stat.start_time
+        kinds = events.setdefault(run.job_name, {})
+        for entry in instance.all_logs(run.run_id):
+            kind = entry.dagster_event.event_type_value if entry.dagster_event else "log message"
+            kind = kind if kind in ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "log message") else "other"
+            kinds[kind] = kinds.get(kind, 0) + 1
     ledger = Warehouse(settings.warehouse_path).query(
         "SELECT format, status, count(*) AS files, sum(records) AS records, sum(decode_s) AS decode_s "
         "FROM import_ledger WHERE imported_at >= ? GROUP BY ALL", [since]
@@ -139,8 +146,13 @@ def child_import(paths: list[Path]) -> None:
     for fmt in sorted(set(ledger["format"].drop_nulls())):
         rows = ledger.filter((ledger["format"] == fmt) & ledger["status"].is_in(["ok", "partial"]))
         decode[fmt] = {"files": int(rows["files"].sum()), "records": int(rows["records"].sum() or 0), "seconds": float(rows["decode_s"].sum() or 0)}
-    records = sum(d["records"] for d in decode.values())
-    print(json.dumps({"wall_s": wall_s, "files": files, "records": records, "decode": decode, "steps": steps, "runs": len(runs)}))
+    for fmt, decoder, files_read in Warehouse(settings.warehouse_path).query(
+        "SELECT format, decoder, count(*) FROM import_ledger WHERE imported_at >= ? AND decoder IS NOT NULL GROUP BY ALL ORDER BY ALL", [since]
+    ).rows():
+        decode.setdefault(fmt, {}).setdefault("decoders", {})[decoder] = files_read
+    records = sum(d.get("records", 0) for d in decode.values())
+    print(json.dumps({"wall_s": wall_s, "files": files, "records": records, "decode": decode, "steps": steps, "runs": len(runs),
+                      "events": events}))
 
 
 class PeakTreeRss(threading.Thread):
@@ -229,10 +241,16 @@ def report(params: dict, bulk: ImportResult, incremental: ImportResult, baseline
         print(f"{step:34} {bulk.steps.get(step, 0):8.2f} {incremental.steps.get(step, 0):10.2f}")
     outside = bulk.wall_s - sum(bulk.steps.values())
     print(f"{'(between steps: Dagster, planning)':34} {outside:8.2f} {incremental.wall_s - sum(incremental.steps.values()):10.2f}")
+    for label, result in (("bulk", bulk), ("one new file", incremental)):
+        counts = "; ".join(f"{job}: " + ", ".join(f"{n} {kind.lower().replace('_', ' ')}" for kind, n in sorted(kinds.items()))
+                           for job, kinds in sorted((result.events or {}).items()))
+        print(f"Dagster events stored, {label}: {counts}")
     print()
     print("Decoding in the bulk import (seconds summed over workers: decode, frames, lake write)")
     for fmt, d in bulk.decode.items():
-        print(f"  {fmt}: {d['files']:,} files, {d['records']:,} records, {d['seconds']:.1f} s, {_rate(d['records'], d['seconds'])} records/s per worker")
+        decoders = ", ".join(f"{n:,} by {name}" for name, n in d.get("decoders", {}).items())
+        print(f"  {fmt}: {d.get('files', 0):,} files ({decoders}), {d.get('records', 0):,} records, {d.get('seconds', 0):.1f} s, "
+              f"{_rate(d.get('records', 0), d.get('seconds', 0))} records/s per worker")
     fitparse, columnar = baseline["fitparse"], baseline["columnar"]
     print(f"Baseline, {baseline['files']} of the export's FIT runs decoded in this process: "
           f"fitparse {fitparse['seconds']:.2f} s ({_rate(fitparse['records'], fitparse['seconds'])} records/s), "

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform
+from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform, empty
 from connectors.timezones import start_zones, utc_offsets
 
 #: Slower than this counts as stopped for moving time (m/s).
@@ -24,6 +24,30 @@ def activity_ids(sha256: str) -> pl.Expr:
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
+    if decoded.activities.is_empty() and decoded.records.is_empty() and decoded.laps.is_empty():
+        # a weight-scale file, a body CSV: the activity steps cost ~5 ms of Polars calls for nothing (so do
+        # the body and zone frames below when empty, as in every activity file)
+        activities, records, laps = empty(ACTIVITIES), empty(RECORDS), empty(LAPS)
+    else:
+        activities, records, laps = _activity_frames(decoded, sha256, athlete_id, zone)
+    return {
+        "activities": activities,
+        "records": records,
+        "laps": laps,
+        "body_measurements": empty(BODY_MEASUREMENTS) if decoded.body_measurements.is_empty() else conform(
+            decoded.body_measurements.with_columns(
+                pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+            ),
+            BODY_MEASUREMENTS,
+        ),
+        "privacy_zones": empty(EXPORT_PRIVACY_ZONES) if decoded.privacy_zones.is_empty() else conform(
+            decoded.privacy_zones.with_columns(pl.lit(athlete_id).alias("athlete_id"), pl.lit(sha256).alias("source_sha256")),
+            EXPORT_PRIVACY_ZONES,
+        ),
+    }
+
+
+def _activity_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> tuple[pl.DataFrame, ...]:
     ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
     records = decoded.records.with_columns(*ids)
     activities = decoded.activities.with_columns(*ids).join(start_zones(records), on="activity_id", how="left")
@@ -31,21 +55,8 @@ def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: s
         pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
     )
     activities = summarize(activities, records)
-    return {
-        "activities": conform(activities, ACTIVITIES),
-        "records": conform(records, RECORDS),
-        "laps": conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS),
-        "body_measurements": conform(
-            decoded.body_measurements.with_columns(
-                pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
-            ),
-            BODY_MEASUREMENTS,
-        ),
-        "privacy_zones": conform(
-            decoded.privacy_zones.with_columns(pl.lit(athlete_id).alias("athlete_id"), pl.lit(sha256).alias("source_sha256")),
-            EXPORT_PRIVACY_ZONES,
-        ),
-    }
+    return (conform(activities, ACTIVITIES), conform(records, RECORDS),
+            conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS))
 
 
 def with_local_time(activities: pl.DataFrame, athlete_zone: str | None) -> pl.DataFrame:

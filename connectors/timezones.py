@@ -35,13 +35,20 @@ def start_zones(records: pl.DataFrame) -> pl.DataFrame:
 def utc_offsets(frame: pl.DataFrame, at: str, zone: str, into: str) -> pl.DataFrame:
     """Add `into`: the UTC offset (s) in the zone named by column `zone` at UTC instant `at`,
     DST-correct for each row (null where the zone is null)."""
+    zones = frame[zone].unique()
+    if len(zones) == 1:  # one zone (one activity, one athlete): no split, no reassembly
+        return frame.with_columns(_offset(at, zones[0]).alias(into))
     parts = []
     for name, part in frame.with_row_index("_row").group_by(zone, maintain_order=True):  # per zone, not per row
-        zone_name = name[0]
-        naive = pl.col(at).dt.replace_time_zone(None)
-        local = pl.col(at).dt.convert_time_zone(zone_name).dt.replace_time_zone(None) if zone_name else None
-        offset = (local - naive).dt.total_seconds().cast(pl.Int32) if zone_name else pl.lit(None, pl.Int32)
-        parts.append(part.with_columns(offset.alias(into)))
+        parts.append(part.with_columns(_offset(at, name[0]).alias(into)))
     if not parts:
         return frame.with_columns(pl.lit(None, pl.Int32).alias(into))
     return pl.concat(parts).sort("_row").drop("_row")
+
+
+def _offset(at: str, zone_name: str | None) -> pl.Expr:
+    if not zone_name:
+        return pl.lit(None, pl.Int32)
+    naive = pl.col(at).dt.replace_time_zone(None)
+    local = pl.col(at).dt.convert_time_zone(zone_name).dt.replace_time_zone(None)
+    return (local - naive).dt.total_seconds().cast(pl.Int32)

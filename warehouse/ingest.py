@@ -20,7 +20,6 @@ import importlib
 import multiprocessing
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -42,7 +41,8 @@ from warehouse.store import Warehouse, insert
 
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
-LEDGER_CHUNK = 100
+#: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
+LEDGER_CHUNK = 500
 #: Failures caused by the machine rather than the file: the next run tries the file again
 #: (an object the store would not hand over, e.g. access denied to one key, is one of them).
 RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
@@ -154,7 +154,6 @@ def import_files(
     seen, originals = _known(warehouse)
     summary = ImportSummary(pending=_pending_days(warehouse))
     pending_rows: list[dict] = []
-    jobs: list[_Job] = []
     labelled: list[tuple[Outcome, dict, PlatformLabels]] = []
     latest = latest_day or date.today().replace(year=date.today().year + 1)
 
@@ -167,33 +166,36 @@ def import_files(
         if progress:
             progress(outcome)
 
-    for source in files:
-        path, origin = Path(source.path), source.ledger_path
-        refusal = source.refusal or _refusal(path, limits.max_file_bytes)
-        sha = sha256_of(path) if refusal is None else hashlib.sha256(origin.encode()).hexdigest()
-        key = (sha, origin)
-        if key in seen:
-            record(Outcome(origin, source.athlete_id, "skipped", "already imported"), None)
-            continue
-        seen.add(key)
-        original = originals.setdefault(sha, origin)
-        if refusal is not None:
-            record(*_failed(lake, path, sha, source.athlete_id, refusal, origin, sample_only=True))
-            continue
-        if original != origin:
-            reason = f"same content as {original}"
-            outcome = Outcome(origin, source.athlete_id, "duplicate", reason)
-            row = _ledger_row(sha, path, source.athlete_id, origin, status="duplicate", reason=reason)
-            if source.labels is not None:  # an export's copy of a file imported before: its labels, once decoded
-                labelled.append((outcome, row, source.labels))
-            else:
-                record(outcome, row)
-            continue
-        zone = (zones or {}).get(source.athlete_id)
-        jobs.append(_Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
-                         origin, source.kind, source.labels, source.modified_at))
+    def new_files() -> Iterator[_Job]:
+        """Hash each file, settle the known, refused and duplicate ones here, and hand on the rest.
+        Lazily: the workers decode the first files while later ones are still being hashed."""
+        for source in files:
+            path, origin = Path(source.path), source.ledger_path
+            refusal = source.refusal or _refusal(path, limits.max_file_bytes)
+            sha = sha256_of(path) if refusal is None else hashlib.sha256(origin.encode()).hexdigest()
+            key = (sha, origin)
+            if key in seen:
+                record(Outcome(origin, source.athlete_id, "skipped", "already imported"), None)
+                continue
+            seen.add(key)
+            original = originals.setdefault(sha, origin)
+            if refusal is not None:
+                record(*_failed(lake, path, sha, source.athlete_id, refusal, origin, sample_only=True))
+                continue
+            if original != origin:
+                reason = f"same content as {original}"
+                outcome = Outcome(origin, source.athlete_id, "duplicate", reason)
+                row = _ledger_row(sha, path, source.athlete_id, origin, status="duplicate", reason=reason)
+                if source.labels is not None:  # an export's copy of a file imported before: its labels, once decoded
+                    labelled.append((outcome, row, source.labels))
+                else:
+                    record(outcome, row)
+                continue
+            zone = (zones or {}).get(source.athlete_id)
+            yield _Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
+                       origin, source.kind, source.labels, source.modified_at)
 
-    for job, (outcome, detail) in _supervised(jobs, workers, limits.decode_timeout_s):
+    for job, (outcome, detail) in _supervised(new_files(), workers, limits.decode_timeout_s):
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here
             outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail, job.ledger_path)
         record(outcome, detail)
@@ -302,38 +304,45 @@ class _Worker:
         self.connection.close()
 
 
-def _supervised(jobs: list[_Job], workers: int, timeout_s: float) -> Iterator[tuple[_Job, tuple]]:
+def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterator[tuple[_Job, tuple]]:
     """(job, (outcome, ledger row)) for every job, decoded in at most `workers` watched processes.
 
+    Jobs are taken from `jobs` only when a worker is free, and a worker is started only when a job
+    has none free (so one new file starts one process, and it starts while the rest is being read).
     A worker that dies or passes the time limit is replaced; its job comes back as (None, reason).
     Results come in the order they finish.
     """
-    if not jobs:
-        return
     # spawn, not fork: Polars' and DuckDB's thread pools do not survive a fork
     context = multiprocessing.get_context("spawn")
-    queue = deque(jobs)
-    pool = [_Worker(context) for _ in range(max(1, min(workers, len(jobs))))]
+    jobs = iter(jobs)
+    pool: list[_Worker] = []
+    more = True
     try:
-        for worker in pool:
-            worker.give(queue.popleft(), timeout_s)
-        while any(w.job is not None for w in pool):
+        while True:
+            while more and (any(w.job is None for w in pool) or len(pool) < max(1, workers)):
+                job = next(jobs, None)
+                if job is None:
+                    more = False
+                    break
+                idle = next((w for w in pool if w.job is None), None)
+                if idle is None:
+                    idle = _Worker(context)
+                    pool.append(idle)
+                idle.give(job, timeout_s)
             busy = [w for w in pool if w.job is not None]
+            if not busy:
+                return
             soonest = min(w.deadline for w in busy) - time.monotonic()
             wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=max(soonest, 0.0))
-            for index, worker in enumerate(pool):
+            for worker in busy:
                 job = worker.job
-                if job is None:
-                    continue
                 result = _collect(worker, timeout_s)
                 if result is None:
                     continue
-                if result[0] is None:  # the process is gone: a fresh one takes its place
+                if result[0] is None:  # the process is gone: a fresh one takes its place if jobs remain
                     worker.stop(kill=True)
-                    worker = pool[index] = _Worker(context)
+                    pool.remove(worker)
                 worker.job = None
-                if queue:
-                    worker.give(queue.popleft(), timeout_s)
                 yield job, result
     finally:
         for worker in pool:
