@@ -50,10 +50,10 @@ def generated(root: Path, seed: int = 3, weeks: int = 2) -> tuple[Path, pl.DataF
     return root / "generated", truth.activities.sort("start_ts")
 
 
-def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: int = 2) -> BuiltExport:
+def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: int = 2, seed: int = 3) -> BuiltExport:
     """A Strava bulk export: activities.csv (with every trap), activities/ (FIT .gz, GPX, a real TCX),
     profile.csv, privacy_zones.csv, and a photo the importer must leave alone."""
-    folder, truth = generated(root, weeks=weeks)
+    folder, truth = generated(root, seed=seed, weeks=weeks)
     members: dict[str, bytes] = {}
     rows, expected = [], []
     weight = [70.5, 70.5, 70.1, 70.1, 69.8, 69.8]
@@ -90,10 +90,10 @@ def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: 
     return BuiltExport(path, pl.DataFrame(expected), weights, files=len(truth) + 1, home=home)
 
 
-def garmin_export(root: Path, older_layout: bool = False, weeks: int = 2) -> BuiltExport:
+def garmin_export(root: Path, older_layout: bool = False, weeks: int = 2, seed: int = 5) -> BuiltExport:
     """A Garmin Connect data export: FIT and GPX files in nested UploadedFiles zips, activity summaries
     whose start times are 20 s off the files', and biometrics in grams."""
-    folder, truth = generated(root, seed=5, weeks=weeks)
+    folder, truth = generated(root, seed=seed, weeks=weeks)
     uploads = io.BytesIO()
     with zipfile.ZipFile(uploads, "w", zipfile.ZIP_DEFLATED) as inner:
         for index, activity in enumerate(truth.iter_rows(named=True)):
