@@ -95,7 +95,7 @@ PREFERENCES = {
     "file": "(platform IS NULL) DESC",  # from a watch, a folder or the inbox
 }
 #: After the configured preferences: the richest, then FIT > TCX > GPX, then the id (a total order).
-TIE_BREAK = "records DESC NULLS LAST, coalesce(list_position(['fit', 'tcx', 'gpx'], source), 99), activity_id"
+TIE_BREAK = f"{PREFERENCES['richest']}, coalesce(list_position(['fit', 'tcx', 'gpx'], source), 99), activity_id"
 
 
 @dataclass(frozen=True)

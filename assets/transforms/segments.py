@@ -13,6 +13,7 @@ import polars as pl
 from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
 from assets.transforms.labels import labelled_activities, labelled_laps, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
+from assets.transforms.windows import run_ids
 from connectors.frames import in_time_order
 from connectors.schema import RECORDS, SEGMENTS, conform
 
@@ -152,16 +153,10 @@ def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFram
     )
 
 
-def _run_ids(columns: list[str]) -> pl.Expr:
-    """A number per stretch of rows where `columns` keep their values (rows sorted; nulls compare equal)."""
-    changed = pl.any_horizontal(*(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns))
-    return changed.cum_sum().cast(pl.Int64)
-
-
 def _runs(frame: pl.DataFrame, column: str, within: list[str], **extra: pl.Expr) -> pl.DataFrame:
     """`_run`: an id per stretch of `column` within `within`, with the stretch's duration `_run_s`,
     its neighbours' values `_prev` / `_next` (null at the edges of `within`) and `extra` aggregations."""
-    frame = frame.with_columns(_run_ids([*within, column]).alias("_run"))
+    frame = frame.with_columns(run_ids([*within, column]).alias("_run"))
     runs = (
         frame.group_by("_run", maintain_order=True)
         .agg(*(pl.col(c).first() for c in [*within, column]), pl.col("interval_s").sum().alias("_run_s"),
@@ -214,7 +209,7 @@ def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Within each direction stretch, gait stretches shorter than `min_gait_s` take their
     predecessor's gait (or their successor's, at the start; or, when all are short, the gait the
     stretch spent most time in)."""
-    frame = frame.with_columns(_run_ids([*_ACTIVITY, "direction"]).alias("_direction_run"))
+    frame = frame.with_columns(run_ids([*_ACTIVITY, "direction"]).alias("_direction_run"))
     within = ["_direction_run"]
     frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
     kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
