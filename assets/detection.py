@@ -1,5 +1,8 @@
 """Backward detection and energy: each athlete's forward gait, then segments and kcal per month."""
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
@@ -13,11 +16,14 @@ from assets.transforms.segments import backward_seconds
 from pipelines.profiles import profiles_frame
 from pipelines.resources import Models, Storage
 from warehouse import scores
+from warehouse.processes import map_in_processes
+from warehouse.store import Warehouse
 
 PLAUSIBLE_ENERGY = "plausible_energy"
 SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
-#: Samples scored at once: consecutive months are batched up to this (memory stays bounded).
-SCORE_BATCH_RECORDS = 1_000_000
+#: Samples scored at once: consecutive months are batched up to this (memory stays bounded; each of
+#: `storage.workers` processes scores a batch, and one more is read ahead).
+SCORE_BATCH_RECORDS = 250_000
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
@@ -83,10 +89,11 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     scores.drop_orphan_scores(warehouse)
     totals = {"segments": 0, "activity_energy": 0}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
-    for first, last in scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS):
-        frames = scores.activities_started(warehouse, first, last)
-        scored = score_activities(frames.records, frames.activities, frames.laps, baselines, measurements,
-                                  profiles, detection, energy)
+    batches = scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS)
+    scoring = map_in_processes(score_activities, _read(warehouse, batches), storage.workers, storage.staging,
+                               baselines=baselines, body_measurements=measurements, profiles=profiles,
+                               detection=detection, energy=energy)
+    for (first, last, activities, samples), scored in scoring:
         counts = scores.replace_scores(warehouse, first, last,
                                        {"segments": scored.segments, "activity_energy": scored.activity_energy})
         for table, count in counts.items():
@@ -94,8 +101,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
         backward_s += backward_seconds(scored.segments)
         kcal += float(scored.activity_energy["kcal_net"].sum() or 0.0)
         problems.append(implausible_energy(scored.activity_energy))
-        gaps.append(_coverage_problems(frames.activities, scored.segments))
-        context.log.info(f"{first:%Y-%m}..{last:%Y-%m}: {frames.records.height:,} samples, "
+        gaps.append(_coverage_problems(activities, scored.segments))
+        context.log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
                          f"{counts['activity_energy']} activities, {counts['segments']} segments")
     version = energy_row_version(detection.model_version, energy)
     yield dg.MaterializeResult(asset_key="segments", metadata={
@@ -104,6 +111,16 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
         "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version})
     yield _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None)
     yield _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None)
+
+
+def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:
+    """Each batch's frames to score, keyed by (first day, last day, activities, samples)."""
+    return (_batch(warehouse, first, last) for first, last in batches)
+
+
+def _batch(warehouse: Warehouse, first: date, last: date) -> tuple[tuple, dict[str, pl.DataFrame]]:
+    frames = scores.activities_started(warehouse, first, last)  # not held here once handed over
+    return (first, last, frames.activities, frames.records.height), frames.as_dict()
 
 
 def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, LAPS, EXPORT_PRIVACY_ZONES, RECORDS, DecodedFile, conform, empty
+from connectors.batches import FILE, DecodedBatch
+from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, EXPORT_PRIVACY_ZONES, LAPS, RECORDS, DecodedFile, conform
 from connectors.timezones import start_zones, utc_offsets
 
 #: Slower than this counts as stopped for moving time (m/s).
@@ -17,56 +19,79 @@ MAX_MOVING_GAP_S = 30.0
 ELEVATION_SMOOTHING = 5
 
 
-def activity_ids(sha256: str) -> pl.Expr:
+def activity_ids(sha256: pl.Expr) -> pl.Expr:
     """`<first 16 hex of the file's sha256>-<session>`: stable across re-imports."""
-    return pl.concat_str(pl.lit(sha256[:16]), pl.lit("-"), pl.col("session").cast(pl.String))
+    return pl.concat_str(sha256.str.slice(0, 16), pl.lit("-"), pl.col("session").cast(pl.String))
 
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
-    if decoded.activities.is_empty() and decoded.records.is_empty() and decoded.laps.is_empty():
-        # a weight-scale file, a body CSV: the activity steps cost ~5 ms of Polars calls for nothing (so do
-        # the body and zone frames below when empty, as in every activity file)
-        activities, records, laps = empty(ACTIVITIES), empty(RECORDS), empty(LAPS)
-    else:
-        activities, records, laps = _activity_frames(decoded, sha256, athlete_id, zone)
+    batch = DecodedBatch.of([decoded])
+    return batch.unstacked(batch_frames(batch, [FileOwner(sha256, athlete_id, zone)]))[0]
+
+
+@dataclass(frozen=True)
+class FileOwner:
+    """Whose a decoded file is: its content hash, its athlete and the athlete's time zone."""
+
+    sha256: str
+    athlete_id: str
+    zone: str | None
+
+
+def batch_frames(batch: DecodedBatch, owners: list[FileOwner]) -> dict[str, pl.DataFrame]:
+    """`warehouse_frames` of every file of a batch, stacked (each row keeps `FILE`)."""
+    frames = batch.frames
+    files = pl.DataFrame(
+        {
+            FILE: range(len(owners)),
+            "source_sha256": [o.sha256 for o in owners],
+            "athlete_id": [o.athlete_id for o in owners],
+            "_athlete_zone": [o.zone for o in owners],
+            "source": [f.format for f in batch.files],
+        },
+        schema_overrides={FILE: pl.Int32, "_athlete_zone": pl.String},
+    )
+    owned = {name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
+             for name in ("body_measurements", "privacy_zones")}
+    activities, records, laps = (frames[name] for name in ("activities", "records", "laps"))
+    if activities.height or records.height or laps.height:
+        activities, records, laps = _activity_frames(activities, records, laps, files)
     return {
-        "activities": activities,
-        "records": records,
-        "laps": laps,
-        "body_measurements": empty(BODY_MEASUREMENTS) if decoded.body_measurements.is_empty() else conform(
-            decoded.body_measurements.with_columns(
-                pl.lit(athlete_id).alias("athlete_id"), pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
-            ),
-            BODY_MEASUREMENTS,
-        ),
-        "privacy_zones": empty(EXPORT_PRIVACY_ZONES) if decoded.privacy_zones.is_empty() else conform(
-            decoded.privacy_zones.with_columns(pl.lit(athlete_id).alias("athlete_id"), pl.lit(sha256).alias("source_sha256")),
-            EXPORT_PRIVACY_ZONES,
-        ),
+        "activities": _conformed(activities, ACTIVITIES),
+        "records": _conformed(records, RECORDS),
+        "laps": _conformed(laps, LAPS),
+        "body_measurements": _conformed(owned["body_measurements"], BODY_MEASUREMENTS),
+        "privacy_zones": _conformed(owned["privacy_zones"], EXPORT_PRIVACY_ZONES),
     }
 
 
-def _activity_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> tuple[pl.DataFrame, ...]:
-    ids = [activity_ids(sha256).alias("activity_id"), pl.lit(athlete_id).alias("athlete_id")]
-    records = decoded.records.with_columns(*ids)
-    activities = decoded.activities.with_columns(*ids).join(start_zones(records), on="activity_id", how="left")
-    activities = with_local_time(activities, zone).with_columns(
-        pl.lit(decoded.format).alias("source"), pl.lit(sha256).alias("source_sha256")
+def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """`frame` in `schema`, keeping `FILE` (an empty frame costs no Polars call)."""
+    if frame.height == 0:
+        return pl.DataFrame(schema={**schema, FILE: pl.Int32})
+    return conform(frame, pl.Schema({**schema, FILE: pl.Int32}))
+
+
+def _activity_frames(activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame,
+                     files: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+    ids = files.select(FILE, "source_sha256", "athlete_id")
+    records = records.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
+    activities = activities.join(files, on=FILE, how="left").with_columns(
+        activity_ids(pl.col("source_sha256")).alias("activity_id")
     )
-    activities = summarize(activities, records)
-    return (conform(activities, ACTIVITIES), conform(records, RECORDS),
-            conform(decoded.laps.with_columns(activity_ids(sha256).alias("activity_id")), LAPS))
+    activities = with_local_time(activities.join(start_zones(records), on="activity_id", how="left"))
+    laps = laps.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
+    return summarize(activities, records), records, laps
 
 
-def with_local_time(activities: pl.DataFrame, athlete_zone: str | None) -> pl.DataFrame:
+def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
     """Fill missing UTC offsets, each DST-correct for the activity's start: the file's own offset
     (FIT `activity.local_timestamp − timestamp`) stays; else the zone of the start position
-    (`start_zone`, when the frame has it); else the athlete's zone; else UTC, marked as assumed.
-    Never the device's settings, never today's offset."""
+    (`start_zone`, when the frame has it); else the athlete's zone (`_athlete_zone`); else UTC,
+    marked as assumed.  Never the device's settings, never today's offset."""
     frame = activities if "start_zone" in activities.columns else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
     frame = utc_offsets(frame, "start_ts", "start_zone", "_position_offset")
-    frame = frame.with_columns(pl.lit(athlete_zone, pl.String).alias("_athlete_zone"))
     frame = utc_offsets(frame, "start_ts", "_athlete_zone", "_athlete_offset")
     has_start = pl.col("start_ts").is_not_null()
     candidates = [

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
+from connectors.batches import FILE, DecodedBatch
 from connectors.schema import DecodedFile
 
 Range = tuple[float, float]
@@ -74,25 +75,31 @@ def validate(
     latest: date | None = None,
 ) -> tuple[DecodedFile, list[str]]:
     """The decoded file with implausible values nulled, and one note per kind of cleaning."""
+    batch, notes = validate_batch(DecodedBatch.of([decoded]), ranges, earliest, latest)
+    return replace(decoded, **batch.unstacked()[0]), notes[0]
+
+
+def validate_batch(
+    batch: DecodedBatch,
+    ranges: dict[str, Range] = PLAUSIBLE,
+    earliest: date = date(1990, 1, 1),
+    latest: date | None = None,
+) -> tuple[DecodedBatch, list[list[str]]]:
+    """`validate` for each file of a batch at once: the cleaned batch, and each file's notes."""
     latest = latest or date.today().replace(year=date.today().year + 1)
-    notes: list[str] = []
-    records, found = _null_outside(decoded.records, ranges)
-    notes += found
-    records, found = _null_stray_times(records, earliest, latest)
-    notes += found
-    activities, found = _null_outside(decoded.activities, ranges)
-    notes += found
-    laps, found = _null_outside(decoded.laps, {"distance_m": ranges["distance_m"]}, what="lap")
-    notes += found
-    body, found = _null_outside(decoded.body_measurements, ranges, what="body measurement")
-    notes += found
-    inside = _in_window(pl.col("ts"), earliest, latest)
-    dropped = body.filter(~inside | pl.col("ts").is_null()).height if body.height else 0
-    if dropped:
-        body = body.filter(inside)
-        notes.append(f"body measurements: {dropped} dated outside {earliest}..{latest} dropped")
-    cleaned = replace(decoded, records=records, activities=activities, laps=laps, body_measurements=body)
-    return cleaned, notes
+    notes: list[list[str]] = [[] for _ in batch.files]
+    frames = batch.frames
+    records = _null_outside(frames["records"], ranges, notes)
+    records = _null_stray_times(records, earliest, latest, notes)
+    activities = _null_outside(frames["activities"], ranges, notes)
+    laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
+    body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
+    if body.height:
+        outside = ~_in_window(pl.col("ts"), earliest, latest) | pl.col("ts").is_null()
+        for file, dropped in _counts(body, outside.sum().alias("dropped")):
+            notes[file].append(f"body measurements: {dropped['dropped']} dated outside {earliest}..{latest} dropped")
+        body = body.filter(~outside)
+    return batch.with_frames(records=records, activities=activities, laps=laps, body_measurements=body), notes
 
 
 def _in_window(ts: pl.Expr, earliest: date, latest: date) -> pl.Expr:
@@ -101,37 +108,43 @@ def _in_window(ts: pl.Expr, earliest: date, latest: date) -> pl.Expr:
     return (ts >= low) & (ts < high)
 
 
-def _null_outside(frame: pl.DataFrame, ranges: dict[str, Range], what: str = "") -> tuple[pl.DataFrame, list[str]]:
-    """Null values outside their range (NaN and ±inf included); notes with counts per column."""
+def _counts(frame: pl.DataFrame, *counts: pl.Expr) -> list[tuple[int, dict[str, int]]]:
+    """(file, {name: count}) for each file of a stacked frame with a nonzero count, in file order."""
+    rows = frame.group_by(FILE).agg(*counts).sort(FILE).iter_rows(named=True)
+    found = [(row.pop(FILE), row) for row in rows]
+    return [(file, {name: n for name, n in row.items() if n}) for file, row in found if any(row.values())]
+
+
+def _null_outside(frame: pl.DataFrame, ranges: dict[str, Range], notes: list[list[str]], what: str = "") -> pl.DataFrame:
+    """Null values outside their range (NaN and ±inf included); adds notes with counts per column."""
     columns = [c for c in frame.columns if c in ranges and frame.schema[c].is_numeric()]
     if not columns or frame.height == 0:
-        return frame, []
+        return frame
     bad = {c: ~(pl.col(c).is_null() | pl.col(c).is_between(*ranges[c])) for c in columns}
-    counts = frame.select(bad[c].sum().alias(c) for c in columns).row(0, named=True)
-    found = {c: n for c, n in counts.items() if n}
-    if not found:
-        return frame, []
-    drop = {c: bad[c] | (bad[PAIRS[c]] if PAIRS.get(c) in bad else pl.lit(False)) for c in columns}
-    cleaned = frame.with_columns(pl.when(drop[c]).then(None).otherwise(pl.col(c)).alias(c) for c in columns)
+    if not frame.select(pl.any_horizontal(bad[c].any() for c in columns)).item():
+        return frame
     prefix = f"{what} " if what else ""
-    notes = [
-        f"{prefix}{c}: {n} value(s) outside {_bound(ranges[c][0])}..{_bound(ranges[c][1])} nulled"
-        + (f" (with their {PAIRS[c]})" if c in PAIRS and PAIRS[c] in bad else "")
-        for c, n in found.items()
-    ]
-    return cleaned, notes
+    for file, found in _counts(frame, *(bad[c].sum().alias(c) for c in columns)):
+        notes[file] += [
+            f"{prefix}{c}: {n} value(s) outside {_bound(ranges[c][0])}..{_bound(ranges[c][1])} nulled"
+            + (f" (with their {PAIRS[c]})" if c in PAIRS and PAIRS[c] in bad else "")
+            for c, n in found.items()
+        ]
+    drop = {c: bad[c] | (bad[PAIRS[c]] if PAIRS.get(c) in bad else pl.lit(False)) for c in columns}
+    return frame.with_columns(pl.when(drop[c]).then(None).otherwise(pl.col(c)).alias(c) for c in columns)
 
 
-def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date) -> tuple[pl.DataFrame, list[str]]:
+def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes: list[list[str]]) -> pl.DataFrame:
     """Drop samples dated outside the window from activities that also have samples inside it."""
     if records.height == 0:
-        return records, []
+        return records
     inside = _in_window(pl.col("ts"), earliest, latest)
-    stray = ~inside & pl.col("ts").is_not_null() & inside.any().over("session")
-    count = records.select(stray.sum()).item()
-    if not count:
-        return records, []
-    return records.filter(~stray), [f"ts: {count} sample(s) dated outside {earliest}..{latest} dropped"]
+    stray = ~inside & pl.col("ts").is_not_null() & inside.any().over(FILE, "session")
+    if not records.select(stray.any()).item():
+        return records
+    for file, found in _counts(records, stray.sum().alias("stray")):
+        notes[file].append(f"ts: {found['stray']} sample(s) dated outside {earliest}..{latest} dropped")
+    return records.filter(~stray)
 
 
 def _bound(value: float) -> str:

@@ -54,6 +54,17 @@ def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path):
     assert summary.count("ok") == 4 and summary.count("failed") == 3
 
 
+def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path):
+    """Files are checked in batches after decoding; frames that break that step fail their own file."""
+    home = tmp_path / "home"
+    files = copies(tmp_path / "drop", "a.fit", "badframes.fit", "b.fit")
+    summary = import_files(files, Lake(home), Warehouse(home / "warehouse.duckdb"), decoders=FAULTY)
+    rows = ledger(home)
+    assert rows["a.fit"]["status"] == rows["b.fit"]["status"] == "ok"
+    assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith("decoder crashed:")
+    assert summary.count("ok") == 2 and summary.records == rows["a.fit"]["records"] + rows["b.fit"]["records"]
+
+
 def test_files_that_failed_for_the_machine_are_tried_again(tmp_path):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "hang.fit", "ok.fit")

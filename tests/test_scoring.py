@@ -1,12 +1,15 @@
 """Detection and energy through Dagster: segments, activity_energy and gait_baselines in the warehouse."""
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from assets import detection
 from assets.transforms.evaluation import backward_time_scores, missed_labelled
 from assets.transforms.model_config import ModelConfigError, load_model_config
 from pipelines.definitions import build_definitions
@@ -197,3 +200,15 @@ def test_real_forward_runs_imported_through_dagster_have_no_backward_second(impo
     runs = backward.filter(pl.col("path").str.split("/").list.last().is_in(FORWARD_RUNS))
     assert len(runs) == len(FORWARD_RUNS) and (runs["segments"] > 0).all()
     assert (runs["backward_s"] == 0).all()
+
+
+def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tmp_path: Path, monkeypatch):
+    settings = replace(copied_home(imported_export, tmp_path), workers=2)
+    warehouse = Warehouse(settings.warehouse_path)
+    tables = {t: f"SELECT * FROM {t} ORDER BY activity_id, {key}" for t, key in
+              [("segments", "segment_index"), ("activity_energy", "model_version")]}
+    before = {t: warehouse.query(sql) for t, sql in tables.items()}
+    monkeypatch.setattr(detection, "SCORE_BATCH_RECORDS", 1)  # one batch per month: January and February at once
+    assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
+    for table, sql in tables.items():
+        assert_frame_equal(warehouse.query(sql), before[table], rel_tol=1e-9, abs_tol=1e-9)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import multiprocessing
+import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -30,17 +32,24 @@ import polars as pl
 
 from connectors.archives import QUARANTINE_SAMPLE_BYTES, safe_name
 from connectors.formats import decoder_for
-from connectors.frames import placeable, warehouse_frames
+from connectors.batches import FILE, DecodedBatch
+from connectors.frames import FileOwner, batch_frames, placeable
 from connectors.labels import PlatformLabels, label_activities, with_platform_labels
 from connectors.limits import IntakeLimits
-from connectors.schema import LEDGER, PENDING_DAYS, DecodeError
+from connectors.schema import LEDGER, PENDING_DAYS, DecodedFile, DecodeError
 from connectors.sources import SourceFile
-from connectors.validate import PLAUSIBLE, Range, validate
+from connectors.validate import PLAUSIBLE, Range, validate_batch
 from warehouse.lake import Lake
+from warehouse.processes import single_threaded_polars
 from warehouse.store import Warehouse, insert
 
 #: Activities must start inside this window to be placed on a day (FIT's epoch is 1989-12-31).
 EARLIEST_DAY = date(1990, 1, 1)
+#: Files a decoder process takes at a time, and their most bytes (a batch's frames are in memory
+#: together): the Polars steps after decoding run once per batch (~35 calls of 0.1–0.3 ms each,
+#: more than decoding a file takes).
+DECODE_BATCH = 16
+DECODE_BATCH_BYTES = 8 * 2**20
 #: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
 #: Failures caused by the machine rather than the file: the next run tries the file again
@@ -197,7 +206,7 @@ def import_files(
 
     for job, (outcome, detail) in _supervised(new_files(), workers, limits.decode_timeout_s):
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here
-            outcome, detail = _failed(lake, Path(job.path), job.sha, job.athlete_id, detail, job.ledger_path)
+            outcome, detail = _failed_job(job, detail)
         record(outcome, detail)
     for outcome, row, labels in labelled:
         days, note = attach_labels(lake, row["sha256"], labels, latest)
@@ -226,68 +235,141 @@ def attach_labels(lake: Lake, sha: str, labels: PlatformLabels, latest: date) ->
     return tuple(days), f"{platform} labels attached to the activities of the first copy"
 
 
-def decode_into_lake(job: _Job) -> tuple[Outcome, dict]:
-    """Decode one file, check its values, keep its raw copy and frames in the lake; never raises for bad input."""
-    lake, source, started = Lake(Path(job.home)), Path(job.path), time.perf_counter()
-    sha, athlete_id, origin = job.sha, job.athlete_id, job.ledger_path
+def decode_into_lake(jobs: list[_Job], starting: Callable[[int], None] = lambda index: None) -> list[tuple[Outcome, dict]]:
+    """Decode a batch of files, check their values, keep each one's raw copy and frames in the lake;
+    (outcome, ledger row) per job, in order; never raises for bad input.
+
+    Each file is decoded on its own; the Polars steps after decoding run once for the batch
+    (`connectors.batches`).  `starting(i)` is called before file i is decoded, and with -1 before
+    the steps the batch shares, so the supervisor knows which file a hang or a crash belongs to."""
+    results: dict[int, tuple[Outcome, dict]] = {}
+    decoded: list[_Decoded] = []
+    for index, job in enumerate(jobs):
+        starting(index)
+        started = time.perf_counter()
+        try:
+            fmt, decode = decoder_for(Path(job.path), job.kind, job.modified_at)
+            if job.decoders and fmt in job.decoders:
+                module, name = job.decoders[fmt].split(":")
+                decode = getattr(importlib.import_module(module), name)
+            decoded.append(_Decoded(index, fmt, with_platform_labels(decode(Path(job.path)), job.labels),
+                                    time.perf_counter() - started))
+        except DecodeError as error:
+            results[index] = _failed_job(job, str(error))
+        except Exception as error:  # a bug must not stop the batch: explain and contain it
+            results[index] = _failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")
+    starting(-1)
+    for index, checked in _checked(jobs, decoded).items():
+        results[index] = _keep(jobs[index], checked) if isinstance(checked, _Checked) else checked
+    return [results[index] for index in range(len(jobs))]
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """One decoded file of a batch: its position, format, frames and decoding time."""
+
+    index: int
+    fmt: str
+    file: DecodedFile
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A decoded file's warehouse frames, its validation notes, the days it touches and its unplaced starts."""
+
+    decoded: _Decoded
+    frames: dict[str, pl.DataFrame]
+    notes: list[str]
+    days: tuple[date, ...]
+    unplaced: list[datetime | None]
+    seconds: float
+
+
+def _checked(jobs: list[_Job], decoded: list[_Decoded]) -> dict[int, _Checked | tuple[Outcome, dict]]:
+    """Validate the decoded files and make their warehouse frames, as one batch.  Should that raise
+    (a bug some file's values trigger), each file goes again on its own, so only that file fails."""
+    if not decoded:
+        return {}
     try:
-        fmt, decode = decoder_for(source, job.kind, job.modified_at)
-        if job.decoders and fmt in job.decoders:
-            module, name = job.decoders[fmt].split(":")
-            decode = getattr(importlib.import_module(module), name)
-        decoded = with_platform_labels(decode(source), job.labels)
-        checked, notes = validate(decoded, job.plausible, EARLIEST_DAY, job.latest)
-        frames = warehouse_frames(checked, sha, athlete_id, job.zone)
-    except DecodeError as error:
-        return _failed(lake, source, sha, athlete_id, str(error), origin)
-    except Exception as error:  # a bug must not stop the batch: explain and contain it
-        return _failed(lake, source, sha, athlete_id, f"decoder crashed: {type(error).__name__}: {error}", origin)
-    inside = placeable(EARLIEST_DAY, job.latest)
-    unplaced = frames["activities"].filter(~inside)
-    days = sorted(set(frames["activities"].filter(inside)["start_day"].to_list()))
-    lake.keep_raw(source, sha, fmt)
-    lake.write_decoded(sha, frames)
-    if decoded.notes:
-        notes.insert(0, decoded.notes)
-    if len(unplaced):
-        notes.append(_unplaced_note(unplaced))
+        return {checked.decoded.index: checked for checked in _checked_batch(jobs, decoded)}
+    except Exception as error:
+        if len(decoded) > 1:
+            return {index: checked for one in decoded for index, checked in _checked(jobs, [one]).items()}
+        job = jobs[decoded[0].index]
+        return {decoded[0].index: _failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")}
+
+
+def _checked_batch(jobs: list[_Job], decoded: list[_Decoded]) -> list[_Checked]:
+    started = time.perf_counter()
+    owned = [jobs[d.index] for d in decoded]
+    batch = DecodedBatch.of([d.file for d in decoded])
+    batch, notes = validate_batch(batch, owned[0].plausible, EARLIEST_DAY, owned[0].latest)  # one import: one set of limits
+    stacked = batch_frames(batch, [FileOwner(job.sha, job.athlete_id, job.zone) for job in owned])
+    starts = stacked["activities"].select(FILE, "start_day", "start_ts", placeable(EARLIEST_DAY, owned[0].latest).alias("_placed"))
+    days: list[set[date]] = [set() for _ in decoded]
+    unplaced: list[list[datetime | None]] = [[] for _ in decoded]
+    for file, day, start, placed in starts.iter_rows():  # one row per activity
+        if placed:
+            days[file].add(day)
+        else:
+            unplaced[file].append(start)
+    share = (time.perf_counter() - started) / len(decoded)
+    return [_Checked(d, frames, notes[i], tuple(sorted(days[i])), unplaced[i], d.seconds + share)
+            for i, (d, frames) in enumerate(zip(decoded, batch.unstacked(stacked)))]
+
+
+def _keep(job: _Job, checked: _Checked) -> tuple[Outcome, dict]:
+    """Keep a checked file's raw copy and frames in the lake: its outcome and ledger row."""
+    lake, source, decoded = Lake(Path(job.home)), Path(job.path), checked.decoded.file
+    started = time.perf_counter()
+    lake.keep_raw(source, job.sha, checked.decoded.fmt)
+    lake.write_decoded(job.sha, checked.frames)
+    notes = ([decoded.notes] if decoded.notes else []) + checked.notes
+    if checked.unplaced:
+        notes.append(_unplaced_note(checked.unplaced))
+    days = checked.days
     row = _ledger_row(
-        sha, source, athlete_id, origin, status=decoded.status, reason=decoded.reason, notes="; ".join(notes) or None, format=fmt,
-        decoder=decoded.decoder, decoder_version=decoded.decoder_version, records=len(decoded.records),
-        activities=len(frames["activities"]), body_measurements=len(frames["body_measurements"]),
+        job.sha, source, job.athlete_id, job.ledger_path, status=decoded.status, reason=decoded.reason,
+        notes="; ".join(notes) or None, format=checked.decoded.fmt, decoder=decoded.decoder,
+        decoder_version=decoded.decoder_version, records=len(decoded.records),
+        activities=len(checked.frames["activities"]), body_measurements=len(checked.frames["body_measurements"]),
         first_day=days[0] if days else None, last_day=days[-1] if days else None,
-        decode_s=time.perf_counter() - started,
+        decode_s=checked.seconds + time.perf_counter() - started,
     )
-    return Outcome(origin, athlete_id, decoded.status, decoded.reason, len(decoded.records), tuple(days)), row
+    return Outcome(job.ledger_path, job.athlete_id, decoded.status, decoded.reason, len(decoded.records), days), row
 
 
 def _serve(connection) -> None:
-    """A worker process: decode the jobs the importer sends until it sends None or goes away."""
+    """A worker process: decode the batches the importer sends until it sends None or goes away.
+    Before each file it sends the file's position in the batch (-1: the shared steps), then the results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle
     while True:
         try:
-            job = connection.recv()
+            jobs = connection.recv()
         except (EOFError, OSError):
             return
-        if job is None:
+        if jobs is None:
             return
-        connection.send(decode_into_lake(job))
+        connection.send(decode_into_lake(jobs, connection.send))
 
 
 class _Worker:
-    """One decoder process and the job it is working on."""
+    """One decoder process, the batch it is working on, and the file of it it is at."""
 
     def __init__(self, context) -> None:
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-decoder")
-        self.process.start()
+        with single_threaded_polars():  # the workers already use every core
+            self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-decoder")
+            self.process.start()
         child.close()
-        self.job: _Job | None = None
+        self.batch: list[_Job] | None = None
+        self.at = -1
         self.deadline = 0.0
 
-    def give(self, job: _Job, timeout_s: float) -> None:
-        self.job, self.deadline = job, time.monotonic() + timeout_s
-        self.connection.send(job)
+    def give(self, batch: list[_Job], timeout_s: float) -> None:
+        self.batch, self.at, self.deadline = batch, -1, time.monotonic() + timeout_s
+        self.connection.send(batch)
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -304,56 +386,96 @@ class _Worker:
         self.connection.close()
 
 
-def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterator[tuple[_Job, tuple]]:
-    """(job, (outcome, ledger row)) for every job, decoded in at most `workers` watched processes.
+@dataclass(frozen=True)
+class _Lost:
+    """A worker that died or passed the time limit, and why."""
 
-    Jobs are taken from `jobs` only when a worker is free, and a worker is started only when a job
+    reason: str
+    hung: bool
+
+
+def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterator[tuple[_Job, tuple]]:
+    """(job, (outcome, ledger row)) for every job, decoded in batches of up to `DECODE_BATCH` in at
+    most `workers` watched processes.
+
+    Jobs are taken from `jobs` only when a worker is free, and a worker is started only when a batch
     has none free (so one new file starts one process, and it starts while the rest is being read).
-    A worker that dies or passes the time limit is replaced; its job comes back as (None, reason).
-    Results come in the order they finish.
+    A worker that dies or passes the time limit (per file) is replaced.  The file it hung on comes
+    back as (None, reason); when it died, each file of its batch is decoded again on its own, so
+    only a file that kills a worker by itself comes back as (None, reason).  Results come in the
+    order their batches finish.
     """
     # spawn, not fork: Polars' and DuckDB's thread pools do not survive a fork
     context = multiprocessing.get_context("spawn")
-    jobs = iter(jobs)
+    batches = _batches(jobs)
+    alone: deque[_Job] = deque()  # files of a batch whose worker died: one per batch, to find the culprit
     pool: list[_Worker] = []
     more = True
     try:
         while True:
-            while more and (any(w.job is None for w in pool) or len(pool) < max(1, workers)):
-                job = next(jobs, None)
-                if job is None:
+            while (alone or more) and (any(w.batch is None for w in pool) or len(pool) < max(1, workers)):
+                batch = [alone.popleft()] if alone else next(batches, None)
+                if batch is None:
                     more = False
                     break
-                idle = next((w for w in pool if w.job is None), None)
+                idle = next((w for w in pool if w.batch is None), None)
                 if idle is None:
                     idle = _Worker(context)
                     pool.append(idle)
-                idle.give(job, timeout_s)
-            busy = [w for w in pool if w.job is not None]
+                idle.give(batch, timeout_s)
+            busy = [w for w in pool if w.batch is not None]
             if not busy:
                 return
             soonest = min(w.deadline for w in busy) - time.monotonic()
             wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=max(soonest, 0.0))
             for worker in busy:
-                job = worker.job
+                batch, at = worker.batch, worker.at
                 result = _collect(worker, timeout_s)
                 if result is None:
                     continue
-                if result[0] is None:  # the process is gone: a fresh one takes its place if jobs remain
-                    worker.stop(kill=True)
-                    pool.remove(worker)
-                worker.job = None
-                yield job, result
+                worker.batch = None
+                if not isinstance(result, _Lost):
+                    yield from zip(batch, result)
+                    continue
+                worker.stop(kill=True)  # a fresh process takes its place if jobs remain
+                pool.remove(worker)
+                if len(batch) == 1 or (result.hung and at >= 0):
+                    yield batch[max(at, 0)], (None, result.reason)
+                    alone.extend(job for i, job in enumerate(batch) if i != max(at, 0))
+                else:
+                    alone.extend(batch)
     finally:
         for worker in pool:
-            worker.stop(kill=worker.job is not None)
+            worker.stop(kill=worker.batch is not None)
 
 
-def _collect(worker: _Worker, timeout_s: float) -> tuple | None:
-    """The worker's result, (None, reason) if it died or hung, or None while it is still working."""
+def _batches(jobs: Iterable[_Job]) -> Iterator[list[_Job]]:
+    """`jobs` in batches of up to `DECODE_BATCH` files and `DECODE_BATCH_BYTES` (at least one file),
+    each taken as late as possible: when a worker asks for it."""
+    batch: list[_Job] = []
+    size = 0
+    for job in jobs:
+        batch.append(job)
+        try:
+            size += os.path.getsize(job.path)
+        except OSError:  # gone since it was hashed: its decoder says so
+            pass
+        if len(batch) == DECODE_BATCH or size >= DECODE_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _collect(worker: _Worker, timeout_s: float) -> list | _Lost | None:
+    """The batch's results, `_Lost` if the worker died or hung, or None while it is still working
+    (each file it starts gives it `timeout_s` more)."""
     try:
-        if worker.connection.poll():
-            return worker.connection.recv()
+        while worker.connection.poll():
+            message = worker.connection.recv()
+            if not isinstance(message, int):
+                return message
+            worker.at, worker.deadline = message, time.monotonic() + timeout_s
     except (EOFError, OSError):
         pass
     else:
@@ -361,9 +483,9 @@ def _collect(worker: _Worker, timeout_s: float) -> tuple | None:
             return None
         if worker.process.is_alive():
             worker.process.kill()
-            return None, f"decoder timed out after {timeout_s:g} s (killed; the next import tries again)"
+            return _Lost(f"decoder timed out after {timeout_s:g} s (killed; the next import tries again)", hung=True)
     worker.process.join()
-    return None, f"decoder process died ({_exit(worker.process.exitcode)}; the next import tries again)"
+    return _Lost(f"decoder process died ({_exit(worker.process.exitcode)}; the next import tries again)", hung=False)
 
 
 def _exit(code: int | None) -> str:
@@ -397,8 +519,12 @@ def _failed(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, orig
     return Outcome(origin, athlete_id, "failed", reason), row
 
 
-def _unplaced_note(unplaced: pl.DataFrame) -> str:
-    starts = ", ".join(str(s) if s is not None else "no timestamps" for s in unplaced["start_ts"].to_list()[:3])
+def _failed_job(job: _Job, reason: str) -> tuple[Outcome, dict]:
+    return _failed(Lake(Path(job.home)), Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+
+
+def _unplaced_note(unplaced: list[datetime | None]) -> str:
+    starts = ", ".join(str(s) if s is not None else "no timestamps" for s in unplaced[:3])
     return f"{len(unplaced)} activity(ies) kept in the lake but not placed on a day (start: {starts})"
 
 

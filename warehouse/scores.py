@@ -24,6 +24,9 @@ class ActivityFrames:
     records: pl.DataFrame
     laps: pl.DataFrame
 
+    def as_dict(self) -> dict[str, pl.DataFrame]:
+        return {"activities": self.activities, "records": self.records, "laps": self.laps}
+
 
 def activities_started(warehouse: Warehouse, first: date, last: date) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records and laps (records in
