@@ -118,7 +118,7 @@ def in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
     step = (activity > activity.shift(1)) | ((activity == activity.shift(1)) & (ts >= ts.shift(1)))
     if frame.height < 2 or frame.select(step.slice(1).fill_null(False).all()).item():
         return frame
-    return frame.sort("activity_id", "ts")
+    return frame.sort("activity_id", "ts", maintain_order=True)  # stable: ties keep their order
 
 
 def with_motion(records: pl.DataFrame) -> pl.DataFrame:

@@ -309,10 +309,10 @@ def _checked_batch(jobs: list[_Job], decoded: list[_Decoded]) -> list[_Checked]:
     starts = stacked["activities"].select(FILE, "start_day", "start_ts", placeable(EARLIEST_DAY, owned[0].latest).alias("_placed"))
     days: list[set[date]] = [set() for _ in decoded]
     unplaced: list[list[datetime | None]] = [[] for _ in decoded]
-    for file, day, start, placed in starts.iter_rows():  # one row per activity
+    for file, day, start, placed in starts.iter_rows():  # one row per activity; no start day: neither
         if placed:
             days[file].add(day)
-        else:
+        elif placed is not None:
             unplaced[file].append(start)
     share = (time.perf_counter() - started) / len(decoded)
     return [_Checked(d, frames, notes[i], tuple(sorted(days[i])), unplaced[i], d.seconds + share)
