@@ -48,7 +48,7 @@ EARLIEST_DAY = date(1990, 1, 1)
 #: Files a decoder process takes at a time, and their most bytes (a batch's frames are in memory
 #: together): the Polars steps after decoding run once per batch (~35 calls of 0.1–0.3 ms each,
 #: more than decoding a file takes).
-DECODE_BATCH = 16
+DECODE_BATCH = 32
 DECODE_BATCH_BYTES = 8 * 2**20
 #: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
