@@ -24,6 +24,8 @@ SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
 #: Samples scored at once: consecutive months are batched up to this (memory stays bounded; each of
 #: `storage.workers` processes scores a batch, and one more is read ahead).
 SCORE_BATCH_RECORDS = 250_000
+#: Batches read from the warehouse by one query (each query scans the records table).
+BATCHES_PER_READ = 4
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
@@ -115,12 +117,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
 
 def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:
     """Each batch's frames to score, keyed by (first day, last day, activities, samples)."""
-    return (_batch(warehouse, first, last) for first, last in batches)
-
-
-def _batch(warehouse: Warehouse, first: date, last: date) -> tuple[tuple, dict[str, pl.DataFrame]]:
-    frames = scores.activities_started(warehouse, first, last)  # not held here once handed over
-    return (first, last, frames.activities, frames.records.height), frames.as_dict()
+    for first, last, frames in scores.batches_started(warehouse, batches, BATCHES_PER_READ):
+        yield (first, last, frames.activities, frames.records.height), frames.as_dict()
 
 
 def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -27,6 +28,13 @@ class ActivityFrames:
     def as_dict(self) -> dict[str, pl.DataFrame]:
         return {"activities": self.activities, "records": self.records, "laps": self.laps}
 
+    def started(self, first: date, last: date) -> ActivityFrames:
+        """The activities that started on days first..last, with their records and laps."""
+        activities = self.activities.filter(pl.col("start_day").is_between(first, last))
+        ids = activities["activity_id"].implode()
+        return ActivityFrames(activities, self.records.filter(pl.col("activity_id").is_in(ids)),
+                              self.laps.filter(pl.col("activity_id").is_in(ids)))
+
 
 def activities_started(warehouse: Warehouse, first: date, last: date) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records and laps (records in
@@ -36,6 +44,17 @@ def activities_started(warehouse: Warehouse, first: date, last: date) -> Activit
         records=_read(warehouse, RECORDS, f"records WHERE {_STARTED_IN}", [first, last]),
         laps=_read(warehouse, LAPS, f"laps WHERE {_STARTED_IN}", [first, last]),
     )
+
+
+def batches_started(warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int
+                    ) -> Iterator[tuple[date, date, ActivityFrames]]:
+    """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
+    a read scans the whole records table, so small batches are cheaper read together."""
+    for start in range(0, len(batches), per_read):
+        group = batches[start : start + per_read]
+        frames = activities_started(warehouse, group[0][0], group[-1][1])
+        for first, last in group:
+            yield first, last, frames.started(first, last)
 
 
 def month_batches(warehouse: Warehouse, first: date, end: date, max_records: int) -> list[tuple[date, date]]:
