@@ -13,7 +13,7 @@ import polars as pl
 
 from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
-from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, with_edges
+from assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, with_edges
 from connectors.frames import in_time_order
 from connectors.schema import ACTIVITY_LABELS, BASELINES
 
@@ -47,8 +47,10 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
     inputs = with_edges(inputs, "all", pl.col("_d").is_not_null(), edge_columns, keys)
-    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, [*edge_aggs("all", edge_columns), pl.col("_v").median()])
-    inputs = inputs.with_columns(smooth.select(pl.coalesce(_window_speed("all"), "_v")).to_series().alias("_v_smooth"))
+    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, edge_aggs("all", edge_columns))
+    by_distance = smooth.select(_window_speed("all")).to_series()
+    by_median = centred_rolling_at(inputs, config.speed_smooth_s, keys, [pl.col("_v").median()], by_distance.is_null())
+    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
     inputs = with_edges(inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(),
@@ -60,7 +62,6 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         keys,
         [
             *edge_aggs("ok", edge_columns),
-            pl.col("_v_ok").median(),
             pl.col("_spm_ok").median(),
             pl.col("_ok").sum().alias("_ok_n"),
             pl.col("_ok").mean().alias("_ok_share"),
@@ -69,7 +70,9 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         ],
     )
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
-    gait = rolled.select(
+    without_distance = rolled.select(speaks & _window_speed("ok").is_null()).to_series()
+    by_median = centred_rolling_at(inputs, config.gait_window_s, keys, [pl.col("_v_ok").median()], without_distance)
+    gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
         pl.when(speaks).then("_spm_ok").alias("_run_spm"),
         pl.when(pl.col("_spm_n") >= config.gait_min_samples).then("_spm").alias("gait_spm"),

@@ -30,6 +30,32 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     return rolled.sort("_group", "ts", maintain_order=True).drop("_group", "ts")
 
 
+def centred_rolling_at(
+    frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr], at: pl.Series
+) -> pl.DataFrame:
+    """`centred_rolling` at the rows where the mask `at` holds, null elsewhere: only the rows inside
+    their windows are rolled, which is cheap when they are few (a median that few rows need)."""
+    period = int(seconds * 1e6)
+    before, after = period // 2, period - period // 2  # the window of a row at t is (t − before, t + after]
+    t, group = pl.col("ts").dt.epoch("us"), pl.col("_group")
+    t_at, group_at = pl.when(pl.col("_at")).then(t), pl.when(pl.col("_at")).then(group)
+    in_a_window = ((t_at.forward_fill() >= t - after) & (group_at.forward_fill() == group)) | (
+        (t_at.backward_fill() < t + before) & (group_at.backward_fill() == group)
+    )
+    inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())
+    rows = (
+        frame.select(run_ids(keys).alias("_group"), "ts", *inputs, at.alias("_at"))
+        .with_row_index("_row")
+        .filter(in_a_window.fill_null(False))
+    )
+    rolled = centred_rolling(rows, seconds, ["_group"], aggs).filter(rows["_at"])
+    indices = rows["_row"].filter(rows["_at"])
+    return pl.DataFrame(
+        pl.repeat(None, frame.height, dtype=values.dtype, eager=True).alias(values.name).scatter(indices, values)
+        for values in rolled
+    )
+
+
 def with_edges(frame: pl.DataFrame, name: str, mask: pl.Expr, columns: list[str], keys: list[str]) -> pl.DataFrame:
     """Adds, for each of `columns`, its value at the next `mask` row at or after each row and at the
     last one at or before it (within `keys`): what `edge_aggs` rolls into a window's edges."""
