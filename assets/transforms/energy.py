@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, with_edges
 from assets.transforms.model_config import EnergyConfig, energy_row_version
-from assets.transforms.segments import record_intervals
+from assets.transforms.segments import timed_records, with_intervals
 from connectors.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
@@ -35,6 +35,9 @@ MASSES = pl.Schema(
     }
 )
 
+
+#: The record columns the energy model reads.
+_ENERGY_COLUMNS = ["activity_id", "athlete_id", "ts", "altitude_m", "distance_m", "speed_mps", "heart_rate_bpm"]
 
 
 def polynomial(coefficients: tuple[float, ...], x: pl.Expr) -> pl.Expr:
@@ -164,8 +167,8 @@ def record_energy(
     Each record owns the interval up to the next one; intervals longer than `max_record_interval_s`
     (pauses) add their distance but no time-based cost.
     """
-    samples = record_intervals(records, config.max_record_interval_s, config.max_record_interval_s)
-    samples = samples.filter(~pl.col("is_gap_marker"))
+    samples = with_intervals(timed_records(records, _ENERGY_COLUMNS), config.max_record_interval_s)
+    samples = samples.with_columns(pl.col("interval_s").clip(upper_bound=config.max_record_interval_s))
     samples = samples.with_columns(_grade(samples, config).alias("grade"))
     spans = segments.select(
         "activity_id", "segment_index", "direction", "gait", pl.col("start_ts").alias("_seg_start"), "model_version"
