@@ -13,7 +13,7 @@ import polars as pl
 
 from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
-from assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, with_edges
+from assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, run_ids, with_edges
 from connectors.frames import in_time_order
 from connectors.schema import ACTIVITY_LABELS, BASELINES
 
@@ -35,11 +35,11 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
-    keys = ["activity_id"] if within is None else ["activity_id", within]
     sorted_records = in_time_order(records.filter(pl.col("ts").is_not_null()))  # untimed: no gait
     edge_columns = ["_d", "_t"]
+    keys = ["_block"]  # one integer key: windows partitioned by a string and a number would hash both
     inputs = sorted_records.select(
-        *keys,
+        run_ids(["activity_id"] if within is None else ["activity_id", within]).alias("_block"),
         "ts",
         pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm")).alias("_spm"),
         pl.col("speed_mps").alias("_v"),
