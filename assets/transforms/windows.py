@@ -26,8 +26,10 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())  # one group key, only what is rolled
     grouped = frame.select(run_ids(keys).alias("_group"), "ts", *inputs)
     rolled = grouped.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
-    # `rolling` may emit the groups in another order; rows tied on (group, ts) share a window.
-    return rolled.sort("_group", "ts", maintain_order=True).drop("_group", "ts")
+    # `rolling` may emit the groups in another order (each in row order); rows tied on (group, ts) share a window.
+    if not rolled["_group"].is_sorted():
+        rolled = rolled.sort("_group", "ts", maintain_order=True)
+    return rolled.drop("_group", "ts")
 
 
 def centred_rolling_at(
