@@ -62,7 +62,6 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         keys,
         [
             *edge_aggs("ok", edge_columns),
-            pl.col("_spm_ok").median(),
             pl.col("_ok").sum().alias("_ok_n"),
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
@@ -70,11 +69,16 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         ],
     )
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
-    without_distance = rolled.select(speaks & _window_speed("ok").is_null()).to_series()
-    by_median = centred_rolling_at(inputs, config.gait_window_s, keys, [pl.col("_v_ok").median()], without_distance)
+    # Running samples' medians are needed where the distance gives no speed, or where some of the
+    # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
+    mixed = pl.col("_ok_n") != pl.col("_spm_n")
+    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series()
+    by_median = centred_rolling_at(
+        inputs, config.gait_window_s, keys, [pl.col("_v_ok").median(), pl.col("_spm_ok").median()], needed
+    )
     gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
-        pl.when(speaks).then("_spm_ok").alias("_run_spm"),
+        pl.when(speaks).then(pl.coalesce("_spm_ok", "_spm")).alias("_run_spm"),
         pl.when(pl.col("_spm_n") >= config.gait_min_samples).then("_spm").alias("gait_spm"),
     )
     features = sorted_records.with_columns(*gait.get_columns(), inputs["_v_smooth"].alias("gait_moving_mps"))
