@@ -34,8 +34,9 @@ def timed_records(records: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 def with_intervals(ordered: pl.DataFrame, max_gap_s: float) -> pl.DataFrame:
     """Time-ordered records, each owning the interval up to the next sample: `interval_s`, and
     `interval_m`, the distance covered in it (from `distance_m`, else speed × time up to `max_gap_s`)."""
-    to_next = (pl.col("ts").shift(-1) - pl.col("ts")).over(_ACTIVITY).dt.total_microseconds() / 1e6
-    step = (pl.col("distance_m").shift(-1) - pl.col("distance_m")).over(_ACTIVITY)
+    has_next = pl.col("activity_id") == pl.col("activity_id").shift(-1)  # cheaper than a window over activities
+    to_next = pl.when(has_next).then(pl.col("ts").shift(-1) - pl.col("ts")).dt.total_microseconds() / 1e6
+    step = pl.when(has_next).then(pl.col("distance_m").shift(-1) - pl.col("distance_m"))
     return ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
         pl.coalesce(
             step,
@@ -260,7 +261,7 @@ def detect_segments(
     samples = _absorb_short_unknown(samples, config)
     samples = _smooth_gait(samples, config)
     samples = samples.with_columns(
-        pl.concat_str("direction", "segment_gait", separator="/").rle_id().over(_ACTIVITY).alias("_segment")
+        run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment")
     )
     supports = pl.col("raw_direction") == pl.col("direction")
     weight = pl.col("interval_s")
