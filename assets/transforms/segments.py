@@ -228,15 +228,12 @@ def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     within = ["_direction_run"]
     frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
     kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
+    smoothed = frame.select(kept.forward_fill().backward_fill().over(within)).to_series()
+    all_short = smoothed.is_null()  # a few direction stretches: only theirs are ranked by time in gait
     time_in_gait = pl.col("interval_s").sum().over(*within, "segment_gait")
-    frame = frame.with_columns(
-        kept.forward_fill().over(within).alias("_kept"),
-        pl.col("segment_gait").sort_by(time_in_gait).last().over(within).alias("_dominant"),
-    )
-    filled = pl.col("_kept").backward_fill().over(within)
-    return frame.with_columns(pl.coalesce(filled, "_dominant").alias("segment_gait")).drop(
-        "_direction_run", "_kept", "_dominant"
-    )
+    dominant = frame.filter(all_short).select(pl.col("segment_gait").sort_by(time_in_gait).last().over(within))
+    smoothed = smoothed.scatter(all_short.arg_true(), dominant.to_series())
+    return frame.with_columns(smoothed.alias("segment_gait")).drop("_direction_run")
 
 
 def _evidence(flags: dict[str, pl.Expr]) -> pl.Expr:
