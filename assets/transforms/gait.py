@@ -13,7 +13,7 @@ import polars as pl
 
 from assets.transforms.labels import labelled_activities, with_lap_labels
 from assets.transforms.model_config import DetectionConfig
-from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, with_edges
+from assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, run_ids, with_edges
 from connectors.frames import in_time_order
 from connectors.schema import ACTIVITY_LABELS, BASELINES
 
@@ -35,11 +35,11 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
     """
-    keys = ["activity_id"] if within is None else ["activity_id", within]
     sorted_records = in_time_order(records.filter(pl.col("ts").is_not_null()))  # untimed: no gait
     edge_columns = ["_d", "_t"]
+    keys = ["_block"]  # one integer key: windows partitioned by a string and a number would hash both
     inputs = sorted_records.select(
-        *keys,
+        run_ids(["activity_id"] if within is None else ["activity_id", within]).alias("_block"),
         "ts",
         pl.when(pl.col("cadence_spm") > 0).then(pl.col("cadence_spm")).alias("_spm"),
         pl.col("speed_mps").alias("_v"),
@@ -47,8 +47,10 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
     inputs = with_edges(inputs, "all", pl.col("_d").is_not_null(), edge_columns, keys)
-    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, [*edge_aggs("all", edge_columns), pl.col("_v").median()])
-    inputs = inputs.with_columns(smooth.select(pl.coalesce(_window_speed("all"), "_v")).to_series().alias("_v_smooth"))
+    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, edge_aggs("all", edge_columns))
+    by_distance = smooth.select(_window_speed("all")).to_series()
+    by_median = centred_rolling_at(inputs, config.speed_smooth_s, keys, [pl.col("_v").median()], by_distance.is_null())
+    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
     inputs = with_edges(inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(),
@@ -60,8 +62,6 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         keys,
         [
             *edge_aggs("ok", edge_columns),
-            pl.col("_v_ok").median(),
-            pl.col("_spm_ok").median(),
             pl.col("_ok").sum().alias("_ok_n"),
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
@@ -69,9 +69,16 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
         ],
     )
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
-    gait = rolled.select(
+    # Running samples' medians are needed where the distance gives no speed, or where some of the
+    # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
+    mixed = pl.col("_ok_n") != pl.col("_spm_n")
+    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series()
+    by_median = centred_rolling_at(
+        inputs, config.gait_window_s, keys, [pl.col("_v_ok").median(), pl.col("_spm_ok").median()], needed
+    )
+    gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
-        pl.when(speaks).then("_spm_ok").alias("_run_spm"),
+        pl.when(speaks).then(pl.coalesce("_spm_ok", "_spm")).alias("_run_spm"),
         pl.when(pl.col("_spm_n") >= config.gait_min_samples).then("_spm").alias("gait_spm"),
     )
     features = sorted_records.with_columns(*gait.get_columns(), inputs["_v_smooth"].alias("gait_moving_mps"))

@@ -55,26 +55,25 @@ def labelled_activities(activities: pl.DataFrame, config: DetectionConfig) -> pl
 
 
 def in_labelled_lap(records: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.Series:
-    """Per record (in order): whether its time falls inside a lap whose name says backward.
+    """Per record of `records` (in time order within each activity): whether its time falls inside a
+    lap whose name says backward.
 
     A record at the boundary of two laps belongs to the one starting there."""
-    keyed = records.select("activity_id", "ts").with_row_index("_row")
     spans = (
         laps.select("activity_id", "start_ts", "end_ts", says_backward(pl.col("name"), config).alias("_says"))
         .filter(pl.col("start_ts").is_not_null())
         .sort("start_ts")
     )
     if not spans["_says"].any():
-        return pl.Series("lap_label", [False] * len(records), dtype=pl.Boolean)
+        return pl.repeat(False, records.height, dtype=pl.Boolean, eager=True).alias("lap_label")
     hit = (
-        keyed.sort("ts")
-        .join_asof(
+        records.select("activity_id", "ts")
+        .join_asof(  # as-of joins `by` a key need both sides in time order within it, not overall
             spans, left_on="ts", right_on="start_ts", by="activity_id", strategy="backward", check_sortedness=False
         )
-        .with_columns(
+        .select(
             (pl.col("_says").fill_null(False) & (pl.col("ts") <= pl.col("end_ts")).fill_null(False)).alias("lap_label")
         )
-        .sort("_row")
     )
     return hit["lap_label"]
 

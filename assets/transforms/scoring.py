@@ -40,8 +40,8 @@ def score_activities(
         mean_speed <= detection.foot_max_mean_speed_mps
     ).fill_null(True)
     foot = activities.filter(on_foot)
-    records = records.join(foot.select("activity_id"), on="activity_id", how="semi")
-    laps = laps.join(foot.select("activity_id"), on="activity_id", how="semi")
+    records = records.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
+    laps = laps.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
     segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
     record_kcal = record_energy(records, segments, masses, energy)

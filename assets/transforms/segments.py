@@ -21,26 +21,41 @@ from connectors.schema import RECORDS, SEGMENTS, conform
 _ACTIVITY = ["activity_id"]
 
 
-def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> pl.DataFrame:
-    """Records sorted by activity and time, each owning the interval up to the next sample.
+#: The record columns detection reads.
+_DETECTION_COLUMNS = ["activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "distance_m", "speed_mps", "cadence_spm",
+                      "facing_deg"]
 
-    Adds `interval_s` and `interval_m` (distance covered in it, from `distance_m`, else speed × time)
-    and `is_gap_marker`; samples without a time are left out.  Where the next sample is more than
-    `max_gap_s` away (a pause), the sample holds for `hold_s` (at most `max_gap_s`) and a marker row
-    with null measures, right after it, owns the rest of the gap.
-    """
-    hold_s = min(hold_s, max_gap_s)
-    ordered = in_time_order(conform(records, RECORDS).filter(pl.col("ts").is_not_null()))
-    to_next = (pl.col("ts").shift(-1) - pl.col("ts")).over(_ACTIVITY).dt.total_microseconds() / 1e6
-    step = (pl.col("distance_m").shift(-1) - pl.col("distance_m")).over(_ACTIVITY)
-    ordered = ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
+
+def timed_records(records: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`columns` of the records that have a time, sorted by activity and time."""
+    return in_time_order(conform(records, RECORDS).select(columns).filter(pl.col("ts").is_not_null()))
+
+
+def with_intervals(ordered: pl.DataFrame, max_gap_s: float) -> pl.DataFrame:
+    """Time-ordered records, each owning the interval up to the next sample: `interval_s`, and
+    `interval_m`, the distance covered in it (from `distance_m`, else speed × time up to `max_gap_s`)."""
+    has_next = pl.col("activity_id") == pl.col("activity_id").shift(-1)  # cheaper than a window over activities
+    to_next = pl.when(has_next).then(pl.col("ts").shift(-1) - pl.col("ts")).dt.total_microseconds() / 1e6
+    step = pl.when(has_next).then(pl.col("distance_m").shift(-1) - pl.col("distance_m"))
+    return ordered.with_columns(to_next.fill_null(0.0).alias("interval_s")).with_columns(
         pl.coalesce(
             step,
             pl.when(pl.col("interval_s") <= max_gap_s).then(pl.col("speed_mps") * pl.col("interval_s")),
             pl.lit(0.0),
         )
         .clip(lower_bound=0.0)
-        .alias("interval_m"),
+        .alias("interval_m")
+    )
+
+
+def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> pl.DataFrame:
+    """The records detection reads, with a time, sorted by activity and time, with their intervals
+    (`with_intervals`) and `is_gap_marker`.  Where the next sample is more than `max_gap_s` away (a
+    pause), the sample holds for `hold_s` (at most `max_gap_s`) and a marker row with null measures,
+    right after it, owns the rest of the gap.
+    """
+    hold_s = min(hold_s, max_gap_s)
+    ordered = with_intervals(timed_records(records, _DETECTION_COLUMNS), max_gap_s).with_columns(
         pl.lit(False).alias("is_gap_marker"),
         (pl.int_range(pl.len(), dtype=pl.Int64) * 2).alias("_order"),
     )
@@ -213,15 +228,12 @@ def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     within = ["_direction_run"]
     frame = _runs(frame.rename({"gait": "segment_gait"}), "segment_gait", within)
     kept = pl.when(pl.col("_run_s") >= config.min_gait_s).then(pl.col("segment_gait"))
+    smoothed = frame.select(kept.forward_fill().backward_fill().over(within)).to_series()
+    all_short = smoothed.is_null()  # a few direction stretches: only theirs are ranked by time in gait
     time_in_gait = pl.col("interval_s").sum().over(*within, "segment_gait")
-    frame = frame.with_columns(
-        kept.forward_fill().over(within).alias("_kept"),
-        pl.col("segment_gait").sort_by(time_in_gait).last().over(within).alias("_dominant"),
-    )
-    filled = pl.col("_kept").backward_fill().over(within)
-    return frame.with_columns(pl.coalesce(filled, "_dominant").alias("segment_gait")).drop(
-        "_direction_run", "_kept", "_dominant"
-    )
+    dominant = frame.filter(all_short).select(pl.col("segment_gait").sort_by(time_in_gait).last().over(within))
+    smoothed = smoothed.scatter(all_short.arg_true(), dominant.to_series())
+    return frame.with_columns(smoothed.alias("segment_gait")).drop("_direction_run")
 
 
 def _evidence(flags: dict[str, pl.Expr]) -> pl.Expr:
@@ -246,7 +258,7 @@ def detect_segments(
     samples = _absorb_short_unknown(samples, config)
     samples = _smooth_gait(samples, config)
     samples = samples.with_columns(
-        pl.concat_str("direction", "segment_gait", separator="/").rle_id().over(_ACTIVITY).alias("_segment")
+        run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment")
     )
     supports = pl.col("raw_direction") == pl.col("direction")
     weight = pl.col("interval_s")

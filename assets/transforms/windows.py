@@ -9,6 +9,8 @@ value at or after it, its last row the previous one at or before it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 
 
@@ -25,9 +27,54 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     period = int(seconds * 1e6)
     inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())  # one group key, only what is rolled
     grouped = frame.select(run_ids(keys).alias("_group"), "ts", *inputs)
-    rolled = grouped.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
-    # `rolling` may emit the groups in another order; rows tied on (group, ts) share a window.
-    return rolled.sort("_group", "ts", maintain_order=True).drop("_group", "ts")
+
+    def roll(part: pl.DataFrame) -> pl.DataFrame:
+        return part.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
+
+    # Polars rolls an aggregation such as a median on one thread: roll whole groups in parallel parts
+    # (Polars releases the GIL).
+    parts = _whole_group_parts(grouped, pl.thread_pool_size())
+    with ThreadPoolExecutor(len(parts)) as pool:
+        rolled = pl.concat(pool.map(roll, parts))
+    # `rolling` may emit the groups in another order (each in row order); rows tied on (group, ts) share a window.
+    if not rolled["_group"].is_sorted():
+        rolled = rolled.sort("_group", "ts", maintain_order=True)
+    return rolled.drop("_group", "ts")
+
+
+def _whole_group_parts(grouped: pl.DataFrame, count: int, min_rows: int = 100_000) -> list[pl.DataFrame]:
+    """`grouped` (sorted by `_group`) cut into up to `count` parts of about equal rows and at least
+    `min_rows`, never inside a group."""
+    count = max(1, min(count, grouped.height // min_rows))
+    group = grouped["_group"]
+    cuts = sorted({0, grouped.height} | {group.search_sorted(group[grouped.height * i // count]) for i in range(1, count)})
+    return [grouped[start:end] for start, end in zip(cuts, cuts[1:])] or [grouped]
+
+
+def centred_rolling_at(
+    frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr], at: pl.Series
+) -> pl.DataFrame:
+    """`centred_rolling` at the rows where the mask `at` holds, null elsewhere: only the rows inside
+    their windows are rolled, which is cheap when they are few (a median that few rows need)."""
+    period = int(seconds * 1e6)
+    before, after = period // 2, period - period // 2  # the window of a row at t is (t − before, t + after]
+    t, group = pl.col("ts").dt.epoch("us"), pl.col("_group")
+    t_at, group_at = pl.when(pl.col("_at")).then(t), pl.when(pl.col("_at")).then(group)
+    in_a_window = ((t_at.forward_fill() >= t - after) & (group_at.forward_fill() == group)) | (
+        (t_at.backward_fill() < t + before) & (group_at.backward_fill() == group)
+    )
+    inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())
+    rows = (
+        frame.select(run_ids(keys).alias("_group"), "ts", *inputs, at.alias("_at"))
+        .with_row_index("_row")
+        .filter(in_a_window.fill_null(False))
+    )
+    rolled = centred_rolling(rows, seconds, ["_group"], aggs).filter(rows["_at"])
+    indices = rows["_row"].filter(rows["_at"])
+    return pl.DataFrame(
+        pl.repeat(None, frame.height, dtype=values.dtype, eager=True).alias(values.name).scatter(indices, values)
+        for values in rolled
+    )
 
 
 def with_edges(frame: pl.DataFrame, name: str, mask: pl.Expr, columns: list[str], keys: list[str]) -> pl.DataFrame:
