@@ -9,8 +9,6 @@ value at or after it, its last row the previous one at or before it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import polars as pl
 
 
@@ -27,28 +25,11 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     period = int(seconds * 1e6)
     inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())  # one group key, only what is rolled
     grouped = frame.select(run_ids(keys).alias("_group"), "ts", *inputs)
-
-    def roll(part: pl.DataFrame) -> pl.DataFrame:
-        return part.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
-
-    # Polars rolls an aggregation such as a median on one thread: roll whole groups in parallel parts
-    # (Polars releases the GIL).
-    parts = _whole_group_parts(grouped, pl.thread_pool_size())
-    with ThreadPoolExecutor(len(parts)) as pool:
-        rolled = pl.concat(pool.map(roll, parts))
+    rolled = grouped.rolling("ts", period=f"{period}us", offset=f"-{period // 2}us", group_by="_group").agg(aggs)
     # `rolling` may emit the groups in another order (each in row order); rows tied on (group, ts) share a window.
     if not rolled["_group"].is_sorted():
         rolled = rolled.sort("_group", "ts", maintain_order=True)
     return rolled.drop("_group", "ts")
-
-
-def _whole_group_parts(grouped: pl.DataFrame, count: int, min_rows: int = 100_000) -> list[pl.DataFrame]:
-    """`grouped` (sorted by `_group`) cut into up to `count` parts of about equal rows and at least
-    `min_rows`, never inside a group."""
-    count = max(1, min(count, grouped.height // min_rows))
-    group = grouped["_group"]
-    cuts = sorted({0, grouped.height} | {group.search_sorted(group[grouped.height * i // count]) for i in range(1, count)})
-    return [grouped[start:end] for start, end in zip(cuts, cuts[1:])] or [grouped]
 
 
 def centred_rolling_at(
