@@ -63,14 +63,34 @@ def view_sql() -> dict[str, str]:
 
 
 class Warehouse:
-    """One DuckDB file, opened briefly for each read or write."""
+    """One DuckDB file, opened briefly for each read or write (or kept open by `held`)."""
 
     def __init__(self, path: Path | str, tables: Mapping[str, pl.Schema] = TABLES):
         self.path = Path(path)
         self.tables = dict(tables)
+        self._held: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the file open meanwhile: each read and write inside takes a cursor of one connection
+        instead of opening the file (~20 ms for a ten-year warehouse).  For a step that reads and
+        writes many times and owns the file (the `warehouse` pool); other processes wait meanwhile."""
+        if self._held is not None:
+            yield
+            return
+        self._held = self.connect()
+        try:
+            yield
+        finally:
+            self._held.close()
+            self._held = None
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """A connection (UTC session time zone), waiting out another process's lock."""
+        if self._held is not None:
+            cursor = self._held.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            return cursor
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + LOCK_WAIT_S
