@@ -9,7 +9,7 @@ import polars as pl
 from assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
 from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from assets.transforms.segments import detect_segments
-from connectors.frames import with_motion
+from connectors.frames import in_time_order, with_motion
 from connectors.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
 
 
@@ -40,7 +40,8 @@ def score_activities(
         mean_speed <= detection.foot_max_mean_speed_mps
     ).fill_null(True)
     foot = activities.filter(on_foot)
-    records = records.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
+    # sorted once here (a filtered warehouse read interleaves activities): each step after finds them in order
+    records = in_time_order(records.filter(pl.col("activity_id").is_in(foot["activity_id"].implode())))
     laps = laps.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
     segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
