@@ -24,8 +24,9 @@ SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
 #: Samples scored at once: consecutive months are batched up to this (memory stays bounded; each of
 #: `storage.workers` processes scores a batch, and one more is read ahead).
 SCORE_BATCH_RECORDS = 250_000
-#: Batches read from the warehouse by one query (each query scans the records table).
-BATCHES_PER_READ = 4
+#: Batches read from the warehouse by one query: each query scans the records table, and the
+#: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
+BATCHES_PER_READ = 2
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
