@@ -27,6 +27,9 @@ SCORE_BATCH_RECORDS = 250_000
 #: Batches read from the warehouse by one query: each query scans the records table, and the
 #: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
 BATCHES_PER_READ = 2
+#: Batches from which scoring spreads over `storage.workers` processes (about a year of one runner):
+#: with fewer, starting the processes (~1.5 s of CPU each) costs more than they save.
+BATCHES_FOR_PROCESSES = 4
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
@@ -93,7 +96,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     totals = {"segments": 0, "activity_energy": 0}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
     batches = scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS)
-    scoring = map_in_processes(score_activities, _read(warehouse, batches), storage.workers, storage.staging,
+    workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
+    scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
                                baselines=baselines, body_measurements=measurements, profiles=profiles,
                                detection=detection, energy=energy)
     with warehouse.held():  # ~40 reads and writes: one open of the file instead of one each

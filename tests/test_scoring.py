@@ -209,6 +209,7 @@ def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tm
               [("segments", "segment_index"), ("activity_energy", "model_version")]}
     before = {t: warehouse.query(sql) for t, sql in tables.items()}
     monkeypatch.setattr(detection, "SCORE_BATCH_RECORDS", 1)  # one batch per month: January and February at once
+    monkeypatch.setattr(detection, "BATCHES_FOR_PROCESSES", 2)
     assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
     for table, sql in tables.items():
         assert_frame_equal(warehouse.query(sql), before[table], rel_tol=1e-9, abs_tol=1e-9)

@@ -23,6 +23,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from multiprocessing.connection import wait
@@ -357,9 +358,9 @@ def _serve(connection) -> None:
 class _Worker:
     """One decoder process, the batch it is working on, and the file of it it is at."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context, alone: bool) -> None:
         self.connection, child = context.Pipe()
-        with single_threaded_polars():  # the workers already use every core
+        with nullcontext() if alone else single_threaded_polars():  # several workers already use every core
             self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-decoder")
             self.process.start()
         child.close()
@@ -420,7 +421,7 @@ def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterato
                     break
                 idle = next((w for w in pool if w.batch is None), None)
                 if idle is None:
-                    idle = _Worker(context)
+                    idle = _Worker(context, alone=workers <= 1)
                     pool.append(idle)
                 idle.give(batch, timeout_s)
             busy = [w for w in pool if w.batch is not None]
