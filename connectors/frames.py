@@ -112,8 +112,8 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
 
 
 def in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by activity and time: one comparison pass when it already is (the warehouse
-    returns records in that order), a sort otherwise."""
+    """`frame` sorted by activity and time: one comparison pass when it already is (a decoder's
+    frame, or records a caller sorted earlier), a stable sort otherwise."""
     activity, ts = pl.col("activity_id"), pl.col("ts")
     step = (activity > activity.shift(1)) | ((activity == activity.shift(1)) & (ts >= ts.shift(1)))
     if frame.height < 2 or frame.select(step.slice(1).fill_null(False).all()).item():

@@ -283,7 +283,7 @@ class _Checked:
     frames: dict[str, pl.DataFrame]
     notes: list[str]
     days: tuple[date, ...]
-    unplaced: list[datetime | None]
+    unplaced: list[datetime]
     seconds: float
 
 
@@ -309,7 +309,7 @@ def _checked_batch(jobs: list[_Job], decoded: list[_Decoded]) -> list[_Checked]:
     stacked = batch_frames(batch, [FileOwner(job.sha, job.athlete_id, job.zone) for job in owned])
     starts = stacked["activities"].select(FILE, "start_day", "start_ts", placeable(EARLIEST_DAY, owned[0].latest).alias("_placed"))
     days: list[set[date]] = [set() for _ in decoded]
-    unplaced: list[list[datetime | None]] = [[] for _ in decoded]
+    unplaced: list[list[datetime]] = [[] for _ in decoded]
     for file, day, start, placed in starts.iter_rows():  # one row per activity; no start day: neither
         if placed:
             days[file].add(day)
@@ -358,9 +358,9 @@ def _serve(connection) -> None:
 class _Worker:
     """One decoder process, the batch it is working on, and the file of it it is at."""
 
-    def __init__(self, context, alone: bool) -> None:
+    def __init__(self, context, shares_cores: bool) -> None:
         self.connection, child = context.Pipe()
-        with nullcontext() if alone else single_threaded_polars():  # several workers already use every core
+        with single_threaded_polars() if shares_cores else nullcontext():  # several workers already use every core
             self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-decoder")
             self.process.start()
         child.close()
@@ -421,7 +421,7 @@ def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterato
                     break
                 idle = next((w for w in pool if w.batch is None), None)
                 if idle is None:
-                    idle = _Worker(context, alone=workers <= 1)
+                    idle = _Worker(context, shares_cores=workers > 1)
                     pool.append(idle)
                 idle.give(batch, timeout_s)
             busy = [w for w in pool if w.batch is not None]
@@ -524,8 +524,8 @@ def _failed_job(job: _Job, reason: str) -> tuple[Outcome, dict]:
     return _failed(Lake(Path(job.home)), Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
 
 
-def _unplaced_note(unplaced: list[datetime | None]) -> str:
-    starts = ", ".join(str(s) if s is not None else "no timestamps" for s in unplaced[:3])
+def _unplaced_note(unplaced: list[datetime]) -> str:
+    starts = ", ".join(str(s) for s in unplaced[:3])
     return f"{len(unplaced)} activity(ies) kept in the lake but not placed on a day (start: {starts})"
 
 

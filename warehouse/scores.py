@@ -38,7 +38,7 @@ class ActivityFrames:
 
 def activities_started(warehouse: Warehouse, first: date, last: date) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records and laps (records in
-    the order they were stored: by file, in time; scoring sorts only when they are not)."""
+    no set order: the filtered read interleaves activities, and `score_activities` sorts them)."""
     return ActivityFrames(
         activities=_read(warehouse, ACTIVITIES, "activities WHERE start_day BETWEEN ? AND ?", [first, last]),
         records=_read(warehouse, RECORDS, f"records WHERE {_STARTED_IN}", [first, last]),
