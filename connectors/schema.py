@@ -274,6 +274,7 @@ LEDGER = pl.Schema(
         "bytes": pl.Int64,
         "decode_s": pl.Float64,
         "imported_at": UTC_US,
+        "lake_pack": pl.String,  # the lake pack holding the file's frames (warehouse.lake); null: none
     }
 )
 

@@ -25,6 +25,7 @@ import polars as pl
 
 from warehouse.checksum import differences, table_checksums
 from warehouse.lake import Lake
+from warehouse.packs import current_packs
 from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,13 +102,13 @@ def lake_problems(home: Path) -> list[str]:
     lake, warehouse = Lake(home / "data"), Warehouse(home / "data" / "warehouse.duckdb")
     problems = []
     rows = warehouse.query("SELECT sha256, path, status, format, reason, activities, body_measurements FROM import_ledger").rows()
+    packs = current_packs(warehouse)
     for sha, path, status, fmt, reason, activities, measurements in rows:
         if status in ("ok", "partial"):
-            if not lake.has_decoded(sha):  # frames with no rows are not written: the folder is the unit
-                problems.append(f"{path}: {status} in the ledger, decoded folder missing from the lake")
-            expected = [name for name, n in (("activities", activities), ("body_measurements", measurements)) if n]
-            if lake.has_decoded(sha) and not all((lake.decoded_dir(sha) / f"{f}.parquet").exists() for f in expected):
-                problems.append(f"{path}: {status} in the ledger, a frame it counts missing from the lake")
+            frames = lake.read_file(sha, packs[sha])
+            counted = {"activities": activities, "body_measurements": measurements}
+            if any(len(frames.get(name, ())) != (n or 0) for name, n in counted.items()):
+                problems.append(f"{path}: {status} in the ledger, its rows in the lake are not the ones it counts")
             if not lake.raw_path(sha, fmt).exists():
                 problems.append(f"{path}: {status} in the ledger, raw copy missing")
         if status == "failed" and not (reason or "").startswith("refused"):

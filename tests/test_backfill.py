@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 import warehouse.lake
 from pipelines.backfills import VERSIONED_TABLES, backfill_months, current_model_versions, reprocess, stale_ranges
 from pipelines.cli import app
-from pipelines.runs import import_paths, instance_for
+from pipelines.runs import import_paths, instance_for, process_tags
 from pipelines.settings import Settings
 from tests.conftest import CORPORA, settings_for
 from warehouse.store import Warehouse
@@ -69,18 +70,18 @@ def test_a_backfill_over_a_range_recreates_identical_rows(imported, instance):
 
 def test_a_failed_run_retried_converges_to_the_same_warehouse(imported, instance, monkeypatch):
     before = snapshot(imported)
-    real = warehouse.lake.Lake.decoded_paths
+    real = warehouse.lake.Lake.frame_path
 
-    def broken(self, shas, frame):  # dies half-way through the month's transaction
+    def broken(self, pack, frame):  # dies half-way through the month's transaction
         if frame == "laps":
             raise OSError("disk went away")
-        return real(self, shas, frame)
+        return real(self, pack, frame)
 
-    monkeypatch.setattr(warehouse.lake.Lake, "decoded_paths", broken)
+    monkeypatch.setattr(warehouse.lake.Lake, "frame_path", broken)
     failed = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
     assert not failed.success
     assert same(before, snapshot(imported))  # the transaction rolled back: readers never saw half of it
-    monkeypatch.setattr(warehouse.lake.Lake, "decoded_paths", real)
+    monkeypatch.setattr(warehouse.lake.Lake, "frame_path", real)
     retried = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
     assert retried.success and same(before, snapshot(imported))
 
@@ -127,9 +128,23 @@ def test_the_shipped_instance_lets_one_warehouse_writer_run_at_a_time(imported, 
            "RETROSTRIDE_INBOX": str(imported.inbox), "RETROSTRIDE_WORKERS": "1"}
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     instance = instance_for(imported)  # the instance exists (shipped dagster.yaml, tables) before both start
+    # A run of this process holds the warehouse slot until both backfills wait for it: on SQLite, Dagster's
+    # claim of a *free* slot is a select-then-update, so two steps asking in the same millisecond can both
+    # get it (harmless: the warehouse file lock makes the second writer wait); a freed slot goes to one
+    # queued step.  The holder is a live run of a live process, so `reap_dead_runs` leaves it alone.
+    holder = dg.DagsterRun(job_name="holder", run_id="held-by-test", status=dg.DagsterRunStatus.STARTED, tags=process_tags())
+    instance.add_run(holder)
+    events = instance.event_log_storage
+    assert events.claim_concurrency_slot("warehouse", holder.run_id, "held").is_claimed
     command = [str(Path(sys.executable).with_name("retrostride")), "backfill", "--start", "2017-06-01", "--end", "2017-06-30"]
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
+    deadline = time.monotonic() + 300
+    while len(events.get_concurrency_info("warehouse").pending_run_ids) < 2:  # both backfills queue a step
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes), [p.communicate()[0] for p in processes]
+        time.sleep(0.05)
+    events.free_concurrency_slot_for_step(holder.run_id, "held")
+    instance.delete_run(holder.run_id)
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # the shipped dagster.yaml

@@ -19,6 +19,7 @@ from tests.conftest import corpus_files, settings_for
 from tests.exports import STRAVA_HEADERS, _csv, _strava_row, garmin_export, generated, strava_export
 from warehouse.ingest import import_files
 from warehouse.lake import Lake
+from warehouse.packs import current_packs
 from warehouse.store import Warehouse
 
 TABLES = ["import_ledger", "activities", "records", "laps", "body_measurements"]
@@ -80,7 +81,7 @@ def test_strava_members_are_explained_one_by_one_and_the_rest_left_alone(strava)
     assert set(ledger["status"]) == {"ok"}
     assert "activities/11000.fit.gz" in names and ledger.filter(pl.col("path").str.ends_with("11000.fit.gz"))["format"][0] == "fit"
     zones_sha = warehouse.query("SELECT sha256 FROM import_ledger WHERE path LIKE '%privacy_zones.csv'")["sha256"][0]
-    zones = Lake(settings.home).read_decoded([zones_sha], "privacy_zones")
+    zones = Lake(settings.home).read_file(zones_sha, current_packs(warehouse)[zones_sha])["privacy_zones"]
     assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == ("Home Street 1, Berlin", 200.0, *export.home, "alice")
 
 
@@ -121,8 +122,8 @@ def _import_directly(tmp_path: Path, paths: list[Path], athlete: str = "carol", 
 
 
 def _lake_frame(warehouse: Warehouse, lake: Lake, frame: str) -> pl.DataFrame:
-    shas = warehouse.query("SELECT sha256 FROM import_ledger WHERE status = 'ok'")["sha256"].to_list()
-    return lake.read_decoded(shas, frame)
+    frames = [lake.read_file(sha, pack).get(frame) for sha, pack in current_packs(warehouse).items()]
+    return pl.concat([f for f in frames if f is not None], how="diagonal_relaxed")
 
 
 def test_an_unpacked_german_strava_export_reads_like_the_english_zip(tmp_path):

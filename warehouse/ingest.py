@@ -41,6 +41,7 @@ from connectors.schema import LEDGER, PENDING_DAYS, DecodedFile, DecodeError
 from connectors.sources import SourceFile
 from connectors.validate import PLAUSIBLE, Range, validate_batch
 from warehouse.lake import Lake
+from warehouse.packs import current_packs
 from warehouse.processes import single_threaded_polars
 from warehouse.store import Warehouse, insert
 
@@ -161,6 +162,8 @@ def import_files(
     """
     warehouse.ensure_schema()
     lake.sweep()
+    packs = current_packs(warehouse)
+    lake.drop_unreferenced(set(packs.values()))
     seen, originals = _known(warehouse)
     summary = ImportSummary(pending=_pending_days(warehouse))
     pending_rows: list[dict] = []
@@ -171,6 +174,8 @@ def import_files(
         summary.outcomes.append(outcome)
         if row is not None:
             pending_rows.append({**row, "_days": outcome.days})
+            if row.get("lake_pack"):
+                packs[row["sha256"]] = row["lake_pack"]
         if len(pending_rows) >= LEDGER_CHUNK:
             _flush(warehouse, pending_rows)
         if progress:
@@ -210,30 +215,33 @@ def import_files(
             outcome, detail = _failed_job(job, detail)
         record(outcome, detail)
     for outcome, row, labels in labelled:
-        days, note = attach_labels(lake, row["sha256"], labels, latest)
-        record(replace(outcome, days=days), {**row, "notes": note})
+        sha = row["sha256"]
+        days, note, pack = attach_labels(lake, sha, packs.get(sha, sha), labels, latest)
+        record(replace(outcome, days=days), {**row, "notes": note, "lake_pack": pack})
     _flush(warehouse, pending_rows)
     return summary
 
 
-def attach_labels(lake: Lake, sha: str, labels: PlatformLabels, latest: date) -> tuple[tuple[date, ...], str | None]:
-    """Give the activities already decoded from `sha` the platform labels of a later copy of the same
-    bytes (a FIT file imported loose, then inside a Strava export): the lake's activities frame is
-    rewritten, nothing is decoded again, and the days of those activities are returned to be published
-    again (names, label evidence for the detector).  Idempotent: attaching the same labels again
+def attach_labels(lake: Lake, sha: str, pack: str, labels: PlatformLabels, latest: date
+                  ) -> tuple[tuple[date, ...], str | None, str | None]:
+    """Give the activities already decoded from `sha` (in `pack`) the platform labels of a later copy
+    of the same bytes (a FIT file imported loose, then inside a Strava export): the file's frames go to
+    a new pack with the activities relabelled, nothing is decoded again, and the days of those
+    activities are returned to be published again (names, label evidence for the detector), with a
+    note and the new pack (None: nothing changed).  Idempotent: attaching the same labels again
     changes nothing but still returns the days, so an import killed before its ledger row catches up."""
     try:
-        activities = lake.read_decoded([sha], "activities")
+        frames = lake.read_file(sha, pack)
+        activities = frames.get("activities")
         named = label_activities(activities, labels) if activities is not None else None
     except Exception as error:  # an unreadable labels table must not stop the batch
-        return (), f"platform labels not attached: {type(error).__name__}: {error}"
+        return (), f"platform labels not attached: {type(error).__name__}: {error}", None
     if named is None:
-        return (), None
-    if not named.equals(activities):
-        lake.replace_frame(sha, "activities", named)
+        return (), None, None
+    relabelled = lake.write_pack({**frames, "activities": named}) if not named.equals(activities) else None
     days = sorted(set(named.filter(placeable(EARLIEST_DAY, latest))["start_day"].to_list()))
     platform = ", ".join(sorted(set(named["platform"].drop_nulls().to_list()))) or "platform"
-    return tuple(days), f"{platform} labels attached to the activities of the first copy"
+    return tuple(days), f"{platform} labels attached to the activities of the first copy", relabelled
 
 
 def decode_into_lake(jobs: list[_Job], starting: Callable[[int], None] = lambda index: None) -> list[tuple[Outcome, dict]]:
@@ -260,9 +268,22 @@ def decode_into_lake(jobs: list[_Job], starting: Callable[[int], None] = lambda 
         except Exception as error:  # a bug must not stop the batch: explain and contain it
             results[index] = _failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")
     starting(-1)
-    for index, checked in _checked(jobs, decoded).items():
-        results[index] = _keep(jobs[index], checked) if isinstance(checked, _Checked) else checked
+    checked = _checked(jobs, decoded)
+    kept = {index: c for index, c in checked.items() if isinstance(c, _Checked)}
+    results.update({index: c for index, c in checked.items() if index not in kept})
+    if kept:
+        started = time.perf_counter()
+        pack = Lake(Path(jobs[0].home)).write_pack(_stacked([c.frames for c in kept.values()]))
+        share = (time.perf_counter() - started) / len(kept)
+        for index, one in kept.items():
+            results[index] = _keep(jobs[index], one, pack, share)
     return [results[index] for index in range(len(jobs))]
+
+
+def _stacked(frames: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """The frames of several files, one under the other (frames without rows left out)."""
+    names = {name for one in frames for name, frame in one.items() if len(frame)}
+    return {name: pl.concat([one[name] for one in frames if len(one[name])], how="diagonal_relaxed") for name in names}
 
 
 @dataclass(frozen=True)
@@ -320,12 +341,13 @@ def _checked_batch(jobs: list[_Job], decoded: list[_Decoded]) -> list[_Checked]:
             for i, (d, frames) in enumerate(zip(decoded, batch.unstacked(stacked)))]
 
 
-def _keep(job: _Job, checked: _Checked) -> tuple[Outcome, dict]:
-    """Keep a checked file's raw copy and frames in the lake: its outcome and ledger row."""
+def _keep(job: _Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple[Outcome, dict]:
+    """Keep a checked file's raw copy (its frames are in `pack`, written in `pack_s` per file): its
+    outcome and ledger row."""
     lake, source, decoded = Lake(Path(job.home)), Path(job.path), checked.decoded.file
     started = time.perf_counter()
     lake.keep_raw(source, job.sha, checked.decoded.fmt)
-    lake.write_decoded(job.sha, checked.frames)
+    has_rows = any(len(frame) for frame in checked.frames.values())
     notes = ([decoded.notes] if decoded.notes else []) + checked.notes
     if checked.unplaced:
         notes.append(_unplaced_note(checked.unplaced))
@@ -336,7 +358,7 @@ def _keep(job: _Job, checked: _Checked) -> tuple[Outcome, dict]:
         decoder_version=decoded.decoder_version, records=len(decoded.records),
         activities=len(checked.frames["activities"]), body_measurements=len(checked.frames["body_measurements"]),
         first_day=days[0] if days else None, last_day=days[-1] if days else None,
-        decode_s=checked.seconds + time.perf_counter() - started,
+        decode_s=checked.seconds + pack_s + time.perf_counter() - started, lake_pack=pack if has_rows else None,
     )
     return Outcome(job.ledger_path, job.athlete_id, decoded.status, decoded.reason, len(decoded.records), days), row
 

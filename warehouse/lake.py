@@ -1,8 +1,15 @@
 """The file side of RETROSTRIDE_HOME: raw copies, decoded Parquet, quarantine.
 
-Decoded frames are content-addressed: `lake/decoded/<sha[:2]>/<sha>/<frame>.parquet`, written to a
-temporary folder and renamed into place, so a reader sees a file's frames completely or not at all.
-An empty frame is not written (a weight-scale file has no records.parquet): every write costs ~1 ms.
+Decoded frames live in packs, one per decoder batch (up to 32 files): `lake/decoded/<id[:2]>/<id>/
+<frame>.parquet`, written to a temporary folder and renamed into place, so a reader sees a pack
+completely or not at all.  Writing a Parquet file costs ~1 ms whatever its size, so a pack instead
+of a folder per file saves ~3.5 ms of decoder CPU per file, and publishing opens 30 times fewer files.
+
+Every row says which file it came from: `source_sha256`, or an `activity_id` made from it
+(`connectors.frames.activity_ids`).  The ledger's `lake_pack` names the pack holding a file's current
+rows (`warehouse.packs`): a file decoded again (after a killed import) or given labels lands in a new
+pack, and its rows in the old one are no longer read.  A home from before packs has a folder per
+file named by its sha256: a pack of one.  Packs no file's current rows are in go after an hour.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +27,13 @@ import polars as pl
 FRAMES = ("activities", "records", "laps", "body_measurements", "privacy_zones")  # privacy zones: Strava's
 #: Staging folders and temporary copies older than this are leftovers of a killed import.
 STALE_S = 3600.0
+
+
+def rows_of_file(sha256: str, columns: Iterable[str]) -> pl.Expr:
+    """The rows of a frame with these columns that came from the file `sha256`."""
+    if "source_sha256" in columns:
+        return pl.col("source_sha256") == sha256
+    return pl.col("activity_id").str.starts_with(f"{sha256[:16]}-")  # connectors.frames.activity_ids
 
 
 @dataclass(frozen=True)
@@ -31,8 +46,8 @@ class Lake:
     def decoded_root(self) -> Path:
         return self.home / "lake" / "decoded"
 
-    def decoded_dir(self, sha256: str) -> Path:
-        return self.decoded_root / sha256[:2] / sha256
+    def pack_dir(self, pack: str) -> Path:
+        return self.decoded_root / pack[:2] / pack
 
     def raw_path(self, sha256: str, fmt: str) -> Path:
         return self.home / "raw" / sha256[:2] / f"{sha256}.{fmt}"
@@ -40,40 +55,55 @@ class Lake:
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
 
-    def has_decoded(self, sha256: str) -> bool:
-        return self.decoded_dir(sha256).is_dir()
-
-    def write_decoded(self, sha256: str, frames: dict[str, pl.DataFrame]) -> None:
-        """Write one file's frames atomically (replacing an older decode of the same bytes)."""
-        final = self.decoded_dir(sha256)
-        staging = final.with_name(f".{sha256}.{uuid.uuid4().hex}")
+    def write_pack(self, frames: dict[str, pl.DataFrame]) -> str | None:
+        """Write the frames of several files as a new pack, atomically; its id (None: no rows at all).
+        An empty frame is not written."""
+        kept = {name: frames[name] for name in FRAMES if name in frames and len(frames[name])}
+        if not kept:
+            return None
+        pack = uuid.uuid4().hex
+        final = self.pack_dir(pack)
+        staging = final.with_name(f".{pack}")
         staging.mkdir(parents=True)
+        for name, frame in kept.items():  # lz4: ~30 % cheaper to write than zstd, and faster to read
+            frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
+        staging.rename(final)
+        return pack
+
+    def frame_path(self, pack: str, frame: str) -> Path | None:
+        """The Parquet file of one frame of a pack (None: the pack has no rows of it)."""
+        path = self.pack_dir(pack) / f"{frame}.parquet"
+        return path if path.exists() else None
+
+    def read_file(self, sha256: str, pack: str) -> dict[str, pl.DataFrame]:
+        """The frames of one file, from the pack holding its current rows (frames without rows left out)."""
+        frames = {}
         for name in FRAMES:
-            if name in frames and len(frames[name]):  # lz4: ~30 % cheaper to write than zstd, and faster to read
-                frames[name].write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
-        if final.exists():
-            retired = final.with_name(f".{sha256}.old.{uuid.uuid4().hex}")
-            final.rename(retired)
-            staging.rename(final)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(final)
+            path = self.frame_path(pack, name)
+            if path is not None:
+                frame = pl.read_parquet(path)
+                frame = frame.filter(rows_of_file(sha256, frame.columns))
+                if len(frame):
+                    frames[name] = frame
+        return frames
 
-    def replace_frame(self, sha256: str, name: str, frame: pl.DataFrame) -> None:
-        """Replace one frame of a decoded file atomically (platform labels reaching an activity that
-        was imported before its export); the temporary copy is hidden where `sweep` finds leftovers."""
-        final = self.decoded_dir(sha256) / f"{name}.parquet"
-        temporary = final.parent.with_name(f".{sha256}.{name}.{uuid.uuid4().hex}")
-        frame.write_parquet(temporary, statistics=True, compression="lz4")
-        os.replace(temporary, final)
-
-    def decoded_paths(self, sha256s: list[str], frame: str) -> list[str]:
-        """The Parquet files holding one frame of several decoded files (files without it have none)."""
-        paths = (self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s)
-        return [str(p) for p in paths if p.exists()]
+    def drop_unreferenced(self, current: set[str], older_than_s: float = STALE_S) -> int:
+        """Remove packs holding no file's current rows (`current`: the packs that do); recent ones
+        may belong to an import whose ledger rows are not written yet, and stay.  Returns how many went."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for folder in self.decoded_root.glob("*/*") if self.decoded_root.exists() else []:
+            try:
+                if folder.name.startswith(".") or folder.name in current or folder.lstat().st_mtime >= cutoff:
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+            except OSError:
+                continue
+        return removed
 
     def sweep(self, older_than_s: float = STALE_S) -> int:
-        """Remove staging folders and temporary copies that a killed process left (hidden `.name.<uuid>`);
+        """Remove staging folders and temporary copies that a killed process left (hidden `.name`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
         cutoff = time.time() - older_than_s
         roots = [self.decoded_root, self.home / "raw", self.quarantine_dir()]
@@ -91,12 +121,6 @@ class Lake:
                 except OSError:
                     continue
         return removed
-
-    def read_decoded(self, sha256s: list[str], frame: str) -> pl.DataFrame | None:
-        """One frame of several files, concatenated; None when none of them has it."""
-        paths = [self.decoded_dir(s) / f"{frame}.parquet" for s in sha256s]
-        paths = [str(p) for p in paths if p.exists()]
-        return pl.read_parquet(paths) if paths else None
 
     def keep_raw(self, source: Path, sha256: str, fmt: str) -> Path:
         """A content-addressed copy of the original bytes (kept once)."""

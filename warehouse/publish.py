@@ -10,6 +10,8 @@ publish run (tables, detection, energy) has succeeded, so a run killed half-way 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,9 +22,8 @@ from connectors.privacy import mask_positions
 from connectors.schema import PRIVACY_ZONES
 from connectors.schema import conform, empty
 from warehouse.lake import Lake
+from warehouse.packs import IMPORTED, current_packs, pack_files
 from warehouse.store import Warehouse, insert
-
-_IMPORTED = "status IN ('ok', 'partial')"
 
 
 def publish_days(
@@ -33,11 +34,8 @@ def publish_days(
     record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
-    shas = warehouse.query(
-        f"SELECT DISTINCT sha256 FROM import_ledger WHERE {_IMPORTED} AND first_day <= ? AND last_day >= ? ORDER BY 1",
-        [last, first],
-    )["sha256"].to_list()
-    in_range = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN $first AND $last)"
+    packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first])
+    in_range = "start_day BETWEEN $first AND $last"
     days = {"first": first, "last": last}
     counts = {}
     with warehouse.transaction() as connection:
@@ -45,44 +43,58 @@ def publish_days(
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
         for table in ("records", "laps"):
-            connection.execute(f"DELETE FROM {table} WHERE {in_range}", days)
-        connection.execute("DELETE FROM activities WHERE start_day BETWEEN $first AND $last", days)
-        counts["activities"] = _insert_from_lake(
-            connection, "activities", lake.decoded_paths(shas, "activities"), "start_day BETWEEN $first AND $last", days
-        )
-        counts["laps"] = _insert_from_lake(connection, "laps", lake.decoded_paths(shas, "laps"), in_range, days)
-        counts["records"] = _publish_records(connection, lake.decoded_paths(shas, "records"), in_range, days, zones)
+            connection.execute(f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days)
+        connection.execute(f"DELETE FROM activities WHERE {in_range}", days)
+        counts["activities"] = _insert_from_lake(connection, "activities", pack_files(lake, packs, "activities"), in_range, days)
+        counts["laps"] = _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days)
+        counts["records"] = _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)
         link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
     return counts
 
 
-#: Lake files read into Python at a time when records are masked (bounds memory).
+#: Files whose records are read into Python at a time when records are masked (bounds memory).
 FILES_PER_CHUNK = 200
 
 
-def _publish_records(connection: duckdb.DuckDBPyConnection, paths: list[str], in_range: str, days: dict, zones: pl.DataFrame) -> int:
-    """Records of the range straight from the lake; through `mask_positions`, chunk by chunk in the
-    same order, when some athlete has privacy zones."""
+def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame, in_range: str, days: dict,
+                     zones: pl.DataFrame) -> int:
+    """Records of the range straight from the lake; through `mask_positions`, a few packs at a time,
+    when some athlete has privacy zones."""
     if zones.is_empty():
-        return _insert_from_lake(connection, "records", paths, in_range, days)
+        return _insert_from_lake(connection, "records", files, in_range, days)
     count = 0
-    for start in range(0, len(paths), FILES_PER_CHUNK):
-        chunk = connection.sql(
-            f"SELECT * FROM read_parquet($paths, union_by_name = true) WHERE {in_range}",
-            params={**days, "paths": paths[start : start + FILES_PER_CHUNK]},
-        ).to_arrow_table()
-        count += insert(connection, "records", mask_positions(pl.from_arrow(chunk), zones))
+    for chunk in _chunks(files, FILES_PER_CHUNK):
+        with _registered(connection, chunk):
+            rows = connection.sql(_lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}).to_arrow_table()
+        count += insert(connection, "records", mask_positions(pl.from_arrow(rows), zones))
     return count
+
+
+def _chunks(files: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
+    """`files` (path, sha256) in chunks of about `size` files, a pack's files never split."""
+    paths = _paths(files)
+    chunk: list[str] = []
+    counts = files.group_by("path").len()
+    per_path = dict(counts.iter_rows())
+    held = 0
+    for path in paths:
+        chunk.append(path)
+        held += per_path[path]
+        if held >= size:
+            yield files.filter(pl.col("path").is_in(chunk))
+            chunk, held = [], 0
+    if chunk:
+        yield files.filter(pl.col("path").is_in(chunk))
 
 
 def imported_privacy_zones(warehouse: Warehouse, lake: Lake) -> pl.DataFrame:
     """The privacy zones that came with platform exports (Strava's privacy_zones.csv), as PRIVACY_ZONES."""
-    shas = warehouse.query(
-        f"SELECT DISTINCT sha256 FROM import_ledger WHERE {_IMPORTED} AND format = 'strava_privacy_zones' ORDER BY 1"
-    )["sha256"].to_list()
-    frame = lake.read_decoded(shas, "privacy_zones") if shas else None
-    if frame is None:
+    packs = current_packs(warehouse, "format = 'strava_privacy_zones'")
+    frames = [lake.read_file(sha, pack).get("privacy_zones") for sha, pack in packs.items()]
+    frames = [frame for frame in frames if frame is not None]
+    if not frames:
         return empty(PRIVACY_ZONES)
+    frame = pl.concat(frames, how="diagonal_relaxed")
     located = frame.filter(pl.col("lat_deg").is_not_null() & pl.col("lon_deg").is_not_null() & (pl.col("radius_m") > 0))
     return conform(located.with_columns(pl.lit("strava").alias("source")), PRIVACY_ZONES)
 
@@ -160,22 +172,48 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
     """Bring `body_measurements` in line with the imported files: rows of files no longer imported go,
     files not yet published come in (only those are read, so a daily import costs no more than its
     files).  Returns the rows added."""
-    imported = f"SELECT sha256 FROM import_ledger WHERE {_IMPORTED} AND body_measurements > 0"
+    imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
+    packs = current_packs(warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)")
     with warehouse.transaction() as connection:
         connection.execute(f"DELETE FROM body_measurements WHERE source_sha256 NOT IN ({imported})")
-        new = connection.execute(
-            f"SELECT DISTINCT sha256 FROM ({imported}) WHERE sha256 NOT IN (SELECT source_sha256 FROM body_measurements) ORDER BY 1"
-        ).fetchall()
-        return _insert_from_lake(connection, "body_measurements", lake.decoded_paths([sha for (sha,) in new], "body_measurements"))
+        return _insert_from_lake(connection, "body_measurements", pack_files(lake, packs, "body_measurements"))
 
 
-def _insert_from_lake(connection: duckdb.DuckDBPyConnection, table: str, paths: list[str], where: str = "true",
+#: Frames whose rows say their activity rather than their file (`activity_id` is made from the file's sha256).
+_BY_ACTIVITY = ("records", "laps")
+
+
+def _lake_rows(frame: str, where: str) -> str:
+    """SQL for the current rows of `frame` in the Parquet files `$paths` that satisfy `where` (for
+    records and laps: whose activity in `activities` does).  `lake_files` (path, sha256) says which
+    file's rows each Parquet file holds currently."""
+    if frame in _BY_ACTIVITY:
+        return (f"SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f "
+                f"SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a ON a.source_sha256 = l.sha256 "
+                f"WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id")
+    return (f"SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f "
+            f"SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}")
+
+
+def _insert_from_lake(connection: duckdb.DuckDBPyConnection, table: str, files: pl.DataFrame, where: str = "true",
                       parameters: dict | None = None) -> int:
-    """Append the rows of `paths` (one frame of several lake files) that satisfy `where`; how many."""
-    if not paths:
+    """Append the current rows of `files` (path, sha256: `warehouse.packs.pack_files`) that satisfy `where`; how many."""
+    if files.is_empty():
         return 0
-    found = connection.execute(
-        f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet($paths, union_by_name = true) WHERE {where}",
-        {**(parameters or {}), "paths": paths},
-    ).fetchone()
+    with _registered(connection, files):
+        found = connection.execute(f"INSERT INTO {table} BY NAME {_lake_rows(table, where)}",
+                                   {**(parameters or {}), "paths": _paths(files)}).fetchone()
     return int(found[0]) if found else 0
+
+
+def _paths(files: pl.DataFrame) -> list[str]:
+    return files["path"].unique(maintain_order=True).to_list()
+
+
+@contextmanager
+def _registered(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame) -> Iterator[None]:
+    connection.register("lake_files", files)
+    try:
+        yield
+    finally:
+        connection.unregister("lake_files")
