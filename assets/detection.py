@@ -11,7 +11,7 @@ from assets.partitions import monthly
 from assets.transforms.energy import implausible_energy
 from assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from assets.transforms.model_config import energy_row_version
-from assets.transforms.scoring import score_activities
+from assets.transforms.scoring import RECORD_COLUMNS, score_activities
 from assets.transforms.segments import backward_seconds
 from pipelines.profiles import profiles_frame
 from pipelines.resources import Models, Storage
@@ -123,7 +123,7 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
 
 def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:
     """Each batch's frames to score, keyed by (first day, last day, activities, samples)."""
-    for first, last, frames in scores.batches_started(warehouse, batches, BATCHES_PER_READ):
+    for first, last, frames in scores.batches_started(warehouse, batches, BATCHES_PER_READ, RECORD_COLUMNS):
         yield (first, last, frames.activities, frames.records.height), frames.as_dict()
 
 

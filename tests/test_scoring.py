@@ -213,3 +213,17 @@ def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tm
     assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
     for table, sql in tables.items():
         assert_frame_equal(warehouse.query(sql), before[table], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_scoring_reads_only_record_columns_it_declares():
+    """The warehouse read hands scoring `RECORD_COLUMNS` only: a transform using another record
+    column would silently see nulls."""
+    from assets.transforms.scoring import RECORD_COLUMNS
+    from connectors.schema import RECORDS
+
+    root = Path(__file__).resolve().parents[1]
+    used = [*(root / "assets" / "transforms").glob("*.py"), root / "connectors" / "frames.py"]  # with_motion, in_time_order
+    source = "\n".join(path.read_text(encoding="utf-8") for path in used)
+    unread = [name for name in RECORDS.names() if name not in RECORD_COLUMNS]
+    assert unread and all(f'"{name}"' not in source for name in unread)
+    assert set(RECORD_COLUMNS) <= set(RECORDS.names())

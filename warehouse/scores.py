@@ -36,23 +36,26 @@ class ActivityFrames:
                               self.laps.filter(pl.col("activity_id").is_in(ids)))
 
 
-def activities_started(warehouse: Warehouse, first: date, last: date) -> ActivityFrames:
-    """Every activity that started on days first..last (UTC), with its records and laps (records in
-    no set order: the filtered read interleaves activities, and `score_activities` sorts them)."""
+def activities_started(warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
+                       ) -> ActivityFrames:
+    """Every activity that started on days first..last (UTC), with its records (only `record_columns`,
+    default all) and laps (records in no set order: the filtered read interleaves activities, and
+    `score_activities` sorts them)."""
+    records = RECORDS if record_columns is None else pl.Schema({name: RECORDS[name] for name in record_columns})
     return ActivityFrames(
         activities=_read(warehouse, ACTIVITIES, "activities WHERE start_day BETWEEN ? AND ?", [first, last]),
-        records=_read(warehouse, RECORDS, f"records WHERE {_STARTED_IN}", [first, last]),
+        records=_read(warehouse, records, f"records WHERE {_STARTED_IN}", [first, last]),
         laps=_read(warehouse, LAPS, f"laps WHERE {_STARTED_IN}", [first, last]),
     )
 
 
-def batches_started(warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int
-                    ) -> Iterator[tuple[date, date, ActivityFrames]]:
+def batches_started(warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int,
+                    record_columns: tuple[str, ...] | None = None) -> Iterator[tuple[date, date, ActivityFrames]]:
     """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
     a read scans the whole records table, so small batches are cheaper read together."""
     for start in range(0, len(batches), per_read):
         group = batches[start : start + per_read]
-        frames = activities_started(warehouse, group[0][0], group[-1][1])
+        frames = activities_started(warehouse, group[0][0], group[-1][1], record_columns)
         for first, last in group:
             yield first, last, frames.started(first, last)
 

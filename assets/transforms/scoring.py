@@ -13,6 +13,12 @@ from connectors.frames import in_time_order, with_motion
 from connectors.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
 
 
+#: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
+#: rest (power, running dynamics, temperature) are neither read from the warehouse nor handed over.
+RECORD_COLUMNS = ("activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "altitude_m", "distance_m", "speed_mps",
+                  "heart_rate_bpm", "cadence_spm", "facing_deg")
+
+
 @dataclass(frozen=True)
 class Scores:
     """What scoring adds to a set of activities."""
