@@ -102,3 +102,12 @@ def test_a_batch_without_rows_writes_no_pack(tmp_path):
     lake = Lake(tmp_path)
     assert lake.write_pack({"records": pl.DataFrame(), "laps": pl.DataFrame()}) is None
     assert not lake.decoded_root.exists()
+
+
+def test_masked_publishing_reads_whole_packs_a_few_at_a_time():
+    from warehouse.publish import _chunks
+
+    files = pl.DataFrame({"path": ["a", "a", "b", "c", "c", "c"], "sha256": ["1", "2", "3", "4", "5", "6"]})
+    chunks = [chunk["sha256"].to_list() for chunk in _chunks(files, 3)]
+    assert chunks == [["1", "2", "3"], ["4", "5", "6"]]
+    assert [chunk["sha256"].to_list() for chunk in _chunks(files, 1)] == [["1", "2"], ["3"], ["4", "5", "6"]]

@@ -71,15 +71,12 @@ def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame,
 
 
 def _chunks(files: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
-    """`files` (path, sha256) in chunks of about `size` files, a pack's files never split."""
-    paths = _paths(files)
+    """`files` (path, sha256) in chunks of about `size` files, never splitting a pack's Parquet file."""
     chunk: list[str] = []
-    counts = files.group_by("path").len()
-    per_path = dict(counts.iter_rows())
     held = 0
-    for path in paths:
+    for path, count in files.group_by("path", maintain_order=True).len().iter_rows():
         chunk.append(path)
-        held += per_path[path]
+        held += count
         if held >= size:
             yield files.filter(pl.col("path").is_in(chunk))
             chunk, held = [], 0
