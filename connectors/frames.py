@@ -19,9 +19,18 @@ MAX_MOVING_GAP_S = 30.0
 ELEVATION_SMOOTHING = 5
 
 
+#: Hex digits of a file's sha256 that start the ids of its activities.
+_ID_HEX = 16
+
+
 def activity_ids(sha256: pl.Expr) -> pl.Expr:
     """`<first 16 hex of the file's sha256>-<session>`: stable across re-imports."""
-    return pl.concat_str(sha256.str.slice(0, 16), pl.lit("-"), pl.col("session").cast(pl.String))
+    return pl.concat_str(sha256.str.slice(0, _ID_HEX), pl.lit("-"), pl.col("session").cast(pl.String))
+
+
+def activity_id_prefix(sha256: str) -> str:
+    """What every `activity_ids` of the file `sha256` starts with."""
+    return f"{sha256[:_ID_HEX]}-"
 
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:

@@ -111,3 +111,19 @@ def test_masked_publishing_reads_whole_packs_a_few_at_a_time():
     chunks = [chunk["sha256"].to_list() for chunk in _chunks(files, 3)]
     assert chunks == [["1", "2", "3"], ["4", "5", "6"]]
     assert [chunk["sha256"].to_list() for chunk in _chunks(files, 1)] == [["1", "2"], ["3"], ["4", "5", "6"]]
+
+
+def test_leftovers_of_a_killed_import_are_swept_once_old(tmp_path):
+    lake = Lake(tmp_path)
+    staging = lake.decoded_root / "ab" / ".abcdef"  # a pack being written
+    staging.mkdir(parents=True)
+    (staging / "records.parquet").write_bytes(b"half")
+    copy = lake.home / "raw" / "ab" / ".abcdef.fit.0123"  # a raw copy being written
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"half")
+    recent = lake.decoded_root / "cd" / ".cdef"
+    recent.mkdir(parents=True)
+    _age(staging, 7200)
+    _age(copy, 7200)
+    assert lake.sweep() == 2
+    assert not staging.exists() and not copy.exists() and recent.exists()

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
+from connectors.frames import activity_id_prefix
+
 FRAMES = ("activities", "records", "laps", "body_measurements", "privacy_zones")  # privacy zones: Strava's
 #: Staging folders and temporary copies older than this are leftovers of a killed import.
 STALE_S = 3600.0
@@ -33,7 +35,7 @@ def rows_of_file(sha256: str, columns: Iterable[str]) -> pl.Expr:
     """The rows of a frame with these columns that came from the file `sha256`."""
     if "source_sha256" in columns:
         return pl.col("source_sha256") == sha256
-    return pl.col("activity_id").str.starts_with(f"{sha256[:16]}-")  # connectors.frames.activity_ids
+    return pl.col("activity_id").str.starts_with(activity_id_prefix(sha256))
 
 
 @dataclass(frozen=True)
@@ -90,37 +92,15 @@ class Lake:
     def drop_unreferenced(self, current: set[str], older_than_s: float = STALE_S) -> int:
         """Remove packs holding no file's current rows (`current`: the packs that do); recent ones
         may belong to an import whose ledger rows are not written yet, and stay.  Returns how many went."""
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for folder in self.decoded_root.glob("*/*") if self.decoded_root.exists() else []:
-            try:
-                if folder.name.startswith(".") or folder.name in current or folder.lstat().st_mtime >= cutoff:
-                    continue
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-            except OSError:
-                continue
-        return removed
+        folders = self.decoded_root.glob("*/*") if self.decoded_root.exists() else []
+        return _remove_older([f for f in folders if not f.name.startswith(".") and f.name not in current], older_than_s)
 
     def sweep(self, older_than_s: float = STALE_S) -> int:
         """Remove staging folders and temporary copies that a killed process left (hidden `.name`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
-        cutoff = time.time() - older_than_s
-        roots = [self.decoded_root, self.home / "raw", self.quarantine_dir()]
-        removed = 0
-        for root in (r for r in roots if r.exists()):
-            for leftover in [*root.glob(".*"), *root.glob("*/.*")]:
-                try:
-                    if leftover.lstat().st_mtime >= cutoff:
-                        continue
-                    if leftover.is_dir() and not leftover.is_symlink():
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        leftover.unlink(missing_ok=True)
-                    removed += 1
-                except OSError:
-                    continue
-        return removed
+        roots = [r for r in (self.decoded_root, self.home / "raw", self.quarantine_dir()) if r.exists()]
+        return _remove_older([leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]],
+                             older_than_s)
 
     def keep_raw(self, source: Path, sha256: str, fmt: str) -> Path:
         """A content-addressed copy of the original bytes (kept once)."""
@@ -143,6 +123,24 @@ class Lake:
             _atomic_copy(source, target, follow_symlinks=False)
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return target
+
+
+def _remove_older(paths: list[Path], older_than_s: float) -> int:
+    """Remove those of `paths` (folders, files, links) last changed more than `older_than_s` ago; how many went."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in paths:
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _head(source: Path, count: int) -> bytes:

@@ -184,12 +184,11 @@ def _lake_rows(frame: str, where: str) -> str:
     """SQL for the current rows of `frame` in the Parquet files `$paths` that satisfy `where` (for
     records and laps: whose activity in `activities` does).  `lake_files` (path, sha256) says which
     file's rows each Parquet file holds currently."""
+    scan = "SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f"
     if frame in _BY_ACTIVITY:
-        return (f"SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f "
-                f"SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a ON a.source_sha256 = l.sha256 "
-                f"WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id")
-    return (f"SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f "
-            f"SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}")
+        return (f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
+                f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id")
+    return f"{scan} SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}"
 
 
 def _insert_from_lake(connection: duckdb.DuckDBPyConnection, table: str, files: pl.DataFrame, where: str = "true",
