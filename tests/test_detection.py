@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from retrostride.assets.transforms.gait import fit_gait_baselines
+from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.warehouse.schema import BASELINES
 from retrostride.assets.transforms.label_evidence import says_backward
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
@@ -249,7 +250,7 @@ def test_a_labelled_lap_is_backward_on_label_evidence_alone():
     assert found.height == 1
     assert (found["start_ts"][0], found["end_ts"][0]) == (at(300), at(420))
     assert found["evidence"][0] == "label"
-    assert found["confidence"][0] == pytest.approx(CONFIG.lap_label_confidence)
+    assert 0.5 < found["confidence"][0] < 1.0
 
 
 def test_a_labelled_lap_with_backward_gait_says_label_and_gait():
@@ -260,7 +261,8 @@ def test_a_labelled_lap_with_backward_gait_says_label_and_gait():
     found = backward(detect(records, activity, lap_frame))
     assert (found["start_ts"][0], found["end_ts"][0]) == (at(300), at(420))
     assert found["evidence"][0] == "label+gait"
-    assert found["confidence"][0] > CONFIG.lap_label_confidence
+    label_only = backward(detect(records, activity, lap_frame, baselines=pl.DataFrame(schema=BASELINES)))
+    assert found["confidence"][0] > label_only["confidence"][0]
 
 
 def test_an_activity_named_backward_lets_gait_say_where():
@@ -323,8 +325,100 @@ def test_unlabelled_backward_running_in_the_history_does_not_bias_the_baseline()
     assert mixed["inlier_share"] < 0.95  # the backward stretches were set aside
 
 
-def test_fewer_than_five_runs_give_no_baseline():
-    assert fit_gait_baselines(*history(4), NO_LAPS, CONFIG).is_empty()
+def test_fewer_than_five_runs_blend_the_prior_towards_them_and_grow_surer_with_each():
+    rows = [fit_gait_baselines(*history(n), NO_LAPS, CONFIG).row(0, named=True) for n in (1, 2, 4)]
+    assert [r["basis"] for r in rows] == ["blended"] * 3
+    assert [r["runs"] for r in rows] == [1, 2, 4]
+    assert rows[0]["intercept_sd"] > rows[1]["intercept_sd"] > rows[2]["intercept_sd"] > 0
+    assert all(r["slope"] == CONFIG.prior_slope for r in rows)
+    for row in rows:  # the level is the runner's, not the literature's (their steps are 5 % shorter)
+        fitted = math.exp(row["intercept"] + row["slope"] * math.log(2.6))
+        assert fitted == pytest.approx(forward_step(2.6), rel=0.015)
+    assert fit_gait_baselines(*history(5), NO_LAPS, CONFIG)["basis"].to_list() == ["own"]
+
+
+# -- cold start ------------------------------------------------------------------------------
+
+
+def cold(records, activities, profiles=None, lap_frame=NO_LAPS) -> pl.DataFrame:
+    """Detection as the pipeline runs it for a new athlete: baselines from these runs, else the prior."""
+    fitted = fit_gait_baselines(records, activities, lap_frame, CONFIG, profiles)
+    return detect(records, activities, lap_frame, with_prior_baselines(fitted, activities, profiles, CONFIG))
+
+
+def test_backward_running_is_found_in_a_new_athletes_first_run():
+    records, activity = run([(600, 3.0, 1.0), (150, 2.4, 0.76), (600, 2.8, 1.0)])
+    segments = cold(records, activity)
+    found = backward(segments)
+    assert found.height == 1 and found["duration_s"][0] == pytest.approx(150, abs=8)
+    assert found["evidence"][0] == "gait"
+    forward_s = segments.filter(pl.col("direction") == "forward")["duration_s"].sum()
+    assert forward_s > 0.9 * 1200
+
+
+def test_the_prior_alone_never_makes_a_short_striding_forward_runner_backward():
+    # No run of their own fitted yet: steps 20 % shorter than the prior's (2.8 s.d.) say unknown, not backward.
+    records, activity = run([(900, 3.0, 1.0)])
+    prior_step = (CONFIG.prior_intercept + CONFIG.prior_slope * pl.col("speed_mps").log()).exp()
+    records = records.with_columns((60 * pl.col("speed_mps") / (0.80 * prior_step)).alias("cadence_spm"))
+    segments = detect(records, activity, baselines=with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, None, CONFIG))
+    assert backward(segments).is_empty()
+    assert segments["direction"].unique().to_list() == ["unknown"]
+
+
+def test_a_short_striding_runners_own_first_run_makes_them_forward_not_backward():
+    records, activity = run([(900, 3.0, 1.0)])
+    prior_step = (CONFIG.prior_intercept + CONFIG.prior_slope * pl.col("speed_mps").log()).exp()
+    records = records.with_columns((60 * pl.col("speed_mps") / (0.80 * prior_step)).alias("cadence_spm"))
+    segments = cold(records, activity)
+    assert backward(segments).is_empty()
+    assert segments.filter(pl.col("direction") == "forward")["duration_s"].sum() > 0.9 * 900
+
+
+def test_the_profile_height_scales_the_prior():
+    short, tall = (pl.DataFrame({"athlete_id": ["ana"], "height_cm": [h]}) for h in (155.0, 190.0))
+    activity = pl.DataFrame({"athlete_id": ["ana"]})
+    low = with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, short, CONFIG)["intercept"][0]
+    high = with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, tall, CONFIG)["intercept"][0]
+    none = with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, None, CONFIG).row(0, named=True)
+    assert low < none["intercept"] < high
+    assert high - low == pytest.approx((1 - CONFIG.prior_slope / 2) * math.log(190 / 155))
+    assert (none["basis"], none["runs"], none["intercept_sd"]) == ("prior", 0, CONFIG.prior_sd)
+
+
+# -- pauses ----------------------------------------------------------------------------------
+
+
+def test_standing_still_after_a_backward_stretch_is_a_pause_not_backward_time():
+    records, activity = run([(300, 3.0, 1.0), (120, 2.4, 0.75), (60, 0.0, 0.0), (300, 3.0, 1.0)])
+    segments = detect(records, activity)
+    found = backward(segments)
+    assert found.height == 1 and found["duration_s"][0] == pytest.approx(120, abs=6)
+    pause = segments.filter(pl.col("evidence") == "pause")
+    assert pause.height == 1 and pause["direction"][0] == "unknown" and pause["duration_s"][0] == pytest.approx(60, abs=6)
+    assert_covers(segments, activity)
+
+
+def test_a_timer_stop_inside_backward_running_splits_it_and_is_not_counted():
+    records, activity = run([(300, 3.0, 1.0), (240, 2.4, 0.75), (300, 3.0, 1.0)])
+    stop = (pl.col("ts") > at(420)) & (pl.col("ts") < at(420 + 45))  # 45 s unrecorded, timer stopped
+    records = records.with_columns(
+        pl.when(pl.col("ts") >= at(420 + 45)).then(pl.col("ts") + timedelta(seconds=300)).otherwise("ts").alias("ts")
+    ).filter(~stop)
+    activity = activity.with_columns(pl.col("end_ts") + timedelta(seconds=300))
+    found = backward(detect(records, activity))
+    assert found.height == 2
+    assert found["duration_s"].sum() == pytest.approx(240 - 45, abs=10)
+    assert (found["end_ts"][0] - found["start_ts"][0]).total_seconds() < 130
+
+
+def test_a_timer_running_past_the_last_sample_is_a_pause_at_the_end():
+    records, activity = run([(300, 3.0, 1.0), (120, 2.4, 0.75)])
+    activity = activity.with_columns(pl.col("end_ts") + timedelta(seconds=600))
+    segments = detect(records, activity)
+    assert backward(segments)["duration_s"].sum() == pytest.approx(120, abs=6)
+    assert segments["evidence"][-1] == "pause" and segments["duration_s"][-1] == pytest.approx(600, abs=2)
+    assert_covers(segments, activity)
 
 
 def test_labelled_laps_and_walks_are_left_out_of_the_baseline():

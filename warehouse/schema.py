@@ -211,6 +211,8 @@ BASELINES = pl.Schema(
         "residual_sd": pl.Float64,  # robust s.d. of ln L residuals (per-run speed-bin medians)
         "inlier_share": pl.Float64,  # share of training samples the robust fit kept
         "r_squared": pl.Float64,  # weighted, on inliers
+        "intercept_sd": pl.Float64,  # uncertainty of the level a (ln L): 0 for an own fit, else the prior's blend
+        "basis": pl.String,  # own (>= baseline_min_runs runs) | blended (prior moved towards fewer runs) | prior
         "model_version": pl.String,
         "inputs_sha256": pl.String,  # digest of the runs fit on (ids, names, sports): refit when it changes
     }

@@ -12,10 +12,11 @@ import hashlib
 import polars as pl
 
 from retrostride.assets.transforms.label_evidence import labelled_activities, with_lap_labels
+from retrostride.assets.transforms.gait_prior import blended_levels, prior_line
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, run_ids, with_edges
 from retrostride.warehouse.schema import in_time_order
-from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES
+from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, conform
 
 def _window_speed(name: str) -> pl.Expr:
     """Speed over a rolled window from the distance between its first and last edge rows (null
@@ -206,13 +207,20 @@ def _biweights(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
 
 
 def fit_gait_baselines(
-    records: pl.DataFrame, activities: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig
+    records: pl.DataFrame,
+    activities: pl.DataFrame,
+    laps: pl.DataFrame,
+    config: DetectionConfig,
+    profiles: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Per athlete with ≥ 5 forward runs: robust fit of ln L on ln v, its coverage and quality.
+    """Per athlete with forward runs: their baseline, its coverage and quality.
 
-    Each run's samples are reduced to medians per 0.1-m/s speed bin, so noise averages out and one
-    run cannot dominate; a Theil–Sen start is refined by Tukey-biweight IRLS, which gives zero weight
-    to points far below the line, such as unlabelled backward stretches in the training data.
+    With ≥ `baseline_min_runs` runs, a robust fit of ln L on ln v (`basis` 'own'): each run's samples
+    are reduced to medians per 0.1-m/s speed bin, so noise averages out and one run cannot dominate;
+    a Theil–Sen start is refined by Tukey-biweight IRLS, which gives zero weight to points far below
+    the line, such as unlabelled backward stretches in the training data.  With fewer runs, the
+    literature prior's line moved towards them (`basis` 'blended', `gait_prior.blended_levels`),
+    covering the prior's speeds as well as theirs.
     """
     samples = training_samples(records, activities, laps, config)
     runs = (
@@ -220,10 +228,7 @@ def fit_gait_baselines(
         .len()
         .filter(pl.col("len") >= config.baseline_min_run_samples)
     )
-    eligible = runs.group_by("athlete_id").len("runs").filter(pl.col("runs") >= config.baseline_min_runs)
-    samples = samples.join(runs.select("athlete_id", "activity_id"), on=["athlete_id", "activity_id"]).join(
-        eligible.select("athlete_id"), on="athlete_id"
-    )
+    samples = samples.join(runs.select("athlete_id", "activity_id"), on=["athlete_id", "activity_id"])
     if samples.is_empty():
         return pl.DataFrame(schema=BASELINES)
     points = (
@@ -237,6 +242,27 @@ def fit_gait_baselines(
         .filter(pl.col("n") >= config.baseline_min_bin_samples)
         .sort("athlete_id", "activity_id", "bin")  # a fixed order: float sums give the same bits every time
     )
+    counts = samples.group_by("athlete_id").agg(
+        pl.col("activity_id").n_unique().cast(pl.UInt32).alias("runs"), pl.len().cast(pl.UInt32).alias("samples")
+    )
+    own = counts.filter(pl.col("runs") >= config.baseline_min_runs).select("athlete_id")
+    fits = [_own_fits(points.join(own, on="athlete_id"), config)]
+    few = points.join(own, on="athlete_id", how="anti")
+    if not few.is_empty():
+        fits.append(_blended_fits(few, profiles, config))
+    baselines = (
+        pl.concat(fits, how="diagonal_relaxed")
+        .join(counts, on="athlete_id")
+        .join(training_digests(activities), on="athlete_id", how="left")
+        .with_columns(pl.lit(config.model_version).alias("model_version"))
+    )
+    return conform(baselines, BASELINES).sort("athlete_id")
+
+
+def _own_fits(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """The robust line per athlete, with its quality and the speeds its inliers cover."""
+    if points.is_empty():
+        return pl.DataFrame(schema={"athlete_id": pl.String})
     fit = _theil_sen(points)
     for _ in range(config.baseline_iterations):  # a loop over iterations, not samples
         weighted = _biweights(_residuals(points, fit), config)
@@ -253,8 +279,18 @@ def fit_gait_baselines(
             "r_squared"
         )
     )
-    covered = (
-        inliers.group_by("athlete_id", "bin")
+    return (
+        fit.join(_coverage(inliers, config), on="athlete_id")
+        .join(quality, on="athlete_id")
+        .join(r_squared, on="athlete_id", how="left")
+        .with_columns(pl.lit(0.0).alias("intercept_sd"), pl.lit("own").alias("basis"))
+    )
+
+
+def _coverage(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """athlete_id, speed_min_mps, speed_max_mps: speed bins with enough samples."""
+    return (
+        points.group_by("athlete_id", "bin")
         .agg(pl.col("n").sum())
         .filter(pl.col("n") >= config.baseline_coverage_min_samples)
         .group_by("athlete_id")
@@ -263,18 +299,24 @@ def fit_gait_baselines(
             ((pl.col("bin").max() + 1) * config.baseline_bin_mps).alias("speed_max_mps"),
         )
     )
-    counts = samples.group_by("athlete_id").agg(
-        pl.col("activity_id").n_unique().cast(pl.UInt32).alias("runs"), pl.len().cast(pl.UInt32).alias("samples")
+
+
+def _blended_fits(points: pl.DataFrame, profiles: pl.DataFrame | None, config: DetectionConfig) -> pl.DataFrame:
+    """The prior moved towards the athlete's few runs, covering its speeds and theirs."""
+    levels = blended_levels(points, prior_line(points, profiles, config), config)
+    resid = points.join(levels, on="athlete_id").with_columns(
+        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid"))
+    quality = resid.group_by("athlete_id").agg(
+        (1.4826 * (pl.col("resid") - pl.col("resid").median()).abs().median()).alias("residual_sd"))
+    covered = _coverage(points, config).with_columns(
+        pl.min_horizontal("speed_min_mps", pl.lit(config.prior_speed_min_mps)),
+        pl.max_horizontal("speed_max_mps", pl.lit(config.prior_speed_max_mps)),
     )
-    baselines = (
-        fit.join(covered, on="athlete_id")
-        .join(counts, on="athlete_id")
-        .join(quality, on="athlete_id")
-        .join(r_squared, on="athlete_id", how="left")
-        .join(training_digests(activities), on="athlete_id", how="left")
-        .with_columns(pl.lit(config.model_version).alias("model_version"))
-    )
-    return baselines.select(BASELINES.names()).cast(BASELINES).sort("athlete_id")
+    prior_range = levels.select("athlete_id", pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
+                                pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"))
+    covered = pl.concat([covered, prior_range.join(covered, on="athlete_id", how="anti")])
+    return levels.join(covered, on="athlete_id").join(quality, on="athlete_id").with_columns(
+        pl.lit("blended").alias("basis"))
 
 
 def training_digests(activities: pl.DataFrame) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 #: Bump when detection code changes what it outputs for the same configuration.
-DETECTION_CODE_VERSION = "d1"
+DETECTION_CODE_VERSION = "d2"
 #: Bump when energy code changes what it outputs for the same configuration.
 ENERGY_CODE_VERSION = "e1"
 
@@ -45,8 +45,6 @@ class DetectionConfig:
     label_words: tuple[str, ...] = BACKWARD_WORDS
     label_case_sensitive: bool = False
     label_accent_sensitive: bool = False
-    lap_label_confidence: float = 0.9  # a lap named "backward" is explicit
-    activity_label_confidence: float = 0.5  # the activity says "somewhere in here"; gait says where
 
     # Facing vs GPS course (§5.1).
     facing_angle_deg: float = 135.0
@@ -81,12 +79,28 @@ class DetectionConfig:
     foot_max_mean_speed_mps: float = 6.5  # faster on average (moving): not on foot, whatever the sport says
     baseline_max_runs: int = 60  # the athlete's latest running activities the baseline is fitted on
 
+    # Cold start (assets/transforms/gait_prior.py has the sources): ln L = a + b·ln v from the literature.
+    prior_intercept: float = -0.777  # a: 0.987 m steps at 2.6 m/s
+    prior_slope: float = 0.80  # b
+    prior_sd: float = 0.08  # between-runner spread of ln L at one speed
+    prior_height_cm: float = 172.0  # the height the prior's level stands for (scaled by height^(1 − b/2))
+    prior_speed_min_mps: float = 2.0  # speeds the prior is trusted at
+    prior_speed_max_mps: float = 4.5
+    run_offset_sd: float = 0.03  # one run's forward level around the athlete's own, ln L
+    prior_z: float = 2.0  # thresholds move by exp(± z · the baseline's level uncertainty)
+
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown
     max_gap_s: float = 10.0  # gaps (stops) up to this between same-direction stretches are merged
     max_dropout_s: float = 30.0  # and moving but unscored (cadence lost, window edges) up to this
     min_gait_s: float = 30.0  # shorter run/walk stretches take their neighbour's gait
     record_hold_s: float = 1.0  # after a recording gap > max_gap_s, a sample stands for this long
+    still_speed_mps: float = 0.5  # slower (smoothed) is standing still; a longer stop than max_gap_s is a pause
+
+    # Confidence (assets/transforms/confidence.py): logistic weights over its FEATURES, per direction,
+    # fitted by benchmarks/calibrate_confidence.py.
+    calibration_backward: tuple[float, ...] = (2.0, 0.0, 15.0, -30.0, 1.5, 3.0, 0.3)
+    calibration_forward: tuple[float, ...] = (3.0, 0.0, 15.0, -30.0, 0.0, 3.0, 0.3)
 
     @property
     def model_version(self) -> str:
