@@ -35,13 +35,15 @@ BATCHES_FOR_PROCESSES = 4
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
 def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
-    its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'.
+    its coverage and quality; with fewer than `baseline_min_runs` runs, the literature prior blended
+    towards them.  No forward run at all: no row, and scoring uses the prior alone.
     Only athletes whose latest runs (or their names, or the model) changed are refit."""
     detection, _ = models.configs()
     chosen = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
     refit = stale_baselines(training_digests(chosen), scores.gait_baselines(storage.warehouse), detection.model_version)
     runs = scores.activity_frames(storage.warehouse, chosen.filter(pl.col("athlete_id").is_in(refit)))
-    baselines = fit_gait_baselines(runs.records, runs.activities, runs.laps, detection)
+    baselines = fit_gait_baselines(runs.records, runs.activities, runs.laps, detection,
+                                   profiles_frame(storage.profiles()))
     scores.replace_gait_baselines(storage.warehouse, baselines, refit)
     baselines = scores.gait_baselines(storage.warehouse)
     athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
@@ -93,7 +95,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     profiles = profiles_frame(storage.profiles())
     window = context.partition_time_window
     scores.drop_orphan_scores(warehouse)
-    totals = {"segments": 0, "activity_energy": 0}
+    totals = {"segments": 0, "activity_energy": 0, "activity_detection": 0}
+    statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
     batches = scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
@@ -102,8 +105,11 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
                                detection=detection, energy=energy)
     with warehouse.held():  # ~40 reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
-            counts = scores.replace_scores(warehouse, first, last,
-                                           {"segments": scored.segments, "activity_energy": scored.activity_energy})
+            counts = scores.replace_scores(warehouse, first, last, {
+                "segments": scored.segments, "activity_energy": scored.activity_energy,
+                "activity_detection": scored.activity_detection})
+            for status, count in scored.activity_detection["detection_status"].value_counts().iter_rows():
+                statuses[status] = statuses.get(status, 0) + count
             for table, count in counts.items():
                 totals[table] += count
             backward_s += backward_seconds(scored.segments)
@@ -114,7 +120,8 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
                              f"{counts['activity_energy']} activities, {counts['segments']} segments")
     version = energy_row_version(detection.model_version, energy)
     yield dg.MaterializeResult(asset_key="segments", metadata={
-        "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})
+        "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version,
+        "detection_status": dg.MetadataValue.json(dict(sorted(statuses.items())))})
     yield dg.MaterializeResult(asset_key="activity_energy", metadata={
         "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version})
     yield _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None)

@@ -51,8 +51,9 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
 
 
 def profiles_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
-    """Profiles as the energy model reads them (athlete_id, sex, birth_year, weight_kg, max_hr_bpm)."""
-    columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm")
+    """Profiles as the energy model and the gait prior read them (athlete_id, sex, birth_year, weight_kg,
+    max_hr_bpm, height_cm)."""
+    columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm", "height_cm")
     return pl.DataFrame([{c: getattr(p, c) for c in columns} for p in profiles.values()], schema=columns, orient="row")
 
 

@@ -198,6 +198,19 @@ ACTIVITY_ENERGY = pl.Schema(
 )
 
 
+#: The warehouse `activity_detection` table: why each activity's segments say what they say.
+ACTIVITY_DETECTION = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "athlete_id": pl.String,
+        "detection_status": pl.String,  # scored | scored_with_prior | not_on_foot | no_records | too_short | ...
+        "baseline_basis": pl.String,  # own | blended | prior (scored activities), else null
+        "baseline_runs": pl.Int32,  # the athlete's runs the baseline rests on (scored activities)
+        "model_version": pl.String,
+    }
+)
+
+
 #: The warehouse `gait_baselines` table: each athlete's forward gait, ln L = a + b·ln v.
 BASELINES = pl.Schema(
     {

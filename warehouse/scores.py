@@ -14,7 +14,7 @@ from retrostride.warehouse.store import Warehouse, insert
 _STARTED_IN = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN ? AND ?)"
 
 #: Tables scoring writes, per activity.
-SCORE_TABLES = ("segments", "activity_energy")
+SCORE_TABLES = ("segments", "activity_energy", "activity_detection")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit:
 
 
 def replace_scores(warehouse: Warehouse, first: date, last: date, rows: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Replace the score rows (`segments`, `activity_energy`) of activities that started on days
+    """Replace the score rows (`segments`, `activity_energy`, `activity_detection`) of activities that started on days
     first..last, in one transaction."""
     with warehouse.transaction() as connection:
         counts = {}

@@ -28,6 +28,7 @@ TABLES: dict[str, pl.Schema] = {
     "body_measurements": schema.BODY_MEASUREMENTS,
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,
+    "activity_detection": schema.ACTIVITY_DETECTION,
     "gait_baselines": schema.BASELINES,
     "mart_settings": MART_SETTINGS,
     "pending_days": schema.PENDING_DAYS,

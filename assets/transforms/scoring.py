@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
+from retrostride.assets.transforms.detection_status import detection_status
+from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments
 from retrostride.warehouse.schema import in_time_order
@@ -26,6 +28,7 @@ class Scores:
 
     segments: pl.DataFrame  # SEGMENT_TABLE
     activity_energy: pl.DataFrame  # ACTIVITY_ENERGY
+    activity_detection: pl.DataFrame  # ACTIVITY_DETECTION
 
 
 def score_activities(
@@ -41,7 +44,8 @@ def score_activities(
     """Segments with their moving time, climb and kcal, and each activity's energy.
 
     Activities on foot (`detection.foot_sports`, or no sport, at foot speeds) are scored; the others (a ride, a swim)
-    get one 'unknown' segment carrying their totals, and no kcal: the energy model is for legs."""
+    get one 'unknown' segment carrying their totals, and no kcal: the energy model is for legs.  Athletes
+    without a stored baseline are scored against the literature prior (`gait_prior`)."""
     mean_speed = pl.col("distance_m") / pl.col("moving_time_s")
     on_foot = (pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))) & (
         mean_speed <= detection.foot_max_mean_speed_mps
@@ -50,6 +54,7 @@ def score_activities(
     # sorted once here (a filtered warehouse read interleaves activities): each step after finds them in order
     records = in_time_order(records.filter(pl.col("activity_id").is_in(foot["activity_id"].implode())))
     laps = laps.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
+    baselines = with_prior_baselines(baselines, foot, profiles, detection)
     segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
     record_kcal = record_energy(records, segments, masses, energy)
@@ -65,6 +70,8 @@ def score_activities(
         activity_energy=pl.concat([conform(totals, ACTIVITY_ENERGY), conform(unscored, ACTIVITY_ENERGY)])
         .with_columns(pl.col("model_version").fill_null(version))
         .sort("activity_id"),
+        activity_detection=detection_status(activities, activities.select(on_foot).to_series(), records, baselines,
+                                            detection),
     )
 
 
