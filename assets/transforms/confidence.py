@@ -18,7 +18,7 @@ import polars as pl
 from retrostride.assets.transforms.model_config import DetectionConfig
 
 #: The evidence a segment's confidence is computed from, in the order of the weights.
-FEATURES = ("constant", "gait", "gait_margin", "gait_uncertainty", "label", "facing", "log_minutes")
+FEATURES = ("x_constant", "x_gait", "x_gait_margin", "x_gait_uncertainty", "x_label", "x_facing", "x_log_minutes")
 
 
 def confidence_features(config: DetectionConfig) -> list[pl.Expr]:
@@ -29,13 +29,13 @@ def confidence_features(config: DetectionConfig) -> list[pl.Expr]:
     gait = pl.col("_gait").fill_null(False).cast(pl.Float64)
     margin = (sign * (pl.col("_log_ratio") - middle)).fill_null(0.0) * gait
     return [
-        pl.lit(1.0).alias("constant"),
-        gait.alias("gait"),
-        margin.alias("gait_margin"),
-        (pl.col("_intercept_sd").fill_null(0.0) * gait).alias("gait_uncertainty"),
-        pl.col("_label").fill_null(False).cast(pl.Float64).alias("label"),
-        pl.col("_facing").fill_null(False).cast(pl.Float64).alias("facing"),
-        (pl.col("duration_s").clip(lower_bound=1.0) / 60.0).log().alias("log_minutes"),
+        pl.lit(1.0).alias("x_constant"),
+        gait.alias("x_gait"),
+        margin.alias("x_gait_margin"),
+        (pl.col("_intercept_sd").fill_null(0.0) * gait).alias("x_gait_uncertainty"),
+        pl.col("_label").fill_null(False).cast(pl.Float64).alias("x_label"),
+        pl.col("_facing").fill_null(False).cast(pl.Float64).alias("x_facing"),
+        (pl.col("duration_s").clip(lower_bound=1.0) / 60.0).log().alias("x_log_minutes"),
     ]
 
 

@@ -8,6 +8,7 @@ Weyand 2001), so r = L / L_fwd(v) drops well below 1.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import polars as pl
 
@@ -246,7 +247,7 @@ def fit_gait_baselines(
         pl.col("activity_id").n_unique().cast(pl.UInt32).alias("runs"), pl.len().cast(pl.UInt32).alias("samples")
     )
     own = counts.filter(pl.col("runs") >= config.baseline_min_runs).select("athlete_id")
-    fits = [_own_fits(points.join(own, on="athlete_id"), config)]
+    fits = [_own_fits(_screened(points.join(own, on="athlete_id"), profiles, config), config)]
     few = points.join(own, on="athlete_id", how="anti")
     if not few.is_empty():
         fits.append(_blended_fits(few, profiles, config))
@@ -257,6 +258,22 @@ def fit_gait_baselines(
         .with_columns(pl.lit(config.model_version).alias("model_version"))
     )
     return conform(baselines, BASELINES).sort("athlete_id")
+
+
+def _screened(points: pl.DataFrame, profiles: pl.DataFrame | None, config: DetectionConfig) -> pl.DataFrame:
+    """Points not far below the athlete's level on the prior's slope (`baseline_screen_ratio`):
+    unlabelled backward running done at its own speeds would otherwise tilt the line (a cluster of
+    short steps at low speed reads as a steep slope, which the biweight cannot tell from one)."""
+    if points.is_empty():
+        return points
+    level = blended_levels(points, prior_line(points, profiles, config), config)
+    resid = pl.col("y") - pl.col("_a") - pl.col("_b") * pl.col("x")
+    return (
+        points.join(level.select("athlete_id", pl.col("intercept").alias("_a"), pl.col("slope").alias("_b")),
+                    on="athlete_id")
+        .filter(resid >= math.log(config.baseline_screen_ratio))
+        .drop("_a", "_b")
+    )
 
 
 def _own_fits(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:

@@ -77,6 +77,7 @@ class DetectionConfig:
     # Scored for direction and energy (a null sport too); other sports get one 'unknown' segment, no kcal.
     foot_sports: tuple[str, ...] = ("running", "walking", "hiking", "generic", "training")
     foot_max_mean_speed_mps: float = 6.5  # faster on average (moving): not on foot, whatever the sport says
+    baseline_screen_ratio: float = 0.88  # points this far below the athlete's level (prior slope) are not fitted
     baseline_max_runs: int = 60  # the athlete's latest running activities the baseline is fitted on
 
     # Cold start (assets/transforms/gait_prior.py has the sources): ln L = a + b·ln v from the literature.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from retrostride.assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
-from retrostride.assets.transforms.confidence import segment_confidence
+from retrostride.assets.transforms.confidence import confidence_features, segment_confidence
 from retrostride.assets.transforms.gait_prior import threshold_widening
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
@@ -246,8 +246,10 @@ def detect_segments(
     laps: pl.DataFrame,
     baselines: pl.DataFrame,
     config: DetectionConfig,
+    with_features: bool = False,
 ) -> pl.DataFrame:
-    """Contiguous forward/backward/unknown × run/walk/unknown segments covering each activity."""
+    """Contiguous forward/backward/unknown × run/walk/unknown segments covering each activity (with
+    `with_features`, also the confidence model's FEATURES, to calibrate it)."""
     samples = classify_samples(records, activities, laps, baselines, config)
     samples = samples.with_columns(
         pl.when(_paused(samples, config)).then(pl.lit(PAUSE)).otherwise("raw_direction").alias("direction"))
@@ -295,6 +297,8 @@ def detect_segments(
         pl.lit(config.model_version).alias("model_version"),
     )
     found = segments.select(SEGMENTS.names()).cast(SEGMENTS)
+    if with_features:
+        return found.with_columns(segments.select(confidence_features(config)).get_columns())
     return pl.concat([found, _empty_activities(activities, found, config)]).sort("activity_id", "segment_index")
 
 
