@@ -28,7 +28,7 @@ from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.scoring import score_activities
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.assets.transforms.model_config import EnergyConfig
+from retrostride.assets.transforms.model_config import EnergyConfig  # noqa: I001
 from retrostride.warehouse.schema import BODY_MEASUREMENTS
 
 COLD_START_RUNS = 4
@@ -65,9 +65,7 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
         paths = [f.path for f in corpus_files() if f.path.parent == folder and f.expect != "error"]
         frames = load_files(paths, folder.parent)
         athlete = pl.lit(folder.name).alias("athlete_id")
-        activities = frames.activities.with_columns(athlete).with_columns(
-            (pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().cast(pl.Float64).alias("duration_s"),
-            pl.col("total_timer_s").alias("moving_time_s"), pl.col("total_distance_m").alias("distance_m"))
+        activities = frames.activities.with_columns(athlete)
         records = frames.records.with_columns(athlete)
         baselines = fit_gait_baselines(records, activities, frames.laps, config)
         scored = score_activities(records, activities, frames.laps, baselines, pl.DataFrame(schema=BODY_MEASUREMENTS),

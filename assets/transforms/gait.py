@@ -319,19 +319,15 @@ def _coverage(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
 
 
 def _blended_fits(points: pl.DataFrame, profiles: pl.DataFrame | None, config: DetectionConfig) -> pl.DataFrame:
-    """The prior moved towards the athlete's few runs, covering its speeds and theirs."""
+    """The prior moved towards the athlete's few runs, covering the speeds the prior is trusted at
+    (slower jogging often keeps a running cadence: its short steps must not be scored as backward)."""
     levels = blended_levels(points, prior_line(points, profiles, config), config)
     resid = points.join(levels, on="athlete_id").with_columns(
         (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid"))
     quality = resid.group_by("athlete_id").agg(
         (1.4826 * (pl.col("resid") - pl.col("resid").median()).abs().median()).alias("residual_sd"))
-    covered = _coverage(points, config).with_columns(
-        pl.min_horizontal("speed_min_mps", pl.lit(config.prior_speed_min_mps)),
-        pl.max_horizontal("speed_max_mps", pl.lit(config.prior_speed_max_mps)),
-    )
-    prior_range = levels.select("athlete_id", pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
-                                pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"))
-    covered = pl.concat([covered, prior_range.join(covered, on="athlete_id", how="anti")])
+    covered = levels.select("athlete_id", pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
+                            pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"))
     return levels.join(covered, on="athlete_id").join(quality, on="athlete_id").with_columns(
         pl.lit("blended").alias("basis"))
 

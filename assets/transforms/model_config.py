@@ -85,7 +85,7 @@ class DetectionConfig:
     prior_slope: float = 0.80  # b
     prior_sd: float = 0.08  # between-runner spread of ln L at one speed
     prior_height_cm: float = 172.0  # the height the prior's level stands for (scaled by height^(1 − b/2))
-    prior_speed_min_mps: float = 2.0  # speeds the prior is trusted at
+    prior_speed_min_mps: float = 2.4  # speeds the prior is trusted at (van Oeveren 2017 measured 2.4–2.9)
     prior_speed_max_mps: float = 4.5
     run_offset_sd: float = 0.03  # one run's forward level around the athlete's own, ln L
     prior_z: float = 2.0  # thresholds move by exp(± z · the baseline's level uncertainty)
