@@ -1,6 +1,6 @@
 """Backward-detection accuracy on an independent generator and on the real corpus files.
 
-    python -m benchmarks.detection_accuracy [--seeds 31 37] [--athletes 10] [--sessions 12] [--keep DIR]
+    python benchmarks/detection_accuracy.py [--seeds 31 37] [--athletes 10] [--sessions 12] [--keep DIR]
 
 Exports come from `benchmarks/retro_generator.py` (a gait model other than the product's sample
 export, on which the tests run and the confidence is calibrated).  Reported: backward-time precision
@@ -20,15 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
+
 from benchmarks.corpora import corpus_files
 from benchmarks.evaluation import backward_time_scores, calibration_table, load_files, segment_correctness
 from benchmarks.retro_generator import generate
 from retrostride.assets.transforms.gait import fit_gait_baselines
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
-from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
 from retrostride.assets.transforms.scoring import score_activities
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.assets.transforms.model_config import EnergyConfig  # noqa: I001
 from retrostride.warehouse.schema import BODY_MEASUREMENTS
 
 COLD_START_RUNS = 4

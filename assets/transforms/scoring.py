@@ -11,10 +11,8 @@ from retrostride.assets.transforms.detection_status import detection_status
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.warehouse.schema import in_time_order
 from retrostride.warehouse.motion import with_motion
-from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
-
+from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform, in_time_order
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
 #: rest (power, running dynamics, temperature) are neither read from the warehouse nor handed over.

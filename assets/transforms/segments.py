@@ -16,9 +16,7 @@ from retrostride.assets.transforms.gait_prior import threshold_widening
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import run_ids
-from retrostride.warehouse.schema import in_time_order
-from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform
-
+from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform, in_time_order
 
 _ACTIVITY = ["activity_id"]
 #: The direction of a pause while segments are formed (it leaves as 'unknown', evidence 'pause').
