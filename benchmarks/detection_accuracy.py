@@ -8,7 +8,8 @@ and recall with each athlete's whole history (baselines fitted as the pipeline f
 for a cold start (each athlete's first 4 activities only: the prior blended with them), the
 calibration table of segment confidence over both, and, on the real running files of
 shared/corpora imported one athlete per source folder, backward seconds and the share of running
-time classified forward.
+time classified forward (pauses excluded; of all running activities, and of those with cadence and
+speed that gait can score).
 """
 
 from __future__ import annotations
@@ -73,13 +74,19 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
         scored = score_activities(records, activities, frames.laps, baselines, pl.DataFrame(schema=BODY_MEASUREMENTS),
                                   pl.DataFrame(schema={"athlete_id": pl.String}), config, EnergyConfig())
         running = activities.filter(pl.col("sport") == "running").select("activity_id")
-        segments = scored.segments.join(running, on="activity_id")
         status = scored.activity_detection.join(running, on="activity_id")
-        by = segments.group_by("direction").agg(pl.col("duration_s").sum())
-        seconds = dict(by.iter_rows())
-        rows.append({"source": folder.name, "running_activities": running.height,
-                     "running_s": sum(seconds.values()), **{f"{d}_s": seconds.get(d, 0.0) for d in ("forward", "backward", "unknown")},
-                     "statuses": ", ".join(f"{s}:{n}" for s, n in status["detection_status"].value_counts().sort("detection_status").iter_rows())})
+        moving = scored.segments.join(running, on="activity_id").filter(pl.col("evidence") != "pause")
+        gait = moving.join(status.filter(pl.col("detection_status").str.starts_with("scored")), on="activity_id")
+
+        def seconds(frame: pl.DataFrame, direction: str | None = None) -> float:
+            chosen = frame if direction is None else frame.filter(pl.col("direction") == direction)
+            return float(chosen["duration_s"].sum())
+
+        rows.append({"source": folder.name, "running_activities": running.height, "running_s": seconds(moving),
+                     "backward_s": seconds(moving, "backward"), "forward_s": seconds(moving, "forward"),
+                     "scorable_s": seconds(gait), "scorable_forward_s": seconds(gait, "forward"),
+                     "statuses": ", ".join(f"{s}:{n}" for s, n in
+                                           status["detection_status"].value_counts().sort("detection_status").iter_rows())})
     return pl.DataFrame(rows)
 
 
@@ -120,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nreal corpus files, one athlete per source (running activities):")
     corpus = real_corpus(config)
     print(corpus)
-    total = corpus.select(pl.col("running_s", "forward_s", "backward_s", "unknown_s").sum()).row(0, named=True)
-    print(f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time")
+    total = corpus.select(pl.exclude("source", "statuses").sum()).row(0, named=True)
+    print(f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time "
+          f"(pauses excluded), {total['scorable_forward_s'] / total['scorable_s']:.1%} of the running time of "
+          f"activities gait can score (status scored or scored_with_prior)")
     return 0
 
 

@@ -7,6 +7,7 @@ Weyand 2001), so r = L / L_fwd(v) drops well below 1.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 
@@ -34,12 +35,31 @@ def _window_speed(name: str) -> pl.Expr:
 
 
 def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
+    """`windowed_gait_features` with windows wide enough for each activity's sampling: an activity
+    recorded every few seconds ("smart" recording) gets its windows widened by whole multiples, so
+    they hold about as many samples as a 1-s recording's 10-s window holds seconds' worth."""
+    timed = records.filter(pl.col("ts").is_not_null())
+    interval = (pl.col("ts").diff().dt.total_microseconds() / 1e6).median().over("activity_id")
+    widening = (config.gait_sampling_share * interval / config.gait_window_s).ceil().clip(1, 6).fill_null(1)
+    classes = timed.with_columns(widening.cast(pl.Int32).alias("_widening")).partition_by("_widening", as_dict=True)
+    if len(classes) <= 1:
+        return windowed_gait_features(timed, config, within)
+    parts = [
+        windowed_gait_features(part.drop("_widening"), dataclasses.replace(
+            config, gait_window_s=config.gait_window_s * k, speed_smooth_s=config.speed_smooth_s * k), within)
+        for (k,), part in classes.items()
+    ]
+    return in_time_order(pl.concat(parts, how="diagonal_relaxed"))
+
+
+def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
     """Records sorted by activity and time, plus centred 10-s rolling gait columns.
 
     A sample is a running sample when its cadence is >= 140 spm and its speed, over a short centred
     window, is in 1.2–4.5 m/s (GPS-derived speeds are too noisy sample by sample).  A 10-s window
-    speaks only when most of its samples are running samples, so stops, turns and dropouts at its
-    edge cannot fake a short step; its speed is the distance covered over the window (else the median
+    speaks only when most of its samples are running samples and their cadence is steady (a sensor
+    jumping between 90 and 240 spm is not a gait), so stops, turns, dropouts and glitches cannot fake
+    a short step; its speed is the distance covered over the window (else the median
     speed), its cadence the median, and L = 60·v / spm.  Windows never straddle a change of the
     `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
@@ -75,9 +95,12 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
             pl.col("_spm").median(),
+            ((pl.col("_spm_ok") - pl.col("_spm_ok").median()).abs().median() / pl.col("_spm_ok").median())
+            .alias("_spm_spread"),
         ],
     )
-    speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
+    steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
+    speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
     # Running samples' medians are needed where the distance gives no speed, or where some of the
     # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
     mixed = pl.col("_ok_n") != pl.col("_spm_n")
@@ -360,6 +383,12 @@ def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: 
 
 
 def forward_step_m(speed: pl.Expr) -> pl.Expr:
-    """Expected forward step length at `speed` from a joined baseline row."""
-    return (pl.col("intercept") + pl.col("slope") * speed.log()).exp()
+    """Expected forward step length at `speed` from a joined baseline row.  Below the speeds it covers
+    (`speed_min_mps`), the line is continued at constant cadence or steeper (exponent max(b, 1)):
+    runners slowing down keep their cadence and shorten their steps, so this never expects longer
+    forward steps than the fit would, and a slow forward jog does not read as backward."""
+    low = pl.col("speed_min_mps")
+    at_low = pl.col("intercept") + pl.col("slope") * low.log()
+    below = at_low + pl.max_horizontal(pl.col("slope"), pl.lit(1.0)) * (speed.log() - low.log())
+    return pl.when(speed < low).then(below).otherwise(pl.col("intercept") + pl.col("slope") * speed.log()).exp()
 

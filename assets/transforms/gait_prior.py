@@ -12,8 +12,9 @@ Where a profile gives the height, the step scales with leg length as dynamic sim
 
 An athlete with a few runs (fewer than `baseline_min_runs`) keeps the prior's slope and moves its
 level towards their own: the precision-weighted mean of the prior (s.d. `prior_sd`) and the median
-offset of their runs (s.d. `run_offset_sd` per run), so one run already pulls most of the way and the
-remaining uncertainty (`intercept_sd`) shrinks as runs accrue.  Detection widens its thresholds by it.
+offset of their runs (s.d. per run: `run_offset_sd`, or the runs' own spread where larger), so one
+run already pulls most of the way and the remaining uncertainty (`intercept_sd`) shrinks as
+consistent runs accrue.  Detection widens its thresholds by it.
 """
 
 from __future__ import annotations
@@ -75,17 +76,16 @@ def blended_levels(points: pl.DataFrame, priors: pl.DataFrame, config: Detection
     y = ln L, n samples); each run's offset from the prior line is its median residual, the
     athlete's the median over runs (robust to backward stretches in them)."""
     prior_precision = 1.0 / config.prior_sd**2
-    run_precision = 1.0 / config.run_offset_sd**2
     offsets = (
         points.join(priors, on="athlete_id")
         .with_columns((pl.col("y") - pl.col("prior_intercept") - pl.col("prior_slope") * pl.col("x")).alias("e"))
         .group_by("athlete_id", "activity_id")
         .agg(pl.col("e").median(), pl.col("prior_intercept").first(), pl.col("prior_slope").first())
         .group_by("athlete_id")
-        .agg(pl.col("e").median(), pl.len().alias("_runs"), pl.col("prior_intercept").first(),
-             pl.col("prior_slope").first())
+        .agg(pl.col("e").median(), pl.len().alias("_runs"), pl.col("e").std().fill_null(0.0).alias("_spread"),
+             pl.col("prior_intercept").first(), pl.col("prior_slope").first())
     )
-    own = pl.col("_runs") * run_precision
+    own = pl.col("_runs") / pl.max_horizontal(pl.col("_spread"), pl.lit(config.run_offset_sd)) ** 2
     return offsets.select(
         "athlete_id",
         (pl.col("prior_intercept") + pl.col("e") * own / (own + prior_precision)).alias("intercept"),
@@ -94,7 +94,7 @@ def blended_levels(points: pl.DataFrame, priors: pl.DataFrame, config: Detection
     )
 
 
-def threshold_widening(config: DetectionConfig) -> pl.Expr:
-    """exp(z · intercept_sd): how far the baseline's uncertainty moves the ratio thresholds."""
-    return (config.prior_z * pl.col("intercept_sd").fill_null(0.0)).exp()
+def threshold_widening(z: float) -> pl.Expr:
+    """exp(z · intercept_sd): how far the baseline's uncertainty moves a ratio threshold."""
+    return (z * pl.col("intercept_sd").fill_null(0.0)).exp()
 

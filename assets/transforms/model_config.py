@@ -53,15 +53,18 @@ class DetectionConfig:
 
     # Gait signature (§5.3).
     gait_window_s: float = 10.0  # rolling median of speed, cadence and step length
+    gait_sampling_share: float = 3.0  # windows widen (×2, ×3 …) until this × the median sampling interval fits
     speed_smooth_s: float = 5.0  # a sample's speed for the 1.2–4.5 m/s check, over this window
     gait_min_samples: int = 3  # valid samples in a window, else the window says nothing
     gait_valid_share: float = 0.8  # of a window's samples: valid speed and a cadence
+    gait_max_cadence_spread: float = 0.05  # MAD / median of a window's running cadences; more: unsteady, says nothing
     enter_ratio: float = 0.85  # r = L / L_fwd(v) at or below: enter backward
     leave_ratio: float = 0.90  # at or above: leave backward (hysteresis)
     run_min_spm: float = 140.0  # below: walking, not scored against the running baseline
     speed_min_mps: float = 1.2  # samples outside 1.2–4.5 m/s are dropped from gait evidence
     speed_max_mps: float = 4.5
-    coverage_margin_mps: float = 0.25  # score only speeds the baseline covers ± this
+    activity_level_floor: float = 0.93  # a run's median step ratio below 1 (down to this) becomes its 1
+    coverage_margin_mps: float = 0.25  # score speeds up to this above the baseline's (below: constant cadence)
 
     # Forward gait baseline (§5.3): robust fit of log L on log v per athlete.
     baseline_min_runs: int = 5
@@ -86,7 +89,8 @@ class DetectionConfig:
     prior_speed_min_mps: float = 2.4  # speeds the prior is trusted at (van Oeveren 2017 measured 2.4–2.9)
     prior_speed_max_mps: float = 4.5
     run_offset_sd: float = 0.03  # one run's forward level around the athlete's own, ln L
-    prior_z: float = 2.0  # thresholds move by exp(± z · the baseline's level uncertainty)
+    prior_z: float = 2.0  # backward thresholds move down by exp(z · the baseline's level uncertainty)
+    prior_z_forward: float = 0.5  # forward thresholds move up by exp(this · the uncertainty)
 
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown

@@ -103,14 +103,14 @@ def classify_samples(
     v = pl.col("gait_speed_mps")
     scored = (
         (pl.col("gait") == "run")
-        & v.is_between(
-            pl.col("speed_min_mps") - config.coverage_margin_mps, pl.col("speed_max_mps") + config.coverage_margin_mps
-        )
+        & v.is_between(config.speed_min_mps, pl.col("speed_max_mps") + config.coverage_margin_mps)
         & pl.col("gait_step_m").is_not_null()
     )
-    samples = samples.with_columns(
-        pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v)).alias("gait_ratio")
-    )
+    ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v))
+    # The day's own level: a run whose typical steps are shorter than the baseline's (tired legs
+    # after a bike leg, a bad day) is read against that level, down to `activity_level_floor`.
+    level = ratio.median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
+    samples = samples.with_columns((ratio / level).alias("gait_ratio"))
     samples = samples.with_columns(_hysteresis(config).alias("_gait_state"))
     gait_direction = pl.col("_gait_state")
     samples = samples.with_columns(
@@ -132,17 +132,18 @@ def _hysteresis(config: DetectionConfig) -> pl.Expr:
     With the athlete's own baseline: backward from r <= enter_ratio until r >= leave_ratio, forward
     from r >= leave_ratio until r <= enter_ratio.  A baseline resting on the prior moves each side's
     thresholds away from the other by exp(z · intercept_sd): backward needs r low enough for the
-    shortest-striding plausible runner, forward r high enough for the longest; in between, a state
+    shortest-striding plausible runner (z = `prior_z`), forward r high enough for a longer-striding
+    one (`prior_z_forward`, smaller: a wrong forward call only costs recall); in between, a state
     that is not already held is unknown (a short-striding forward runner stays unknown, not backward).
     Samples without a ratio keep the state they find."""
-    r, wide = pl.col("gait_ratio"), threshold_widening(config)
+    r, lower, higher = pl.col("gait_ratio"), threshold_widening(config.prior_z), threshold_widening(config.prior_z_forward)
     row = pl.int_range(pl.len(), dtype=pl.Int64)
 
     def last(condition: pl.Expr) -> pl.Expr:
         return pl.when(condition).then(row).forward_fill().over(_ACTIVITY)
 
-    backward = last(r <= config.enter_ratio / wide) > last(r >= config.leave_ratio / wide).fill_null(-1)
-    forward = last(r >= config.leave_ratio * wide) > last(r <= config.enter_ratio * wide).fill_null(-1)
+    backward = last(r <= config.enter_ratio / lower) > last(r >= config.leave_ratio / lower).fill_null(-1)
+    forward = last(r >= config.leave_ratio * higher) > last(r <= config.enter_ratio * higher).fill_null(-1)
     return (
         pl.when(r.is_null()).then(None)
         .when(backward.fill_null(False)).then(pl.lit("backward"))
