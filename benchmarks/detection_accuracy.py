@@ -85,6 +85,8 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
         rows.append({"source": folder.name, "running_activities": running.height, "running_s": seconds(moving),
                      "backward_s": seconds(moving, "backward"), "forward_s": seconds(moving, "forward"),
                      "scorable_s": seconds(gait), "scorable_forward_s": seconds(gait, "forward"),
+                     "run_gait_s": seconds(gait.filter(pl.col("gait") == "run")),
+                     "run_gait_forward_s": seconds(gait.filter(pl.col("gait") == "run"), "forward"),
                      "statuses": ", ".join(f"{s}:{n}" for s, n in
                                            status["detection_status"].value_counts().sort("detection_status").iter_rows())})
     return pl.DataFrame(rows)
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     total = corpus.select(pl.exclude("source", "statuses").sum()).row(0, named=True)
     print(f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time "
           f"(pauses excluded), {total['scorable_forward_s'] / total['scorable_s']:.1%} of the running time of "
-          f"activities gait can score (status scored or scored_with_prior)")
+          f"activities gait can score (status scored or scored_with_prior), "
+          f"{total['run_gait_forward_s'] / total['run_gait_s']:.1%} of their time at a running gait")
     return 0
 
 

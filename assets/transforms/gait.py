@@ -382,13 +382,13 @@ def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: 
     return sorted(set(digests["athlete_id"]) - set(unchanged["athlete_id"]))
 
 
-def forward_step_m(speed: pl.Expr) -> pl.Expr:
+def forward_step_m(speed: pl.Expr, slow_exponent: float = 1.0) -> pl.Expr:
     """Expected forward step length at `speed` from a joined baseline row.  Below the speeds it covers
     (`speed_min_mps`), the line is continued at constant cadence or steeper (exponent max(b, 1)):
     runners slowing down keep their cadence and shorten their steps, so this never expects longer
     forward steps than the fit would, and a slow forward jog does not read as backward."""
     low = pl.col("speed_min_mps")
     at_low = pl.col("intercept") + pl.col("slope") * low.log()
-    below = at_low + pl.max_horizontal(pl.col("slope"), pl.lit(1.0)) * (speed.log() - low.log())
+    below = at_low + pl.max_horizontal(pl.col("slope"), pl.lit(slow_exponent)) * (speed.log() - low.log())
     return pl.when(speed < low).then(below).otherwise(pl.col("intercept") + pl.col("slope") * speed.log()).exp()
 

@@ -63,6 +63,7 @@ class DetectionConfig:
     run_min_spm: float = 140.0  # below: walking, not scored against the running baseline
     speed_min_mps: float = 1.2  # samples outside 1.2–4.5 m/s are dropped from gait evidence
     speed_max_mps: float = 4.5
+    slow_step_exponent: float = 1.0  # below a baseline's speeds: L ∝ v^max(b, this) (1: constant cadence)
     activity_level_floor: float = 0.93  # a run's median step ratio below 1 (down to this) becomes its 1
     coverage_margin_mps: float = 0.25  # score speeds up to this above the baseline's (below: constant cadence)
 
@@ -89,7 +90,7 @@ class DetectionConfig:
     prior_speed_min_mps: float = 2.4  # speeds the prior is trusted at (van Oeveren 2017 measured 2.4–2.9)
     prior_speed_max_mps: float = 4.5
     run_offset_sd: float = 0.03  # one run's forward level around the athlete's own, ln L
-    prior_z: float = 2.0  # backward thresholds move down by exp(z · the baseline's level uncertainty)
+    prior_z: float = 1.0  # backward thresholds move down by exp(z · the baseline's level uncertainty)
     prior_z_forward: float = 0.5  # forward thresholds move up by exp(this · the uncertainty)
 
     # Segments (§5.4).

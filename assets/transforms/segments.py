@@ -106,7 +106,7 @@ def classify_samples(
         & v.is_between(config.speed_min_mps, pl.col("speed_max_mps") + config.coverage_margin_mps)
         & pl.col("gait_step_m").is_not_null()
     )
-    ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v))
+    ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v, config.slow_step_exponent))
     # The day's own level: a run whose typical steps are shorter than the baseline's (tired legs
     # after a bike leg, a bad day) is read against that level, down to `activity_level_floor`.
     level = ratio.median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
