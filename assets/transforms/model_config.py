@@ -103,8 +103,8 @@ class DetectionConfig:
 
     # Confidence (assets/transforms/confidence.py): logistic weights over its FEATURES, per direction,
     # fitted by benchmarks/calibrate_confidence.py.
-    calibration_backward: tuple[float, ...] = (2.0, 0.0, 15.0, -30.0, 1.5, 3.0, 0.3)
-    calibration_forward: tuple[float, ...] = (3.0, 0.0, 15.0, -30.0, 0.0, 3.0, 0.3)
+    calibration_backward: tuple[float, ...] = (2.067, 2.067, 0.440, 0.002, 0.664, 0.0, 1.080)
+    calibration_forward: tuple[float, ...] = (2.148, 2.148, 0.310, 0.003, 0.0, 0.0, 1.406)
 
     @property
     def model_version(self) -> str:
