@@ -28,13 +28,17 @@ from retrostride.warehouse.schema import (
     empty,
 )
 
+#: Developer fields of record messages read as `facing_deg`, strongest first: the FIT profile has no
+#: body-facing field, so only an app's magnetometer/compass heading (degrees from north) can give it.
+FACING_FIELDS = ("facing", "compass_heading", "heading")
+
 #: The message fields the canonical schema uses, per FIT message type.
 FIT_FIELDS: dict[str, tuple[str, ...]] = {
     "file_id": ("type", "manufacturer", "product", "garmin_product", "time_created"),
     "record": (
         "timestamp", "position_lat", "position_long", "altitude", "enhanced_altitude", "distance",
         "speed", "enhanced_speed", "heart_rate", "cadence", "fractional_cadence", "power",
-        "step_length", "stance_time", "vertical_oscillation", "temperature",
+        "step_length", "stance_time", "vertical_oscillation", "temperature", *FACING_FIELDS,
     ),
     "session": (
         "timestamp", "start_time", "sport", "sub_sport", "total_elapsed_time", "total_timer_time",
@@ -157,9 +161,18 @@ def _records(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         "stance_time_ms": number("stance_time"),
         "vertical_oscillation_mm": number("vertical_oscillation"),
         "temperature_c": number("temperature"),
+        "facing_deg": _facing(number),
     }
     arrays = {name: to_arrow(c, arrow_type(FILE_RECORDS[name])) for name, c in columns.items()}
     return frame(len(table), {**arrays, "ts": to_arrow(ts, _UTC)}, FILE_RECORDS)
+
+
+def _facing(number) -> Column:
+    """Degrees from north of the first developer facing field present, folded into 0–360."""
+    facing = number(FACING_FIELDS[0])
+    for name in FACING_FIELDS[1:]:
+        facing = facing.or_else(number(name))
+    return _scaled(facing, lambda v: np.mod(v, 360.0))
 
 
 def _scaled(column: Column, scale) -> Column:

@@ -129,6 +129,8 @@ def _message_specs(fit_fields: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[
                 target = next((f for f in message["fields"].values() if f["name"] == column), None)
                 if target is not None:
                     names[column] = _spec(name, target, target["type"])
+                else:  # not in the profile: only a developer field can carry it, as a plain number
+                    names[column] = FieldSpec(column, "number", 1.0, 0.0, None)
         specs[num] = MessageSpec(num, name, wanted, fields, names)
     return specs
 
