@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from retrostride.assets.transforms.gait import fit_gait_baselines
+from retrostride.assets.transforms.detection_status import STATUSES, detection_status
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.label_evidence import says_backward
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
@@ -102,7 +103,7 @@ def baseline(athlete_id: str = "ana", low: float = 1.8, high: float = 3.6) -> pl
     return pl.DataFrame(
         [{"athlete_id": athlete_id, "intercept": math.log(STEP_A), "slope": STEP_B, "speed_min_mps": low,
           "speed_max_mps": high, "runs": 10, "samples": 10_000, "residual_sd": 0.01, "inlier_share": 1.0,
-          "r_squared": 0.99, "model_version": CONFIG.model_version}],
+          "r_squared": 0.99, "intercept_sd": 0.0, "basis": "own", "model_version": CONFIG.model_version}],
         schema=BASELINES,
     )
 
@@ -465,3 +466,36 @@ def test_model_version_changes_with_a_threshold_and_only_where_it_matters():
     assert energy_row_version(CONFIG.model_version, heavier) != energy_row_version(CONFIG.model_version, energy)
     assert energy_row_version(stricter.model_version, energy) != energy_row_version(CONFIG.model_version, energy)
     assert replace(CONFIG).model_version == CONFIG.model_version
+
+
+# -- detection status --------------------------------------------------------------------------
+
+
+def test_every_activity_gets_a_detection_status_saying_why():
+    pieces = [(300, 3.0, 1.0)]
+    frames = {
+        "scored": run(pieces, activity_id="scored"),
+        "prior": run(pieces, activity_id="prior", athlete_id="new"),
+        "walk": run([(300, 1.4, -1)], activity_id="walk"),
+        "short": run([(20, 3.0, 1.0)], activity_id="short"),
+    }
+    frames["no_cadence"] = run(pieces, activity_id="no_cadence")
+    frames["no_cadence"] = (frames["no_cadence"][0].with_columns(pl.lit(None, pl.Float64).alias("cadence_spm")),
+                            frames["no_cadence"][1])
+    frames["no_speed"] = run(pieces, activity_id="no_speed")
+    frames["no_speed"] = (frames["no_speed"][0].with_columns(pl.lit(None, pl.Float64).alias("speed_mps"),
+                                                             pl.lit(None, pl.Float64).alias("distance_m")),
+                          frames["no_speed"][1])
+    records = pl.concat([f[0] for f in frames.values()])
+    activities = pl.concat([f[1] for f in frames.values()] + [
+        run(pieces, activity_id="ride")[1].with_columns(pl.lit("cycling").alias("sport")),
+        run(pieces, activity_id="empty")[1]])
+    on_foot = activities["activity_id"] != "ride"
+    baselines = with_prior_baselines(baseline(), activities, None, CONFIG)
+    statuses = dict(detection_status(activities, on_foot, records, baselines, CONFIG)
+                    .select("activity_id", "detection_status").iter_rows())
+    assert statuses == {
+        "scored": "scored", "prior": "scored_with_prior", "walk": "no_running_gait", "short": "too_short",
+        "no_cadence": "no_cadence", "no_speed": "no_speed", "ride": "not_on_foot", "empty": "no_records",
+    }
+    assert set(statuses.values()) == set(STATUSES)

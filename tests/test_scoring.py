@@ -11,6 +11,7 @@ from polars.testing import assert_frame_equal
 
 from benchmarks.evaluation import backward_time_scores, missed_labelled
 from retrostride.assets import detection
+from retrostride.assets.transforms.detection_status import STATUSES
 from retrostride.assets.settings import ConfigError, load_model_config
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.runs import QUIET, RANGE_END, RANGE_START
@@ -227,3 +228,15 @@ def test_scoring_reads_only_record_columns_it_declares():
     unread = [name for name in RECORDS.names() if name not in RECORD_COLUMNS]
     assert unread and all(f'"{name}"' not in source for name in unread)
     assert set(RECORD_COLUMNS) <= set(RECORDS.names())
+
+
+def test_every_activity_has_a_detection_status(imported_export):
+    warehouse = imported_export.warehouse
+    rows = warehouse.query(
+        "SELECT a.activity_id, d.detection_status, d.baseline_basis FROM activities a"
+        " LEFT JOIN activity_detection d USING (activity_id)")
+    assert rows["detection_status"].null_count() == 0
+    statuses = set(rows["detection_status"])
+    assert statuses <= set(STATUSES) and "scored" in statuses
+    scored = rows.filter(pl.col("detection_status").str.starts_with("scored"))
+    assert scored["baseline_basis"].null_count() == 0
