@@ -65,7 +65,6 @@ def import_files(
     progress: Progress | None = None,
     latest_day: date | None = None,
     limits: ImportLimits = ImportLimits(),
-    decoders: dict[str, str] | None = None,
 ) -> ImportSummary:
     """Import `files`; returns what happened to each and which days changed (or still wait to be published).
 
@@ -119,7 +118,7 @@ def import_files(
                     record(outcome, row)
                 continue
             zone = (zones or {}).get(source.athlete_id)
-            yield Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
+            yield Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible,
                        origin, source.kind, source.labels, source.modified_at)
 
     for job, (outcome, detail) in supervised(new_files(), workers, limits.decode_timeout_s):
