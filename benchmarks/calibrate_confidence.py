@@ -13,7 +13,6 @@ the lines to paste into `DetectionConfig` (or a `[detection]` table of model.tom
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
-from benchmarks.detection_accuracy import COLD_START_RUNS, detect_as_pipeline, first_activities
+from benchmarks.detection_accuracy import COLD_START_RUNS, detect_as_pipeline, export_arguments, first_activities
 from benchmarks.evaluation import calibration_table, load_files, segment_correctness
 from retrostride.assets.transforms.confidence import FEATURES
 from retrostride.assets.transforms.model_config import DetectionConfig
@@ -59,12 +58,7 @@ def judged_segments(out_dir: Path, config: DetectionConfig) -> pl.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     from retrostride.pipelines.sample_export import generate_export
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 103])
-    parser.add_argument("--athletes", type=int, default=6)
-    parser.add_argument("--weeks", type=int, default=6)
-    parser.add_argument("--keep", type=Path, help="write the exports here instead of a temp folder")
-    args = parser.parse_args(argv)
+    args = export_arguments(argv, __doc__.splitlines()[0], [101, 103], 6, ("weeks", 6))
     config = DetectionConfig()
     judged = []
     with tempfile.TemporaryDirectory() as scratch:

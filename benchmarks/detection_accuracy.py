@@ -92,13 +92,19 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[31, 37])
-    parser.add_argument("--athletes", type=int, default=10)
-    parser.add_argument("--sessions", type=int, default=12)
+def export_arguments(argv: list[str] | None, description: str, seeds: list[int], athletes: int,
+                     length: tuple[str, int]) -> argparse.Namespace:
+    """--seeds, --athletes, --<length> (sessions or weeks) and --keep of a benchmark over generated exports."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--athletes", type=int, default=athletes)
+    parser.add_argument(f"--{length[0]}", type=int, default=length[1])
     parser.add_argument("--keep", type=Path, help="write the exports here instead of a temp folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = export_arguments(argv, __doc__.splitlines()[0], [31, 37], 10, ("sessions", 12))
     config = DetectionConfig()
     for option, value in (("tbl_rows", 50), ("tbl_cols", 20), ("tbl_width_chars", 160)):
         getattr(pl.Config, f"set_{option}")(value)

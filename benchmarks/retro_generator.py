@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import polars as pl
 
 from retrostride.pipelines.sample_export.fit_writer import MESG, SEMICIRCLES_PER_DEG, CachingEncoder, fit_time
 
-START = datetime(2025, 3, 3, 6, 0, tzinfo=timezone.utc)
+START = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 EARTH_M_PER_DEG = 111_195.0
 
 
@@ -228,7 +228,7 @@ def _recorded_pieces(recorded: np.ndarray, begin: float, end: float) -> list[tup
     breaks = np.flatnonzero(np.diff(inside) > 10)
     starts = np.concatenate([[inside[0]], inside[breaks + 1]])
     ends = np.concatenate([inside[breaks] + 1, [min(end, inside[-1] + 1)]])
-    return list(zip(starts.tolist(), ends.tolist()))
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from retrostride.assets.transforms.gait import fit_gait_baselines
 from retrostride.assets.transforms.detection_status import STATUSES, detection_status
+from retrostride.assets.transforms.gait import fit_gait_baselines
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.label_evidence import says_backward
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import SEGMENTS, detect_segments
 from retrostride.warehouse.schema import ACTIVITIES, BASELINES, LAPS, RECORDS, conform
 
-START = datetime(2024, 5, 6, 7, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
 STEP_A, STEP_B = 0.46, 0.75  # forward step length L = a·v^b (m, m/s)
 CONFIG = DetectionConfig()
 

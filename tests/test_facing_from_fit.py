@@ -9,7 +9,7 @@ can tell.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -25,7 +25,7 @@ from retrostride.pipelines.sample_export.fit_writer import SEMICIRCLES_PER_DEG, 
 from retrostride.warehouse.schema import BASELINES
 
 MESG = Profile["mesg_num"]
-START = datetime(2025, 6, 1, 7, 0, tzinfo=timezone.utc)
+START = datetime(2025, 6, 1, 7, 0, tzinfo=UTC)
 FLOAT32 = 0x88  # fit_base_type float32
 BACKWARD = range(300, 390)
 

@@ -11,8 +11,8 @@ from polars.testing import assert_frame_equal
 
 from benchmarks.evaluation import backward_time_scores, missed_labelled
 from retrostride.assets import detection
-from retrostride.assets.transforms.detection_status import STATUSES
 from retrostride.assets.settings import ConfigError, load_model_config
+from retrostride.assets.transforms.detection_status import STATUSES
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.runs import QUIET, RANGE_END, RANGE_START
 from retrostride.warehouse.store import Warehouse

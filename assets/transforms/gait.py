@@ -13,8 +13,8 @@ import math
 
 import polars as pl
 
-from retrostride.assets.transforms.label_evidence import labelled_activities, with_lap_labels
 from retrostride.assets.transforms.gait_prior import blended_levels, prior_line
+from retrostride.assets.transforms.label_evidence import labelled_activities, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import (
     centred_rolling,

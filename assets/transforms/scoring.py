@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
 from retrostride.assets.transforms.detection_status import detection_status
+from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments

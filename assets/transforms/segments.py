@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from retrostride.assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
 from retrostride.assets.transforms.confidence import confidence_features, segment_confidence
+from retrostride.assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
 from retrostride.assets.transforms.gait_prior import threshold_widening
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
