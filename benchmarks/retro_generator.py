@@ -204,7 +204,7 @@ def generate(out_dir: Path, seed: int, athletes: int, sessions: int) -> pl.DataF
         folder = out_dir / runner.id
         folder.mkdir(parents=True, exist_ok=True)
         for number in range(sessions):
-            start = START + timedelta(days=2 * number, hours=float(rng.uniform(0, 12)))
+            start = START + timedelta(days=2 * number, seconds=int(rng.integers(0, 12 * 3600)))  # FIT: whole seconds
             samples, backward = simulate(rng, runner)
             name = f"{runner.id}/run-{number:03d}.fit"
             write_fit(out_dir / name, start, samples)

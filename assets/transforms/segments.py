@@ -207,14 +207,21 @@ def _drop_short(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
 
 def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Unknown stretches shorter than `min_segment_s` next to a forward stretch (a stop, a turn, a
-    cadence dropout) join it; next to backward ones only, they stay unknown (precision first)."""
+    cadence dropout) join it; next to backward ones only, they stay unknown (precision first).  One of
+    at most two gait windows between forward and backward is where the gait changed, blurred by the
+    windows straddling it: it is split at its middle, each half joining its neighbour."""
     frame = _runs(frame, "direction", _ACTIVITY)
-    joins = (
-        (pl.col("direction") == "unknown")
-        & (pl.col("_run_s") < config.min_segment_s)
-        & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
+    unknown = (pl.col("direction") == "unknown") & (pl.col("_run_s") < config.min_segment_s)
+    sides = pl.concat_list("_prev", "_next").list.sort()
+    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (pl.col("_run_s") <= 2 * config.gait_window_s)
+    before_middle = (pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2
+    joins = unknown & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
+    return frame.with_columns(
+        pl.when(unknown & change & before_middle).then("_prev")
+        .when(unknown & change).then("_next")
+        .when(joins).then(pl.lit("forward"))
+        .otherwise(pl.col("direction")).alias("direction")
     )
-    return frame.with_columns(pl.when(joins).then(pl.lit("forward")).otherwise(pl.col("direction")).alias("direction"))
 
 
 def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
