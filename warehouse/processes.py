@@ -7,7 +7,7 @@ Polars function over frames in those workers and gives the answers back in order
 
 Much of a Polars pipeline runs on one thread (window functions, rolling groups), so one process
 uses about 1.2 of 2 cores; a process per core uses them all. Frames go to the workers as
-uncompressed Arrow IPC files (~1 GB/s; pickling a frame is ~300 MB/s), results come back pickled.
+uncompressed Arrow IPC files (several times faster than pickling a frame), results come back pickled.
 """
 
 from __future__ import annotations

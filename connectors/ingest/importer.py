@@ -37,7 +37,7 @@ class ImportLimits:
     """What one file may cost, and what its values may be (`retrostride.toml`, `[import]` and `[plausible]`)."""
 
     max_file_bytes: int = IntakeLimits.max_file_bytes
-    decode_timeout_s: float = 600.0  # fitparse reads ~5,000 records/s: a 12 MB file takes about a minute
+    decode_timeout_s: float = 600.0  # room for fitparse, the slowest decoder, on the largest files
     plausible: dict[str, Range] = field(default_factory=lambda: dict(PLAUSIBLE))
     archives: IntakeLimits = IntakeLimits()  # zip and gzip expansion (its max_file_bytes is the one above)
 
