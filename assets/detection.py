@@ -32,7 +32,7 @@ SCORE_BATCH_RECORDS = 250_000
 #: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
 BATCHES_PER_READ = 2
 #: Batches from which scoring spreads over `storage.workers` processes (about a year of one runner):
-#: with fewer, starting the processes (~1.5 s of CPU each) costs more than they save.
+#: with fewer, starting the processes costs more than they save (README, Performance).
 BATCHES_FOR_PROCESSES = 4
 
 
@@ -117,7 +117,7 @@ def score_range(storage: Storage, models: Models, start: date, end: date,
     scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
                                baselines=baselines, body_measurements=measurements, profiles=profiles,
                                detection=detection, energy=energy)
-    with warehouse.held():  # ~40 reads and writes: one open of the file instead of one each
+    with warehouse.held():  # many reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
             counts = scores.replace_scores(warehouse, first, last, {
                 "segments": scored.segments, "activity_energy": scored.activity_energy,

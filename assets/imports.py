@@ -141,7 +141,7 @@ def failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
     )
 
 
-#: Seconds between progress lines in the run's log; each line is a stored Dagster event (~10-40 ms).
+#: Seconds between progress lines in the run's log; each line is a stored Dagster event.
 PROGRESS_EVERY_S = 5.0
 #: Failed or partial files logged one by one; the rest are counted (the asset check lists them all).
 WARNINGS_LOGGED = 50

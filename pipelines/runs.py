@@ -20,9 +20,8 @@ from retrostride.pipelines.import_job import published_ranges
 #: Dagster's console log at WARNING: the CLI shows its own progress.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-#: One planned-materialization event per asset and run instead of one per asset and month: a
-#: ten-year publish run stored 726 of them, ~30-40 ms each in SQLite run storage, before its first
-#: step.  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
+#: One planned-materialization event per asset and run instead of one per asset and month, each
+#: a write to run storage before the run's first step (README, "Partitions are monthly").  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
 #: the months of a failed range run show as missing rather than failed in the UI's partition bar
 #: (the run shows failed, and `pending_days` has the next import publish them again).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")

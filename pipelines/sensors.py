@@ -9,6 +9,7 @@ re-imported). The run does the rest (`pipelines/import_job.py`): publish, score,
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -57,10 +58,20 @@ def _content_hash(stat: FileStat) -> str:
     return stat.content_tag or sha256_of(Path(stat.path))
 
 
-def source_sensor(source: WatchedSource, import_job, poll_s: int) -> dg.SensorDefinition:
-    """A sensor that imports `source`'s new, stable files in one `import_files` run per tick."""
+#: Seconds between looks when RETROSTRIDE_POLL_S is not set: a folder is cheap to list, an object
+#: store's listing is a billed request.
+FOLDER_POLL_S, OBJECT_STORE_POLL_S = 5, 30
 
-    @dg.sensor(name=f"{source.name}_sensor", job=import_job, minimum_interval_seconds=poll_s,
+
+def source_sensor(source: WatchedSource, import_job, poll_s: int | None, settle_s: float) -> dg.SensorDefinition:
+    """A sensor that imports `source`'s new, stable files in one `import_files` run per tick.
+
+    A new file in a folder is watched for `settle_s` within the tick: unchanged by then, it goes in
+    this tick's run (an object in a store is complete once listed, and waits for the next tick)."""
+    remote = is_object_url(source.root)
+    interval = poll_s or (OBJECT_STORE_POLL_S if remote else FOLDER_POLL_S)
+
+    @dg.sensor(name=f"{source.name}_sensor", job=import_job, minimum_interval_seconds=interval,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Imports new files from {source.root} once they stop changing.")
     def watch_source(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -69,6 +80,9 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int) -> dg.SensorDe
         except ObjectStoreError as error:  # the store is down or the bucket gone: try again next tick
             return dg.SensorResult(skip_reason=str(error), cursor=context.cursor)
         plan, cursor = plan_import(SourceCursor.from_json(context.cursor), listing, _content_hash)
+        if not plan.files and plan.waiting and settle_s and not remote:  # look again shortly: still unchanged?
+            time.sleep(settle_s)
+            plan, cursor = plan_import(cursor, list_stats(source), _content_hash)
         waiting = f"{plan.waiting} file(s) new or still changing, {plan.deferred} deferred, {plan.known} already seen"
         if not plan.files:
             return dg.SensorResult(skip_reason=f"nothing new to import ({waiting})", cursor=cursor.to_json())
@@ -85,4 +99,4 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int) -> dg.SensorDe
 
 def build_sensors(settings: Settings, import_job) -> list:
     """A sensor per watched source (the inbox, RETROSTRIDE_WATCH), each requesting `import_files` runs."""
-    return [source_sensor(s, import_job, settings.poll_s) for s in settings.sources]
+    return [source_sensor(s, import_job, settings.poll_s, settings.settle_s) for s in settings.sources]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -103,6 +106,9 @@ def test_settings_name_the_watched_folders_and_the_nightly_time(tmp_path, monkey
     monkeypatch.setenv("RETROSTRIDE_TIMEZONE", "Europe/Berlin")
     settings = Settings.from_env()
     assert [(s.name, s.athlete) for s in settings.sources] == [("inbox", None), ("watch_garmin_sync", None), ("watch_bob_watch", "bob")]
+    assert settings.poll_s is None and settings.settle_s == 1.0  # 5 s for folders, 30 s for object stores
+    defs = build_definitions(settings)
+    assert defs.resolve_sensor_def("inbox_sensor").minimum_interval_seconds == 5
     assert nightly_cron(settings.nightly) == "30 2 * * *" and settings.timezone == "Europe/Berlin"
     assert parse_watch("") == ()
     with pytest.raises(ValueError):
@@ -133,8 +139,7 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunR
 
 @pytest.fixture
 def watched(settings: Settings, tmp_path: Path) -> Settings:
-    return Settings(settings.home, settings.inbox, settings.athletes_file, 1,
-                    watch=(WatchedSource("watch_bob", tmp_path / "bob-sync", "bob"),))
+    return replace(settings, watch=(WatchedSource("watch_bob", tmp_path / "bob-sync", "bob"),))
 
 
 def drop(folder: Path, names: list[str]) -> None:
@@ -194,6 +199,30 @@ def test_a_growing_file_waits_for_the_next_tick(settings, instance):
     assert inbox.tick() == []  # it grew since the last look
     [request] = inbox.tick()
     assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(target)]
+
+
+def test_with_a_settle_time_a_new_file_is_taken_in_the_tick_that_first_sees_it(settings, instance):
+    """The product's default: a sensor watches a new file hold still for `settle_s` within its tick."""
+    defs = build_definitions(replace(settings, settle_s=1.0))
+    inbox = Ticks(defs, instance, "inbox_sensor")
+    drop(settings.inbox / "ann", [RUNS[0]])
+    [request] = inbox.tick()
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(settings.inbox / "ann" / RUNS[0])]
+    growing = settings.inbox / "ann" / "growing.fit"
+    data = (FIT / RUNS[1]).read_bytes()
+    growing.write_bytes(data[:1000])
+
+    def write_the_rest_within_the_settle_time():
+        time.sleep(0.3)
+        with open(growing, "ab") as handle:
+            handle.write(data[1000:])
+
+    writer = threading.Thread(target=write_the_rest_within_the_settle_time)
+    writer.start()
+    assert inbox.tick() == []  # it grew while the sensor watched
+    writer.join()
+    [request] = inbox.tick()  # unchanged over the next tick's settle time
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(growing)]
 
 
 def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
