@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warehouse.access import RefusedStatement, read_only_answer
+from retrostride.warehouse.access import RefusedStatement, read_only_answer
 
 FORMATS = ("table", "csv", "json", "parquet")
 #: --output suffixes and the format each means.
