@@ -14,7 +14,7 @@ from retrostride.assets.transforms.model_config import energy_row_version
 from retrostride.assets.transforms.scoring import RECORD_COLUMNS, score_activities
 from retrostride.assets.transforms.segments import backward_seconds
 from retrostride.pipelines.profiles import profiles_frame
-from retrostride.pipelines.resources import Models, Storage
+from retrostride.pipelines.resources import Models, RunProgress, Storage
 from retrostride.warehouse import scores
 from retrostride.warehouse.processes import map_in_processes
 from retrostride.warehouse.store import Warehouse
@@ -83,7 +83,7 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
     group_name="detection",
     pool="warehouse",
 )
-def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models):
+def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models, progress: dg.ResourceParam[RunProgress]):
     """Detect segments and estimate energy for the activities of each month in the run's range, and
     replace that month's rows in one transaction."""
     detection, energy = models.configs()
@@ -95,6 +95,7 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     scores.drop_orphan_scores(warehouse)
     totals = {"segments": 0, "activity_energy": 0}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
+    months_left = len(context.partition_keys)
     batches = scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
     scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
@@ -112,6 +113,10 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
             gaps.append(_coverage_problems(activities, scored.segments))
             context.log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
                              f"{counts['activity_energy']} activities, {counts['segments']} segments")
+            months = min(months_left, (last.year - first.year) * 12 + last.month - first.month + 1)
+            progress.advance("detect", months)
+            months_left -= months
+    progress.advance("detect", months_left)  # months without activities
     version = energy_row_version(detection.model_version, energy)
     yield dg.MaterializeResult(asset_key="segments", metadata={
         "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})

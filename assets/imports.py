@@ -10,7 +10,7 @@ import dagster as dg
 from retrostride.assets.partitions import monthly
 from retrostride.connectors.sources import as_location, expanded_sources
 from retrostride.pipelines.profiles import privacy_zones_frame
-from retrostride.pipelines.resources import ImportProgress, Storage
+from retrostride.pipelines.resources import RunProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
 from retrostride.warehouse.publish import publish_body_measurements, publish_days
@@ -30,7 +30,7 @@ class ImportConfig(dg.Config):
           check_specs=[dg.AssetCheckSpec("every_file_imported", asset="source_files",
                                          description="Fails (as a warning) naming each file of the run that was not imported, and why.")])
 def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storage: Storage,
-                 import_progress: dg.ResourceParam[ImportProgress]):
+                 progress: dg.ResourceParam[RunProgress]):
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
     profiles = storage.profiles()
     limits = storage.limits()
@@ -40,14 +40,15 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
     with ExitStack() as stack:
         files = [f for paths, athlete in groups
                  for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))]
+        progress.start("decode", len(files))
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
-            context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
+            _warn(context, progress, f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
         for profile in profiles.values():
             if profile.ignored_keys:
                 context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
         zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
         summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
-                               progress=_log_every(context, PROGRESS_EVERY_S, then=import_progress), limits=limits)
+                               progress=_log_every(context, PROGRESS_EVERY_S, then=progress.file_done), limits=limits)
     if summary.pending:
         context.log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
     yield dg.MaterializeResult(metadata=_summary_metadata(summary))
@@ -65,7 +66,7 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
     group_name="activities",
     pool="warehouse",
 )
-def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
+def activity_tables(context: dg.AssetExecutionContext, storage: Storage, progress: dg.ResourceParam[RunProgress]):
     """Replace the activities, records and laps of the run's days (UTC start date) in one transaction."""
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
@@ -73,6 +74,7 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones,
                           duplicates=storage.duplicate_policy())
     context.log.info(f"published {counts} for {first}..{last}")
+    progress.advance("publish", len(context.partition_keys))
     for name in ("activities", "records", "laps"):
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name], "first_day": str(first), "last_day": str(last)})
 
@@ -122,7 +124,7 @@ PROGRESS_EVERY_S = 5.0
 WARNINGS_LOGGED = 50
 
 
-def _log_every(context: dg.AssetExecutionContext, every_s: float, then: ImportProgress):
+def _log_every(context: dg.AssetExecutionContext, every_s: float, then):
     """Log a heartbeat every `every_s` seconds and the first problems, then pass each outcome on."""
     seen = {"files": 0, "problems": 0, "next": time.monotonic() + every_s}
 
@@ -140,3 +142,9 @@ def _log_every(context: dg.AssetExecutionContext, every_s: float, then: ImportPr
             context.log.info(f"{seen['files']} files processed ({seen['problems']} not imported whole)")
 
     return log
+
+
+def _warn(context: dg.AssetExecutionContext, progress: RunProgress, message: str) -> None:
+    """A warning in the run's log, and for whoever watches the run (the CLI prints it as one line)."""
+    context.log.warning(message)
+    progress.note(message)

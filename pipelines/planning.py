@@ -171,3 +171,9 @@ def plan_marts_refresh(inputs: list[int | None], marts: list[int | None], writer
 def month_end(first: date) -> date:
     """The last day of `first`'s month."""
     return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def months_between(first: date, last: date) -> list[date]:
+    """First days of the months first..last (both first days of months), as a range run's partitions."""
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [date(first.year + (first.month - 1 + i) // 12, (first.month - 1 + i) % 12 + 1, 1) for i in range(count)]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from retrostride.warehouse.ranges import range_error
 from retrostride.warehouse.schema import PRIVACY_ZONES
 
 
@@ -45,8 +48,34 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         ignored = tuple(sorted(set(values) - allowed))
         if "privacy_zones" in used:
             used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
+        if problem := _problem(used):
+            raise ProfileError(f"{path}: athletes.{athlete_id}.{problem}")
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
+
+
+#: Plausible values of a person: key → (low, high).
+PERSON = {"birth_year": (1900, date.today().year), "height_cm": (50, 272), "weight_kg": (20, 400), "max_hr_bpm": (100, 250)}
+
+
+def _problem(values: dict) -> str | None:
+    """What is wrong with a profile's values (type or range), or None."""
+    for key, (low, high) in PERSON.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{key} = {value!r} should be a number"
+        if problem := range_error(key, value, low, high):
+            return problem
+    if values.get("sex") not in (None, "female", "male"):
+        return f"sex = {values['sex']!r} should be \"female\" or \"male\""
+    if (zone := values.get("timezone")) is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"timezone = {zone!r} is not an IANA zone (like \"Europe/Berlin\")"
+    return None
 
 
 

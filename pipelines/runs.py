@@ -13,15 +13,16 @@ import dagster as dg
 
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
-from retrostride.pipelines.planning import month_end, months_of, plan_ranges
-from retrostride.pipelines.resources import ImportProgress, no_progress
+from retrostride.pipelines.planning import month_end, months_between, months_of, plan_ranges
+from retrostride.pipelines.resources import RunProgress, no_progress
 from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
 from retrostride.pipelines.settings import Settings
 from retrostride.warehouse.publish import mark_published
 from retrostride.warehouse.store import Warehouse
 
-#: Dagster's console log at WARNING: the CLI shows its own progress.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Dagster's console log off in the terminal (its lines stay in the run's log): the CLI shows its own
+#: progress and one-line warnings, and a failure as one sentence.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 #: One planned-materialization event per asset and run instead of one per asset and month: a
 #: ten-year publish run stored 726 of them, ~30-40 ms each in SQLite run storage, before its first
@@ -101,7 +102,7 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
 
 
 def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
-                 progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
+                 progress: RunProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) and publish what changed; returns the
     published month ranges."""
     instance = instance or instance_for(settings)
@@ -114,6 +115,9 @@ def import_paths(settings: Settings, paths: list[Path | str], athlete: str | Non
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
     ranges = plan_ranges(months_of(days))
+    months = sum(len(months_between(first, last)) for first, last in ranges)
+    for stage, total in (("publish", months), ("detect", months), ("marts", 1), ("snapshot", 1)):
+        progress.start(stage, total)
     warehouse = Warehouse(settings.warehouse_path)
     for first, last in ranges:
         publish_months(defs, instance, first, last)

@@ -6,12 +6,12 @@ import os
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from retrostride.connectors.limits import IntakeLimits
-from retrostride.connectors.object_store import is_object_url
-from retrostride.connectors.validate import plausible_ranges
-from retrostride.connectors.ingest.importer import ImportLimits
-from retrostride.warehouse.publish import DuplicatePolicy
+if TYPE_CHECKING:  # loaded when a file is read: `retrostride sql` needs none of them
+    from retrostride.connectors.ingest.importer import ImportLimits
+    from retrostride.connectors.limits import IntakeLimits
+    from retrostride.warehouse.publish import DuplicatePolicy
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,30 @@ class ConfigError(ValueError):
     """`retrostride.toml` cannot be used; the message says where and why."""
 
 
+def configuration_errors() -> tuple[type[ValueError], ...]:
+    """The errors meaning a configuration file cannot be used; each message names the file, the
+    key and why, in one line."""
+    from retrostride.assets.transforms.model_config import ModelConfigError
+    from retrostride.pipelines.profiles import ProfileError
+    from retrostride.warehouse.mart_config import MartConfigError
+
+    return ConfigError, ModelConfigError, MartConfigError, ProfileError
+
+
+def check_configuration(settings: Settings) -> None:
+    """Read every configuration file now (model.toml, retrostride.toml, athletes.toml), so a bad one
+    stops a command before it starts, with its one-line reason, not from inside a run."""
+    from retrostride.assets.transforms.model_config import load_model_config
+    from retrostride.pipelines.profiles import load_profiles
+    from retrostride.warehouse.mart_config import load_mart_config
+
+    load_model_config(settings.model_path)
+    load_mart_config(settings.model_path)
+    load_limits(settings.config_path)
+    load_duplicate_policy(settings.config_path)
+    load_profiles(settings.athletes_file)
+
+
 def load_limits(path: Path) -> ImportLimits:
     """Import limits from `retrostride.toml`; an absent file means the defaults.
 
@@ -115,6 +139,9 @@ def load_limits(path: Path) -> ImportLimits:
         [plausible]              # override ranges of connectors/validate.py: column = [low, high]
         heart_rate_bpm = [25, 230]
     """
+    from retrostride.connectors.ingest.importer import ImportLimits
+    from retrostride.connectors.validate import plausible_ranges
+
     if not path.exists():
         return ImportLimits()
     try:
@@ -147,6 +174,10 @@ def load_duplicate_policy(path: Path) -> DuplicatePolicy:
         start_tolerance_s = 180   # one athlete's activities starting this close, with overlapping spans ...
         distance_tolerance = 0.15 # ... and distances within this share of the longer one
     """
+    from retrostride.warehouse.publish import DuplicatePolicy
+
+    from retrostride.warehouse.ranges import range_error
+
     if not path.exists():
         return DuplicatePolicy()
     try:
@@ -158,11 +189,16 @@ def load_duplicate_policy(path: Path) -> DuplicatePolicy:
         prefer = section.get("prefer", list(defaults.prefer))
         if not isinstance(prefer, list) or not all(isinstance(name, str) for name in prefer):
             raise ValueError("[duplicates] prefer must be a list of names")
-        return DuplicatePolicy(
+        policy = DuplicatePolicy(
             prefer=tuple(prefer),
             start_tolerance_s=float(section.get("start_tolerance_s", defaults.start_tolerance_s)),
             distance_tolerance=float(section.get("distance_tolerance", defaults.distance_tolerance)),
         )
+        problem = (range_error("start_tolerance_s", policy.start_tolerance_s, 0, 3600, low_open=True)
+                   or range_error("distance_tolerance", policy.distance_tolerance, 0, 1, low_open=True, high_open=True))
+        if problem:
+            raise ValueError(f"[duplicates] {problem}")
+        return policy
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
         raise ConfigError(f"{path}: {error}") from None
 
@@ -189,6 +225,8 @@ def parse_watch(value: str) -> tuple[WatchedSource, ...]:
     may be `s3://bucket/prefix`."""
     sources: list[WatchedSource] = []
     for entry in filter(None, (e.strip() for e in value.split(","))):
+        from retrostride.connectors.object_store import is_object_url
+
         athlete, _, path = entry.rpartition("=")
         root = path if is_object_url(path) else Path(path).expanduser().resolve()
         last = PurePosixPath(root[len("s3://"):].rstrip("/")).name if isinstance(root, str) else root.name

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from retrostride.warehouse.ranges import range_error
+
 
 @dataclass(frozen=True)
 class MartConfig:
@@ -76,9 +78,23 @@ def load_mart_config(path: Path) -> MartConfig:
             raise MartConfigError(f"{path} [marts]: {key} = {value!r} should be like {default!r}")
         changes[key] = type(default)(value)
     config = dataclasses.replace(defaults, **changes)
-    if config.outcome_window_days < 7 or config.outcome_step_days < 1 or config.measurement_tolerance_days < 0:
-        raise MartConfigError(f"{path} [marts]: windows need ≥ 7 days, a step ≥ 1 day and a tolerance ≥ 0")
+    problems = [p for key, (low, high, low_open) in _RANGES.items()
+                if (p := range_error(key, getattr(config, key), low, high, low_open)) is not None]
+    if config.study_session_min_minutes > config.study_session_max_minutes:
+        problems.append("study_session_min_minutes is above study_session_max_minutes")
+    if problems:
+        raise MartConfigError(f"{path} [marts]: {'; '.join(problems)}")
     return config
+
+
+#: key → (low, high, low_open); study_body_fat_change_pct is the study's finding, any sign.
+_RANGES = {
+    "outcome_window_days": (7, None, False), "outcome_step_days": (1, None, False),
+    "measurement_tolerance_days": (0, None, False), "streak_min_backward_minutes": (0, None, False),
+    **{key: (0, None, True) for key in ("kcal_per_kg", "dynamic_kcal_per_kg_day", "dynamic_time_constant_days", "study_weeks",
+                                         "study_sessions_per_week", "study_session_min_minutes", "study_session_max_minutes",
+                                         "study_participants")},
+}
 
 
 def settings_row(config: MartConfig) -> pl.DataFrame:
