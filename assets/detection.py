@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from retrostride.assets.imports import body_measurements
-from retrostride.assets.partitions import monthly
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from retrostride.assets.transforms.model_config import energy_row_version
@@ -62,13 +62,15 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
         dg.AssetSpec(
             "segments",
             deps=["activities", "records", "laps", athlete_gait_baselines],
-            description="Forward, backward and unknown stretches of every activity (run, walk or unknown), with kcal.",
+            description="The `segments` table: forward, backward and unknown stretches of every activity (run, walk"
+                        " or unknown), with evidence, confidence and kcal." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
         dg.AssetSpec(
             "activity_energy",
             deps=["segments", body_measurements],
-            description="Net, gross, backward, ACSM and heart-rate kcal per activity, and the mass used.",
+            description="The `activity_energy` table: net, gross, backward, ACSM and heart-rate kcal per activity, and"
+                        " the body mass used." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
     ],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.partitions import monthly
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
 from retrostride.connectors.sources import as_location, expanded_sources
 from retrostride.pipelines.profiles import privacy_zones_frame
 from retrostride.pipelines.resources import RunProgress, Storage
@@ -57,9 +57,12 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("activities", deps=[source_files], description="One row per activity (a FIT session or a GPX track).", kinds={"duckdb"}),
-        dg.AssetSpec("records", deps=[source_files], description="One row per sample, canonical units (DESIGN §4).", kinds={"duckdb"}),
-        dg.AssetSpec("laps", deps=[source_files], description="Laps with their workout-step names.", kinds={"duckdb"}),
+        dg.AssetSpec("activities", deps=[source_files], description="The `activities` table: one row per activity (a FIT or TCX session, a GPX track, a platform's"
+                     " manual entry): athlete, sport, names, start and end, local day, distance, source file, duplicate link." + PARTITIONS_NOTE, kinds={"duckdb"}),
+        dg.AssetSpec("records", deps=[source_files], description="The `records` table: one row per sample (time, position, altitude, speed, cadence, heart rate,"
+                     " ...) in canonical units (DESIGN §4); positions inside privacy zones are null." + PARTITIONS_NOTE, kinds={"duckdb"}),
+        dg.AssetSpec("laps", deps=[source_files], description="The `laps` table: laps and GPX segments with their workout-step names (label evidence"
+                     " for detection)." + PARTITIONS_NOTE, kinds={"duckdb"}),
     ],
     partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),

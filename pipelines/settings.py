@@ -176,8 +176,6 @@ def load_duplicate_policy(path: Path) -> DuplicatePolicy:
     """
     from retrostride.warehouse.publish import DuplicatePolicy
 
-    from retrostride.warehouse.ranges import range_error
-
     if not path.exists():
         return DuplicatePolicy()
     try:
@@ -189,16 +187,11 @@ def load_duplicate_policy(path: Path) -> DuplicatePolicy:
         prefer = section.get("prefer", list(defaults.prefer))
         if not isinstance(prefer, list) or not all(isinstance(name, str) for name in prefer):
             raise ValueError("[duplicates] prefer must be a list of names")
-        policy = DuplicatePolicy(
+        return DuplicatePolicy(  # checks its own ranges
             prefer=tuple(prefer),
             start_tolerance_s=float(section.get("start_tolerance_s", defaults.start_tolerance_s)),
             distance_tolerance=float(section.get("distance_tolerance", defaults.distance_tolerance)),
         )
-        problem = (range_error("start_tolerance_s", policy.start_tolerance_s, 0, 3600, low_open=True)
-                   or range_error("distance_tolerance", policy.distance_tolerance, 0, 1, low_open=True, high_open=True))
-        if problem:
-            raise ValueError(f"[duplicates] {problem}")
-        return policy
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
         raise ConfigError(f"{path}: {error}") from None
 
