@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from retrostride.assets.settings import Settings
     from retrostride.pipelines.reports import ImportReport
-    from retrostride.pipelines.settings import Settings
 
 DONE, FAILED, USAGE, CRASHED = 0, 1, 2, 3
 
@@ -66,7 +66,7 @@ def import_command(
         report = _import(settings, targets, athlete, show=not as_json)
     except ObjectStoreError as error:  # listing or downloading failed before anything was imported
         console.print(f"[red]{escape(str(error))}", soft_wrap=True)
-        raise typer.Exit(USAGE)
+        raise typer.Exit(USAGE) from None
     if as_json:
         import json
 
@@ -155,7 +155,7 @@ def sql(
 @app.command()
 def athletes() -> None:
     """List athletes: profile (yes, none: defaults apply, or ignored keys), activities, km, first and last day, weigh-ins."""
-    from retrostride.pipelines.profiles import load_profiles
+    from retrostride.assets.settings import load_profiles
     from retrostride.pipelines.sql_shell import Answer, render
 
     settings = _settings(check=True)
@@ -262,7 +262,10 @@ def backfill(
 @app.command()
 def reprocess() -> None:
     """Bring every month whose detection/energy rows are of an old model version (or missing) up to date."""
-    from retrostride.pipelines.backfills import current_model_versions, reprocess as reprocess_stale, stale_ranges
+    from retrostride.pipelines.backfills import VERSIONED_TABLES, current_model_versions, stale_ranges
+    from retrostride.pipelines.backfills import reprocess as reprocess_stale
+    from retrostride.warehouse.store import Warehouse
+    from retrostride.warehouse.versions import version_counts
 
     settings = _settings(check=True)
     ranges = stale_ranges(settings)
@@ -274,6 +277,8 @@ def reprocess() -> None:
     runs = _with_status("reprocess", lambda status: reprocess_stale(settings, progress=status))
     for run in runs:
         _print_backfill(run)
+    for table, counts in version_counts(Warehouse(settings.warehouse_path), VERSIONED_TABLES).items():
+        console.print(f"  {table}: " + ", ".join(f"{n} rows of {v}" for v, n in counts.items()))
     if not all(r.success for r in runs):
         raise typer.Exit(FAILED)
 
@@ -300,7 +305,7 @@ def _usage(message: str):
 def _settings(check: bool = False) -> Settings:
     """Settings from the environment; with `check`, every configuration file is read first, and an
     unusable one ends the command with its one-line reason (exit 2)."""
-    from retrostride.pipelines.settings import Settings, check_configuration
+    from retrostride.assets.settings import Settings, check_configuration
 
     settings = Settings.from_env()
     if check:
@@ -314,9 +319,9 @@ def _settings(check: bool = False) -> Settings:
 
 
 def _is_config_error(error: BaseException) -> bool:
-    from retrostride.pipelines.settings import configuration_errors
+    from retrostride.assets.settings import ConfigError
 
-    return isinstance(error, configuration_errors())
+    return isinstance(error, ConfigError)
 
 
 def _import(settings: Settings, targets: list, athlete: str | None, show: bool) -> ImportReport:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from retrostride.assets.settings import Settings
 from retrostride.pipelines.backfills import StageProgress, backfill_months
-from retrostride.pipelines.settings import Settings
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.store import Warehouse
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retrostride.pipelines.resources import STAGES, RunProgress
+from retrostride.assets.resources import STAGES, RunProgress
 
 
 class StageBars(RunProgress):
@@ -27,7 +27,7 @@ class StageBars(RunProgress):
         return self
 
     def __exit__(self, *exc) -> None:
-        for stage, task in self.tasks.items():  # a stage with nothing to do reads 0/0, not a spinner
+        for task in self.tasks.values():  # a stage with nothing to do reads 0/0, not a spinner
             if self.bars.tasks[task].total is None:
                 self.bars.update(task, total=0)
         self.bars.stop()

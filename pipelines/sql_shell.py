@@ -160,7 +160,7 @@ def _layout(answer: Answer, width: int):
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(answer.columns)]
     if sum(widths) + 3 * len(widths) + 1 <= width or len(answer.columns) <= 1:
         table = Table(caption=caption)
-        for column, numeric in zip(answer.columns, answer.numeric):
+        for column, numeric in zip(answer.columns, answer.numeric, strict=True):
             table.add_column(escape(column), justify="right" if numeric else "left", overflow="fold")
         for row in cells:
             table.add_row(*map(escape, row))
@@ -169,7 +169,7 @@ def _layout(answer: Answer, width: int):
     lines = []
     for number, row in enumerate(cells, 1):
         lines.append(f"[dim]-[ row {number} ]{'-' * max(0, min(width, 40) - 12 - len(str(number)))}[/]")
-        lines += [f"{escape(c.ljust(name_width))} | {escape(v)}" for c, v in zip(answer.columns, row)]
+        lines += [f"{escape(c.ljust(name_width))} | {escape(v)}" for c, v in zip(answer.columns, row, strict=True)]
     lines.append(f"[dim]{caption}[/]")
     return "\n".join(lines)
 
@@ -219,7 +219,7 @@ def _csv(answer: Answer) -> str:
 
 def _json(answer: Answer) -> str:
     """Rows as a JSON array of objects; nested values stay nested, dates and intervals are strings."""
-    rows = [dict(zip(answer.columns, row)) for row in answer.rows]
+    rows = [dict(zip(answer.columns, row, strict=True)) for row in answer.rows]
     return json.dumps(rows, default=_json_value, ensure_ascii=False) + "\n"
 
 

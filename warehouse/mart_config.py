@@ -8,13 +8,9 @@ The values live in the `[marts]` table of the model file (RETROSTRIDE_MODEL, def
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import polars as pl
-
-from retrostride.warehouse.ranges import range_error
 
 
 @dataclass(frozen=True)
@@ -51,50 +47,6 @@ class MartConfig:
 MART_SETTINGS = pl.Schema(
     {f.name: pl.Int32 if f.type in (int, "int") else pl.Float64 for f in fields(MartConfig)}
 )
-
-
-class MartConfigError(ValueError):
-    """The `[marts]` table cannot be used; the message says where and why."""
-
-
-def load_mart_config(path: Path) -> MartConfig:
-    """The `[marts]` table of the model file over the defaults; no file or no table: the defaults.
-    Unknown keys and wrong types are errors, since a typo would silently keep a default."""
-    if not path.exists():
-        return MartConfig()
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8")).get("marts", {})
-    except tomllib.TOMLDecodeError as error:
-        raise MartConfigError(f"{path}: {error}") from None
-    defaults = MartConfig()
-    unknown = sorted(set(values) - {f.name for f in fields(MartConfig)})
-    if unknown:
-        raise MartConfigError(f"{path} [marts]: unknown keys {unknown}")
-    changes = {}
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not numeric or (isinstance(default, int) and not isinstance(value, int)):
-            raise MartConfigError(f"{path} [marts]: {key} = {value!r} should be like {default!r}")
-        changes[key] = type(default)(value)
-    config = dataclasses.replace(defaults, **changes)
-    problems = [p for key, (low, high, low_open) in _RANGES.items()
-                if (p := range_error(key, getattr(config, key), low, high, low_open)) is not None]
-    if config.study_session_min_minutes > config.study_session_max_minutes:
-        problems.append("study_session_min_minutes is above study_session_max_minutes")
-    if problems:
-        raise MartConfigError(f"{path} [marts]: {'; '.join(problems)}")
-    return config
-
-
-#: key → (low, high, low_open); study_body_fat_change_pct is the study's finding, any sign.
-_RANGES = {
-    "outcome_window_days": (7, None, False), "outcome_step_days": (1, None, False),
-    "measurement_tolerance_days": (0, None, False), "streak_min_backward_minutes": (0, None, False),
-    **{key: (0, None, True) for key in ("kcal_per_kg", "dynamic_kcal_per_kg_day", "dynamic_time_constant_days", "study_weeks",
-                                         "study_sessions_per_week", "study_session_min_minutes", "study_session_max_minutes",
-                                         "study_participants")},
-}
 
 
 def settings_row(config: MartConfig) -> pl.DataFrame:

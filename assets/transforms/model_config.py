@@ -10,11 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
-from dataclasses import dataclass, fields
-from pathlib import Path
-
-from retrostride.warehouse.ranges import range_error
+from dataclasses import dataclass
 
 #: Bump when detection code changes what it outputs for the same configuration.
 DETECTION_CODE_VERSION = "d1"
@@ -140,84 +136,3 @@ class EnergyConfig:
 def energy_row_version(detection_version: str, energy: EnergyConfig) -> str:
     """The version of a row carrying kcal: the detection it rests on plus the energy model."""
     return f"{detection_version}+{energy.model_version}"
-
-
-#: Ranges besides "positive" (every other number must be > 0): key → (low, high, low_open, high_open).
-RANGES = {
-    # detection
-    "lap_label_confidence": (0, 1, False, False), "activity_label_confidence": (0, 1, False, False),
-    "facing_angle_deg": (0, 180, True, False), "facing_share": (0, 1, True, False), "gait_valid_share": (0, 1, True, False),
-    "enter_ratio": (0, 1, True, False), "leave_ratio": (0, 2, True, False),
-    "speed_min_mps": (0, None, False, False), "coverage_margin_mps": (0, None, False, False),
-    "run_min_spm": (0, 300, True, False), "foot_max_mean_speed_mps": (0, 15, True, False),
-    **{key: (0, None, False, False) for key in ("min_segment_s", "max_gap_s", "max_dropout_s", "min_gait_s", "record_hold_s")},
-    # energy
-    "backward_multiplier": (1, 3, True, False),  # backward costs more than forward (+35 %), never triple
-    "grade_clamp": (0, 1, True, False), "grade_min_distance_m": (0, None, False, False),
-    "resting_kcal_per_kg_h": (0, 5, False, False), "hr_valid_low": (0, 1, True, True), "hr_valid_high": (0, 1, True, False),
-    "max_hr_age_slope": (0, None, False, False), "default_mass_kg": (20, 400, False, False),
-}
-
-
-def range_problems(config, where: str) -> list[str]:
-    """What in `config` (DetectionConfig or EnergyConfig) is out of range, one sentence each."""
-    problems = []
-    for item in fields(config):
-        value = getattr(config, item.name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        low, high, low_open, high_open = RANGES.get(item.name, (0, None, True, False))
-        if (problem := range_error(item.name, value, low, high, low_open, high_open)) is not None:
-            problems.append(f"{where}: {problem}")
-    pairs = (("enter_ratio", "leave_ratio"), ("speed_min_mps", "speed_max_mps"), ("hr_valid_low", "hr_valid_high"),
-             ("baseline_min_runs", "baseline_max_runs"))
-    for low, high in pairs:
-        if hasattr(config, low) and getattr(config, low) > getattr(config, high):
-            problems.append(f"{where}: {low} = {getattr(config, low)!r} is above {high} = {getattr(config, high)!r}")
-    return problems
-
-
-class ModelConfigError(ValueError):
-    """The model file cannot be used; the message says where and why."""
-
-
-def load_model_config(path: Path) -> tuple[DetectionConfig, EnergyConfig]:
-    """Detection and energy settings from `[detection]` and `[energy]` tables of a TOML file, over
-    the defaults; an absent file means the defaults.  Unknown keys and wrong types are errors, since
-    a typo would otherwise silently keep a default."""
-    if not path.exists():
-        return DetectionConfig(), EnergyConfig()
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ModelConfigError(f"{path}: {error}") from None
-    unknown_tables = set(document) - {"detection", "energy", "marts"}  # [marts]: warehouse/mart_config.py
-    if unknown_tables:
-        raise ModelConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy], [marts])")
-    configs = (
-        _overridden(DetectionConfig(), document.get("detection", {}), f"{path} [detection]"),
-        _overridden(EnergyConfig(), document.get("energy", {}), f"{path} [energy]"),
-    )
-    problems = [p for config, table in zip(configs, ("detection", "energy")) for p in range_problems(config, f"[{table}]")]
-    if problems:
-        raise ModelConfigError(f"{path}: {'; '.join(problems)}")
-    return configs
-
-
-def _overridden(config, values: dict, where: str):
-    defaults = {f.name: getattr(config, f.name) for f in fields(config)}
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise ModelConfigError(f"{where}: unknown keys {unknown}")
-    changes = {}
-    for key, value in values.items():
-        default = defaults[key]
-        if isinstance(default, tuple):
-            value = tuple(value) if isinstance(value, list) else value
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)) or (
-            default is None and isinstance(value, (int, float))
-        )
-        if not ok or isinstance(value, bool) != isinstance(default, bool):
-            raise ModelConfigError(f"{where}: {key} = {value!r} should be like {default!r}")
-        changes[key] = float(value) if isinstance(default, float) else value
-    return dataclasses.replace(config, **changes)
