@@ -17,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from retrostride.warehouse.access import RefusedStatement, read_only_answer
 
@@ -93,10 +94,10 @@ def render(answer, fmt: str, console: Console, output: Path | None = None) -> in
         else:
             output.write_text(text, encoding="utf-8")
     elif output is None:
-        console.print(_layout(answer, console.width), soft_wrap=True)
+        console.print(_layout(answer, console.width))
     else:
         with open(output, "w", encoding="utf-8") as handle:
-            Console(file=handle, width=200).print(_layout(answer, 200), soft_wrap=True)
+            Console(file=handle, width=200).print(_layout(answer, 200))
     return len(answer.rows)
 
 
@@ -165,13 +166,18 @@ def _layout(answer: Answer, width: int):
         for row in cells:
             table.add_row(*map(escape, row))
         return table
-    name_width = max(map(len, answer.columns))
-    lines = []
+    blocks = []
     for number, row in enumerate(cells, 1):
-        lines.append(f"[dim]-[ row {number} ]{'-' * max(0, min(width, 40) - 12 - len(str(number)))}[/]")
-        lines += [f"{escape(c.ljust(name_width))} | {escape(v)}" for c, v in zip(answer.columns, row, strict=True)]
-    lines.append(f"[dim]{caption}[/]")
-    return "\n".join(lines)
+        blocks.append(Text(f"-[ row {number} ]" + "-" * max(0, min(width, 40) - 12 - len(str(number))), style="dim"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")  # long values fold at the terminal's edge
+        for column, value in zip(answer.columns, row, strict=True):
+            grid.add_row(Text(column), "|", Text(value))
+        blocks.append(grid)
+    blocks.append(Text(caption, style="dim"))
+    return Group(*blocks)
 
 
 def _cell(value) -> str:
