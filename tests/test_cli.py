@@ -11,6 +11,7 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -214,3 +215,17 @@ def test_runs_cover_touched_months_in_few_ranges_without_long_empty_stretches():
     assert plan_ranges(months_of(days)) == [(date(2015, 3, 1), date(2015, 4, 1)), (date(2021, 9, 1), date(2021, 10, 1))]
     assert plan_ranges(months_of(days), max_ranges=1) == [(date(2015, 3, 1), date(2021, 10, 1))]
     assert plan_ranges([]) == []
+
+
+def test_the_ui_says_what_each_asset_holds_and_why_early_months_are_empty(tmp_path):
+    from retrostride.pipelines.definitions import build_definitions
+    from tests.conftest import settings_for
+
+    graph = build_definitions(settings_for(tmp_path)).resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and len(node.description) > 30, key
+        if node.partitions_def is not None:
+            assert "months without activities are never materialized" in node.description, key
+    for table in ("activities", "records", "laps", "segments", "activity_energy"):
+        assert graph.get(dg.AssetKey(table)).description.startswith(f"The `{table}` table: "), table
