@@ -32,7 +32,7 @@ class Forgotten:
 def forget_file(settings: Settings, key: str, progress: StageProgress | None = None) -> Forgotten:
     """Forget the imported file whose ledger path is `key`, or whose sha256 starts with `key`."""
     from retrostride.pipelines.definitions import build_definitions
-    from retrostride.pipelines.runs import instance_for, publish_marts
+    from retrostride.pipelines.runs import QUIET, instance_for, process_tags
     from retrostride.warehouse.publish import publish_body_measurements
 
     warehouse = Warehouse(settings.warehouse_path)
@@ -63,7 +63,8 @@ def forget_file(settings: Settings, key: str, progress: StageProgress | None = N
             raise RuntimeError(f"publishing {run.first:%Y-%m}..{run.last:%Y-%m} again failed (run {run.run_id}): run `retrostride forget` again")
         months = (run.last.year - run.first.year) * 12 + run.last.month - run.first.month + 1
     else:  # body measurements only: the marts and the snapshot still change
-        publish_marts(build_definitions(settings), instance_for(settings))
+        build_definitions(settings).resolve_job_def("marts").execute_in_process(
+            instance=instance_for(settings), run_config=QUIET, tags=process_tags())
     return Forgotten(tuple(found["paths"] or ()), found["activities"], found["measurements"], months)
 
 
