@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     """The console script: the app, with an unexpected failure told in one sentence and its full
     traceback written to a log file (never rendered with every local variable, which took minutes)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")  # Dagster's beta/preview notices are for developers, not here
     try:
         app()
     except Exception as error:
