@@ -18,6 +18,7 @@ class StageBars(RunProgress):
     def __init__(self, console: Console, show: bool = True):
         self.console, self.show = console, show
         self.outcomes: list = []
+        self.skipped = 0
         self.bars = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                              TextColumn("[dim]{task.fields[detail]}"), console=console, disable=not show)
         self.tasks = {stage: self.bars.add_task(stage, total=None, start=False, detail="") for stage in STAGES}
@@ -40,8 +41,17 @@ class StageBars(RunProgress):
         self.bars.advance(self.tasks[stage], steps)
 
     def file_done(self, outcome) -> None:
+        """A file imported or refused is a step done; one already imported leaves the count (the bar
+        counts only what is imported now) and is counted aside."""
         self.outcomes.append(outcome)
-        self.bars.update(self.tasks["decode"], advance=1, detail=Path(outcome.path).name[:32])
+        task = self.tasks["decode"]
+        if outcome.status == "skipped":
+            self.skipped += 1
+            self.bars.update(task, total=max(0, (self.bars.tasks[task].total or 1) - 1))
+        else:
+            self.bars.update(task, advance=1)
+        aside = f" ({self.skipped} already imported)" if self.skipped else ""
+        self.bars.update(task, detail=Path(outcome.path).name[:32] + aside)
 
     def note(self, message: str) -> None:
         if self.show:

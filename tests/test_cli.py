@@ -111,6 +111,11 @@ def test_a_terminal_sees_a_bar_per_stage_counting_only_the_files_to_import_and_n
     assert "backward minutes; 0 duplicates folded across sources" in screen
     assert " - dagster - " not in screen and "Traceback" not in screen, screen
 
+    (home / "new.fit").write_bytes(b"not a FIT file at all" * 10)
+    code, screen = _in_a_terminal([RETROSTRIDE, "import", str(RUN), str(BROKEN), str(home / "new.fit")], dict(os.environ))
+    decode = re.findall(r"decode\s+━*\s*(\d+/[\d?]+)", screen)
+    assert code == 1 and decode[-1] == "1/1" and "2 already imported" in screen, screen  # only the new file counts
+
 
 def test_a_failed_run_is_one_sentence_and_the_log_file_holds_the_traceback(home):
     (home / "data" / "published.duckdb" / "in-the-way").mkdir(parents=True)  # the snapshot cannot replace a folder
