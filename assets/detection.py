@@ -5,14 +5,14 @@ The assets wrap `refit_baselines` and `score_range`, which the one-run `import_f
 
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from retrostride.assets.imports import body_measurements
-from retrostride.assets.partitions import monthly
-from retrostride.assets.resources import Models, Storage
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from retrostride.assets.transforms.model_config import energy_row_version
@@ -71,13 +71,15 @@ def refit_baselines(storage: Storage, models: Models) -> dict:
         dg.AssetSpec(
             "segments",
             deps=["activities", "records", "laps", athlete_gait_baselines],
-            description="Forward, backward and unknown stretches of every activity (run, walk or unknown), with kcal.",
+            description="The `segments` table: forward, backward and unknown stretches of every activity (run, walk"
+                        " or unknown), with evidence, confidence and kcal." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
         dg.AssetSpec(
             "activity_energy",
             deps=["segments", body_measurements],
-            description="Net, gross, backward, ACSM and heart-rate kcal per activity, and the mass used.",
+            description="The `activity_energy` table: net, gross, backward, ACSM and heart-rate kcal per activity, and"
+                        " the body mass used." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
     ],
@@ -100,9 +102,10 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
 
 
 def score_range(storage: Storage, models: Models, start: date, end: date,
-                log: logging.Logger | dg.DagsterLogManager) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
+                log: logging.Logger | dg.DagsterLogManager, progress: RunProgress = no_progress
+                ) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
     """Score the activities that started in [start, end) (the work of `scored_activities`): a result
-    for `segments` and `activity_energy`, and their two checks."""
+    for `segments` and `activity_energy`, and their two checks.  `progress` hears of each month done."""
     detection, energy = models.configs()
     warehouse = storage.warehouse
     baselines = scores.gait_baselines(warehouse)
@@ -112,6 +115,7 @@ def score_range(storage: Storage, models: Models, start: date, end: date,
     totals = {"segments": 0, "activity_energy": 0, "activity_detection": 0}
     statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
+    months_left = _months(start, end)
     batches = scores.month_batches(warehouse, start, end, SCORE_BATCH_RECORDS)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
     scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
@@ -132,6 +136,10 @@ def score_range(storage: Storage, models: Models, start: date, end: date,
             gaps.append(_coverage_problems(activities, scored.segments))
             log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
                      f"{counts['activity_energy']} activities, {counts['segments']} segments")
+            done = min(months_left, _months(first, last + timedelta(days=1)))
+            progress.advance("detect", done)
+            months_left -= done
+    progress.advance("detect", months_left)  # months without activities
     version = energy_row_version(detection.model_version, energy)
     return [
         dg.MaterializeResult(asset_key="segments", metadata={
@@ -181,3 +189,8 @@ def _markdown(frame: pl.DataFrame) -> str:
 
 def _cell(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _months(start: date, end: date) -> int:
+    """Months from the one holding `start` up to the one holding `end` (exclusive: a first day)."""
+    return max(0, (end.year - start.year) * 12 + end.month - start.month)

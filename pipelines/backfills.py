@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
@@ -40,6 +40,30 @@ class BackfillRun:
     assets: tuple[str, ...]
     run_id: str
     success: bool
+    rows: dict[str, int] = field(default_factory=dict)  # table → rows the run wrote (replacing the months' rows)
+    model_versions: frozenset[str] = frozenset()  # of the detection and energy rows written
+
+
+def activities_between(settings: Settings, first: date, last: date) -> int:
+    """Activities starting (UTC day) from `first` to `last`; 0 without a warehouse."""
+    if not settings.warehouse_path.exists():
+        return 0
+    found = Warehouse(settings.warehouse_path).query(
+        "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last])
+    return int(found["n"][0])
+
+
+def _changes(result: dg.ExecuteInProcessResult) -> tuple[dict[str, int], frozenset[str]]:
+    """Rows written per table and the model versions, from a run's materializations."""
+    rows, versions = {}, set()
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if "rows" in metadata:
+            table = event.asset_key.to_user_string()
+            rows[table] = rows.get(table, 0) + int(metadata["rows"].value)
+        if "model_version" in metadata:
+            versions.add(str(metadata["model_version"].value))
+    return rows, frozenset(versions)
 
 
 def current_model_versions(settings: Settings) -> dict[str, str]:
@@ -86,12 +110,13 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
             tags={**range_tags(first, last), "retrostride/trigger": "backfill", **process_tags(), **(tags or {})},
         )
     success = result.success
+    rows, versions = _changes(result)
     if success:  # then the marts and the readers' snapshot, as after an import
         marts_run = str(uuid.uuid4())
         with _watching(instance, marts_run, progress):
             success = defs.resolve_job_def("marts").execute_in_process(
                 instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()).success
-    return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success)
+    return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success, rows, versions)
 
 
 def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:

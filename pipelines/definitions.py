@@ -7,7 +7,7 @@ import dagster as dg
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
 from retrostride.assets.marts import mart_views, published_warehouse
-from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
+from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.import_job import import_job
 from retrostride.pipelines.schedules import nightly_schedule
@@ -30,7 +30,7 @@ marts_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
+def build_definitions(settings: Settings, progress: RunProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
         assets=ASSETS,
@@ -42,7 +42,7 @@ def build_definitions(settings: Settings, progress: ImportProgress = no_progress
         resources={
             "storage": Storage.from_settings(settings),
             "models": Models.from_settings(settings),
-            "import_progress": progress,
+            "progress": progress,
         },
     )
 

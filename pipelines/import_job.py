@@ -27,19 +27,19 @@ from retrostride.assets.imports import (
     summary_metadata,
 )
 from retrostride.assets.marts import publish_readers_snapshot
-from retrostride.assets.resources import ImportProgress, Models, Storage
+from retrostride.assets.resources import Models, RunProgress, Storage
 from retrostride.pipelines.planning import month_end, months_between, months_of, plan_ranges
 from retrostride.warehouse.marts import refresh_marts
 from retrostride.warehouse.publish import mark_published
 
-#: The job's steps, in order (the CLI shows one progress line per step).
+#: The job's steps, in order.
 STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot")
 
 
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
 def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, storage: Storage,
-                 import_progress: dg.ResourceParam[ImportProgress]) -> list[date]:
-    summary = import_sources(config, storage, context.log, import_progress)
+                 progress: dg.ResourceParam[RunProgress]) -> list[date]:
+    summary = import_sources(config, storage, context.log, progress)
     context.log_event(dg.AssetMaterialization("source_files", metadata=summary_metadata(summary)))
     context.log_event(_evaluation(failed_files_check(summary)))
     context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage)))
@@ -47,16 +47,20 @@ def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, stora
 
 
 @dg.op(pool="warehouse", description="Publish, detect and score the months the import touched; then they are no longer pending.")
-def publish_months(context: dg.OpExecutionContext, days: list[date], storage: Storage, models: Models
-                   ) -> list[tuple[date, date]]:
+def publish_months(context: dg.OpExecutionContext, days: list[date], storage: Storage, models: Models,
+                   progress: dg.ResourceParam[RunProgress]) -> list[tuple[date, date]]:
     ranges = plan_ranges(months_of(days))
+    months = sum(len(months_between(first, last)) for first, last in ranges)
+    progress.start("publish", months)
+    progress.start("detect", months)
     for first, last in ranges:
         for name, metadata in publish_range(storage, first, month_end(last), context.log).items():
             _materialized(context, name, first, last, metadata)
+        progress.advance("publish", len(months_between(first, last)))
     if ranges:
         context.log_event(dg.AssetMaterialization("athlete_gait_baselines", metadata=refit_baselines(storage, models)))
     for first, last in ranges:
-        for result in score_range(storage, models, first, month_end(last) + timedelta(days=1), context.log):
+        for result in score_range(storage, models, first, month_end(last) + timedelta(days=1), context.log, progress):
             if isinstance(result, dg.AssetCheckResult):
                 context.log_event(_evaluation(result))
             else:
@@ -68,10 +72,14 @@ def publish_months(context: dg.OpExecutionContext, days: list[date], storage: St
 
 @dg.op(pool="warehouse", description="Refresh the marts, then publish the snapshot readers query.")
 def refresh_marts_and_snapshot(context: dg.OpExecutionContext, ranges: list[tuple[date, date]], storage: Storage,
-                               models: Models) -> None:
+                               models: Models, progress: dg.ResourceParam[RunProgress]) -> None:
+    progress.start("marts", 1)
+    progress.start("snapshot", 1)
     for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
         context.log_event(dg.AssetMaterialization(name, metadata={"rows": rows}))
+    progress.advance("marts")
     context.log_event(dg.AssetMaterialization("published_warehouse", metadata=publish_readers_snapshot(storage)))
+    progress.advance("snapshot")
 
 
 @dg.job(name="import_files", description="Import new files and publish them: decode, publish and score the months "

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.resources import ImportProgress, no_progress
+from retrostride.assets.resources import RunProgress, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
 
-#: Dagster's console log at WARNING: the CLI shows its own progress.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Dagster's console log off in the terminal (its lines stay in the run's log): the CLI shows its own
+#: progress and one-line warnings, and a failure as one sentence.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 #: One planned-materialization event per asset and run instead of one per asset and month, each
 #: a write to run storage before the run's first step (README, "Partitions are monthly").  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
@@ -97,7 +98,7 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
 
 
 def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
-                 progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
+                 progress: RunProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) in one run of the `import_files` job, the
     one the daemon's sensors request; returns the published month ranges."""
     instance = instance or instance_for(settings)

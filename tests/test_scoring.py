@@ -185,9 +185,9 @@ def test_a_bad_model_file_says_what_is_wrong(tmp_path: Path, text: str, message:
 
 def test_model_file_values_override_the_defaults(tmp_path: Path):
     path = tmp_path / "model.toml"
-    path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 1\n")
+    path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 2\n")
     detection, energy = load_model_config(path)
-    assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 1.0
+    assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 2.0  # an integer is a float here
 
 
 def test_real_forward_runs_imported_through_dagster_have_no_backward_second(imported_corpus):
