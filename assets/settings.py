@@ -350,7 +350,7 @@ def range_error(key: str, value: float, low: float | None, high: float | None,
 #: Detection and energy ranges besides "positive" (every other number must be > 0):
 #: key → (low, high, low_open, high_open).
 MODEL_RANGES = {
-    "lap_label_confidence": (0, 1, False, False), "activity_label_confidence": (0, 1, False, False),
+    "prior_intercept": (None, None, False, False),  # ln of a step length in metres: any sign
     "facing_angle_deg": (0, 180, True, False), "facing_share": (0, 1, True, False), "gait_valid_share": (0, 1, True, False),
     "enter_ratio": (0, 1, True, False), "leave_ratio": (0, 2, True, False),
     "speed_min_mps": (0, None, False, False), "coverage_margin_mps": (0, None, False, False),

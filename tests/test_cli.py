@@ -157,7 +157,7 @@ def test_backfill_echoes_the_dates_given_skips_an_empty_range_and_says_what_chan
     assert result.exit_code == 0, result.output
     assert "Backfilling 2015-08-03..2015-08-31: the whole of 2015-08, 1 activities." in result.output
     assert re.search(r"activities: 1 rows replaced", result.output) and re.search(r"segments: \d+ rows replaced", result.output)
-    assert re.search(r"model version: .*d1\.\w+\+e1\.\w+", result.output) and "materialized" not in result.output
+    assert re.search(r"model version: .*d\d+\.\w+\+e\d+\.\w+", result.output) and "materialized" not in result.output
     empty = retrostride("backfill", "--start", "2030-01-01", "--end", "2030-02-03")
     assert empty.exit_code == 0 and "No activities in 2030-01..2030-02" in empty.output and "done" not in empty.output
     backwards = retrostride("backfill", "--start", "2015-08-31", "--end", "2015-08-01")
