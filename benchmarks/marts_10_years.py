@@ -10,14 +10,18 @@ week.  `--records N` adds N noisy samples per activity, to see what publishing t
 from __future__ import annotations
 
 import argparse
+import sys
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from warehouse.docs import example_queries
-from warehouse.snapshot import publish_snapshot
-from warehouse.store import Warehouse, view_sql
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
+
+from benchmarks.warehouse_docs import example_queries
+from retrostride.warehouse.snapshot import publish_snapshot
+from retrostride.warehouse.store import Warehouse, view_sql
 
 MARTS = ("mileage_daily", "mileage_weekly", "mileage_monthly", "mileage_yearly", "mileage_rolling",
          "backward_streaks", "longest_backward_streak", "outcomes_6wk", "study_comparison",
