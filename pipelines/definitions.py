@@ -7,13 +7,14 @@ import dagster as dg
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
 from retrostride.assets.marts import mart_views, published_warehouse
+from retrostride.assets.reports import athlete_reports
 from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors, mark_published_job
 
 ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-          published_warehouse]
+          published_warehouse, athlete_reports]
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=[source_files, body_measurements], description="Import new files into the lake and the ledger."
@@ -27,8 +28,8 @@ publish_job = dg.define_asset_job(
 )
 marts_job = dg.define_asset_job(
     "marts",
-    selection=dg.AssetSelection.assets(mart_views, published_warehouse),
-    description="Refresh the marts and publish the snapshot readers query; run after every import.",
+    selection=dg.AssetSelection.assets(mart_views, published_warehouse, athlete_reports),
+    description="Refresh the marts, publish the snapshot readers query and redraw the HTML report; run after every import.",
 )
 
 

@@ -18,7 +18,12 @@ import polars as pl
 from .data import ReportScope, read_report_data
 from .page import render_page
 
-__all__ = ["ReportScope", "ReportSummary", "write_report"]
+__all__ = ["ReportScope", "ReportSummary", "default_report_path", "write_report"]
+
+
+def default_report_path(home: Path, athlete: str | None = None) -> Path:
+    """Where reports go unless told: `<home>/reports/report.html` (all athletes) or `report-<athlete>.html`."""
+    return home / "reports" / (f"report-{athlete}.html" if athlete else "report.html")
 
 
 @dataclass(frozen=True)

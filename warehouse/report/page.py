@@ -19,7 +19,7 @@ from . import charts
 from .data import ReportData
 
 _TEMPLATE = jinja2.Environment(
-    loader=jinja2.PackageLoader("warehouse.report", "."), autoescape=True, keep_trailing_newline=True
+    loader=jinja2.PackageLoader(__package__, "."), autoescape=True, keep_trailing_newline=True
 ).get_template("page.html.j2")
 
 

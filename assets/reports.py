@@ -1,0 +1,23 @@
+"""The HTML report, redrawn from the published snapshot after every refresh of the marts."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from retrostride.assets.marts import published_warehouse
+from retrostride.assets.resources import Storage
+from retrostride.warehouse.report import default_report_path, write_report
+
+
+@dg.asset(deps=[published_warehouse], group_name="reports", kinds={"html", "altair"})
+def athlete_reports(storage: Storage) -> dg.MaterializeResult:
+    """Every athlete's weeks, backward running, body and outcomes, activities and data quality as one
+    HTML file that opens offline (`retrostride report` writes the same for a chosen athlete or period)."""
+    summary = write_report(storage.published_path, default_report_path(Path(storage.home)))
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(summary.path)),
+        "athletes": len(summary.athletes),
+        "charts": summary.charts,
+        "bytes": summary.bytes,
+        "preview": dg.MetadataValue.md(summary.markdown()),
+    })
