@@ -1,5 +1,6 @@
 """The HTML report, redrawn from the published snapshot after every refresh of the marts."""
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -13,8 +14,10 @@ from retrostride.warehouse.report import default_report_path, write_report
 def athlete_reports(storage: Storage) -> dg.MaterializeResult:
     """Every athlete's weeks, backward running, body and outcomes, activities and data quality as one
     HTML file that opens offline (`retrostride report` writes the same for a chosen athlete or period)."""
+    started = time.perf_counter()
     summary = write_report(storage.published_path, default_report_path(Path(storage.home)))
     return dg.MaterializeResult(metadata={
+        "seconds": round(time.perf_counter() - started, 2),
         "path": dg.MetadataValue.path(str(summary.path)),
         "athletes": len(summary.athletes),
         "charts": summary.charts,
