@@ -105,7 +105,7 @@ def report(
         scope = ReportScope(athlete, date.fromisoformat(first) if first else None, date.fromisoformat(last) if last else None)
     except ValueError as error:
         console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     settings = Settings.from_env()
     published = _published_snapshot(settings)
     summary = write_report(published, output or default_report_path(settings.home, athlete), scope)

@@ -212,7 +212,7 @@ def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume, intervals:
     phases = _warm_up(athlete, noise, 0)
     low, high = athlete.backward_speed_mps
     pace = noise.uniform_scalar(low, high)
-    for i in range(noise.integer(*intervals)):
+    for _ in range(noise.integer(*intervals)):
         duration_s = noise.pick(seconds)
         speed = min(high, max(low, pace + noise.uniform_scalar(-0.12, 0.12)))
         phases.append(Phase("run", noise.integer(2, 4), 0.7, len(steps) - 1))  # turn round
