@@ -98,7 +98,7 @@ def outcomes(rows: pl.DataFrame) -> alt.TopLevelMixin:
     ).unpivot(index=["athlete_id", "window_start", "window_end", "matches_study_protocol"],
               variable_name="measure", value_name="change_pct").drop_nulls("change_pct")
     return alt.Chart(long).mark_point(size=70, filled=True).encode(
-        x=alt.X("window_start:T", title="window start"),
+        x=alt.X("window_start:T", title="window start", axis=alt.Axis(format="%d %b %Y")),
         y=alt.Y("change_pct:Q", title="weight change over the window (%)"),
         color=alt.Color("measure:N", title=None, scale=alt.Scale(
             domain=["observed", "predicted (7700 kcal/kg, upper bound)", "predicted (dynamic)"],
@@ -120,7 +120,8 @@ def study(summary: pl.DataFrame) -> alt.TopLevelMixin:
     spread = base.mark_rule(color="#333333").encode(x="min_change:Q", x2="max_change:Q")
     reported = base.mark_tick(color="#e0671b", thickness=3, size=26).encode(
         x="study_change:Q", tooltip=[alt.Tooltip("study_change:Q", title="Terblanche et al. 2005")])
-    return alt.layer(observed, spread, reported).properties(width=WIDTH - 140, height=80)
+    return alt.layer(observed, spread, reported).properties(
+        width=WIDTH - 140, height=80, title="mean of the athletes (bar), their range (line), the study (orange tick)")
 
 
 def timeline(rows: pl.DataFrame) -> alt.TopLevelMixin:

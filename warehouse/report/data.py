@@ -7,7 +7,7 @@ first and last local day) is passed to each query as parameters.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -58,7 +58,7 @@ class ReportData:
     import_summary: pl.DataFrame
     failed_files: pl.DataFrame
     duplicates: pl.DataFrame
-    detection_status: pl.DataFrame | None = field(default=None)  # None: the warehouse has no such column
+    detection_status: pl.DataFrame | None = None  # None: the warehouse has no such column
 
     def of(self, frame: str, athlete: str) -> pl.DataFrame:
         """Rows of one per-athlete frame for `athlete`."""
