@@ -214,3 +214,16 @@ def test_each_activitys_detection_status_is_shown_where_the_warehouse_has_one(re
     table = table[:table.index("</table>")]
     assert table.count("<tr>") == activities + 1 and "not_on_foot" in table
     assert "no detection_status column" not in html
+
+
+@pytest.mark.slow
+def test_the_report_of_the_real_corpus_files_draws_without_errors(imported_corpus, browser):
+    """Years of real watch files (rides, swims, GPX without cadence, no weighings): every chart drawn."""
+    report = imported_corpus.settings.home / "reports" / "report.html"
+    page = open_report(browser, report)
+    assert [e for e in page.console if e["level"] in ("SEVERE", "WARNING")] == []
+    assert page.requests == {report.as_uri()}
+    assert page.charts >= 6 and page.drawn == page.charts
+    [(km,)] = read_only_query(imported_corpus.settings.published_path,
+                              "SELECT sum(distance_km) FROM mileage_daily WHERE athlete_id = 'corpus'").rows()
+    assert number(page.tiles["corpus", "distance_km"]) == round(km, 1)

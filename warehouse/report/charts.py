@@ -140,29 +140,30 @@ def timeline(rows: pl.DataFrame) -> alt.TopLevelMixin:
 
 def activity_detail(samples: pl.DataFrame, segments: pl.DataFrame) -> alt.TopLevelMixin:
     """Speed, cadence and step length (against the forward baseline at that speed) along one
-    activity, its backward segments shaded."""
+    activity, its backward segments shaded; a measure the activity did not record is left out."""
     backward = segments.filter(pl.col("direction") == "backward")
     shade = alt.Chart(backward).mark_rect(color="#e0671b", opacity=0.18).encode(x="start_min:Q", x2="end_min:Q")
     minute = alt.X("minute:Q", title="minutes from the start")
 
-    def panel(column: str, title: str, colour: str) -> alt.LayerChart:
-        line = alt.Chart(samples).mark_line(color=colour, strokeWidth=1.2).encode(
-            x=minute, y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False)))
-        return alt.layer(shade, line).properties(width=WIDTH, height=110)
+    def shaded(chart: alt.Chart, height: int) -> alt.TopLevelMixin:
+        return (alt.layer(shade, chart) if backward.height else chart).properties(width=WIDTH, height=height)
 
+    panels = [
+        shaded(alt.Chart(samples.drop_nulls(column)).mark_line(color=colour, strokeWidth=1.2).encode(
+            x=minute, y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False))), 110)
+        for column, title, colour in (("speed_mps", "speed (m/s)", "#2f6fb0"), ("cadence_spm", "cadence (spm)", "#9b4f96"))
+        if samples[column].drop_nulls().len()
+    ]
     steps = samples.unpivot(index=["minute"], on=["step_length_m", "baseline_step_length_m"],
-                            variable_name="measure", value_name="metres")
-    step_lines = alt.Chart(steps).mark_line(strokeWidth=1.2).encode(
-        x=minute, y=alt.Y("metres:Q", title="step length (m)", scale=alt.Scale(zero=False)),
-        color=alt.Color("measure:N", title=None, scale=alt.Scale(
-            domain=["step_length_m", "baseline_step_length_m"], range=["#222222", "#2f6fb0"])),
-        strokeDash=alt.StrokeDash("measure:N", legend=None, scale=alt.Scale(
-            domain=["step_length_m", "baseline_step_length_m"], range=[[1, 0], [4, 3]])))
-    return alt.vconcat(
-        panel("speed_mps", "speed (m/s)", "#2f6fb0"),
-        panel("cadence_spm", "cadence (spm)", "#9b4f96"),
-        alt.layer(shade, step_lines).properties(width=WIDTH, height=130),
-    ).resolve_scale(color="independent")
+                            variable_name="measure", value_name="metres").drop_nulls("metres")
+    if steps.height:
+        panels.append(shaded(alt.Chart(steps).mark_line(strokeWidth=1.2).encode(
+            x=minute, y=alt.Y("metres:Q", title="step length (m)", scale=alt.Scale(zero=False)),
+            color=alt.Color("measure:N", title=None, scale=alt.Scale(
+                domain=["step_length_m", "baseline_step_length_m"], range=["#222222", "#2f6fb0"])),
+            strokeDash=alt.StrokeDash("measure:N", legend=None, scale=alt.Scale(
+                domain=["step_length_m", "baseline_step_length_m"], range=[[1, 0], [4, 3]]))), 130))
+    return alt.vconcat(*panels).resolve_scale(color="independent")
 
 
 def import_status(summary: pl.DataFrame) -> alt.TopLevelMixin:

@@ -39,7 +39,8 @@ class _Charts:
 
     def add(self, chart: alt.TopLevelMixin) -> Markup:
         name = f"chart-{len(self.specs) + 1}"
-        self.specs[name] = chart.to_dict()
+        with alt.data_transformers.disable_max_rows():  # years of days or samples: rows SQL has already bounded
+            self.specs[name] = chart.to_dict()
         return Markup(f'<div class="chart" id="{name}"></div>')
 
     def json(self) -> Markup:
