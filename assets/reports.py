@@ -14,13 +14,18 @@ from retrostride.warehouse.report import default_report_path, write_report
 def athlete_reports(storage: Storage) -> dg.MaterializeResult:
     """Every athlete's weeks, backward running, body and outcomes, activities and data quality as one
     HTML file that opens offline (`retrostride report` writes the same for a chosen athlete or period)."""
+    return dg.MaterializeResult(metadata=draw_report(storage))
+
+
+def draw_report(storage: Storage) -> dict:
+    """Write `reports/report.html` from the readers' snapshot (the work of `athlete_reports`): its metadata."""
     started = time.perf_counter()
     summary = write_report(storage.published_path, default_report_path(Path(storage.home)))
-    return dg.MaterializeResult(metadata={
+    return {
         "seconds": round(time.perf_counter() - started, 2),
         "path": dg.MetadataValue.path(str(summary.path)),
         "athletes": len(summary.athletes),
         "charts": summary.charts,
         "bytes": summary.bytes,
         "preview": dg.MetadataValue.md(summary.markdown()),
-    })
+    }
