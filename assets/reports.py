@@ -7,7 +7,7 @@ import dagster as dg
 
 from retrostride.assets.marts import published_warehouse
 from retrostride.assets.resources import Storage
-from retrostride.warehouse.report import default_report_path, write_report
+from retrostride.warehouse.report import bundle_cache, default_report_path, write_report
 
 
 @dg.asset(deps=[published_warehouse], group_name="reports", kinds={"html", "altair"})
@@ -20,7 +20,8 @@ def athlete_reports(storage: Storage) -> dg.MaterializeResult:
 def draw_report(storage: Storage) -> dict:
     """Write `reports/report.html` from the readers' snapshot (the work of `athlete_reports`): its metadata."""
     started = time.perf_counter()
-    summary = write_report(storage.published_path, default_report_path(Path(storage.home)))
+    home = Path(storage.home)
+    summary = write_report(storage.published_path, default_report_path(home), cache=bundle_cache(home))
     return {
         "seconds": round(time.perf_counter() - started, 2),
         "path": dg.MetadataValue.path(str(summary.path)),

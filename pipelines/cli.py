@@ -99,7 +99,7 @@ def report(
     quality) from the published warehouse: one file that opens offline."""
     from datetime import date
 
-    from retrostride.warehouse.report import ReportScope, default_report_path, write_report
+    from retrostride.warehouse.report import ReportScope, bundle_cache, default_report_path, write_report
 
     try:
         scope = ReportScope(athlete, date.fromisoformat(first) if first else None, date.fromisoformat(last) if last else None)
@@ -108,7 +108,8 @@ def report(
         raise typer.Exit(2) from None
     settings = Settings.from_env()
     published = _published_snapshot(settings)
-    summary = write_report(published, output or default_report_path(settings.home, athlete), scope)
+    summary = write_report(published, output or default_report_path(settings.home, athlete), scope,
+                           cache=bundle_cache(settings.home))
     if not summary.athletes:
         console.print(f"[yellow]No activities or weighings for {escape(scope.describe())}: the report says so.")
     console.print(f"Report of {escape(scope.describe())}: {summary.path} ({summary.charts} charts, {summary.bytes / 1e6:.1f} MB)")

@@ -23,6 +23,7 @@ from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import generate_export
 from retrostride.warehouse.access import read_only_query
+from retrostride.warehouse.report import bundle_cache
 from tests.conftest import CORPORA, settings_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "data" / "report-screenshots"
@@ -142,6 +143,8 @@ def test_the_pipeline_writes_the_report_after_an_import(reported):
     assert "| alice |" in reported.metadata["preview"] and "| bruno |" in reported.metadata["preview"]
     html = reported.report.read_text(encoding="utf-8")
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?https?:""", html)  # nothing fetched from a server
+    [bundle] = bundle_cache(reported.settings.home).glob("vega-embed-*.js")  # kept for the next run's process
+    assert bundle.read_text(encoding="utf-8") in html
 
 
 @pytest.mark.slow

@@ -18,7 +18,12 @@ import polars as pl
 from .data import ReportScope, read_report_data
 from .page import render_page
 
-__all__ = ["ReportScope", "ReportSummary", "default_report_path", "write_report"]
+__all__ = ["ReportScope", "ReportSummary", "bundle_cache", "default_report_path", "write_report"]
+
+
+def bundle_cache(home: Path) -> Path:
+    """Where the charts' JavaScript bundle is kept: `<home>/reports/.cache`."""
+    return home / "reports" / ".cache"
 
 
 def default_report_path(home: Path, athlete: str | None = None) -> Path:
@@ -47,11 +52,12 @@ class ReportSummary:
         return "\n".join(lines)
 
 
-def write_report(published: Path, output: Path, scope: ReportScope = ReportScope()) -> ReportSummary:
+def write_report(published: Path, output: Path, scope: ReportScope = ReportScope(),
+                 cache: Path | None = None) -> ReportSummary:
     """Render the report of `scope` from the warehouse file `published` (opened read-only) to
-    `output`, replacing it atomically."""
+    `output`, replacing it atomically; `cache` keeps the charts' JavaScript between processes."""
     data = read_report_data(published, scope)
-    html, charts = render_page(data, source=str(published))
+    html, charts = render_page(data, source=str(published), cache=cache)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.{uuid.uuid4().hex}")
     staging.write_text(html, encoding="utf-8")

@@ -6,8 +6,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import altair as alt
 import jinja2
@@ -24,11 +27,23 @@ _TEMPLATE = jinja2.Environment(
 
 
 @functools.cache
-def javascript_bundle() -> str:
-    """Vega-Embed, Vega-Lite (the version altair writes) and Vega as one script (~0.9 MB)."""
+def javascript_bundle(cache: Path | None = None) -> str:
+    """Vega-Embed, Vega-Lite (the version altair writes) and Vega as one script (~0.9 MB).
+
+    Bundling costs ~2 CPU-s, in every process that draws a report (each daemon run is one): with a
+    `cache` folder the script is kept there, one file per vl-convert and Vega-Lite version.
+    """
     vl_version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # 'v6.4.1' -> 'v6_4', as vl-convert names it
-    bundle = vl_convert.javascript_bundle(vl_version=vl_version)
-    return bundle.replace("</script", "<\\/script")
+    kept = cache / f"vega-embed-{vl_convert.__version__}-{vl_version}.js" if cache else None
+    if kept and kept.exists():
+        return kept.read_text(encoding="utf-8")
+    bundle = vl_convert.javascript_bundle(vl_version=vl_version).replace("</script", "<\\/script")
+    if kept:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        staging = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}")
+        staging.write_text(bundle, encoding="utf-8")
+        os.replace(staging, kept)
+    return bundle
 
 
 @dataclass
@@ -47,8 +62,8 @@ class _Charts:
         return Markup(json.dumps(self.specs, separators=(",", ":")).replace("</", "<\\/"))
 
 
-def render_page(data: ReportData, source: str) -> tuple[str, int]:
-    """The page's HTML and how many charts it draws."""
+def render_page(data: ReportData, source: str, cache: Path | None = None) -> tuple[str, int]:
+    """The page's HTML and how many charts it draws (`cache`: where the JavaScript bundle is kept)."""
     placed = _Charts()
     study_settings = data.study_settings.row(0, named=True)
     athletes = [_athlete(data, athlete, placed, study_settings["study_weeks"]) for athlete in data.athletes]
@@ -65,7 +80,7 @@ def render_page(data: ReportData, source: str) -> tuple[str, int]:
         "detection": _rows(data.detection_status) if data.detection_status is not None else None,
     }
     html = _TEMPLATE.render(
-        scope=data.scope.describe(), source=source, bundle=Markup(javascript_bundle()), athletes=athletes,
+        scope=data.scope.describe(), source=source, bundle=Markup(javascript_bundle(cache)), athletes=athletes,
         study=study, quality=quality, charts=page_charts, specs=placed.json(),
     )
     return html, len(placed.specs)
