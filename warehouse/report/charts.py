@@ -10,9 +10,10 @@ import altair as alt
 import polars as pl
 
 WIDTH = 640
+LABELLED_WEEKS = 30  # up to this many weeks, each bar is labelled with its sessions
 # Weeks as bands (one bar a week), labelled by their Monday.
 WEEK = alt.X("week_start:O", timeUnit="yearmonthdate", title="week (Monday)",
-             axis=alt.Axis(format="%d %b", formatType="time", labelAngle=0))
+             axis=alt.Axis(format="%d %b %y", formatType="time", labelAngle=0, labelOverlap=True))
 
 # direction · gait: backward in oranges, forward in blues, unknown in greys.
 PARTS = ["forward · run", "forward · walk", "forward · unknown", "backward · run", "backward · walk",
@@ -61,6 +62,8 @@ def backward_weeks(weekly: pl.DataFrame) -> alt.TopLevelMixin:
         y=alt.Y("backward_minutes:Q", title="backward minutes"),
         tooltip=[alt.Tooltip("week_start:T", title="week"), alt.Tooltip("backward_minutes:Q", format=".1f"), "backward_sessions:Q", "sessions:Q"],
     )
+    if weekly.height > LABELLED_WEEKS:  # labels would overlap: the sessions stay in the tooltip
+        return bars.properties(width=WIDTH, height=180, title="backward minutes a week")
     text = base.mark_text(dy=-6, fontSize=10, color="#444444").encode(y="backward_minutes:Q", text="label:N")
     return alt.layer(bars, text).properties(width=WIDTH, height=180, title="backward minutes a week (label: backward sessions / sessions)")
 
