@@ -13,10 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install  ## generate a sample export, import it through Dagster, show the results
+demo: install  ## generate a sample export, import it through Dagster, show the results, write the HTML report
 	$(BIN)/retrostride demo
 
-test: install  ## run the test suite
+test: install  ## run the test suite (installs chromium and chromium-driver first when missing: .ci/system-packages.sh)
+	.ci/system-packages.sh
 	$(BIN)/python -m pytest -q
 
 ui: install  ## the Dagster UI and daemon on workspace.yaml

@@ -39,7 +39,7 @@ CACHE = ROOT / "benchmarks" / ".cache"
 
 #: Ten years: ~3,100 activities, ~10 M samples at 1 Hz.  --small: a year of two athletes.
 FULL = dict(athletes=3, weeks=522, start="2015-01-05", seed=11, sample_interval_s=1,
-            weekly_sessions=(1, 2, 2, 2, 3), easy_minutes=(35, 65), gpx_share=0.03)
+            weekly_sessions=(1, 2, 2, 2, 3), easy_minutes=(35, 65), gpx_share=0.03, weigh_in_days=(7, 14))
 SMALL = {**FULL, "athletes": 2, "weeks": 52, "start": "2024-01-01"}
 
 
@@ -62,7 +62,8 @@ def export_for(params: dict) -> tuple[Path, Path]:
         export, seed=params["seed"], athletes=params["athletes"], weeks=params["weeks"],
         start=date.fromisoformat(params["start"]), sample_interval_s=params["sample_interval_s"],
         truth_dir=folder / "truth",
-        volume=TrainingVolume(tuple(params["weekly_sessions"]), tuple(params["easy_minutes"]), params["gpx_share"]),
+        volume=TrainingVolume(tuple(params["weekly_sessions"]), tuple(params["easy_minutes"]), params["gpx_share"],
+                              tuple(params["weigh_in_days"])),
     )
     athlete = sorted(p for p in export.iterdir() if p.is_dir())[0]
     runs = sorted(p for p in athlete.glob("*.fit") if not p.name.startswith("weight-"))

@@ -121,6 +121,36 @@ def demo(
         ORDER BY athlete_id, week_start""")
     console.print(f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
                   "Try: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\", or `retrostride sql` for a prompt.")
+    from retrostride.warehouse.report import default_report_path
+
+    console.print(f"Report (charts, opens offline in a browser): {default_report_path(settings.home)}")
+
+
+@app.command()
+def report(
+    athlete: str = typer.Option(None, "--athlete", help="Only this athlete. Default: every athlete."),
+    first: str = typer.Option(None, "--from", help="First local day (YYYY-MM-DD)."),
+    last: str = typer.Option(None, "--to", help="Last local day (YYYY-MM-DD)."),
+    output: Path = typer.Option(None, "--output", "-o", help="The HTML file. Default: $RETROSTRIDE_HOME/reports/report[-ATHLETE].html."),
+) -> None:
+    """Write the HTML report (charts of weeks, backward running, body and outcomes, activities, data
+    quality) from the published warehouse: one file that opens offline."""
+    from datetime import date
+
+    from retrostride.warehouse.report import ReportScope, bundle_cache, default_report_path, write_report
+
+    try:
+        scope = ReportScope(athlete, date.fromisoformat(first) if first else None, date.fromisoformat(last) if last else None)
+    except ValueError as error:
+        console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
+        raise typer.Exit(2) from None
+    settings = Settings.from_env()
+    published = _published_snapshot(settings)
+    summary = write_report(published, output or default_report_path(settings.home, athlete), scope,
+                           cache=bundle_cache(settings.home))
+    if not summary.athletes:
+        console.print(f"[yellow]No activities or weighings for {escape(scope.describe())}: the report says so.")
+    console.print(f"Report of {escape(scope.describe())}: {summary.path} ({summary.charts} charts, {summary.bytes / 1e6:.1f} MB)")
 
 
 @app.command(context_settings={"ignore_unknown_options": True})

@@ -7,6 +7,7 @@ import dagster as dg
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
 from retrostride.assets.marts import mart_views, published_warehouse
+from retrostride.assets.reports import athlete_reports
 from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.import_job import import_job
@@ -14,7 +15,7 @@ from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors
 
 ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-          published_warehouse]
+          published_warehouse, athlete_reports]
 
 publish_job = dg.define_asset_job(
     "publish",
@@ -25,8 +26,9 @@ publish_job = dg.define_asset_job(
 )
 marts_job = dg.define_asset_job(
     "marts",
-    selection=dg.AssetSelection.assets(mart_views, published_warehouse),
-    description="Refresh the marts and publish the snapshot readers query (after a backfill; imports run `import_files`).",
+    selection=dg.AssetSelection.assets(mart_views, published_warehouse, athlete_reports),
+    description="Refresh the marts, publish the snapshot readers query and redraw the HTML report (after a backfill; "
+                "imports run `import_files`).",
 )
 
 

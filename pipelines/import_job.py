@@ -27,13 +27,14 @@ from retrostride.assets.imports import (
     summary_metadata,
 )
 from retrostride.assets.marts import publish_readers_snapshot
+from retrostride.assets.reports import draw_report
 from retrostride.assets.resources import Models, RunProgress, Storage
 from retrostride.pipelines.planning import month_end, months_between, months_of, plan_ranges
 from retrostride.warehouse.marts import refresh_marts
 from retrostride.warehouse.publish import mark_published
 
 #: The job's steps, in order.
-STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot")
+STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot", "redraw_report")
 
 
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
@@ -82,10 +83,16 @@ def refresh_marts_and_snapshot(context: dg.OpExecutionContext, ranges: list[tupl
     progress.advance("snapshot")
 
 
+@dg.op(ins={"after": dg.In(dg.Nothing)},
+       description="Redraw the HTML report from the readers' snapshot (read-only: outside the warehouse pool).")
+def redraw_report(context: dg.OpExecutionContext, storage: Storage) -> None:
+    context.log_event(dg.AssetMaterialization("athlete_reports", metadata=draw_report(storage)))
+
+
 @dg.job(name="import_files", description="Import new files and publish them: decode, publish and score the months "
-                                   "they touched, refresh the marts and the readers' snapshot, in one run.")
+                                   "they touched, refresh the marts and the readers' snapshot, redraw the report, in one run.")
 def import_job():
-    refresh_marts_and_snapshot(publish_months(import_new_files()))
+    redraw_report(after=refresh_marts_and_snapshot(publish_months(import_new_files())))
 
 
 def published_ranges(result: dg.ExecuteInProcessResult) -> list[tuple[date, date]]:

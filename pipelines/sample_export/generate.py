@@ -40,7 +40,7 @@ def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: i
             samples = simulate(plan, athlete, seed, sample_interval_s)
             activities.append(_write_activity(out_dir, plan, athlete, samples, sample_interval_s))
             intervals += _backward_intervals(plan, samples)
-        for reading in weight_readings(athlete, seed, start, weeks):
+        for reading in weight_readings(athlete, seed, start, weeks, volume.weigh_in_days):
             name = f"weight-{reading['local_day']:%Y-%m-%d}.fit"
             fit_writer.write_weight(folder / name, athlete, reading)
             weights.append({"athlete_id": athlete.id, "file": f"{athlete.id}/{name}", **reading})

@@ -55,6 +55,8 @@ class Athlete:
     walk_share: float
     weight_trend_kg_per_week: float
     fat_trend_pct_per_week: float
+    # Weeks [first, last) of the Terblanche et al. (2005) protocol: 3 sessions a week of 15–45 backward minutes.
+    protocol_weeks: tuple[int, int] = (0, 0)
 
     def step_length_fwd(self, v: float) -> float:
         """Forward step length (m) at speed v (m/s)."""
@@ -112,7 +114,7 @@ _CAST: tuple[Athlete, ...] = (
         **_gait(1.04, 0.74), backward_ratio=0.68, stance_ms_at_3=262.0, hr_rest=54, hr_max=194,
         start_hours=(6.5, 8.0), easy_speed_mps=2.85, backward_speed_mps=(1.9, 2.6),
         backward_from_week=1, backward_share=0.7, labelled_share=0.6, walk_share=0.05,
-        weight_trend_kg_per_week=-0.05, fat_trend_pct_per_week=-0.12,
+        weight_trend_kg_per_week=-0.05, fat_trend_pct_per_week=-0.12, protocol_weeks=(1, 9),
     ),
     Athlete(
         id="bruno", sex="male", birth_year=1986, height_cm=181.0, weight_kg=79.0,
