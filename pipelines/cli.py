@@ -19,7 +19,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from retrostride.assets.settings import Settings
-    from retrostride.pipelines.reports import ImportReport
+    from retrostride.pipelines.import_summary import ImportReport
 
 DONE, FAILED, USAGE, CRASHED = 0, 1, 2, 3
 
@@ -359,8 +359,8 @@ def _is_config_error(error: BaseException) -> bool:
 
 def _import(settings: Settings, targets: list, athlete: str | None, show: bool) -> ImportReport:
     """Import with a bar per stage (when `show`), then read what was found."""
+    from retrostride.pipelines.import_summary import import_report
     from retrostride.pipelines.progress import StageBars
-    from retrostride.pipelines.reports import import_report
     from retrostride.pipelines.runs import import_paths
     from retrostride.warehouse.store import Warehouse
 

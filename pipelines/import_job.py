@@ -33,9 +33,6 @@ from retrostride.pipelines.planning import month_end, months_between, months_of,
 from retrostride.warehouse.marts import refresh_marts
 from retrostride.warehouse.publish import mark_published
 
-#: The job's steps, in order.
-STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot", "redraw_report")
-
 
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
 def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, storage: Storage,
