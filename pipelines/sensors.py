@@ -16,6 +16,7 @@ work is split in two event-driven steps, each deciding in `pipelines/planning.py
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import date
 from pathlib import Path
@@ -54,7 +55,9 @@ def list_stats(source: WatchedSource) -> list[FileStat]:
         except FileNotFoundError:  # removed while listing
             continue
         key = str(Path(item.path).relative_to(source.root))
-        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns))
+        # a file that cannot be read (a FIFO, no permission) is named by its refusal, never opened
+        refused = hashlib.sha256(f"{item.path}\0{item.refusal}".encode()).hexdigest() if item.refusal else None
+        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns, refused))
     return stats
 
 

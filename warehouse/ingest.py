@@ -36,10 +36,11 @@ from connectors.formats import decoder_for
 from connectors.batches import FILE, DecodedBatch
 from connectors.frames import FileOwner, batch_frames, placeable
 from connectors.labels import PlatformLabels, label_activities, with_platform_labels
-from connectors.limits import IntakeLimits
+from connectors.limits import MIB, IntakeLimits
 from connectors.schema import LEDGER, PENDING_DAYS, DecodedFile, DecodeError
-from connectors.sources import SourceFile
+from connectors.sources import SourceFile, file_refusal
 from connectors.validate import PLAUSIBLE, Range, validate_batch
+from warehouse.disk import DiskFull, disk_full_as
 from warehouse.lake import Lake
 from warehouse.packs import current_packs
 from warehouse.processes import single_threaded_polars
@@ -54,6 +55,8 @@ DECODE_BATCH = 32
 DECODE_BATCH_BYTES = 8 * 2**20
 #: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
+#: Room a ledger write may need (DuckDB's write-ahead log and a new block), for a full disk's message.
+LEDGER_WRITE_BYTES = 4 * MIB
 #: Failures caused by the machine rather than the file: the next run tries the file again
 #: (an object the store would not hand over, e.g. access denied to one key, is one of them).
 RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
@@ -67,6 +70,7 @@ class ImportLimits:
     decode_timeout_s: float = 600.0  # fitparse reads ~5,000 records/s: a 12 MB file takes about a minute
     plausible: dict[str, Range] = field(default_factory=lambda: dict(PLAUSIBLE))
     archives: IntakeLimits = IntakeLimits()  # zip and gzip expansion (its max_file_bytes is the one above)
+    max_quarantine_bytes: int = 256 * MIB  # copies of failed files one import may put in quarantine/
 
     @property
     def intake(self) -> IntakeLimits:
@@ -102,7 +106,7 @@ class Outcome:
 
     path: str
     athlete_id: str
-    status: str  # ok | partial | failed | duplicate | skipped
+    status: str  # ok | partial | failed | duplicate | ignored | skipped
     reason: str | None = None
     records: int = 0
     days: tuple[date, ...] = ()
@@ -160,7 +164,8 @@ def import_files(
     A file's ledger `path` is its `origin` (`export.zip!member` for an archive member); a file
     refused while listing (symlink, zip bomb, path traversal, ...) is failed with that reason.
     """
-    warehouse.ensure_schema()
+    with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES):
+        warehouse.ensure_schema()
     lake.sweep()
     packs = current_packs(warehouse)
     lake.drop_unreferenced(set(packs.values()))
@@ -169,9 +174,12 @@ def import_files(
     pending_rows: list[dict] = []
     labelled: list[tuple[Outcome, dict, PlatformLabels]] = []
     latest = latest_day or date.today().replace(year=date.today().year + 1)
+    allowance = _Allowance(limits.max_quarantine_bytes)
 
     def record(outcome: Outcome, row: dict | None) -> None:
         summary.outcomes.append(outcome)
+        if row is not None and "_quarantine" in row:
+            row = _quarantine_copy(lake, row, allowance)
         if row is not None:
             pending_rows.append({**row, "_days": outcome.days})
             if row.get("lake_pack"):
@@ -186,13 +194,23 @@ def import_files(
         Lazily: the workers decode the first files while later ones are still being hashed."""
         for source in files:
             path, origin = Path(source.path), source.ledger_path
-            refusal = source.refusal or _refusal(path, limits.max_file_bytes)
-            sha = sha256_of(path) if refusal is None else hashlib.sha256(origin.encode()).hexdigest()
+            refusal = None if source.ignored else source.refusal or _refusal(path, limits.max_file_bytes)
+            sha = None
+            if refusal is None and not source.ignored:
+                try:
+                    sha = sha256_of(path)
+                except OSError as error:  # gone or changed since it was listed
+                    refusal = file_refusal(path) or f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+            sha = sha or hashlib.sha256(origin.encode()).hexdigest()
             key = (sha, origin)
             if key in seen:
                 record(Outcome(origin, source.athlete_id, "skipped", "already imported"), None)
                 continue
             seen.add(key)
+            if source.ignored:
+                record(Outcome(origin, source.athlete_id, "ignored", source.ignored),
+                       _ledger_row(sha, path, source.athlete_id, origin, status="ignored", reason=source.ignored))
+                continue
             original = originals.setdefault(sha, origin)
             if refusal is not None:
                 record(*_failed(lake, path, sha, source.athlete_id, refusal, origin, sample_only=True))
@@ -273,11 +291,20 @@ def decode_into_lake(jobs: list[_Job], starting: Callable[[int], None] = lambda 
     results.update({index: c for index, c in checked.items() if index not in kept})
     if kept:
         started = time.perf_counter()
-        pack = Lake(Path(jobs[0].home)).write_pack(_stacked([c.frames for c in kept.values()]))
-        share = (time.perf_counter() - started) / len(kept)
-        for index, one in kept.items():
-            results[index] = _keep(jobs[index], one, pack, share)
+        home = Path(jobs[0].home)
+        with disk_full_as(home, sum(_size(jobs[index].path) for index in kept) * 2):  # raw copies and Parquet
+            pack = Lake(home).write_pack(_stacked([c.frames for c in kept.values()]))
+            share = (time.perf_counter() - started) / len(kept)
+            for index, one in kept.items():
+                results[index] = _keep(jobs[index], one, pack, share)
     return [results[index] for index in range(len(jobs))]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _stacked(frames: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
@@ -374,7 +401,11 @@ def _serve(connection) -> None:
             return
         if jobs is None:
             return
-        connection.send(decode_into_lake(jobs, connection.send))
+        try:
+            results = decode_into_lake(jobs, connection.send)
+        except DiskFull as full:  # the import ends: the importer raises it
+            results = full
+        connection.send(results)
 
 
 class _Worker:
@@ -457,6 +488,8 @@ def _supervised(jobs: Iterable[_Job], workers: int, timeout_s: float) -> Iterato
                 if result is None:
                     continue
                 worker.batch = None
+                if isinstance(result, DiskFull):
+                    raise result
                 if not isinstance(result, _Lost):
                     yield from zip(batch, result)
                     continue
@@ -521,10 +554,9 @@ def _exit(code: int | None) -> str:
 
 
 def _refusal(path: Path, max_bytes: int) -> str | None:
-    if path.is_symlink():
-        return "refused: symbolic link (only regular files are imported)"
-    if not path.is_file():
-        return "refused: not a regular file"
+    refusal = file_refusal(path)
+    if refusal is not None:
+        return refusal
     size = path.stat().st_size
     if size > max_bytes:
         return f"refused: file is {size} bytes, over the {max_bytes}-byte limit (max_file_mb in retrostride.toml)"
@@ -533,17 +565,45 @@ def _refusal(path: Path, max_bytes: int) -> str | None:
 
 def _failed(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, origin: str,
             sample_only: bool = False) -> tuple[Outcome, dict]:
-    """A failed outcome and its ledger row, with a quarantine copy: a symbolic link as a link, and of
-    a file refused before decoding (huge, a bomb's partial expansion) only its first bytes."""
-    if path.is_file() or path.is_symlink():
-        limit = QUARANTINE_SAMPLE_BYTES if sample_only else None
-        lake.quarantine(path, sha, reason, name=safe_name(origin.rsplit("!", 1)[-1]), max_bytes=limit)
-    row = _ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason)
+    """A failed outcome and its ledger row, which asks for a quarantine copy (made by the importer,
+    `_quarantine_copy`): of a file refused before decoding (huge, a bomb's partial expansion) only
+    its first bytes."""
+    row = _ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason, _quarantine=(str(path), sample_only))
     return Outcome(origin, athlete_id, "failed", reason), row
 
 
 def _failed_job(job: _Job, reason: str) -> tuple[Outcome, dict]:
     return _failed(Lake(Path(job.home)), Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+
+
+@dataclass
+class _Allowance:
+    """Bytes of quarantine copies one import may still write."""
+
+    remaining: int
+
+
+def _quarantine_copy(lake: Lake, row: dict, allowance: _Allowance) -> dict:
+    """Copy a failed file aside as its row asks (a symbolic link as a link), within the import's
+    quarantine allowance; the row without the request, and with a note when no copy was made."""
+    row = dict(row)
+    path, sample_only = row.pop("_quarantine")
+    path = Path(path)
+    if not (path.is_file() or path.is_symlink()):
+        return row
+    size = 0 if path.is_symlink() else path.stat().st_size
+    kept = min(size, QUARANTINE_SAMPLE_BYTES) if sample_only else size
+    if kept > allowance.remaining:
+        note = f"no quarantine copy: this import's quarantine allowance ({allowance.remaining} of its bytes left) is used up"
+        return {**row, "notes": "; ".join(filter(None, [row.get("notes"), note]))}
+    name = safe_name(row["path"].rsplit("!", 1)[-1])
+    try:
+        with disk_full_as(lake.quarantine_dir(), kept):
+            lake.quarantine(path, row["sha256"], row["reason"], name=name, max_bytes=QUARANTINE_SAMPLE_BYTES if sample_only else None)
+    except PermissionError:
+        return {**row, "notes": "; ".join(filter(None, [row.get("notes"), "no quarantine copy: the file cannot be read"]))}
+    allowance.remaining -= kept
+    return row
 
 
 def _unplaced_note(unplaced: list[datetime]) -> str:
@@ -588,7 +648,7 @@ def _flush(warehouse: Warehouse, rows: list[dict]) -> None:
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
     days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
     retried = " OR ".join("reason LIKE ?" for _ in RETRIED)
-    with warehouse.transaction() as connection:
+    with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES), warehouse.transaction() as connection:
         connection.register("incoming_paths", frame.select("path"))
         connection.execute(
             f"DELETE FROM import_ledger WHERE status = 'failed' AND ({retried}) AND path IN (SELECT path FROM incoming_paths)",

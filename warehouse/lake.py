@@ -67,9 +67,13 @@ class Lake:
         final = self.pack_dir(pack)
         staging = final.with_name(f".{pack}")
         staging.mkdir(parents=True)
-        for name, frame in kept.items():  # lz4: ~30 % cheaper to write than zstd, and faster to read
-            frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
-        staging.rename(final)
+        try:
+            for name, frame in kept.items():  # lz4: ~30 % cheaper to write than zstd, and faster to read
+                frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
+            staging.rename(final)
+        except BaseException:  # a full disk, a kill: nothing half-written stays
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return pack
 
     def frame_path(self, pack: str, frame: str) -> Path | None:
@@ -121,7 +125,7 @@ class Lake:
                 _atomic_write(target, _head(source, max_bytes))
         elif not target.exists() and not target.is_symlink():
             _atomic_copy(source, target, follow_symlinks=False)
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        _atomic_write(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
         return target
 
 
@@ -151,12 +155,20 @@ def _head(source: Path, count: int) -> bytes:
 def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_copy(source: Path, target: Path, follow_symlinks: bool = True) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    shutil.copy2(source, temporary, follow_symlinks=follow_symlinks)
-    os.replace(temporary, target)
+    try:
+        shutil.copy2(source, temporary, follow_symlinks=follow_symlinks)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
