@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from connectors.limits import IntakeLimits
-from warehouse.disk import DiskFull, is_disk_full
+from retrostride.connectors.limits import IntakeLimits
+from retrostride.warehouse.disk import DiskFull, is_disk_full
 
 CHUNK = 1 << 20
 #: A refused member's quarantine copy keeps at most its first bytes.

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.limits import MIB, IntakeLimits
-from connectors.sources import expanded_sources, list_source_files
+from retrostride.connectors.ingest.importer import ImportLimits, import_files
+from retrostride.connectors.limits import MIB, IntakeLimits
+from retrostride.connectors.sources import expanded_sources, list_source_files
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.store import Warehouse
 from tests.test_hostile_input import GOOD_GPX, OTHER_FIT, SMALL, run_import, zip_bytes
-from warehouse.ingest import ImportLimits, import_files
-from warehouse.lake import Lake
-from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,9 +61,9 @@ def test_a_fifo_and_a_socket_get_a_row_each_and_the_batch_imports(tmp_path):
 
 
 def test_the_inbox_sensor_lists_a_fifo_without_opening_it(tmp_path):
-    from pipelines.planning import SourceCursor, plan_import
-    from pipelines.sensors import _content_hash, list_stats
-    from pipelines.settings import WatchedSource
+    from retrostride.assets.settings import WatchedSource
+    from retrostride.pipelines.planning import SourceCursor, plan_import
+    from retrostride.pipelines.sensors import _content_hash, list_stats
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
