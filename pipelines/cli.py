@@ -240,3 +240,22 @@ def _print_query(settings: Settings, title: str | None, query: str) -> None:
     for row in frame.iter_rows():
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+
+
+@app.command()
+def rebuild() -> None:
+    """Recreate a damaged or lost warehouse from the lake and the ledger copies kept there, then publish everything."""
+    from retrostride.pipelines.runs import rebuild as rebuild_home
+    from retrostride.warehouse.rebuild import NoLedgerCopies
+
+    settings = Settings.from_env()
+    try:
+        with console.status("rebuilding the warehouse from the lake …"):
+            rebuilt, ranges = rebuild_home(settings)
+    except NoLedgerCopies as error:
+        console.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(1)
+    if rebuilt.kept_aside is not None:
+        console.print(f"The old warehouse file is kept as {escape(str(rebuilt.kept_aside))}.")
+    console.print(f"[bold]{rebuilt.ledger_rows} ledger rows[/] recovered; "
+                  f"published {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges) or 'nothing'}.")

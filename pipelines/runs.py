@@ -17,7 +17,9 @@ from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_end, months_of, plan_ranges
 from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
+from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.publish import mark_published
+from retrostride.warehouse.rebuild import Rebuilt, rebuild_warehouse
 from retrostride.warehouse.store import Warehouse
 
 #: Dagster's console log at WARNING: the CLI shows its own progress.
@@ -113,6 +115,20 @@ def import_paths(settings: Settings, paths: list[Path | str], athlete: str | Non
         tags={PUBLISH_TAG: "inline", **process_tags()},
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
+    return _publish(settings, defs, instance, days)
+
+
+def rebuild(settings: Settings, instance: dg.DagsterInstance | None = None) -> tuple[Rebuilt, list[tuple[date, date]]]:
+    """Recreate the warehouse from the lake (`warehouse.rebuild`) and publish every day its ledger
+    covers; the damaged file is kept aside.  Returns what was rebuilt and the published month ranges."""
+    instance = instance or instance_for(settings)
+    reap_dead_runs(instance)
+    rebuilt = rebuild_warehouse(Warehouse(settings.warehouse_path), Lake(settings.home))
+    return rebuilt, _publish(settings, build_definitions(settings), instance, rebuilt.days)
+
+
+def _publish(settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, days: list[date]) -> list[tuple[date, date]]:
+    """Publish the months holding `days`, then the marts and the snapshot; the published month ranges."""
     ranges = plan_ranges(months_of(days))
     warehouse = Warehouse(settings.warehouse_path)
     for first, last in ranges:

@@ -57,6 +57,11 @@ class Lake:
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Copies of the ledger's rows (`warehouse.ledger_copies`)."""
+        return self.home / "lake" / "ledger"
+
     def write_pack(self, frames: dict[str, pl.DataFrame]) -> str | None:
         """Write the frames of several files as a new pack, atomically; its id (None: no rows at all).
         An empty frame is not written."""
@@ -102,7 +107,7 @@ class Lake:
     def sweep(self, older_than_s: float = STALE_S) -> int:
         """Remove staging folders and temporary copies that a killed process left (hidden `.name`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
-        roots = [r for r in (self.decoded_root, self.home / "raw", self.quarantine_dir()) if r.exists()]
+        roots = [r for r in (self.decoded_root, self.ledger_dir, self.home / "raw", self.quarantine_dir()) if r.exists()]
         return _remove_older([leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]],
                              older_than_s)
 

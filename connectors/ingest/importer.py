@@ -31,6 +31,7 @@ from retrostride.connectors.sources import SourceFile, file_refusal
 from retrostride.connectors.validate import PLAUSIBLE, Range
 from retrostride.warehouse.disk import disk_full_as
 from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.ledger_copies import ensure_ledger_copied
 from retrostride.warehouse.packs import current_packs
 from retrostride.warehouse.store import Warehouse
 
@@ -78,6 +79,7 @@ def import_files(
     """
     with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES):
         warehouse.ensure_schema()
+        ensure_ledger_copied(warehouse, lake)
     lake.sweep()
     packs = current_packs(warehouse)
     lake.drop_unreferenced(set(packs.values()))
@@ -97,7 +99,7 @@ def import_files(
             if row.get("lake_pack"):
                 packs[row["sha256"]] = row["lake_pack"]
         if len(pending_rows) >= LEDGER_CHUNK:
-            flush(warehouse, pending_rows)
+            flush(warehouse, lake, pending_rows)
         if progress:
             progress(outcome)
 
@@ -148,7 +150,7 @@ def import_files(
         sha = row["sha256"]
         days, note, pack = attach_labels(lake, sha, packs.get(sha, sha), labels, latest)
         record(replace(outcome, days=days), {**row, "notes": note, "lake_pack": pack})
-    flush(warehouse, pending_rows)
+    flush(warehouse, lake, pending_rows)
     return summary
 
 

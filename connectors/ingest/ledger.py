@@ -11,6 +11,8 @@ import polars as pl
 
 from retrostride.connectors.limits import MIB
 from retrostride.warehouse.disk import disk_full_as
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.ledger_copies import RETRIED, write_ledger, write_ledger_copy
 from retrostride.warehouse.schema import LEDGER, PENDING_DAYS
 from retrostride.warehouse.store import Warehouse, insert
 
@@ -20,9 +22,6 @@ LEDGER_CHUNK = 500
 LEDGER_WRITE_BYTES = 4 * MIB
 
 
-#: Failures caused by the machine rather than the file: the next run tries the file again
-#: (an object the store would not hand over, e.g. access denied to one key, is one of them).
-RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
 
 
 @dataclass(frozen=True)
@@ -108,20 +107,15 @@ def pending_days(warehouse: Warehouse) -> list[date]:
     return warehouse.query("SELECT DISTINCT day FROM pending_days ORDER BY day")["day"].to_list()
 
 
-def flush(warehouse: Warehouse, rows: list[dict]) -> None:
-    """Write ledger rows and the days they touch in one transaction; a retried file's old row goes."""
+def flush(warehouse: Warehouse, lake: Lake, rows: list[dict]) -> None:
+    """Write ledger rows and the days they touch in one transaction, and their copy in the lake; a
+    retried file's old row goes."""
     if not rows:
         return
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
     days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
-    retried = " OR ".join("reason LIKE ?" for _ in RETRIED)
     with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES), warehouse.transaction() as connection:
-        connection.register("incoming_paths", frame.select("path"))
-        connection.execute(
-            f"DELETE FROM import_ledger WHERE status = 'failed' AND ({retried}) AND path IN (SELECT path FROM incoming_paths)",
-            [f"{prefix}%" for prefix in RETRIED],
-        )
-        connection.unregister("incoming_paths")
-        insert(connection, "import_ledger", frame)
+        write_ledger(connection, frame)
         insert(connection, "pending_days", days)
+        write_ledger_copy(lake, frame)
     rows.clear()
