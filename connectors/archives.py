@@ -141,7 +141,7 @@ def gunzip(path: Path, staging: Staging, name: str, limits: IntakeLimits, budget
     except Refused as refusal:
         raise Refused(f"{refusal.reason} (gzip)", target) from None
     except (OSError, EOFError, zlib.error) as error:
-        raise Refused(f"damaged gzip file: {type(error).__name__}: {error}", target) from None
+        raise Refused(f"damaged gzip file: {damage(error)}", target) from None
     return target
 
 
@@ -160,6 +160,20 @@ def overlapping_entries(infos: list[zipfile.ZipInfo], central_directory: int) ->
             return (f"refused: overlapping entries in the archive ({info.filename!r} reaches into the next "
                     "entry; a zip bomb of shared compressed data)")
     return None
+
+
+def damage(error: BaseException) -> str:
+    """What a decompression error says about the bytes, in words (no exception text in the ledger)."""
+    if isinstance(error, EOFError):
+        return "it ends before its compressed data does (truncated)"
+    if isinstance(error, zlib.error):
+        return "its compressed data is corrupt"
+    if isinstance(error, NotImplementedError):
+        return "compressed with a method that is not supported"
+    if isinstance(error, RuntimeError):
+        return "encrypted or unreadable"
+    message = str(error).splitlines()[0] if str(error) else "unreadable"
+    return message[0].lower() + message[1:] if isinstance(error, zipfile.BadZipFile) or "CRC" in message else "unreadable"
 
 
 @dataclass(frozen=True)
@@ -234,5 +248,5 @@ class ZipArchive:
         except Refused as refusal:
             raise Refused(refusal.reason, target) from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as error:
-            raise Refused(f"damaged archive member: {type(error).__name__}: {error}", target) from None
+            raise Refused(f"damaged archive member: {damage(error)}", target) from None
         return target

@@ -93,12 +93,14 @@ def _checked_tree(data: bytes):
     try:
         return safe_xml.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
-        raise DecodeError(f"GPX refused: {type(error).__name__} (DTDs and entities are not allowed)") from None
+        raise DecodeError("GPX refused: it declares a DTD or entities (DTDs and entities are not allowed)") from None
     except safe_xml.ParseError as error:
         line, column = getattr(error, "position", (None, None))
         raise DecodeError(f"GPX is not well-formed XML: error at line {line}, column {column}") from None
-    except (LookupError, ValueError) as error:  # an unknown encoding declared, bytes it cannot decode
-        raise DecodeError(f"GPX is not well-formed XML: {type(error).__name__}: {error}") from None
+    except LookupError as error:  # an unknown encoding declared
+        raise DecodeError(f"GPX is not well-formed XML: it declares an unknown encoding ({str(error).rsplit(': ', 1)[-1]})") from None
+    except ValueError:  # bytes its declared encoding cannot decode
+        raise DecodeError("GPX is not well-formed XML: bytes that are not valid in its declared encoding") from None
 
 
 def _parse(data: bytes) -> gpxpy.gpx.GPX:
@@ -107,8 +109,8 @@ def _parse(data: bytes) -> gpxpy.gpx.GPX:
         return gpxpy.parse(data.decode("utf-8-sig", errors="replace"))
     except gpxpy.gpx.GPXException as error:
         raise DecodeError(f"invalid GPX: {error}") from None
-    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as error:  # gpxpy on odd values
-        raise DecodeError(f"invalid GPX: {type(error).__name__}: {error}") from None
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError):  # gpxpy on odd values
+        raise DecodeError("invalid GPX: a value gpxpy cannot read (an odd number, time or structure)") from None
 
 
 # -- the fast path: gpxpy's reading of a GPX 1.1 document, from the tree defusedxml built -------------

@@ -79,7 +79,7 @@ def parse_untrusted_xml(data: bytes, what: str) -> Element:
     try:
         return safe_xml.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
-        raise DecodeError(f"{what} refused: {type(error).__name__} (DTDs and entities are not allowed)") from None
+        raise DecodeError(f"{what} refused: it declares a DTD or entities (DTDs and entities are not allowed)") from None
     except safe_xml.ParseError as error:
         line, column = getattr(error, "position", (None, None))
         raise DecodeError(f"{what} is not well-formed XML: error at line {line}, column {column}") from None

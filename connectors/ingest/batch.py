@@ -79,7 +79,7 @@ def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda i
         except DecodeError as error:
             results[index] = failed_job(job, str(error))
         except Exception as error:  # a bug must not stop the batch: explain and contain it
-            results[index] = failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")
+            results[index] = crashed(job, error)
     starting(-1)
     checked = _checked(jobs, decoded)
     kept = {index: c for index, c in checked.items() if isinstance(c, _Checked)}
@@ -163,7 +163,7 @@ def _checked(jobs: list[Job], decoded: list[_Decoded]) -> dict[int, _Checked | t
         if len(decoded) > 1:
             return {index: checked for one in decoded for index, checked in _checked(jobs, [one]).items()}
         job = jobs[decoded[0].index]
-        return {decoded[0].index: failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")}
+        return {decoded[0].index: crashed(job, error)}
 
 
 def _checked_batch(jobs: list[Job], decoded: list[_Decoded]) -> list[_Checked]:
@@ -209,3 +209,9 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
 
 def failed_job(job: Job, reason: str) -> tuple[Outcome, dict]:
     return failed_outcome(Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+
+
+def crashed(job: Job, error: Exception) -> tuple[Outcome, dict]:
+    """A bug of ours some file's bytes trigger: a readable reason, the exception in the row's notes."""
+    outcome, row = failed_job(job, "decoder crashed: an internal error of retrostride on this file (details in notes)")
+    return outcome, {**row, "notes": f"{type(error).__name__}: {error}"[:500]}
