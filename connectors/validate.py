@@ -91,6 +91,7 @@ def validate_batch(
     frames = batch.frames
     records = _null_outside(frames["records"], ranges, notes)
     records = _null_stray_times(records, earliest, latest, notes)
+    records = _clean_time_order(records, notes)
     activities = _null_outside(frames["activities"], ranges, notes)
     laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
     body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
@@ -145,6 +146,31 @@ def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes
     for file, found in _counts(records, stray.sum().alias("stray")):
         notes[file].append(f"ts: {found['stray']} sample(s) dated outside {earliest}..{latest} dropped")
     return records.filter(~stray)
+
+
+def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Drop samples without a readable time in an activity whose other samples have one (a date like
+    2024-02-30, an offset of +25:00) and samples repeating the time of the sample before them; count
+    steps back in time, which stay in file order (clock glitches are the detector's concern)."""
+    if records.height == 0:
+        return records
+    group = (FILE, "session")
+    ts = pl.col("ts")
+    previous = ts.forward_fill().shift(1).over(group)
+    flags = records.select(
+        (ts.is_null() & ts.is_not_null().any().over(group)).alias("untimed"),
+        (ts.is_not_null() & (ts == previous)).alias("repeated"),
+        (ts.is_not_null() & (ts < previous)).alias("backwards"),
+        pl.col(FILE),
+    )
+    if not flags.select(pl.any_horizontal(pl.col("untimed", "repeated", "backwards").any())).item():
+        return records
+    said = {"untimed": "sample(s) without a readable time in a timed activity dropped",
+            "repeated": "sample(s) repeating the time of the sample before dropped",
+            "backwards": "step(s) back in time (the samples stay in file order)"}
+    for file, found in _counts(flags, *(pl.col(name).sum() for name in said)):
+        notes[file] += [f"ts: {n} {said[name]}" for name, n in found.items()]
+    return records.filter(~(flags["untimed"] | flags["repeated"]))
 
 
 def _bound(value: float) -> str:
