@@ -155,7 +155,7 @@ def overlapping_entries(infos: list[zipfile.ZipInfo], central_directory: int) ->
     each entry's extent is used (fixed header + compressed size), so a sound zip is never refused."""
     ordered = sorted(infos, key=lambda info: info.header_offset)
     ends = [*(info.header_offset for info in ordered[1:]), central_directory]
-    for info, end in zip(ordered, ends):
+    for info, end in zip(ordered, ends, strict=True):
         if info.header_offset + LOCAL_HEADER_BYTES + info.compress_size > end:
             return (f"refused: overlapping entries in the archive ({info.filename!r} reaches into the next "
                     "entry; a zip bomb of shared compressed data)")

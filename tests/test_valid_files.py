@@ -33,12 +33,16 @@ def test_a_root_element_after_a_long_comment_is_recognised(tmp_path):
 
 def test_impossible_dates_repeated_and_backward_times_are_cleaned_and_counted(tmp_path):
     times = seconds(0, 1, 2, 2, 3, 4, 3, 5) + ["2024-02-30T10:00:06Z"] + seconds(7, 8, 9)
-    rows = run_import(tmp_path, {"odd.gpx": gpx(times)})
+    document = gpx(times)
+    point = POINT.format(i=11, time=times[-1]).encode()
+    document = document.replace(point, point * 2)  # the last sample written twice, exactly
+    rows = run_import(tmp_path, {"odd.gpx": document})
     notes = rows["odd.gpx"]["notes"]
     assert "ts: 1 sample(s) without a readable time in a timed activity dropped" in notes  # 2024-02-30
-    assert "ts: 1 sample(s) repeating the time of the sample before dropped" in notes
+    assert "ts: 1 sample(s) repeating the sample before exactly dropped" in notes
+    assert "ts: 1 sample(s) with the time of the sample before (kept)" in notes  # another position: 2 Hz, whole seconds
     assert "ts: 1 step(s) back in time (the samples stay in file order)" in notes
-    assert rows["odd.gpx"]["status"] == "ok"
+    assert rows["odd.gpx"]["status"] == "ok" and rows["odd.gpx"]["records"] == 13
 
 
 def test_unreadable_csv_rows_are_counted(tmp_path):

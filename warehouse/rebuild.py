@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from retrostride.warehouse.lake import Lake
@@ -50,7 +50,7 @@ def _move_aside(path: Path) -> Path | None:
     """Rename the warehouse file (and its write-ahead log) to `<name>.damaged-<UTC time>`."""
     if not path.exists():
         return None
-    aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
     os.replace(path, aside)
     wal = path.with_name(path.name + ".wal")
     if wal.exists():
