@@ -16,7 +16,7 @@ from retrostride.warehouse.ledger_copies import RETRIED, write_ledger, write_led
 from retrostride.warehouse.schema import LEDGER, PENDING_DAYS
 from retrostride.warehouse.store import Warehouse, insert
 
-#: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
+#: Ledger rows written per transaction (each costs a commit); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
 #: Room a ledger write may need (DuckDB's write-ahead log and a new block), for a full disk's message.
 LEDGER_WRITE_BYTES = 4 * MIB
