@@ -6,7 +6,8 @@ decoders against the whole-document ones they replaced (from git), in the same r
 A GPX 1.1 file (Garmin TrackPointExtension: elevation, time, heart rate, cadence) and a TCX file of
 about --mb megabytes each are generated once under benchmarks/.cache/.  Each decoder decodes the file
 in a child process of its own; the child reports its peak RSS (VmHWM), its RSS after imports (the
-baseline), the records decoded and the decoding time.  The old decoders are the modules of
+baseline), the records decoded and the decoding time (wall and CPU: on a shared machine CPU time
+is the steadier measure of speed).  The old decoders are the modules of
 --old-revision (before streaming), loaded from git into the child.
 """
 
@@ -51,10 +52,10 @@ CHILD = textwrap.dedent("""
         module = types.ModuleType("old_decoder")
         exec(compile(open(source).read(), source, "exec"), module.__dict__)
     baseline = rss("VmRSS:")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     decoded = getattr(module, function)(Path(path))
-    seconds = time.perf_counter() - started
-    print(json.dumps({"baseline": baseline, "peak": rss("VmHWM:"), "seconds": seconds, "records": decoded.records.height,
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"baseline": baseline, "peak": rss("VmHWM:"), "seconds": seconds, "cpu": cpu, "records": decoded.records.height,
                       "decoder": decoded.decoder}))
 """)
 
@@ -105,8 +106,8 @@ def main() -> int:
     parser.add_argument("--old-revision", default="9d6b316")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    print("| file | decoder | records | seconds | records/s | peak RSS | above imports | peak / file size |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| file | decoder | records | wall s | CPU s | records/s (CPU) | peak RSS | above imports | peak / file size |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for fmt in args.formats.split(","):
         path = generate(fmt, args.mb)
         size = path.stat().st_size
@@ -114,11 +115,11 @@ def main() -> int:
         for label, source in (("streaming", "current"), (f"whole document ({args.old_revision})", str(old_module(relative, args.old_revision)))):
             found = measure(source, function, path)
             if "error" in found:
-                print(f"| {path.name} ({size / 1e6:.0f} MB) | {label} | failed: {found['error']} |||||")
+                print(f"| {path.name} ({size / 1e6:.0f} MB) | {label} | failed: {found['error']} ||||||")
                 continue
             above = found["peak"] - found["baseline"]
             print(f"| {path.name} ({size / 1e6:.0f} MB) | {label} ({found['decoder']}) | {found['records']:,} | {found['seconds']:.1f} | "
-                  f"{found['records'] / found['seconds']:,.0f} | {found['peak'] / 1e6:,.0f} MB | {above / 1e6:,.0f} MB | "
+                  f"{found['cpu']:.1f} | {found['records'] / found['cpu']:,.0f} | {found['peak'] / 1e6:,.0f} MB | {above / 1e6:,.0f} MB | "
                   f"{found['peak'] / size:.2f}x |", flush=True)
     return 0
 

@@ -191,7 +191,7 @@ class _Segment:
         time, latitude, longitude = point[:3]
         self.latitudes.append(latitude)
         self.longitudes.append(longitude)
-        if time is not None and (ts is not None if _UTC_SECOND.fullmatch(time) else gpxpy.gpxfield.TIME_TYPE.from_string(time)):
+        if ts is not None or (time is not None and gpxpy.gpxfield.TIME_TYPE.from_string(time)):  # gpxpy reads a time there
             self.first = self.first or time
             self.last = time
 
