@@ -5,7 +5,10 @@ directly in it to the default athlete.  Zip archives (and `.gz` files) are *sour
 expanded under limits into staged member files that flow through the same ingest as loose files,
 each with a ledger path like `export.zip!activities/123.fit.gz`.  A Strava or Garmin export (zip or
 unpacked folder) adds its metadata: tables decoded on their own, and labels for its activity files.
-Symbolic links and anything refused while expanding are listed with a `refusal`, never skipped.
+Symbolic links, FIFOs, sockets, devices, files the importer may not read and anything refused while
+expanding are listed with a `refusal`, never skipped, and never opened for reading (a FIFO would
+block); a hidden archive member is listed as `ignored`.  Ledger paths are `printable`: bytes that are
+not UTF-8 and control characters escaped.
 An object-store prefix (`s3://bucket/prefix`, `connectors/object_store.py`) is read like a folder:
 each object is streamed into the staging folder under the size limit and goes on like a local file,
 with its `s3://bucket/key` as the ledger path.
@@ -88,7 +91,7 @@ def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, 
                       limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
-    Hidden files and folders (".name") are skipped.  Archives and `.gz` files need `staging`; without
+    Hidden files and folders (".name") of a folder are skipped.  Archives and `.gz` files need `staging`; without
     it they are listed as they are (and the decoder says what they are).  `s3://` URLs need it too.
     """
     expander = _Expander(Staging(staging), limits) if staging is not None else None
