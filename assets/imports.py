@@ -122,6 +122,7 @@ def summary_metadata(summary: ImportSummary) -> dict:
         "failed": summary.count("failed"),
         "duplicate": summary.count("duplicate"),
         "skipped": summary.count("skipped"),
+        "ignored": summary.count("ignored"),  # hidden archive members, each with a ledger row
         "records": summary.records,
         "days": dg.MetadataValue.json([d.isoformat() for d in days]),
         "first_day": days[0].isoformat() if days else None,

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from benchmarks.checksum import differences, table_checksums
 from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.ledger_copies import replay_ledger
 from retrostride.warehouse.packs import current_packs
+from retrostride.warehouse.schema import LEDGER
 from retrostride.warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +131,21 @@ def lake_problems(home: Path) -> list[str]:
     pending = warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0]
     if pending:
         problems.append(f"{pending} day(s) still waiting to be published")
+    if ledger_from_copies(lake) != set(warehouse.query("SELECT sha256, path, status FROM import_ledger").rows()):
+        problems.append("the ledger copies in the lake do not give the warehouse's ledger back")
     return problems
+
+
+def ledger_from_copies(lake: Lake) -> set[tuple]:
+    """(sha256, path, status) of the ledger `retrostride rebuild` would recover from the lake."""
+    connection = duckdb.connect()
+    try:
+        connection.register("empty_ledger", pl.DataFrame(schema=LEDGER))
+        connection.execute("CREATE TABLE import_ledger AS SELECT * FROM empty_ledger")
+        replay_ledger(connection, lake)
+        return set(connection.execute("SELECT sha256, path, status FROM import_ledger").fetchall())
+    finally:
+        connection.close()
 
 
 @dataclass

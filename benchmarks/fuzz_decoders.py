@@ -1,12 +1,13 @@
-"""Fuzz the decoders with seeded mutants of the corpus FIT and GPX files and print the outcomes.
+"""Fuzz the decoders with seeded mutants of the corpus FIT, GPX and TCX files and print the outcomes.
 
     python benchmarks/fuzz_decoders.py [--mutants 3000] [--seed 1] [--timeout 60] [--max-kb 130]
 
 Every FIT mutant goes through fitparse (`decode_fit`) and the columnar decoder, every GPX mutant
-through gpxpy, each in a watched child process (benchmarks/fuzzing.py).  A decoder may accept a mutant
-(ok/partial) or reject it with a reason (failed); an exception other than DecodeError, a frame off
-the canonical schema, a hang or a dead interpreter is a bug: the mutant is saved under --keep for
-replay and the exit status is 1.
+through `decode_gpx` (streamed, or gpxpy where it must), every TCX mutant through `decode_tcx`, each
+in a watched child process (benchmarks/fuzzing.py).  A decoder may accept a mutant (ok/partial) or
+reject it with a reason in words (failed); an exception other than DecodeError, a reason holding
+Python exception text, a frame off the canonical schema, a hang or a dead interpreter is a bug: the
+mutant is saved under --keep for replay and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> int:
     parser.add_argument("--max-kb", type=int, default=130, help="mutate corpus files up to this size (fitparse is slow)")
     parser.add_argument("--keep", type=Path, default=ROOT / "fuzz-findings")
     args = parser.parse_args()
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx") and f.path.stat().st_size <= args.max_kb * 1024]
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx") and f.path.stat().st_size <= args.max_kb * 1024]
     started = time.perf_counter()
 
     def progress(done: int, results) -> None:

@@ -250,6 +250,10 @@ def gpx_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
 # --- the watched child process ---------------------------------------------------------------------
 
 
+#: An exception's class name in a reason ("TypeError: ..."): the ledger says what is wrong in words.
+PYTHON_ERROR = re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception)\b")
+
+
 def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     """(status, reason, records) of one decode as the importer would see it; status 'bug' for an
     exception other than DecodeError or a result that breaks the decoders' contract."""
@@ -259,6 +263,7 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     from retrostride.connectors.fit_columnar import decode_fit_columnar
     from retrostride.connectors.frames import warehouse_frames
     from retrostride.connectors.gpx import decode_gpx
+    from retrostride.connectors.tcx import decode_tcx
     from retrostride.warehouse.schema import (
         FILE_ACTIVITIES,
         FILE_BODY_MEASUREMENTS,
@@ -267,7 +272,7 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
         DecodeError,
     )
 
-    decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx}
+    decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx, "tcx": decode_tcx}
     if ":" in decoder:  # "module:function", e.g. a misbehaving decoder that tests the harness
         import importlib
 
@@ -277,7 +282,11 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
         decoded = decoders[decoder](Path(path))
     except DecodeError as error:
         reason = str(error)
-        return ("failed", reason, 0) if reason.strip() else ("bug", "DecodeError without a reason", 0)
+        if not reason.strip():
+            return "bug", "DecodeError without a reason", 0
+        if PYTHON_ERROR.search(reason):
+            return "bug", f"Python exception text in the reason: {reason}", 0
+        return "failed", reason, 0
     except Exception:
         return "bug", traceback.format_exc(limit=6), 0
     problems = [
@@ -375,22 +384,24 @@ class Harness:
 
 
 def run(files: list[Path], mutants: int, seed: int, timeout_s: float = 60.0, progress=None) -> list[Result]:
-    """`mutants` mutants of `files` (FIT through both FIT decoders, GPX through gpxpy), seeded."""
+    """`mutants` mutants of `files` (FIT through both FIT decoders, GPX and TCX through theirs, with
+    the same XML mutations), seeded."""
     rng = random.Random(seed)
     contents = {p: p.read_bytes() for p in files}
     fits = [p for p in files if p.suffix.lower() == ".fit"]
-    gpxs = [p for p in files if p.suffix.lower() == ".gpx"]
+    xmls = [p for p in files if p.suffix.lower() in (".gpx", ".tcx")]
     results: list[Result] = []
     with Harness(timeout_s) as harness:
         for i in range(mutants):
             local = random.Random(rng.getrandbits(64))
-            is_fit = bool(fits) and (not gpxs or local.random() < 0.7)
-            pool = fits if is_fit else gpxs
+            is_fit = bool(fits) and (not xmls or local.random() < 0.7)
+            pool = fits if is_fit else xmls
             source = local.choice(pool)
             other = contents[local.choice(pool)]
             mutation, mutant = (fit_mutant if is_fit else gpx_mutant)(contents[source], local, other)
-            for decoder in (("fitparse", "columnar") if is_fit else ("gpx",)):
-                status, reason, records = harness.decode(decoder, mutant, ".fit" if is_fit else ".gpx")
+            suffix = source.suffix.lower()
+            for decoder in (("fitparse", "columnar") if is_fit else (suffix[1:],)):
+                status, reason, records = harness.decode(decoder, mutant, suffix)
                 results.append(Result(decoder, source.name, mutation, status, reason, records, mutant))
             if progress:
                 progress(i + 1, results)

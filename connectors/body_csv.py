@@ -46,5 +46,7 @@ def decode_body_csv(path: Path) -> DecodedFile:
     ).filter(pl.col("ts").is_not_null() & (pl.col("weight_kg") > 0))
     if table.height and not frame.height:
         raise DecodeError(f"body-measurement CSV: none of its {table.height} rows has a readable date and weight")
+    skipped = table.height - frame.height
     return DecodedFile(format="csv", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       body_measurements=conform(frame.sort("ts"), FILE_BODY_MEASUREMENTS))
+                       body_measurements=conform(frame.sort("ts"), FILE_BODY_MEASUREMENTS),
+                       notes=f"{skipped} of {table.height} row(s) without a readable date and weight skipped" if skipped else None)

@@ -72,9 +72,16 @@ def _read_messages(path: Path) -> tuple[FitMessages, tuple[str, bool] | None]:
         except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
             # fitparse meets bytes it does not expect (a bit flip in a field value, a field size its
             # type processors cannot read) with plain Python errors: damage all the same
-            damage = damage_reason("corrupt", _offset(fit), f"fitparse failed: {type(error).__name__}: {error}")
+            damage = damage_reason("corrupt", _offset(fit), f"a value fitparse cannot read ({_PLAIN_ERRORS.get(type(error), 'damaged field')})")
     messages = {name: _to_frame(found, FIT_FIELDS[name]) for name, found in rows.items() if found}
     return messages, damage
+
+
+#: What fitparse's plain Python errors mean in a damaged file, for the ledger (no exception text there).
+_PLAIN_ERRORS = {TypeError: "a field of the wrong type", KeyError: "an unknown field or message number",
+                 IndexError: "a field shorter than its type", struct.error: "a field shorter than its type",
+                 ValueError: "an impossible field value", ZeroDivisionError: "a scale of zero",
+                 OverflowError: "a field value out of range"}
 
 
 def _to_frame(rows: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -50,6 +51,26 @@ ROLE_DECODERS = {
 }
 
 
+#: XML root elements (local names, lower case) → format.
+XML_ROOTS = {"gpx": "gpx", "trainingcenterdatabase": "tcx"}
+#: How far into an XML file its root element is looked for, past declarations, comments and a DTD.
+XML_ROOT_WITHIN = 1 << 20
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.S)
+_ELEMENT = re.compile(rb"\s*<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
+
+
+def xml_root(path: Path) -> str | None:
+    """The local name (lower case) of an XML file's root element, found within its first
+    XML_ROOT_WITHIN bytes; None when there is none there."""
+    with open(path, "rb") as handle:
+        data = handle.read(XML_ROOT_WITHIN).removeprefix(b"\xef\xbb\xbf")
+    position = 0
+    while (item := _PROLOG_ITEM.match(data, position)) and item.end() > position:
+        position = item.end()
+    element = _ELEMENT.match(data, position)
+    return element.group(1).decode("ascii").lower() if element else None
+
+
 def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | None = None) -> tuple[str, Decoder]:
     """The format of `path` and the decoder for it, or a DecodeError saying why there is none.
 
@@ -65,6 +86,8 @@ def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | Non
     if not head:
         raise DecodeError("empty file (0 bytes)")
     fmt = sniff(head)
+    if fmt == "unknown" and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        fmt = XML_ROOTS.get(xml_root(path), "unknown")  # a root element after a long comment
     if fmt == "unknown" and strava.is_activities_table(path):
         return "strava_activities", strava.decode_activities
     if fmt in ("gzip", "zip"):

@@ -5,7 +5,10 @@ directly in it to the default athlete.  Zip archives (and `.gz` files) are *sour
 expanded under limits into staged member files that flow through the same ingest as loose files,
 each with a ledger path like `export.zip!activities/123.fit.gz`.  A Strava or Garmin export (zip or
 unpacked folder) adds its metadata: tables decoded on their own, and labels for its activity files.
-Symbolic links and anything refused while expanding are listed with a `refusal`, never skipped.
+Symbolic links, FIFOs, sockets, devices, files the importer may not read and anything refused while
+expanding are listed with a `refusal`, never skipped, and never opened for reading (a FIFO would
+block); a hidden archive member is listed as `ignored`.  Ledger paths are `printable`: bytes that are
+not UTF-8 and control characters escaped.
 An object-store prefix (`s3://bucket/prefix`, `connectors/object_store.py`) is read like a folder:
 each object is streamed into the staging folder under the size limit and goes on like a local file,
 with its `s3://bucket/key` as the ledger path.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -43,7 +47,8 @@ class SourceFile:
 
     `path` holds the bytes (a staged copy for an archive member or a `.gz`); `origin` is what the
     ledger calls it (default: `path`).  `kind` names a decoder chosen by the file's role in an export
-    (None: sniff the bytes); `refusal` says why the file was refused while listing.
+    (None: sniff the bytes); `refusal` says why the file was refused while listing, `ignored` why it
+    is deliberately not imported (a hidden member of an archive).
     """
 
     path: Path
@@ -51,12 +56,13 @@ class SourceFile:
     origin: str | None = None
     kind: str | None = None
     refusal: str | None = None
+    ignored: str | None = None
     labels: PlatformLabels | None = None
     modified_at: datetime | None = None
 
     @property
     def ledger_path(self) -> str:
-        return self.origin or str(self.path)
+        return printable(self.origin or str(self.path))
 
 
 #: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
@@ -85,7 +91,7 @@ def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, 
                       limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
-    Hidden files and folders (".name") are skipped.  Archives and `.gz` files need `staging`; without
+    Hidden files and folders (".name") of a folder are skipped.  Archives and `.gz` files need `staging`; without
     it they are listed as they are (and the decoder says what they are).  `s3://` URLs need it too.
     """
     expander = _Expander(Staging(staging), limits) if staging is not None else None
@@ -96,12 +102,10 @@ def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, 
             yield from _walk_objects(expander, store or ObjectStore(), ObjectUrl.parse(root), athlete_id)
             continue
         root = Path(root)
-        if root.is_symlink():
-            yield SourceFile(root, athlete_id or DEFAULT_ATHLETE, refusal=symlink_refusal(root))
-        elif root.is_file():
-            yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
-        else:
+        if root.is_dir() and not root.is_symlink() or not os.path.lexists(root):
             yield from _walk(expander, root, athlete_id)
+        else:
+            yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
 
 
 def count_source_files(paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None) -> int:
@@ -128,7 +132,47 @@ def _hidden(name: str) -> bool:
 
 
 def symlink_refusal(path: Path) -> str:
-    return f"refused: symbolic link to {os.readlink(path)} (only regular files are imported)"
+    return f"refused: symbolic link to {printable(os.readlink(path))} (only regular files are imported)"
+
+
+#: File types that are not regular files, by `stat.S_IFMT`, as a refusal names them.
+_FILE_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+
+
+def file_refusal(path: Path) -> str | None:
+    """Why a listed path cannot be imported as a file (a symbolic link, a FIFO, a socket, a device, no
+    read permission), or None.  Opens without blocking and reads nothing: a FIFO never hangs a listing."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as error:
+        return f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+    if stat.S_ISLNK(mode):
+        return symlink_refusal(path)
+    if not stat.S_ISREG(mode):
+        return f"refused: not a regular file ({_FILE_TYPES.get(stat.S_IFMT(mode), 'an unknown kind')})"
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)))
+    except PermissionError:
+        return "refused: permission denied (the importer may not read this file)"
+    except OSError as error:
+        return f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+    return None
+
+
+def printable(name: str) -> str:
+    """A path or name for the ledger and logs: bytes that are not UTF-8 (a file system hands them over
+    as surrogates) and control characters escaped as `\\xNN`, so the row can be stored and read."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else _escaped(c) for c in name)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of a byte that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Iterator[SourceFile]:
@@ -143,20 +187,20 @@ def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Ite
             yield from expander.expand(tree, str(here), owner or DEFAULT_ATHLETE, depth=1, budget=expander.new_budget())
             continue
         for name in sorted(files + [d for d in dirs if (here / d).is_symlink()]):
-            path = here / name
             if name.startswith("."):
                 continue
-            if path.is_symlink():
+            if (here / name).is_symlink():
                 dirs[:] = [d for d in dirs if d != name]
-                yield SourceFile(path, owner or DEFAULT_ATHLETE, refusal=symlink_refusal(path))
-            else:
-                yield from _loose(expander, path, owner or DEFAULT_ATHLETE)
+            yield from _loose(expander, here / name, owner or DEFAULT_ATHLETE)
 
 
 def _loose(expander: _Expander | None, path: Path, athlete: str) -> Iterator[SourceFile]:
+    """A file named in a listing: refused when it cannot be read as a regular file, else itself (or
+    what it contains, when it is an archive and there is a staging folder)."""
     plain = SourceFile(path, athlete, origin=str(path), modified_at=_mtime(path))
-    if expander is None:
-        yield plain
+    refusal = file_refusal(path)
+    if refusal is not None or expander is None:
+        yield replace(plain, refusal=refusal)
     else:
         yield from expander.dispatch(plain, path.name, depth=0, budget=expander.new_budget())
 
@@ -242,6 +286,8 @@ class _PrefixTree:
     """An unpacked export under an object-store prefix, read like an export folder; each object is
     downloaded once, when the expansion asks for it."""
 
+    hidden = ()  # left out by the listing
+
     def __init__(self, store: ObjectStore, bucket: str, objects: dict[str, StoredObject], limits: IntakeLimits):
         self.store, self.bucket, self.objects, self.limits = store, bucket, objects, limits
         self.names = sorted(objects)
@@ -266,6 +312,8 @@ class _PrefixTree:
 class _FolderTree:
     """An unpacked export folder, read like an archive."""
 
+    hidden = ()  # hidden files of a folder are not listed, as in any other folder
+
     def __init__(self, folder: Path):
         self.folder = folder
         self._names: list[str] | None = None
@@ -275,7 +323,7 @@ class _FolderTree:
         if self._names is None:
             self._names = sorted(
                 p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
-                if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+                if (p.is_symlink() or not p.is_dir()) and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
             ) if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists() else []
         return self._names
 
@@ -284,8 +332,7 @@ class _FolderTree:
         return detect_layout(self.names)
 
     def refusal(self, name: str) -> str | None:
-        path = self.folder / name
-        return symlink_refusal(path) if path.is_symlink() else None
+        return file_refusal(self.folder / name)
 
     def stage(self, name: str, staging: Staging) -> Path:
         return self.folder / name
@@ -304,6 +351,7 @@ class _ZipTree:
         self.archive = archive
         self.by_name = {m.name: m for m in archive.members}
         self.names = [m.name for m in archive.members if not _hidden(m.name)]
+        self.hidden = [m.name for m in archive.members if _hidden(m.name)]
         self.layout = detect_layout(self.names)
 
     def refusal(self, name: str) -> str | None:
@@ -339,6 +387,7 @@ class _Expander:
         if depth >= self.limits.max_depth:
             yield replace(source, refusal=f"refused: {container} nested more than {self.limits.max_depth} levels deep")
             return
+        budget.opening(source.path)
         if container == "gzip":
             try:
                 inner = archives.gunzip(source.path, self.staging, name, self.limits, budget)
@@ -363,6 +412,9 @@ class _Expander:
         layout: Layout = tree.layout
         roles = {name: layout.role(name) for name in tree.names}
         table, unreadable = self._labels_table(tree, layout, roles)
+        for name in tree.hidden:  # counted and visible in the ledger, never read
+            yield SourceFile(Path(), athlete, origin=f"{origin}!{name}", modified_at=tree.modified_at(name),
+                             ignored="ignored: hidden archive member (a name starting with '.', or __MACOSX/)")
         for name in tree.names:
             role, refusal = roles[name], tree.refusal(name)
             member = SourceFile(Path(), athlete, origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",

@@ -91,6 +91,7 @@ def validate_batch(
     frames = batch.frames
     records = _null_outside(frames["records"], ranges, notes)
     records = _null_stray_times(records, earliest, latest, notes)
+    records = _clean_time_order(records, notes)
     activities = _null_outside(frames["activities"], ranges, notes)
     laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
     body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
@@ -145,6 +146,44 @@ def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes
     for file, found in _counts(records, stray.sum().alias("stray")):
         notes[file].append(f"ts: {found['stray']} sample(s) dated outside {earliest}..{latest} dropped")
     return records.filter(~stray)
+
+
+#: Record columns a decoder may derive from the time step (no step: no value), left out when
+#: deciding whether a sample repeats the one before.
+RATES = ("speed_mps",)
+
+
+def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Drop samples without a readable time in an activity whose other samples have one (a date like
+    2024-02-30, an offset of +25:00) and samples that repeat the sample before them exactly; count
+    samples that share their time with the one before (2 Hz recorders with whole-second times) and
+    steps back in time: both stay, in file order (clock glitches are the detector's concern)."""
+    if records.height == 0:
+        return records
+    group = (FILE, "session")
+    ts = pl.col("ts")
+    previous = ts.forward_fill().shift(1).over(group)
+    flags = records.select(
+        (ts.is_null() & ts.is_not_null().any().over(group)).alias("untimed"),
+        (ts == previous).fill_null(False).alias("same_time"),  # the first sample has no previous: null
+        (ts < previous).fill_null(False).alias("backwards"),
+        pl.col(FILE),
+    )
+    seen = flags.select(pl.col("untimed", "same_time", "backwards").any()).row(0, named=True)
+    if not any(seen.values()):
+        return records
+    duplicate = flags["same_time"]
+    if seen["same_time"]:  # which of them repeat the sample before in every value (checked only then: costly)
+        duplicate = duplicate & records.select(pl.all_horizontal(
+            pl.col(c).eq_missing(pl.col(c).shift(1).over(group)) for c in records.columns if c not in (FILE, *RATES))).to_series()
+    flags = flags.with_columns(duplicate.alias("duplicate")).with_columns(pl.col("same_time") & ~pl.col("duplicate"))
+    said = {"untimed": "sample(s) without a readable time in a timed activity dropped",
+            "duplicate": "sample(s) repeating the sample before exactly dropped",
+            "same_time": "sample(s) with the time of the sample before (kept)",
+            "backwards": "step(s) back in time (the samples stay in file order)"}
+    for file, found in _counts(flags, *(pl.col(name).sum() for name in said)):
+        notes[file] += [f"ts: {n} {said[name]}" for name, n in found.items()]
+    return records.filter(~(flags["untimed"] | flags["duplicate"]))
 
 
 def _bound(value: float) -> str:

@@ -144,7 +144,7 @@ def report(
     except ValueError as error:
         console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
         raise typer.Exit(2) from None
-    settings = Settings.from_env()
+    settings = _settings()
     published = _published_snapshot(settings)
     summary = write_report(published, output or default_report_path(settings.home, athlete), scope,
                            cache=bundle_cache(settings.home))
@@ -338,9 +338,9 @@ def _usage(message: str):
 def _settings(check: bool = False) -> Settings:
     """Settings from the environment; with `check`, every configuration file is read first, and an
     unusable one ends the command with its one-line reason (exit 2)."""
-    from retrostride.assets.settings import Settings, check_configuration
+    from retrostride.assets.settings import check_configuration
 
-    settings = Settings.from_env()
+    settings = _settings()
     if check:
         try:
             check_configuration(settings)
@@ -474,3 +474,22 @@ def _log_traceback(error: BaseException) -> Path:
         except OSError:
             continue
     return Path("(nowhere: the disk refused the log)")
+
+
+@app.command()
+def rebuild() -> None:
+    """Recreate a damaged or lost warehouse from the lake and the ledger copies kept there, then publish everything."""
+    from retrostride.pipelines.runs import rebuild as rebuild_home
+    from retrostride.warehouse.rebuild import NoLedgerCopies
+
+    settings = _settings()
+    try:
+        with console.status("rebuilding the warehouse from the lake …"):
+            rebuilt, ranges = rebuild_home(settings)
+    except NoLedgerCopies as error:
+        console.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(1)
+    if rebuilt.kept_aside is not None:
+        console.print(f"The old warehouse file is kept as {escape(str(rebuilt.kept_aside))}.")
+    console.print(f"[bold]{rebuilt.ledger_rows} ledger rows[/] recovered; "
+                  f"published {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges) or 'nothing'}.")

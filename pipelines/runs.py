@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,9 @@ from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.rebuild import Rebuilt, rebuild_warehouse
+from retrostride.warehouse.store import Warehouse
 
 #: Dagster's console log off in the terminal (its lines stay in the run's log): the CLI shows its own
 #: progress and one-line warnings, and a failure as one sentence.
@@ -108,6 +112,15 @@ def import_paths(settings: Settings, paths: list[Path | str], athlete: str | Non
     result = defs.resolve_job_def("import_files").execute_in_process(
         run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags())
     return published_ranges(result)
+
+
+def rebuild(settings: Settings, instance: dg.DagsterInstance | None = None) -> tuple[Rebuilt, list[tuple[date, date]]]:
+    """Recreate the warehouse from the lake (`warehouse.rebuild`: the damaged file is kept aside),
+    then run the `import_files` job on an empty folder, which publishes every day the rebuilt ledger
+    left pending; what was rebuilt and the published month ranges."""
+    rebuilt = rebuild_warehouse(Warehouse(settings.warehouse_path), Lake(settings.home))
+    with tempfile.TemporaryDirectory(dir=settings.home) as nothing_new:
+        return rebuilt, import_paths(settings, [nothing_new], instance=instance)
 
 
 RANGE_START = "dagster/asset_partition_range_start"

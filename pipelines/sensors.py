@@ -8,6 +8,7 @@ re-imported). The run does the rest (`pipelines/import_job.py`): publish, score,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -39,7 +40,9 @@ def list_stats(source: WatchedSource) -> list[FileStat]:
         except FileNotFoundError:  # removed while listing
             continue
         key = str(Path(item.path).relative_to(source.root))
-        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns))
+        # a file that cannot be read (a FIFO, no permission) is named by its refusal, never opened
+        refused = hashlib.sha256(f"{item.path}\0{item.refusal}".encode()).hexdigest() if item.refusal else None
+        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns, refused))
     return stats
 
 

@@ -17,7 +17,7 @@ SMALL = 60 * 1024  # fitparse decodes ~5,000 records/s: small files keep the qui
 
 @pytest.mark.slow
 def test_mutated_corpus_files_are_decoded_or_rejected_with_a_reason():
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx") and f.path.stat().st_size <= SMALL]
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx") and f.path.stat().st_size <= SMALL]
     if not files:
         pytest.skip(f"corpora not found at {CORPORA}")
     results = run(files, MUTANTS, seed=20261123, timeout_s=60)

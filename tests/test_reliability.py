@@ -81,7 +81,8 @@ def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path, faulty_fit_d
     summary = import_files(files, Lake(home), Warehouse(home / "warehouse.duckdb"))
     rows = ledger(home)
     assert rows["a.fit"]["status"] == rows["b.fit"]["status"] == "ok"
-    assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith("decoder crashed:")
+    assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith("decoder crashed: an internal error")
+    assert "Error" not in rows["badframes.fit"]["reason"] and "Error" in rows["badframes.fit"]["notes"]  # the exception: in notes
     assert summary.count("ok") == 2 and summary.records == rows["a.fit"]["records"] + rows["b.fit"]["records"]
 
 

@@ -49,6 +49,21 @@ _DUCKDB_TYPES = {
 LOCK_WAIT_S = 60.0
 
 
+#: A DuckDB file's three 4 KiB headers, before its blocks.
+HEADER_BYTES = 3 * 4096
+#: What DuckDB says when it reads a damaged file.
+DAMAGE_SAYS = ("Could not read enough bytes", "Corrupt database file", "not a valid DuckDB database file")
+
+
+class WarehouseDamaged(Exception):
+    """The warehouse file cannot be read: damaged (truncated, overwritten) or not a DuckDB file."""
+
+    def __init__(self, path: Path, error: Exception | str):
+        detail = str(error).splitlines()[0][:200]
+        super().__init__(f"The warehouse {path} cannot be opened ({detail}); run `retrostride rebuild` to "
+                         "recreate it from the lake and the ledger copies kept there (the damaged file is kept aside).")
+
+
 def duckdb_type(dtype: pl.DataType) -> str:
     """The DuckDB column type for a Polars dtype."""
     if isinstance(dtype, pl.Datetime):
@@ -100,10 +115,13 @@ class Warehouse:
                 connection = duckdb.connect(str(self.path), read_only=read_only)
                 connection.execute("SET TimeZone = 'UTC'")
                 return connection
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05 + random.random() * 0.2)
+            except duckdb.Error as error:
+                if "lock" in str(error).lower() and time.monotonic() <= deadline:
+                    time.sleep(0.05 + random.random() * 0.2)
+                    continue
+                if any(says in str(error) for says in DAMAGE_SAYS):
+                    raise WarehouseDamaged(self.path, error) from None
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -120,7 +138,8 @@ class Warehouse:
             connection.close()
 
     def ensure_schema(self) -> None:
-        """Create missing tables and columns, and (re)create the views."""
+        """Check that the file is whole, create missing tables and columns, and (re)create the views."""
+        self.check_whole()
         with self.transaction() as connection:
             for table, columns in self.tables.items():
                 _ensure_table(connection, table, columns)
@@ -134,8 +153,26 @@ class Warehouse:
         connection = self.connect(read_only=True)
         try:
             return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
+        except duckdb.Error as error:
+            if any(says in str(error) for says in DAMAGE_SAYS):
+                raise WarehouseDamaged(self.path, error) from None
+            raise
         finally:
             connection.close()
+
+    def check_whole(self) -> None:
+        """Raise WarehouseDamaged when the file is shorter than the blocks its header counts (a
+        truncated copy, a disk that lost the tail): found here, not in the middle of a publish."""
+        if self._held is not None or not self.path.exists():
+            return
+        connection = self.connect()
+        try:
+            block_size, blocks = connection.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+        finally:
+            connection.close()
+        size = self.path.stat().st_size
+        if size < HEADER_BYTES + blocks * block_size:
+            raise WarehouseDamaged(self.path, f"the file has {size} bytes where its {blocks} blocks need {HEADER_BYTES + blocks * block_size}")
 
 
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:

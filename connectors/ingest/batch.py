@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from retrostride.connectors.platform_labels import (
     with_platform_labels,
 )
 from retrostride.connectors.validate import Range, validate_batch
+from retrostride.warehouse.disk import disk_full_as
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.schema import DecodedFile, DecodeError
 
@@ -72,18 +74,27 @@ def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda i
         except DecodeError as error:
             results[index] = failed_job(job, str(error))
         except Exception as error:  # a bug must not stop the batch: explain and contain it
-            results[index] = failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")
+            results[index] = crashed(job, error)
     starting(-1)
     checked = _checked(jobs, decoded)
     kept = {index: c for index, c in checked.items() if isinstance(c, _Checked)}
     results.update({index: c for index, c in checked.items() if index not in kept})
     if kept:
         started = time.perf_counter()
-        pack = Lake(Path(jobs[0].home)).write_pack(_stacked([c.frames for c in kept.values()]))
-        share = (time.perf_counter() - started) / len(kept)
-        for index, one in kept.items():
-            results[index] = _keep(jobs[index], one, pack, share)
+        home = Path(jobs[0].home)
+        with disk_full_as(home, sum(_size(jobs[index].path) for index in kept) * 2):  # raw copies and Parquet
+            pack = Lake(home).write_pack(_stacked([c.frames for c in kept.values()]))
+            share = (time.perf_counter() - started) / len(kept)
+            for index, one in kept.items():
+                results[index] = _keep(jobs[index], one, pack, share)
     return [results[index] for index in range(len(jobs))]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def attach_labels(lake: Lake, sha: str, pack: str, labels: PlatformLabels, latest: date
@@ -147,7 +158,7 @@ def _checked(jobs: list[Job], decoded: list[_Decoded]) -> dict[int, _Checked | t
         if len(decoded) > 1:
             return {index: checked for one in decoded for index, checked in _checked(jobs, [one]).items()}
         job = jobs[decoded[0].index]
-        return {decoded[0].index: failed_job(job, f"decoder crashed: {type(error).__name__}: {error}")}
+        return {decoded[0].index: crashed(job, error)}
 
 
 def _checked_batch(jobs: list[Job], decoded: list[_Decoded]) -> list[_Checked]:
@@ -192,4 +203,10 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
 
 
 def failed_job(job: Job, reason: str) -> tuple[Outcome, dict]:
-    return failed_outcome(Lake(Path(job.home)), Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+    return failed_outcome(Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+
+
+def crashed(job: Job, error: Exception) -> tuple[Outcome, dict]:
+    """A bug of ours some file's bytes trigger: a readable reason, the exception in the row's notes."""
+    outcome, row = failed_job(job, "decoder crashed: an internal error of retrostride on this file (details in notes)")
+    return outcome, {**row, "notes": f"{type(error).__name__}: {error}"[:500]}
