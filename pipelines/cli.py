@@ -338,9 +338,9 @@ def _usage(message: str):
 def _settings(check: bool = False) -> Settings:
     """Settings from the environment; with `check`, every configuration file is read first, and an
     unusable one ends the command with its one-line reason (exit 2)."""
-    from retrostride.assets.settings import check_configuration
+    from retrostride.assets.settings import Settings, check_configuration
 
-    settings = _settings()
+    settings = Settings.from_env()
     if check:
         try:
             check_configuration(settings)
