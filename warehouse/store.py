@@ -162,17 +162,20 @@ class Warehouse:
 
     def check_whole(self) -> None:
         """Raise WarehouseDamaged when the file is shorter than the blocks its header counts (a
-        truncated copy, a disk that lost the tail): found here, not in the middle of a publish."""
-        if self._held is not None or not self.path.exists():
+        truncated copy, a disk that lost the tail): found here, not in the middle of a publish.
+        With a write-ahead log beside it the count includes blocks not yet written, so the check waits
+        for a file without one (every completed import ends with a checkpoint)."""
+        if self._held is not None or not self.path.exists() or self.path.with_name(self.path.name + ".wal").exists():
             return
         connection = self.connect()
         try:
-            block_size, blocks = connection.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+            # used, not total: DuckDB cuts free blocks off the file's end, and total counts them still
+            block_size, blocks = connection.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
         finally:
             connection.close()
         size = self.path.stat().st_size
         if size < HEADER_BYTES + blocks * block_size:
-            raise WarehouseDamaged(self.path, f"the file has {size} bytes where its {blocks} blocks need {HEADER_BYTES + blocks * block_size}")
+            raise WarehouseDamaged(self.path, f"the file has {size} bytes where its {blocks} used blocks need {HEADER_BYTES + blocks * block_size}")
 
 
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
