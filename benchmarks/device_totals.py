@@ -1,0 +1,167 @@
+"""Activity totals against the recording device's own FIT `session` summary.
+
+    python benchmarks/device_totals.py [--corpora PATH] [--extra PATH ...] [--home DIR] [--only NAME ...]
+
+Every file under the corpora (and `--extra` files or folders) is imported into a fresh home through
+the pipeline, as a user would.  Each FIT session that states device totals, read with fitparse (the
+reference; values taken from `message.fields`, so a duplicated field name loses nothing), is matched
+to the warehouse activity of the same file starting nearest to it, and compared:
+
+- distance within max(2 %, 20 m) of `total_distance`,
+- elapsed time within max(2 %, 10 s) of `total_elapsed_time`,
+- climb within max(25 %, 20 m) of `total_ascent`.
+
+A session agrees when every total it states agrees.  The share of agreeing sessions is printed, then
+every disagreement with its reason (the warehouse's value, or why there is none: the file's ledger
+outcome).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import fitparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.runs import import_paths  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+
+DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
+#: The tolerances of issue 16: (share, floor) per total.
+TOLERANCES = {"distance_m": (0.02, 20.0), "duration_s": (0.02, 10.0), "elevation_gain_m": (0.25, 20.0)}
+#: FIT session field → warehouse `activities` column.
+TOTALS = {"total_distance": "distance_m", "total_elapsed_time": "duration_s", "total_ascent": "elevation_gain_m"}
+#: A warehouse activity is this session's when it starts at most this far from it (s).
+MATCH_S = 300.0
+
+
+@dataclass
+class Session:
+    path: Path
+    index: int  # position in the file
+    start: datetime | None
+    totals: dict[str, float]  # warehouse column → device value
+    sport: str | None = None
+
+
+@dataclass
+class Verdict:
+    session: Session
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.problems
+
+
+def fit_files(paths: list[Path]) -> list[Path]:
+    """FIT files under `paths`, recognised by their header (`.FIT` at byte 8), not their names."""
+    found = []
+    for root in paths:
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file() and path.stat().st_size >= 12 and path.read_bytes()[8:12] == b".FIT":
+                found.append(path)
+    return found
+
+
+def device_sessions(path: Path) -> list[Session] | None:
+    """The file's `session` messages that state totals; None when fitparse rejects the file (a CRC
+    mismatch, a bad header, truncated): a damaged file's summary is no reference."""
+    sessions: list[Session] = []
+    try:
+        for message in fitparse.FitFile(str(path)).get_messages("session"):
+            values: dict[str, object] = {}
+            for f in message.fields:  # a name can appear twice (native + component): keep the first value
+                if values.get(f.name) is None:
+                    values[f.name] = f.value
+            start = values.get("start_time")
+            totals = {column: float(values[name]) for name, column in TOTALS.items() if isinstance(values.get(name), (int, float))}
+            sessions.append(Session(path, len(sessions), start.replace(tzinfo=timezone.utc) if isinstance(start, datetime) else None,
+                                    totals, values.get("sport") if isinstance(values.get("sport"), str) else None))
+    except Exception:  # noqa: BLE001 - fitparse's errors share no base class worth naming
+        return None
+    return [s for s in sessions if s.totals]
+
+
+def import_all(home: Path, paths: list[Path]) -> Path:
+    settings = Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1)
+    import_paths(settings, paths, "benchmark")
+    return settings.warehouse_path
+
+
+def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
+    connection = duckdb.connect(str(warehouse), read_only=True)
+    activities = connection.execute(
+        "SELECT source_sha256, start_ts, distance_m, duration_s, elevation_gain_m FROM activities"
+    ).fetchall()
+    ledger = {sha: (status, reason, notes) for sha, status, reason, notes in
+              connection.execute("SELECT sha256, status, reason, notes FROM import_ledger").fetchall()}
+    connection.close()
+    by_file: dict[str, list[tuple]] = {}
+    for row in activities:
+        by_file.setdefault(row[0], []).append(row)
+    verdicts = []
+    for session in sessions:
+        sha = hashlib.sha256(session.path.read_bytes()).hexdigest()
+        verdict = Verdict(session)
+        candidates = [r for r in by_file.get(sha, []) if session.start is None or r[1] is None
+                      or abs((r[1] - session.start).total_seconds()) <= MATCH_S]
+        if not candidates:
+            status, reason, notes = ledger.get(sha, ("not in the ledger", None, None))
+            verdict.problems.append(f"no activity (ledger: {status}{': ' + reason if reason else ''}{'; notes: ' + notes if notes else ''})")
+            verdicts.append(verdict)
+            continue
+        row = min(candidates, key=lambda r: abs((r[1] - session.start).total_seconds()) if session.start and r[1] else 0)
+        got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row[2:]))
+        for column, expected in session.totals.items():
+            share, floor = TOLERANCES[column]
+            value = got[column]
+            if value is None or value != value:
+                verdict.problems.append(f"{column}: device {expected:.1f}, warehouse none")
+            elif abs(value - expected) > max(share * abs(expected), floor):
+                verdict.problems.append(f"{column}: device {expected:.1f}, warehouse {value:.1f}")
+        verdicts.append(verdict)
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="more real files or folders")
+    parser.add_argument("--home", type=Path, help="where to import (default: a temporary folder, removed after)")
+    parser.add_argument("--only", nargs="*", help="only files whose name contains one of these (a quick subset)")
+    args = parser.parse_args()
+    roots = [args.corpora, *args.extra]
+    if args.only:
+        roots = [p for p in fit_files(roots) if any(o in p.name for o in args.only)]
+    home = args.home or Path(tempfile.mkdtemp(prefix="device-totals-"))
+    try:
+        read = {path: device_sessions(path) for path in fit_files(roots)}
+        sessions = [s for found in read.values() if found for s in found]
+        verdicts = compare(sessions, import_all(home, roots))
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+    agreeing = sum(v.agrees for v in verdicts)
+    print(f"{agreeing} of {len(verdicts)} FIT sessions agree with the device's totals "
+          f"({100 * agreeing / max(len(verdicts), 1):.1f} %), from {len({v.session.path for v in verdicts})} files; "
+          f"not compared: {sum(found is None for found in read.values())} files fitparse rejects")
+    for verdict in verdicts:
+        if not verdict.agrees:
+            s = verdict.session
+            print(f"- {s.path.name} session {s.index} ({s.sport or 'no sport'}, {s.start or 'no start'}): "
+                  + "; ".join(verdict.problems))
+
+
+if __name__ == "__main__":
+    main()
