@@ -7,12 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import monthly
-from connectors.sources import as_location, expanded_sources
-from pipelines.profiles import privacy_zones_frame
-from pipelines.resources import ImportProgress, Storage
-from warehouse.ingest import ImportSummary, import_files
-from warehouse.publish import publish_body_measurements, publish_days
+from retrostride.assets.partitions import monthly
+from retrostride.connectors.sources import as_location, expanded_sources
+from retrostride.pipelines.profiles import privacy_zones_frame
+from retrostride.pipelines.resources import ImportProgress, Storage
+from retrostride.connectors.ingest.importer import import_files
+from retrostride.connectors.ingest.ledger import ImportSummary
+from retrostride.warehouse.publish import publish_body_measurements, publish_days
 
 
 class ImportConfig(dg.Config):

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from pipelines.resources import Models, Storage
-from warehouse.marts import MARTS, mart_description, refresh_marts
-from warehouse.snapshot import publish_snapshot
+from retrostride.pipelines.resources import Models, Storage
+from retrostride.warehouse.marts import MARTS, mart_description, refresh_marts
+from retrostride.warehouse.snapshot import publish_snapshot
 
 _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 

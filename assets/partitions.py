@@ -7,6 +7,6 @@ by month it is 30× less, and a month of one person's activities publishes in we
 
 import dagster as dg
 
-from warehouse.ingest import EARLIEST_DAY
+from retrostride.connectors.ingest.batch import EARLIEST_DAY
 
 monthly = dg.MonthlyPartitionsDefinition(start_date=EARLIEST_DAY.isoformat(), end_offset=1)

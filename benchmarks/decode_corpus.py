@@ -28,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.fit import decode_fit  # noqa: E402
-from connectors.fit_canonical import to_canonical  # noqa: E402
-from connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages  # noqa: E402
-from connectors.fit_scan import Unsupported  # noqa: E402
-from connectors.schema import DecodeError  # noqa: E402
+from retrostride.connectors.fit import decode_fit  # noqa: E402
+from retrostride.connectors.fit_canonical import to_canonical  # noqa: E402
+from retrostride.connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages  # noqa: E402
+from retrostride.connectors.fit_scan import Unsupported  # noqa: E402
+from retrostride.warehouse.schema import DecodeError  # noqa: E402
 
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 

@@ -2,7 +2,7 @@
 
     python benchmarks/detection_accuracy.py [--seeds 7 11 23] [--athletes 6] [--weeks 16] [--keep DIR]
 
-Generates an export per seed (connectors.sample_export), decodes every activity file, fits the gait
+Generates an export per seed (pipelines.sample_export), decodes every activity file, fits the gait
 baselines on the whole history, detects segments and scores them against the export's truth.
 """
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.transforms.evaluation import backward_time_scores, load_files, missed_labelled
-from assets.transforms.gait import fit_gait_baselines
-from assets.transforms.model_config import DetectionConfig
-from assets.transforms.segments import detect_segments
+from benchmarks.evaluation import backward_time_scores, load_files, missed_labelled
+from retrostride.assets.transforms.gait import fit_gait_baselines
+from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.segments import detect_segments
 
 
 def evaluate_export(out_dir: Path, truth_dir: Path, config: DetectionConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -33,7 +33,7 @@ def evaluate_export(out_dir: Path, truth_dir: Path, config: DetectionConfig) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from connectors.sample_export import generate_export
+    from retrostride.pipelines.sample_export import generate_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 23])

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import corpus_files  # noqa: E402
-from tests.fuzzing import ACCEPTED, run, summary  # noqa: E402
+from benchmarks.corpora import corpus_files  # noqa: E402
+from benchmarks.fuzzing import ACCEPTED, run, summary  # noqa: E402
 
 
 def main() -> int:

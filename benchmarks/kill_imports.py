@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import CORPORA  # noqa: E402
-from tests.crash_trials import build_export, clean_import, kill_moments, kill_trial  # noqa: E402
+from benchmarks.corpora import CORPORA  # noqa: E402
+from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial  # noqa: E402
 
 
 def main() -> int:

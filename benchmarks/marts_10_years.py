@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from warehouse.docs import example_queries
-from warehouse.snapshot import publish_snapshot
-from warehouse.store import Warehouse, view_sql
+from benchmarks.warehouse_docs import example_queries
+from retrostride.warehouse.snapshot import publish_snapshot
+from retrostride.warehouse.store import Warehouse, view_sql
 
 MARTS = ("mileage_daily", "mileage_weekly", "mileage_monthly", "mileage_yearly", "mileage_rolling",
          "backward_streaks", "longest_backward_streak", "outcomes_6wk", "study_comparison",

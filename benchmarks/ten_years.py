@@ -2,7 +2,7 @@
 
     python benchmarks/ten_years.py [--small] [--workers N] [--baseline-files 20]
 
-1. Export: `connectors.sample_export` writes 3 athletes × 522 weeks from 2015-01-05 at 1 Hz: about
+1. Export: `pipelines.sample_export` writes 3 athletes × 522 weeks from 2015-01-05 at 1 Hz: about
    3,100 activities and 10 M samples (97 % FIT, 3 % GPX) and ~1,000 weight-scale FIT files.  It is
    deterministic and cached in `benchmarks/.cache/` under a key of its parameters, so only the first
    run pays for it (~10 min; delete the cache after changing the generator).  One mid-history FIT
@@ -53,7 +53,7 @@ def export_for(params: dict) -> tuple[Path, Path]:
     export, held = folder / "export", folder / "incremental"
     if (folder / "complete").exists():
         return export, held
-    from connectors.sample_export import TrainingVolume, generate_export
+    from retrostride.pipelines.sample_export import TrainingVolume, generate_export
 
     shutil.rmtree(folder, ignore_errors=True)
     print(f"Generating the export into {folder} (once) …", flush=True)
@@ -114,9 +114,9 @@ def _children_cpu_s() -> float:
 
 def child_import(paths: list[Path]) -> None:
     """In the child: import `paths` and print what happened as one JSON line."""
-    from pipelines.runs import import_paths, instance_for
-    from pipelines.settings import Settings
-    from warehouse.store import Warehouse
+    from retrostride.pipelines.runs import import_paths, instance_for
+    from retrostride.pipelines.settings import Settings
+    from retrostride.warehouse.store import Warehouse
 
     settings = Settings.from_env()
     instance = instance_for(settings)
@@ -203,8 +203,8 @@ def _rss_mb(pid: int) -> float:
 
 def decoder_baseline(export: Path, files: int) -> dict:
     """fitparse and the columnar decoder on the same FIT files of the export, one after the other."""
-    from connectors.fit import decode_fit
-    from connectors.fit_columnar import decode_fit_columnar
+    from retrostride.connectors.fit import decode_fit
+    from retrostride.connectors.fit_columnar import decode_fit_columnar
 
     runs = sorted(p for p in export.rglob("*.fit") if not p.name.startswith("weight-"))
     sample = runs[:: max(1, len(runs) // files)][:files]

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from connectors.limits import IntakeLimits
+from retrostride.connectors.limits import IntakeLimits
 
 CHUNK = 1 << 20
 #: A refused member's quarantine copy keeps at most its first bytes.

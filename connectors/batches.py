@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from connectors.schema import DecodedFile
+from retrostride.warehouse.schema import DecodedFile
 
 #: The column saying which file of the batch a row came from.
 FILE = "_file"

@@ -16,8 +16,8 @@ import fitparse
 import polars as pl
 from fitparse.utils import FitCRCError, FitEOFError, FitHeaderError, FitParseError
 
-from connectors.fit_canonical import FIT_FIELDS, FitMessages, to_canonical
-from connectors.schema import DecodedFile, DecodeError
+from retrostride.connectors.fit_canonical import FIT_FIELDS, FitMessages, to_canonical
+from retrostride.warehouse.schema import DecodedFile, DecodeError
 
 DECODER = "fitparse"
 DECODER_VERSION = version("fitparse")

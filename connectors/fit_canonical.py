@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from connectors.columns import Column, arrow_type, frame, micros, nulls, numbers, texts, to_arrow
-from connectors.schema import (
+from retrostride.connectors.columns import Column, arrow_type, frame, micros, nulls, numbers, texts, to_arrow
+from retrostride.warehouse.schema import (
     FILE_ACTIVITIES,
     FILE_BODY_MEASUREMENTS,
     FILE_LAPS,

@@ -39,9 +39,9 @@ import polars as pl
 import pyarrow as pa
 from garmin_fit_sdk import Profile
 
-from connectors.fit import MIN_RECOVERED_RECORDS, damage_reason, decode_fit, settle
-from connectors.fit_canonical import FIT_FIELDS, FitMessages, to_canonical
-from connectors.fit_profile import (
+from retrostride.connectors.fit import MIN_RECOVERED_RECORDS, damage_reason, decode_fit, settle
+from retrostride.connectors.fit_canonical import FIT_FIELDS, FitMessages, to_canonical
+from retrostride.connectors.fit_profile import (
     BASE_TYPES,
     BYTE,
     STRING,
@@ -51,8 +51,8 @@ from connectors.fit_profile import (
     MessageSpec,
     message_specs,
 )
-from connectors.fit_scan import Definition, Unsupported, Walk, walk
-from connectors.schema import DecodedFile, DecodeError
+from retrostride.connectors.fit_scan import Definition, Unsupported, Walk, walk
+from retrostride.warehouse.schema import DecodedFile, DecodeError
 
 DECODER = "retrostride-columnar"
 _SDK = Profile["version"]

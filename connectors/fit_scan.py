@@ -15,9 +15,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from connectors.fit import DamageKind
-from connectors.fit_crc import fit_crc
-from connectors.fit_profile import BASE_TYPES, STRING, developer_field_nums, message_num
+from retrostride.connectors.fit import DamageKind
+from retrostride.connectors.fit_crc import fit_crc
+from retrostride.connectors.fit_profile import BASE_TYPES, STRING, developer_field_nums, message_num
 
 FIT_SIGNATURE = b".FIT"
 _DEVELOPER_DATA_ID = message_num("developer_data_id")

@@ -7,11 +7,11 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from connectors import body_csv, garmin, strava
-from connectors.fit_columnar import decode_fit_columnar
-from connectors.gpx import decode_gpx
-from connectors.schema import DecodedFile, DecodeError
-from connectors.tcx import decode_tcx
+from retrostride.connectors import body_csv, garmin, strava
+from retrostride.connectors.fit_columnar import decode_fit_columnar
+from retrostride.connectors.gpx import decode_gpx
+from retrostride.warehouse.schema import DecodedFile, DecodeError
+from retrostride.connectors.tcx import decode_tcx
 
 Decoder = Callable[[Path], DecodedFile]
 

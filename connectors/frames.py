@@ -7,31 +7,11 @@ from datetime import date
 
 import polars as pl
 
-from connectors.batches import FILE, DecodedBatch
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, EXPORT_PRIVACY_ZONES, LAPS, RECORDS, DecodedFile, conform
-from connectors.timezones import start_zones, utc_offsets
-
-#: Slower than this counts as stopped for moving time (m/s).
-MOVING_SPEED_MPS = 0.5
-#: A gap between samples longer than this is a pause, not movement (s).
-MAX_MOVING_GAP_S = 30.0
-#: Altitude is smoothed over this many samples before summing climbs.
-ELEVATION_SMOOTHING = 5
-
-
-#: Hex digits of a file's sha256 that start the ids of its activities.
-_ID_HEX = 16
-
-
-def activity_ids(sha256: pl.Expr) -> pl.Expr:
-    """`<first 16 hex of the file's sha256>-<session>`: stable across re-imports."""
-    return pl.concat_str(sha256.str.slice(0, _ID_HEX), pl.lit("-"), pl.col("session").cast(pl.String))
-
-
-def activity_id_prefix(sha256: str) -> str:
-    """What every `activity_ids` of the file `sha256` starts with."""
-    return f"{sha256[:_ID_HEX]}-"
-
+from retrostride.connectors.batches import FILE, DecodedBatch
+from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, EXPORT_PRIVACY_ZONES, LAPS, RECORDS, DecodedFile, conform
+from retrostride.connectors.timezones import start_zones, utc_offsets
+from retrostride.warehouse.motion import with_motion
+from retrostride.warehouse.schema import activity_ids
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""
@@ -117,28 +97,6 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
     ).drop("_position_offset", "_athlete_zone", "_athlete_offset")
     return filled.with_columns(
         (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
-    )
-
-
-def in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by activity and time: one comparison pass when it already is (a decoder's
-    frame, or records a caller sorted earlier), a stable sort otherwise."""
-    activity, ts = pl.col("activity_id"), pl.col("ts")
-    step = (activity > activity.shift(1)) | ((activity == activity.shift(1)) & (ts >= ts.shift(1)))
-    if frame.height < 2 or frame.select(step.slice(1).fill_null(False).all()).item():
-        return frame
-    return frame.sort("activity_id", "ts", maintain_order=True)  # stable: ties keep their order
-
-
-def with_motion(records: pl.DataFrame) -> pl.DataFrame:
-    """Records sorted by activity and time, with each sample's `_moving` seconds (time since the
-    previous sample, when moving and not paused) and `_climb` metres (smoothed altitude gained)."""
-    gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
-    moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
-    smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
-    climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
-    return in_time_order(records).with_columns(
-        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb")
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.schema import FILE_BODY_MEASUREMENTS, UTC_US, DecodedFile, DecodeError, conform
+from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, UTC_US, DecodedFile, DecodeError, conform
 
 DECODER = "garmin-json"
 DECODER_VERSION = "1"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from connectors.archives import CHUNK, QUARANTINE_SAMPLE_BYTES, Refused, Staging
+from retrostride.connectors.archives import CHUNK, QUARANTINE_SAMPLE_BYTES, Refused, Staging
 
 SCHEME = "s3://"
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 60

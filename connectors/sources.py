@@ -24,13 +24,13 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors import archives, garmin, strava
-from connectors.archives import Budget, Refused, Staging, ZipArchive
-from connectors.exports import Layout, detect_layout
-from connectors.labels import PlatformLabels, write_labels
-from connectors.limits import IntakeLimits
-from connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
-from connectors.schema import DecodeError
+from retrostride.connectors import archives, garmin, strava
+from retrostride.connectors.archives import Budget, Refused, Staging, ZipArchive
+from retrostride.connectors.exports import Layout, detect_layout
+from retrostride.connectors.platform_labels import PlatformLabels, write_labels
+from retrostride.connectors.limits import IntakeLimits
+from retrostride.connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
+from retrostride.warehouse.schema import DecodeError
 
 DEFAULT_ATHLETE = "default"
 #: Folder names platforms and operating systems add that hold nothing to import.

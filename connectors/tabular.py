@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.schema import DecodeError
+from retrostride.warehouse.schema import DecodeError
 
 #: German month names and abbreviations → English abbreviations, so one format string reads both.
 MONTHS_DE = {

@@ -15,9 +15,9 @@ import defusedxml.ElementTree as safe_xml
 import polars as pl
 from defusedxml import DefusedXmlException
 
-from connectors.fit_canonical import FOOT_SPORTS
-from connectors.motion import with_derived_motion
-from connectors.schema import FILE_ACTIVITIES, FILE_LAPS, FILE_RECORDS, UTC_US, DecodedFile, DecodeError, conform
+from retrostride.connectors.fit_canonical import FOOT_SPORTS
+from retrostride.warehouse.motion import with_derived_motion
+from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_LAPS, FILE_RECORDS, UTC_US, DecodedFile, DecodeError, conform
 
 DECODER = "defusedxml"
 DECODER_VERSION = version("defusedxml")

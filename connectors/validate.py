@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
-from connectors.batches import FILE, DecodedBatch
-from connectors.schema import DecodedFile
+from retrostride.connectors.batches import FILE, DecodedBatch
+from retrostride.warehouse.schema import DecodedFile
 
 Range = tuple[float, float]
 

@@ -16,13 +16,13 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.definitions import build_definitions
-from pipelines.planning import month_ranges
-from pipelines.runs import QUIET, instance_for, process_tags, reap_dead_runs
-from pipelines.sensors import range_tags
-from pipelines.settings import Settings
-from warehouse.store import Warehouse
-from warehouse.versions import occupied_months, stale_months
+from retrostride.pipelines.definitions import build_definitions
+from retrostride.pipelines.planning import month_ranges
+from retrostride.pipelines.runs import QUIET, instance_for, process_tags, reap_dead_runs
+from retrostride.pipelines.sensors import range_tags
+from retrostride.pipelines.settings import Settings
+from retrostride.warehouse.store import Warehouse
+from retrostride.warehouse.versions import occupied_months, stale_months
 
 #: Called with (asset name, "materialized" | "failed") as a backfill run goes.
 StageProgress = Callable[[str, str], None]
@@ -46,7 +46,7 @@ class BackfillRun:
 def current_model_versions(settings: Settings) -> dict[str, str]:
     """The model_version the configured detection and energy model (RETROSTRIDE_MODEL) writes into
     each versioned table."""
-    from assets.transforms.model_config import energy_row_version, load_model_config
+    from retrostride.assets.transforms.model_config import energy_row_version, load_model_config
 
     detection, energy = load_model_config(settings.model_path)
     version = energy_row_version(detection.model_version, energy)

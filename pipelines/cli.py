@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.object_store import ObjectStoreError, is_object_url
-from connectors.sources import as_location, count_source_files
-from pipelines.settings import Settings
+from retrostride.connectors.object_store import ObjectStoreError, is_object_url
+from retrostride.connectors.sources import as_location, count_source_files
+from retrostride.pipelines.settings import Settings
 
 app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True)
 console = Console()
@@ -49,7 +49,7 @@ def demo(
     seed: int = typer.Option(7, help="Random seed (same seed, same files)."),
 ) -> None:
     """Generate a sample export, import it through Dagster, and show what was found."""
-    from connectors.sample_export import generate_export
+    from retrostride.pipelines.sample_export import generate_export
 
     settings = Settings.from_env()
     export = settings.home / "sample-export"
@@ -92,7 +92,7 @@ def sql(
     output: Path = typer.Option(None, "--output", "-o", help="Write the answer to this file instead of the terminal."),
 ) -> None:
     """Answer SQL from the warehouse (read-only), or open a prompt when no query is given."""
-    from pipelines.sql_shell import OutputError, interactive, output_format, run_query
+    from retrostride.pipelines.sql_shell import OutputError, interactive, output_format, run_query
 
     settings = Settings.from_env()
     published = _published_snapshot(settings)
@@ -117,7 +117,7 @@ def backfill(
     """Re-run every stage for the months holding START..END, in one run, with progress."""
     from datetime import date
 
-    from pipelines.backfills import backfill_months
+    from retrostride.pipelines.backfills import backfill_months
 
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
@@ -139,9 +139,9 @@ def backfill(
 @app.command()
 def reprocess() -> None:
     """Bring every month whose detection/energy rows are of an old model version (or missing) up to date."""
-    from pipelines.backfills import VERSIONED_TABLES, current_model_versions, reprocess as reprocess_stale, stale_ranges
-    from warehouse.store import Warehouse
-    from warehouse.versions import version_counts
+    from retrostride.pipelines.backfills import VERSIONED_TABLES, current_model_versions, reprocess as reprocess_stale, stale_ranges
+    from retrostride.warehouse.store import Warehouse
+    from retrostride.warehouse.versions import version_counts
 
     settings = Settings.from_env()
     ranges = stale_ranges(settings)
@@ -162,7 +162,7 @@ def reprocess() -> None:
 @app.command()
 def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
     """Open the Dagster UI (and daemon) on workspace.yaml."""
-    from pipelines.runs import instance_for
+    from retrostride.pipelines.runs import instance_for
 
     settings = Settings.from_env()
     instance_for(settings)  # installs dagster.yaml into DAGSTER_HOME
@@ -172,7 +172,7 @@ def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
 
 
 def _import_with_progress(settings: Settings, targets: list[Path | str], athlete: str | None) -> list:
-    from pipelines.runs import import_paths
+    from retrostride.pipelines.runs import import_paths
 
     total = count_source_files(targets, athlete)
     outcomes: list = []
@@ -222,15 +222,15 @@ def _published_snapshot(settings: Settings) -> Path:
         if not settings.warehouse_path.exists():
             console.print(f"[red]No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
             raise typer.Exit(2)
-        from warehouse.snapshot import publish_snapshot
-        from warehouse.store import Warehouse
+        from retrostride.warehouse.snapshot import publish_snapshot
+        from retrostride.warehouse.store import Warehouse
 
         publish_snapshot(Warehouse(settings.warehouse_path), settings.published_path)
     return settings.published_path
 
 
 def _print_query(settings: Settings, title: str | None, query: str) -> None:
-    from warehouse.access import read_only_query
+    from retrostride.warehouse.access import read_only_query
 
     frame = read_only_query(_published_snapshot(settings), query)
     table = Table(title=title, show_lines=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.schema import PRIVACY_ZONES
+from retrostride.warehouse.schema import PRIVACY_ZONES
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
-from pipelines.profiles import AthleteProfile, load_profiles
-from pipelines.settings import Settings, load_duplicate_policy, load_limits
-from warehouse.ingest import ImportLimits
-from warehouse.publish import DuplicatePolicy
-from warehouse.lake import Lake
-from warehouse.mart_config import MartConfig, load_mart_config
-from warehouse.store import Warehouse
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
+from retrostride.pipelines.profiles import AthleteProfile, load_profiles
+from retrostride.pipelines.settings import Settings, load_duplicate_policy, load_limits
+from retrostride.connectors.ingest.importer import ImportLimits
+from retrostride.warehouse.publish import DuplicatePolicy
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.mart_config import MartConfig, load_mart_config
+from retrostride.warehouse.store import Warehouse
 
 
 class Storage(dg.ConfigurableResource):

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.object_store import is_object_url
-from pipelines.definitions import build_definitions
-from pipelines.planning import month_end, months_of, plan_ranges
-from pipelines.resources import ImportProgress, no_progress
-from pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
-from pipelines.settings import Settings
-from warehouse.publish import mark_published
-from warehouse.store import Warehouse
+from retrostride.connectors.object_store import is_object_url
+from retrostride.pipelines.definitions import build_definitions
+from retrostride.pipelines.planning import month_end, months_of, plan_ranges
+from retrostride.pipelines.resources import ImportProgress, no_progress
+from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
+from retrostride.pipelines.settings import Settings
+from retrostride.warehouse.publish import mark_published
+from retrostride.warehouse.store import Warehouse
 
 #: Dagster's console log at WARNING: the CLI shows its own progress.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -40,7 +40,7 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    with resources.as_file(resources.files("pipelines") / "dagster.yaml") as shipped:
+    with resources.as_file(resources.files("retrostride.pipelines") / "dagster.yaml") as shipped:
         marker = shipped.read_text().splitlines()[0]
         if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()):
             shutil.copy(shipped, config)

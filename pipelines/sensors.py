@@ -22,13 +22,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.object_store import ObjectStore, ObjectStoreError, ObjectUrl, is_object_url
-from connectors.sources import DEFAULT_ATHLETE, list_objects, list_source_files
-from pipelines.planning import FileStat, ImportEvent, SourceCursor, month_end, plan_import, plan_marts_refresh, plan_publish
-from pipelines.resources import Storage
-from pipelines.settings import Settings, WatchedSource
-from warehouse.ingest import sha256_of
-from warehouse.publish import mark_published
+from retrostride.connectors.object_store import ObjectStore, ObjectStoreError, ObjectUrl, is_object_url
+from retrostride.connectors.sources import DEFAULT_ATHLETE, list_objects, list_source_files
+from retrostride.pipelines.planning import FileStat, ImportEvent, SourceCursor, month_end, plan_import, plan_marts_refresh, plan_publish
+from retrostride.pipelines.resources import Storage
+from retrostride.pipelines.settings import Settings, WatchedSource
+from retrostride.connectors.ingest.importer import sha256_of
+from retrostride.warehouse.publish import mark_published
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

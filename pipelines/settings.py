@@ -7,11 +7,11 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from connectors.limits import IntakeLimits
-from connectors.object_store import is_object_url
-from connectors.validate import plausible_ranges
-from warehouse.ingest import ImportLimits
-from warehouse.publish import DuplicatePolicy
+from retrostride.connectors.limits import IntakeLimits
+from retrostride.connectors.object_store import is_object_url
+from retrostride.connectors.validate import plausible_ranges
+from retrostride.connectors.ingest.importer import ImportLimits
+from retrostride.warehouse.publish import DuplicatePolicy
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warehouse.access import RefusedStatement, read_only_query
+from retrostride.warehouse.access import RefusedStatement, read_only_query
 
 FORMATS = ("table", "csv", "json", "parquet")
 #: Rows a table shows; the rest is counted (csv/json/parquet write everything).

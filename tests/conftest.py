@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -10,37 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.sample_export import ExportTruth, generate_export
+from retrostride.pipelines.settings import Settings
+from retrostride.warehouse.store import Warehouse
 
-from connectors.sample_export import ExportTruth, generate_export
-from pipelines.runs import import_paths
-from pipelines.settings import Settings
-from warehouse.store import Warehouse
-
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-if not CORPORA.exists():  # a clone next to shared/, as CI has it
-    CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
-
-
-@dataclass(frozen=True)
-class CorpusFile:
-    path: Path
-    format: str
-    expect: str
-    reference_records: int | None
-    notes: str
-
-
-def corpus_files(fmt: str | None = None, expect: str | None = None) -> list[CorpusFile]:
-    """Rows of shared/corpora/manifest.csv, filtered."""
-    if not CORPORA.exists():
-        return []
-    with open(CORPORA / "manifest.csv", newline="") as handle:
-        rows = [
-            CorpusFile(CORPORA / r["path"], r["format"], r["expect"],
-                       int(r["reference_records"]) if r["reference_records"] else None, r["notes"])
-            for r in csv.DictReader(handle)
-        ]
-    return [r for r in rows if (fmt is None or r.format == fmt) and (expect is None or r.expect == expect)]
+from benchmarks.corpora import CORPORA, CorpusFile, corpus_files  # noqa: F401 (fixtures' and tests' shared names)
 
 
 def settings_for(home: Path) -> Settings:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.gpx import decode_gpx
-from connectors.sample_export import generate_export
+from retrostride.connectors.gpx import decode_gpx
+from retrostride.pipelines.sample_export import generate_export
 from tests.conftest import CORPORA
 
 CORPUS_TCX = CORPORA / "tcx" / "python-tcxparser" / "test.tcx"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.fit import decode_fit
+from retrostride.connectors.fit import decode_fit
 
 
 def decode(path: Path):

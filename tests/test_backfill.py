@@ -13,14 +13,14 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-import warehouse.lake
-from pipelines.backfills import VERSIONED_TABLES, backfill_months, current_model_versions, reprocess, stale_ranges
-from pipelines.cli import app
-from pipelines.runs import import_paths, instance_for, process_tags
-from pipelines.settings import Settings
+from retrostride.warehouse.lake import Lake
+from retrostride.pipelines.backfills import VERSIONED_TABLES, backfill_months, current_model_versions, reprocess, stale_ranges
+from retrostride.pipelines.cli import app
+from retrostride.pipelines.runs import import_paths, instance_for, process_tags
+from retrostride.pipelines.settings import Settings
 from tests.conftest import CORPORA, settings_for
-from warehouse.store import Warehouse
-from warehouse.versions import version_counts
+from retrostride.warehouse.store import Warehouse
+from retrostride.warehouse.versions import version_counts
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]  # 2017-05, 2017-06 ×2
@@ -70,18 +70,18 @@ def test_a_backfill_over_a_range_recreates_identical_rows(imported, instance):
 
 def test_a_failed_run_retried_converges_to_the_same_warehouse(imported, instance, monkeypatch):
     before = snapshot(imported)
-    real = warehouse.lake.Lake.frame_path
+    real = Lake.frame_path
 
     def broken(self, pack, frame):  # dies half-way through the month's transaction
         if frame == "laps":
             raise OSError("disk went away")
         return real(self, pack, frame)
 
-    monkeypatch.setattr(warehouse.lake.Lake, "frame_path", broken)
+    monkeypatch.setattr(Lake, "frame_path", broken)
     failed = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
     assert not failed.success
     assert same(before, snapshot(imported))  # the transaction rolled back: readers never saw half of it
-    monkeypatch.setattr(warehouse.lake.Lake, "frame_path", real)
+    monkeypatch.setattr(Lake, "frame_path", real)
     retried = backfill_months(imported, dg_date("2017-06-01"), dg_date("2017-06-30"), instance=instance)
     assert retried.success and same(before, snapshot(imported))
 

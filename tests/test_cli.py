@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.planning import months_of, plan_ranges
+from retrostride.pipelines.cli import app
+from retrostride.pipelines.planning import months_of, plan_ranges
 from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"

@@ -8,9 +8,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from connectors.sample_export import generate_export
+from retrostride.pipelines.sample_export import generate_export
 from tests.conftest import copied_home
-from warehouse.access import read_only_query
+from retrostride.warehouse.access import read_only_query
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 STATE = """

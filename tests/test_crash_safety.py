@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from pipelines.runs import import_paths
+from retrostride.pipelines.runs import import_paths
 from tests.conftest import CORPORA, settings_for
-from tests.crash_trials import build_export, clean_import, kill_moments, kill_trial, lake_problems, resume_in_process
-from warehouse.checksum import differences, table_checksums
-from warehouse.store import Warehouse
+from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial, lake_problems, resume_in_process
+from benchmarks.checksum import differences, table_checksums
+from retrostride.warehouse.store import Warehouse
 
 TRIALS = int(os.environ.get("RETROSTRIDE_KILL_TRIALS", "3"))
 
@@ -36,9 +36,9 @@ def test_an_import_killed_at_any_moment_resumes_to_the_clean_result(export, tmp_
 
 def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_changes_nothing(export, tmp_path, instance):
     """The moment the kill trials found first: the ledger said 'imported', the warehouse had nothing."""
-    from connectors.sources import list_source_files
-    from warehouse.ingest import import_files
-    from warehouse.lake import Lake
+    from retrostride.connectors.sources import list_source_files
+    from retrostride.connectors.ingest.importer import import_files
+    from retrostride.warehouse.lake import Lake
 
     settings = settings_for(tmp_path)
     warehouse = Warehouse(settings.warehouse_path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.runs import instance_for
+from retrostride.pipelines.runs import instance_for
 from tests.conftest import CORPORA, settings_for
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 FIT = CORPORA / "fit" / "python-fitparse"

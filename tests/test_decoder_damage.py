@@ -6,9 +6,9 @@ import fitparse
 import polars as pl
 import pytest
 
-from connectors.fit import _column, decode_fit
-from connectors.gpx import decode_gpx
-from connectors.schema import DecodeError
+from retrostride.connectors.fit import _column, decode_fit
+from retrostride.connectors.gpx import decode_gpx
+from retrostride.warehouse.schema import DecodeError
 from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"

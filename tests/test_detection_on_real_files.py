@@ -13,18 +13,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-pytest.importorskip("connectors.fit", reason="connectors.fit (decode_fit) is not there yet")
+pytest.importorskip("retrostride.connectors.fit", reason="connectors.fit (decode_fit) is not there yet")
 
-from assets.transforms.energy import activity_energy, as_of_mass, record_energy  # noqa: E402
-from assets.transforms.evaluation import (  # noqa: E402
+from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy  # noqa: E402
+from benchmarks.evaluation import (  # noqa: E402
     backward_overlap,
     backward_time_scores,
     load_files,
 )
-from assets.transforms.gait import fit_gait_baselines  # noqa: E402
-from assets.transforms.model_config import DetectionConfig  # noqa: E402
-from assets.transforms.segments import backward_seconds, detect_segments  # noqa: E402
-from connectors.schema import BODY_MEASUREMENTS  # noqa: E402
+from retrostride.assets.transforms.gait import fit_gait_baselines  # noqa: E402
+from retrostride.assets.transforms.model_config import DetectionConfig  # noqa: E402
+from retrostride.assets.transforms.segments import backward_seconds, detect_segments  # noqa: E402
+from retrostride.warehouse.schema import BODY_MEASUREMENTS  # noqa: E402
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 FORWARD_RUNS = ["activity-small-fenix2-run.fit", "2013-02-06-12-11-14.fit", "garmin-fenix-5-run.fit"]
@@ -88,7 +88,7 @@ def test_real_forward_run_energy_is_plausible(forward_runs):
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     sample_export = pytest.importorskip(
-        "connectors.sample_export", reason="connectors.sample_export (generate_export) is not there yet"
+        "retrostride.pipelines.sample_export", reason="pipelines.sample_export (generate_export) is not there yet"
     )
     results = {}
     for seed in SEEDS:

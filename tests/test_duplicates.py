@@ -7,12 +7,12 @@ import dagster as dg
 import gpxpy.gpx
 import pytest
 
-from connectors.fit import decode_fit
-from pipelines.runs import import_paths
-from pipelines.settings import ConfigError, load_duplicate_policy
+from retrostride.connectors.fit import decode_fit
+from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.settings import ConfigError, load_duplicate_policy
 from tests.conftest import settings_for
-from warehouse.publish import DuplicatePolicy
-from warehouse.store import Warehouse
+from retrostride.warehouse.publish import DuplicatePolicy
+from retrostride.warehouse.store import Warehouse
 
 
 def _as_gpx(fit_path: Path, out: Path) -> Path:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from assets.transforms.energy import (
+from retrostride.assets.transforms.energy import (
     ACTIVITY_ENERGY,
     acsm_vo2,
     activity_energy,
@@ -20,9 +20,9 @@ from assets.transforms.energy import (
     segment_energy,
     walking_cost,
 )
-from assets.transforms.model_config import DetectionConfig, EnergyConfig
-from assets.transforms.segments import SEGMENTS
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, RECORDS, conform
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
+from retrostride.assets.transforms.segments import SEGMENTS
+from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, RECORDS, conform
 
 CONFIG = EnergyConfig()
 START = datetime(2024, 5, 6, 7, 0, tzinfo=timezone.utc)

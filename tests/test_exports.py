@@ -12,15 +12,15 @@ import polars as pl
 from polars.testing import assert_frame_equal
 import pytest
 
-from connectors.sources import expanded_sources
-from connectors.tcx import decode_tcx
-from pipelines.runs import import_paths
+from retrostride.connectors.sources import expanded_sources
+from retrostride.connectors.tcx import decode_tcx
+from retrostride.pipelines.runs import import_paths
 from tests.conftest import corpus_files, settings_for
 from tests.exports import STRAVA_HEADERS, _csv, _strava_row, garmin_export, generated, strava_export
-from warehouse.ingest import import_files
-from warehouse.lake import Lake
-from warehouse.packs import current_packs
-from warehouse.store import Warehouse
+from retrostride.connectors.ingest.importer import import_files
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.packs import current_packs
+from retrostride.warehouse.store import Warehouse
 
 TABLES = ["import_ledger", "activities", "records", "laps", "body_measurements"]
 

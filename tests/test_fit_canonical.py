@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from connectors.fit_canonical import to_canonical
+from retrostride.connectors.fit_canonical import to_canonical
 
 T0 = datetime(2024, 3, 1, 7, 0, 0)
 

@@ -26,10 +26,10 @@ import pytest
 from garmin_fit_sdk import Profile
 from polars.testing import assert_frame_equal
 
-from connectors.fit import decode_fit
-from connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages
-from connectors.fit_crc import fit_crc
-from connectors.schema import DecodedFile, DecodeError
+from retrostride.connectors.fit import decode_fit
+from retrostride.connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages
+from retrostride.connectors.fit_crc import fit_crc
+from retrostride.warehouse.schema import DecodedFile, DecodeError
 from tests.conftest import CORPORA, corpus_files
 
 FRAMES = ("records", "activities", "laps", "body_measurements")

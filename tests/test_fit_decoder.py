@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from connectors.fit import decode_fit
-from connectors.schema import FILE_RECORDS, DecodeError
+from retrostride.connectors.fit import decode_fit
+from retrostride.warehouse.schema import FILE_RECORDS, DecodeError
 from tests.conftest import CORPORA, corpus_files
 
 FIT = CORPORA / "fit" / "python-fitparse"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.gpx import decode_gpx
-from connectors.schema import DecodeError
+from retrostride.connectors.gpx import decode_gpx
+from retrostride.warehouse.schema import DecodeError
 from tests.conftest import corpus_files
 
 GARMIN_GPX = """<?xml version="1.0" encoding="UTF-8"?>

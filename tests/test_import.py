@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 
-from pipelines.runs import import_paths
+from retrostride.pipelines.runs import import_paths
 from tests.conftest import CORPORA, corpus_files
 
 FIT = CORPORA / "fit" / "python-fitparse"
@@ -44,7 +44,7 @@ def test_a_file_the_columnar_decoder_cannot_read_is_decoded_by_fitparse_and_the_
     odd = [_definition(2, RECORD, [(253, 4, UINT32), (3, 3, UINT16)]), _data(2, struct.pack("<I", FIT_2020 + 70) + bytes(3))]
     path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, RECORD_DEF, *records, *odd])
     import_paths(settings, [path], athlete="alice", instance=instance)
-    from warehouse.store import Warehouse
+    from retrostride.warehouse.store import Warehouse
 
     row = Warehouse(settings.warehouse_path).query("SELECT decoder, status, records, notes FROM import_ledger").row(0, named=True)
     assert (row["decoder"], row["status"], row["records"]) == ("fitparse", "partial", 70)
@@ -110,7 +110,7 @@ def test_a_copy_under_another_name_is_a_duplicate(settings, instance, tmp_path):
     shutil.copy(original, inbox / "run.fit")
     shutil.copy(original, inbox / "same-run-renamed.fit")
     import_paths(settings, [tmp_path / "drop"], instance=instance)
-    from warehouse.store import Warehouse
+    from retrostride.warehouse.store import Warehouse
 
     wh = Warehouse(settings.warehouse_path)
     statuses = wh.query("SELECT status, athlete_id FROM import_ledger ORDER BY path")
@@ -127,7 +127,7 @@ def test_a_bad_file_does_not_stop_its_batch(settings, instance, tmp_path):
     (drop / "half.fit").write_bytes((FIT / "activity-small-fenix2-run.fit").read_bytes()[:5000])
     shutil.copy(FIT / "garmin-fenix-5-run.fit", drop / "good.fit")
     import_paths(settings, [drop], instance=instance)
-    from warehouse.store import Warehouse
+    from retrostride.warehouse.store import Warehouse
 
     rows = Warehouse(settings.warehouse_path).query("SELECT path, status, reason FROM import_ledger")
     by_name = {Path(p).name: (s, r) for p, s, r in rows.iter_rows()}
@@ -138,7 +138,7 @@ def test_a_bad_file_does_not_stop_its_batch(settings, instance, tmp_path):
 
 
 def test_the_definitions_load_and_show_the_asset_graph():
-    from pipelines.definitions import defs
+    from retrostride.pipelines.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"source_files", "activities", "records", "laps", "body_measurements", "mileage_weekly"} <= keys

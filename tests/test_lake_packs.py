@@ -11,13 +11,13 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.sources import SourceFile
+from retrostride.connectors.sources import SourceFile
 from tests.conftest import CORPORA
-from warehouse.ingest import import_files
-from warehouse.lake import Lake
-from warehouse.packs import current_packs
-from warehouse.publish import publish_days
-from warehouse.store import Warehouse
+from retrostride.connectors.ingest.importer import import_files
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.packs import current_packs
+from retrostride.warehouse.publish import publish_days
+from retrostride.warehouse.store import Warehouse
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]
@@ -105,7 +105,7 @@ def test_a_batch_without_rows_writes_no_pack(tmp_path):
 
 
 def test_masked_publishing_reads_whole_packs_a_few_at_a_time():
-    from warehouse.publish import _chunks
+    from retrostride.warehouse.publish import _chunks
 
     files = pl.DataFrame({"path": ["a", "a", "b", "c", "c", "c"], "sha256": ["1", "2", "3", "4", "5", "6"]})
     chunks = [chunk["sha256"].to_list() for chunk in _chunks(files, 3)]

@@ -5,8 +5,8 @@ from datetime import date, datetime, timezone
 import polars as pl
 import pytest
 
-from connectors.frames import warehouse_frames
-from connectors.schema import FILE_ACTIVITIES, FILE_RECORDS, DecodedFile, conform
+from retrostride.connectors.frames import warehouse_frames
+from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_RECORDS, DecodedFile, conform
 
 BERLIN = (52.5145, 13.3501)
 SYDNEY = (-33.8966, 151.2335)

@@ -8,10 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from connectors.schema import ACTIVITIES, BODY_MEASUREMENTS, SEGMENT_TABLE, conform
-from warehouse.mart_config import MartConfig, MartConfigError, load_mart_config
-from warehouse.marts import refresh_marts
-from warehouse.store import Warehouse, insert
+from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, SEGMENT_TABLE, conform
+from retrostride.warehouse.mart_config import MartConfig, MartConfigError, load_mart_config
+from retrostride.warehouse.marts import refresh_marts
+from retrostride.warehouse.store import Warehouse, insert
 
 UTC = timezone.utc
 

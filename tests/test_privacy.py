@@ -6,13 +6,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from connectors.motion import haversine_m
-from connectors.privacy import mask_positions
-from connectors.schema import PRIVACY_ZONES
-from pipelines.profiles import ProfileError, load_profiles
+from retrostride.warehouse.motion import haversine_m
+from retrostride.warehouse.privacy import mask_positions
+from retrostride.warehouse.schema import PRIVACY_ZONES
+from retrostride.pipelines.profiles import ProfileError, load_profiles
 from tests.conftest import copied_home
 from tests.test_scoring import _rematerialise
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 HOME = {"lat": 52.5145, "lon": 13.3501}  # alice's generated home, where her runs start
 

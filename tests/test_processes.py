@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.processes import map_in_processes
+from retrostride.warehouse.processes import map_in_processes
 
 
 def summed(values: pl.DataFrame, offset: int) -> tuple[int, str]:

@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from assets.transforms.model_config import load_model_config
-from pipelines.profiles import load_profiles
-from pipelines.settings import load_duplicate_policy, load_limits
+from retrostride.assets.transforms.model_config import load_model_config
+from retrostride.pipelines.profiles import load_profiles
+from retrostride.pipelines.settings import load_duplicate_policy, load_limits
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

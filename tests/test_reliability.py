@@ -7,15 +7,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from connectors.fit import decode_fit
-from connectors.schema import FILE_BODY_MEASUREMENTS, FILE_RECORDS, DecodedFile
-from connectors.sources import SourceFile
-from connectors.validate import PLAUSIBLE, plausible_ranges, validate
-from pipelines.settings import ConfigError, load_limits
+from retrostride.connectors.fit import decode_fit
+from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, FILE_RECORDS, DecodedFile
+from retrostride.connectors.sources import SourceFile
+from retrostride.connectors.validate import PLAUSIBLE, plausible_ranges, validate
+from retrostride.pipelines.settings import ConfigError, load_limits
 from tests.conftest import CORPORA
-from warehouse.ingest import ImportLimits, import_files
-from warehouse.lake import Lake
-from warehouse.store import Warehouse
+from retrostride.connectors.ingest.importer import ImportLimits, import_files
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.store import Warehouse
 
 FIT = CORPORA / "fit" / "python-fitparse"
 FAULTY = {"fit": "tests.faulty_decoders:decode"}
@@ -170,7 +170,7 @@ def test_the_corpus_is_left_almost_untouched_by_the_plausibility_step():
 
 
 def test_a_gpx_point_off_the_globe_is_nulled_without_bending_the_track(tmp_path):
-    from connectors.gpx import decode_gpx
+    from retrostride.connectors.gpx import decode_gpx
 
     points = "".join(
         f'<trkpt lat="{lat}" lon="13.0"><time>2024-05-01T10:00:0{i}Z</time></trkpt>'

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 from garmin_fit_sdk import CrcCalculator
 
-from connectors.sample_export import ATHLETE_IDS, ExportTruth, generate_export
-from connectors.sample_export import fit_writer
-from connectors.sample_export.plans import plan_sessions
-from connectors.sample_export.profiles import cast
-from connectors.sample_export.signals import simulate
+from retrostride.pipelines.sample_export import ATHLETE_IDS, ExportTruth, generate_export
+from retrostride.pipelines.sample_export import fit_writer
+from retrostride.pipelines.sample_export.plans import plan_sessions
+from retrostride.pipelines.sample_export.profiles import cast
+from retrostride.pipelines.sample_export.signals import simulate
 
 TPX = "{http://www.garmin.com/xmlschemas/TrackPointExtension/v1}"
 # Three weeks across Berlin's spring-forward (31 Mar) and Sydney's fall-back (7 Apr) of 2024.

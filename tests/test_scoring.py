@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets import detection
-from assets.transforms.evaluation import backward_time_scores, missed_labelled
-from assets.transforms.model_config import ModelConfigError, load_model_config
-from pipelines.definitions import build_definitions
-from pipelines.runs import QUIET, RANGE_END, RANGE_START
+from retrostride.assets import detection
+from benchmarks.evaluation import backward_time_scores, missed_labelled
+from retrostride.assets.transforms.model_config import ModelConfigError, load_model_config
+from retrostride.pipelines.definitions import build_definitions
+from retrostride.pipelines.runs import QUIET, RANGE_END, RANGE_START
 from tests.conftest import copied_home
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 SEGMENTS_WITH_FILES = """
 SELECT s.*, l.path
@@ -218,8 +218,8 @@ def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tm
 def test_scoring_reads_only_record_columns_it_declares():
     """The warehouse read hands scoring `RECORD_COLUMNS` only: a transform using another record
     column would silently see nulls."""
-    from assets.transforms.scoring import RECORD_COLUMNS
-    from connectors.schema import RECORDS
+    from retrostride.assets.transforms.scoring import RECORD_COLUMNS
+    from retrostride.warehouse.schema import RECORDS
 
     root = Path(__file__).resolve().parents[1]
     used = [*(root / "assets" / "transforms").glob("*.py"), root / "connectors" / "frames.py"]  # with_motion, in_time_order

@@ -10,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.definitions import build_definitions
-from pipelines.planning import FileStat, ImportEvent, SourceCursor, month_ranges, plan_import, plan_marts_refresh, plan_publish
-from pipelines.runs import import_paths
-from pipelines.schedules import nightly_cron
-from pipelines.settings import Settings, WatchedSource, parse_watch
+from retrostride.pipelines.definitions import build_definitions
+from retrostride.pipelines.planning import FileStat, ImportEvent, SourceCursor, month_ranges, plan_import, plan_marts_refresh, plan_publish
+from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.schedules import nightly_cron
+from retrostride.pipelines.settings import Settings, WatchedSource, parse_watch
 from tests.conftest import CORPORA
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = ["activity-small-fenix2-run.fit", "garmin-fenix-5-run.fit"]  # 2015-08 and 2017-06

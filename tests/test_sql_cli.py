@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from retrostride.pipelines.cli import app
 
 
 @pytest.fixture

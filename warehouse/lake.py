@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.frames import activity_id_prefix
+from retrostride.warehouse.schema import activity_id_prefix
 
 FRAMES = ("activities", "records", "laps", "body_measurements", "privacy_zones")  # privacy zones: Strava's
 #: Staging folders and temporary copies older than this are leftovers of a killed import.

@@ -8,8 +8,8 @@ while materializing them all would add its cost to every import and could go sta
 
 from __future__ import annotations
 
-from warehouse.mart_config import MartConfig, settings_row
-from warehouse.store import Warehouse, insert, view_sql
+from retrostride.warehouse.mart_config import MartConfig, settings_row
+from retrostride.warehouse.store import Warehouse, insert, view_sql
 
 #: The marts users query (the other views are building blocks or bookkeeping).
 MARTS = (

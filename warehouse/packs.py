@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from warehouse.lake import Lake
-from warehouse.store import Warehouse
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.store import Warehouse
 
 IMPORTED = "status IN ('ok', 'partial')"
 _CURRENT = f"""

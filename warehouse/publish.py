@@ -18,12 +18,12 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from connectors.privacy import mask_positions
-from connectors.schema import PRIVACY_ZONES
-from connectors.schema import conform, empty
-from warehouse.lake import Lake
-from warehouse.packs import IMPORTED, current_packs, pack_files
-from warehouse.store import Warehouse, insert
+from retrostride.warehouse.privacy import mask_positions
+from retrostride.warehouse.schema import PRIVACY_ZONES
+from retrostride.warehouse.schema import conform, empty
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.packs import IMPORTED, current_packs, pack_files
+from retrostride.warehouse.store import Warehouse, insert
 
 
 def publish_days(

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, BASELINES, BODY_MEASUREMENTS, LAPS, RECORDS, conform
-from warehouse.store import Warehouse, insert
+from retrostride.warehouse.schema import ACTIVITIES, BASELINES, BODY_MEASUREMENTS, LAPS, RECORDS, conform
+from retrostride.warehouse.store import Warehouse, insert
 
 _STARTED_IN = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN ? AND ?)"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 
 def publish_snapshot(warehouse: Warehouse, target: Path) -> float:

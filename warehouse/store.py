@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from connectors import schema
-from warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
+from retrostride.warehouse import schema
+from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
 TABLES: dict[str, pl.Schema] = {
@@ -57,7 +57,7 @@ def duckdb_type(dtype: pl.DataType) -> str:
 
 def view_sql() -> dict[str, str]:
     """The views shipped in warehouse/sql/views/, by name, in file order."""
-    folder = resources.files("warehouse") / "sql" / "views"
+    folder = resources.files("retrostride.warehouse") / "sql" / "views"
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return {f.name.split("_", 1)[1].removesuffix(".sql"): f.read_text(encoding="utf-8") for f in files}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 _MONTH = "CAST(date_trunc('month', a.start_day) AS DATE)"
 

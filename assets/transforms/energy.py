@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
-from assets.transforms.model_config import EnergyConfig, energy_row_version
-from assets.transforms.segments import timed_records, with_intervals
-from connectors.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
+from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
+from retrostride.assets.transforms.model_config import EnergyConfig, energy_row_version
+from retrostride.assets.transforms.segments import timed_records, with_intervals
+from retrostride.warehouse.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
 PROFILES = pl.Schema(

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
-from assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
-from assets.transforms.segments import detect_segments
-from connectors.frames import in_time_order, with_motion
-from connectors.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
+from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
+from retrostride.assets.transforms.segments import detect_segments
+from retrostride.warehouse.schema import in_time_order
+from retrostride.warehouse.motion import with_motion
+from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
 
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
-from assets.transforms.labels import labelled_activities, labelled_laps, with_lap_labels
-from assets.transforms.model_config import DetectionConfig
-from assets.transforms.windows import run_ids
-from connectors.frames import in_time_order
-from connectors.schema import RECORDS, SEGMENTS, conform
+from retrostride.assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
+from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
+from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.windows import run_ids
+from retrostride.warehouse.schema import in_time_order
+from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform
 
 
 _ACTIVITY = ["activity_id"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.schema import ACTIVITIES, LAPS, RECORDS, conform
+from retrostride.warehouse.schema import ACTIVITIES, LAPS, RECORDS, conform
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def load_files(paths: list[Path], root: Path | None = None) -> Frames:
 
     `activity_id` is the path relative to `root` (plus `#session` after the first), `athlete_id`
     its first folder (or the file's stem without a root)."""
-    from connectors.formats import decoder_for  # decoders are only needed when reading files
+    from retrostride.connectors.formats import decoder_for  # decoders are only needed when reading files
 
     records, activities, laps = [], [], []
     for path in paths:

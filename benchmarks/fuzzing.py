@@ -255,11 +255,11 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     exception other than DecodeError or a result that breaks the decoders' contract."""
     import polars as pl
 
-    from connectors.fit import decode_fit
-    from connectors.fit_columnar import decode_fit_columnar
-    from connectors.frames import warehouse_frames
-    from connectors.gpx import decode_gpx
-    from connectors.schema import FILE_ACTIVITIES, FILE_BODY_MEASUREMENTS, FILE_LAPS, FILE_RECORDS, DecodeError
+    from retrostride.connectors.fit import decode_fit
+    from retrostride.connectors.fit_columnar import decode_fit_columnar
+    from retrostride.connectors.frames import warehouse_frames
+    from retrostride.connectors.gpx import decode_gpx
+    from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_BODY_MEASUREMENTS, FILE_LAPS, FILE_RECORDS, DecodeError
 
     decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx}
     if ":" in decoder:  # "module:function", e.g. a misbehaving decoder that tests the harness
@@ -284,7 +284,7 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     if decoded.status not in ("ok", "partial") or (decoded.status == "partial" and not decoded.reason):
         return "bug", f"status {decoded.status!r} with reason {decoded.reason!r}", len(decoded.records)
     try:  # what the importer does next must not fail either
-        from connectors.validate import validate
+        from retrostride.connectors.validate import validate
 
         checked, _ = validate(decoded)
         warehouse_frames(checked, "0" * 64, "fuzz", "Europe/Berlin")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from connectors.motion import haversine_m
+from retrostride.warehouse.motion import haversine_m
 
 
 def mask_positions(records: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
     """`records` with lat/lon set to null wherever they fall inside one of the athlete's zones
-    (`zones` shaped as `connectors.schema.PRIVACY_ZONES`);
+    (`zones` shaped as `warehouse.schema.PRIVACY_ZONES`);
     every other column (distance, speed, time) stays as recorded."""
     if zones.is_empty() or records.is_empty():
         return records

@@ -280,3 +280,27 @@ LEDGER = pl.Schema(
 
 #: Days whose activities were imported but not yet published (a run interrupted before publishing).
 PENDING_DAYS = pl.Schema({"day": pl.Date})
+
+
+#: Hex digits of a file's sha256 that start the ids of its activities.
+_ID_HEX = 16
+
+
+def activity_ids(sha256: pl.Expr) -> pl.Expr:
+    """`<first 16 hex of the file's sha256>-<session>`: stable across re-imports."""
+    return pl.concat_str(sha256.str.slice(0, _ID_HEX), pl.lit("-"), pl.col("session").cast(pl.String))
+
+
+def activity_id_prefix(sha256: str) -> str:
+    """What every `activity_ids` of the file `sha256` starts with."""
+    return f"{sha256[:_ID_HEX]}-"
+
+
+def in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by activity and time: one comparison pass when it already is (a decoder's
+    frame, or records a caller sorted earlier), a stable sort otherwise."""
+    activity, ts = pl.col("activity_id"), pl.col("ts")
+    step = (activity > activity.shift(1)) | ((activity == activity.shift(1)) & (ts >= ts.shift(1)))
+    if frame.height < 2 or frame.select(step.slice(1).fill_null(False).all()).item():
+        return frame
+    return frame.sort("activity_id", "ts", maintain_order=True)  # stable: ties keep their order

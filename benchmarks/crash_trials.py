@@ -3,7 +3,7 @@
 A trial starts the CLI in a fresh RETROSTRIDE_HOME / DAGSTER_HOME, SIGKILLs its whole process group
 (the importer and its decoder workers) at a random moment of the import's working time, runs the
 same import again to completion, and compares the warehouse (row counts and content checksums of
-every table, `warehouse.checksum`) and the lake with a clean, uninterrupted import.
+every table, `benchmarks.checksum`) and the lake with a clean, uninterrupted import.
 
 Used by tests/test_crash_safety.py (3 trials) and benchmarks/kill_imports.py (as many as asked).
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.checksum import differences, table_checksums
-from warehouse.lake import Lake
-from warehouse.packs import current_packs
-from warehouse.store import Warehouse
+from benchmarks.checksum import differences, table_checksums
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.packs import current_packs
+from retrostride.warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = "from pipelines.cli import app; app()"
@@ -35,7 +35,7 @@ CLI = "from pipelines.cli import app; app()"
 def build_export(folder: Path, corpora: Path, seed: int = 5, weeks: int = 2) -> Path:
     """A small export that crosses a month boundary, plus corpus files that fail, recover, duplicate
     and fall outside the calendar: every path of the importer."""
-    from connectors.sample_export import generate_export
+    from retrostride.pipelines.sample_export import generate_export
 
     export = folder / "export"
     generate_export(export, seed=seed, athletes=2, weeks=weeks, start=date(2024, 1, 29) - timedelta(weeks=weeks - 1), sample_interval_s=5,
@@ -156,8 +156,8 @@ def resume_in_process(home: Path, export: Path) -> int:
     """The next run, in this process (saves the interpreter's start), on the killed run's homes."""
     import dagster as dg
 
-    from pipelines.runs import import_paths
-    from pipelines.settings import Settings
+    from retrostride.pipelines.runs import import_paths
+    from retrostride.pipelines.settings import Settings
 
     settings = Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=2)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.schema import UTC_US, DecodedFile, conform
+from retrostride.warehouse.schema import UTC_US, DecodedFile, conform
 
 LABELS = pl.Schema({
     "file": pl.String,  # the activity file's path inside the export (Strava's Filename)
@@ -61,7 +61,7 @@ def label_activities(activities: pl.DataFrame, labels: PlatformLabels) -> pl.Dat
     labels, in the same schema; None when no row of the table is this file's.
 
     The lake's frame takes them when the same bytes were imported loose first: the export's copy is
-    then a duplicate, and its labels reach the activity this way (`warehouse.ingest`)."""
+    then a duplicate, and its labels reach the activity this way (`connectors.ingest`)."""
     if not len(activities):
         return None
     table = pl.scan_parquet(labels.table)

@@ -1,8 +1,10 @@
-"""Distance and speed for files that record only positions and times (GPX, some TCX)."""
+"""Motion of samples: distance and speed from positions (GPX, some TCX), moving time and climb."""
 
 from __future__ import annotations
 
 import polars as pl
+
+from retrostride.warehouse.schema import in_time_order
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
@@ -35,3 +37,23 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce("distance_m", pl.when(has_positions).then(pl.col("_distance"))).alias("distance_m"),
         pl.coalesce("speed_mps", "_speed").alias("speed_mps"),
     ).drop("_step", "_dt", "_distance", "_speed")
+
+
+#: Slower than this counts as stopped for moving time (m/s).
+MOVING_SPEED_MPS = 0.5
+#: A gap between samples longer than this is a pause, not movement (s).
+MAX_MOVING_GAP_S = 30.0
+#: Altitude is smoothed over this many samples before summing climbs.
+ELEVATION_SMOOTHING = 5
+
+
+def with_motion(records: pl.DataFrame) -> pl.DataFrame:
+    """Records sorted by activity and time, with each sample's `_moving` seconds (time since the
+    previous sample, when moving and not paused) and `_climb` metres (smoothed altitude gained)."""
+    gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
+    moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
+    smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
+    climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
+    return in_time_order(records).with_columns(
+        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb")
+    )

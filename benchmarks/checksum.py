@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse
 
 #: Columns that differ between two runs of the same import by design (a lake pack's id is random).
 VOLATILE = frozenset({"imported_at", "decode_s", "lake_pack"})

@@ -6,8 +6,8 @@ import re
 
 import polars as pl
 
-from assets.transforms.model_config import DetectionConfig
-from connectors.frames import in_time_order
+from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.warehouse.schema import in_time_order
 
 _APOSTROPHES = r"[\u2018\u2019\u02bc\u0060\u00b4]"  # typographic apostrophes read as '
 
