@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import duckdb
 import fitparse
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pipelines.runs import import_paths  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.settings import Settings
 
-DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
+DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 #: The tolerances of issue 16: (share, floor) per total.
 TOLERANCES = {"distance_m": (0.02, 20.0), "duration_s": (0.02, 10.0), "elevation_gain_m": (0.25, 20.0)}
 #: FIT session field → warehouse `activities` column.
@@ -86,7 +83,7 @@ def device_sessions(path: Path) -> list[Session] | None:
                     values[f.name] = f.value
             start = values.get("start_time")
             totals = {column: float(values[name]) for name, column in TOTALS.items() if isinstance(values.get(name), (int, float))}
-            sessions.append(Session(path, len(sessions), start.replace(tzinfo=timezone.utc) if isinstance(start, datetime) else None,
+            sessions.append(Session(path, len(sessions), start.replace(tzinfo=UTC) if isinstance(start, datetime) else None,
                                     totals, values.get("sport") if isinstance(values.get("sport"), str) else None))
     except Exception:  # noqa: BLE001 - fitparse's errors share no base class worth naming
         return None
