@@ -5,7 +5,8 @@
 Every file under the corpora (and `--extra` files or folders) is imported into a fresh home through
 the pipeline, as a user would.  Each FIT session that states device totals, read with fitparse (the
 reference; values taken from `message.fields`, so a duplicated field name loses nothing), is matched
-to the warehouse activity of the same file starting nearest to it, and compared:
+to the warehouse activity of the same file and session (sessions numbered in start order, as the
+importer numbers them), and compared:
 
 - distance within max(2 %, 20 m) of `total_distance`,
 - elapsed time within max(2 %, 10 s) of `total_elapsed_time`,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -38,14 +40,12 @@ DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 TOLERANCES = {"distance_m": (0.02, 20.0), "duration_s": (0.02, 10.0), "elevation_gain_m": (0.25, 20.0)}
 #: FIT session field → warehouse `activities` column.
 TOTALS = {"total_distance": "distance_m", "total_elapsed_time": "duration_s", "total_ascent": "elevation_gain_m"}
-#: A warehouse activity is this session's when it starts at most this far from it (s).
-MATCH_S = 300.0
 
 
 @dataclass
 class Session:
     path: Path
-    index: int  # position in the file
+    index: int  # position in start order: the warehouse's `session`
     start: datetime | None
     totals: dict[str, float]  # warehouse column → device value
     sport: str | None = None
@@ -74,7 +74,7 @@ def fit_files(paths: list[Path]) -> list[Path]:
 def device_sessions(path: Path) -> list[Session] | None:
     """The file's `session` messages that state totals; None when fitparse rejects the file (a CRC
     mismatch, a bad header, truncated): a damaged file's summary is no reference."""
-    sessions: list[Session] = []
+    found: list[tuple[datetime | None, dict[str, float], str | None]] = []
     try:
         for message in fitparse.FitFile(str(path)).get_messages("session"):
             values: dict[str, object] = {}
@@ -83,11 +83,12 @@ def device_sessions(path: Path) -> list[Session] | None:
                     values[f.name] = f.value
             start = values.get("start_time")
             totals = {column: float(values[name]) for name, column in TOTALS.items() if isinstance(values.get(name), (int, float))}
-            sessions.append(Session(path, len(sessions), start.replace(tzinfo=UTC) if isinstance(start, datetime) else None,
-                                    totals, values.get("sport") if isinstance(values.get("sport"), str) else None))
+            sport = values.get("sport")
+            found.append((start.replace(tzinfo=UTC) if isinstance(start, datetime) else None, totals, sport if isinstance(sport, str) else None))
     except Exception:  # noqa: BLE001 - fitparse's errors share no base class worth naming
         return None
-    return [s for s in sessions if s.totals]
+    ordered = sorted(found, key=lambda s: (s[0] is None, s[0] or datetime.min.replace(tzinfo=UTC)))  # stable, nulls last
+    return [Session(path, i, start, totals, sport) for i, (start, totals, sport) in enumerate(ordered) if totals]
 
 
 def import_all(home: Path, paths: list[Path]) -> Path:
@@ -98,32 +99,27 @@ def import_all(home: Path, paths: list[Path]) -> Path:
 
 def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
     connection = duckdb.connect(str(warehouse), read_only=True)
-    activities = connection.execute(
-        "SELECT source_sha256, start_ts, distance_m, duration_s, elevation_gain_m FROM activities"
-    ).fetchall()
+    activities = {(sha, session): values for sha, session, *values in connection.execute(
+        "SELECT source_sha256, session, distance_m, duration_s, elevation_gain_m FROM activities"
+    ).fetchall()}
     ledger = {sha: (status, reason, notes) for sha, status, reason, notes in
               connection.execute("SELECT sha256, status, reason, notes FROM import_ledger").fetchall()}
     connection.close()
-    by_file: dict[str, list[tuple]] = {}
-    for row in activities:
-        by_file.setdefault(row[0], []).append(row)
     verdicts = []
     for session in sessions:
         sha = hashlib.sha256(session.path.read_bytes()).hexdigest()
         verdict = Verdict(session)
-        candidates = [r for r in by_file.get(sha, []) if session.start is None or r[1] is None
-                      or abs((r[1] - session.start).total_seconds()) <= MATCH_S]
-        if not candidates:
+        row = activities.get((sha, session.index))
+        if row is None:
             status, reason, notes = ledger.get(sha, ("not in the ledger", None, None))
             verdict.problems.append(f"no activity (ledger: {status}{': ' + reason if reason else ''}{'; notes: ' + notes if notes else ''})")
             verdicts.append(verdict)
             continue
-        row = min(candidates, key=lambda r: abs((r[1] - session.start).total_seconds()) if session.start and r[1] else 0)
-        got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row[2:]))
+        got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row))
         for column, expected in session.totals.items():
             share, floor = TOLERANCES[column]
             value = got[column]
-            if value is None or value != value:
+            if value is None or math.isnan(value):
                 verdict.problems.append(f"{column}: device {expected:.1f}, warehouse none")
             elif abs(value - expected) > max(share * abs(expected), floor):
                 verdict.problems.append(f"{column}: device {expected:.1f}, warehouse {value:.1f}")
