@@ -8,15 +8,15 @@ import polars as pl
 
 from retrostride.assets.imports import body_measurements
 from retrostride.assets.partitions import monthly
+from retrostride.assets.resources import Models, Storage
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from retrostride.assets.transforms.model_config import energy_row_version
 from retrostride.assets.transforms.scoring import RECORD_COLUMNS, score_activities
 from retrostride.assets.transforms.segments import backward_seconds
-from retrostride.pipelines.profiles import profiles_frame
-from retrostride.pipelines.resources import Models, Storage
 from retrostride.warehouse import scores
 from retrostride.warehouse.processes import map_in_processes
+from retrostride.warehouse.profiles import profiles_frame
 from retrostride.warehouse.store import Warehouse
 
 PLAUSIBLE_ENERGY = "plausible_energy"

@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 
 from retrostride.assets.partitions import monthly
-from retrostride.connectors.sources import as_location, expanded_sources
-from retrostride.pipelines.profiles import privacy_zones_frame
-from retrostride.pipelines.resources import ImportProgress, Storage
+from retrostride.assets.resources import ImportProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
+from retrostride.connectors.sources import as_location, expanded_sources
+from retrostride.warehouse.profiles import privacy_zones_frame
 from retrostride.warehouse.publish import publish_body_measurements, publish_days
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from retrostride.pipelines.resources import Models, Storage
+from retrostride.assets.resources import Models, Storage
 from retrostride.warehouse.marts import MARTS, mart_description, refresh_marts
 from retrostride.warehouse.snapshot import publish_snapshot
 

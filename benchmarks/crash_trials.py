@@ -156,8 +156,8 @@ def resume_in_process(home: Path, export: Path) -> int:
     """The next run, in this process (saves the interpreter's start), on the killed run's homes."""
     import dagster as dg
 
+    from retrostride.assets.settings import Settings
     from retrostride.pipelines.runs import import_paths
-    from retrostride.pipelines.settings import Settings
 
     settings = Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=2)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
+
 from benchmarks.evaluation import backward_time_scores, load_files, missed_labelled
 from retrostride.assets.transforms.gait import fit_gait_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig

@@ -25,12 +25,11 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import fitparse
-
 
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.settings import Settings
@@ -85,7 +84,7 @@ def device_sessions(path: Path) -> list[Session] | None:
             totals = {column: float(values[name]) for name, column in TOTALS.items() if isinstance(values.get(name), (int, float))}
             sport = values.get("sport")
             found.append((start.replace(tzinfo=UTC) if isinstance(start, datetime) else None, totals, sport if isinstance(sport, str) else None))
-    except Exception:  # noqa: BLE001 - fitparse's errors share no base class worth naming
+    except Exception:
         return None
     ordered = sorted(found, key=lambda s: (s[0] is None, s[0] or datetime.min.replace(tzinfo=UTC)))  # stable, nulls last
     return [Session(path, i, start, totals, sport) for i, (start, totals, sport) in enumerate(ordered) if totals]
@@ -115,7 +114,7 @@ def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
             verdict.problems.append(f"no activity (ledger: {status}{': ' + reason if reason else ''}{'; notes: ' + notes if notes else ''})")
             verdicts.append(verdict)
             continue
-        got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row))
+        got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row, strict=True))
         for column, expected in session.totals.items():
             share, floor = TOLERANCES[column]
             value = got[column]

@@ -3,7 +3,7 @@
     python benchmarks/fuzz_decoders.py [--mutants 3000] [--seed 1] [--timeout 60] [--max-kb 130]
 
 Every FIT mutant goes through fitparse (`decode_fit`) and the columnar decoder, every GPX mutant
-through gpxpy, each in a watched child process (tests/fuzzing.py).  A decoder may accept a mutant
+through gpxpy, each in a watched child process (benchmarks/fuzzing.py).  A decoder may accept a mutant
 (ok/partial) or reject it with a reason (failed); an exception other than DecodeError, a frame off
 the canonical schema, a hang or a dead interpreter is a bug: the mutant is saved under --keep for
 replay and the exit status is 1.

@@ -259,7 +259,13 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     from retrostride.connectors.fit_columnar import decode_fit_columnar
     from retrostride.connectors.frames import warehouse_frames
     from retrostride.connectors.gpx import decode_gpx
-    from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_BODY_MEASUREMENTS, FILE_LAPS, FILE_RECORDS, DecodeError
+    from retrostride.warehouse.schema import (
+        FILE_ACTIVITIES,
+        FILE_BODY_MEASUREMENTS,
+        FILE_LAPS,
+        FILE_RECORDS,
+        DecodeError,
+    )
 
     decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx}
     if ":" in decoder:  # "module:function", e.g. a misbehaving decoder that tests the harness

@@ -4,7 +4,7 @@
 
 Each trial SIGKILLs `retrostride import` (and its decoder processes) at a random moment of its
 working time, runs the import again, and compares row counts and content checksums of every
-warehouse table, and the lake, with one clean import (tests/crash_trials.py).  Prints one line per
+warehouse table, and the lake, with one clean import (benchmarks/crash_trials.py).  Prints one line per
 trial and the totals; exit status 1 if any trial lost or changed anything.
 """
 

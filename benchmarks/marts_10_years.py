@@ -10,10 +10,14 @@ week.  `--records N` adds N noisy samples per activity, to see what publishing t
 from __future__ import annotations
 
 import argparse
+import sys
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
 from benchmarks.warehouse_docs import example_queries
 from retrostride.warehouse.snapshot import publish_snapshot

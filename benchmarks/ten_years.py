@@ -114,8 +114,8 @@ def _children_cpu_s() -> float:
 
 def child_import(paths: list[Path]) -> None:
     """In the child: import `paths` and print what happened as one JSON line."""
+    from retrostride.assets.settings import Settings
     from retrostride.pipelines.runs import import_paths, instance_for
-    from retrostride.pipelines.settings import Settings
     from retrostride.warehouse.store import Warehouse
 
     settings = Settings.from_env()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, DecodedFile, DecodeError, conform
 from retrostride.connectors.tabular import number, pick, read_text_table, timestamp
+from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, DecodedFile, DecodeError, conform
 
 DECODER = "body-csv"
 DECODER_VERSION = "1"

@@ -10,8 +10,8 @@ from pathlib import Path
 from retrostride.connectors import body_csv, garmin, strava
 from retrostride.connectors.fit_columnar import decode_fit_columnar
 from retrostride.connectors.gpx import decode_gpx
-from retrostride.warehouse.schema import DecodedFile, DecodeError
 from retrostride.connectors.tcx import decode_tcx
+from retrostride.warehouse.schema import DecodedFile, DecodeError
 
 Decoder = Callable[[Path], DecodedFile]
 

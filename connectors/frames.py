@@ -8,10 +8,19 @@ from datetime import date
 import polars as pl
 
 from retrostride.connectors.batches import FILE, DecodedBatch
-from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, EXPORT_PRIVACY_ZONES, LAPS, RECORDS, DecodedFile, conform
 from retrostride.connectors.timezones import start_zones, utc_offsets
 from retrostride.warehouse.motion import with_motion
-from retrostride.warehouse.schema import activity_ids
+from retrostride.warehouse.schema import (
+    ACTIVITIES,
+    BODY_MEASUREMENTS,
+    EXPORT_PRIVACY_ZONES,
+    LAPS,
+    RECORDS,
+    DecodedFile,
+    activity_ids,
+    conform,
+)
+
 
 def warehouse_frames(decoded: DecodedFile, sha256: str, athlete_id: str, zone: str | None) -> dict[str, pl.DataFrame]:
     """The warehouse frames of one decoded file, owned by `athlete_id` (local time: `with_local_time`)."""

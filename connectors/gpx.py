@@ -13,10 +13,10 @@ generated runs and mutants of them.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
-import re
 
 import defusedxml.ElementTree as safe_xml
 import gpxpy
@@ -28,7 +28,15 @@ from defusedxml import DefusedXmlException
 
 from retrostride.connectors.fit_canonical import FOOT_SPORTS
 from retrostride.warehouse.motion import with_derived_motion
-from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_LAPS, FILE_RECORDS, UTC_US, DecodedFile, DecodeError, conform
+from retrostride.warehouse.schema import (
+    FILE_ACTIVITIES,
+    FILE_LAPS,
+    FILE_RECORDS,
+    UTC_US,
+    DecodedFile,
+    DecodeError,
+    conform,
+)
 
 DECODER = "gpxpy"
 DECODER_VERSION = version("gpxpy")

@@ -27,9 +27,9 @@ import polars as pl
 from retrostride.connectors import archives, garmin, strava
 from retrostride.connectors.archives import Budget, Refused, Staging, ZipArchive
 from retrostride.connectors.exports import Layout, detect_layout
-from retrostride.connectors.platform_labels import PlatformLabels, write_labels
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
+from retrostride.connectors.platform_labels import PlatformLabels, write_labels
 from retrostride.warehouse.schema import DecodeError
 
 DEFAULT_ATHLETE = "default"

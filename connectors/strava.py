@@ -14,8 +14,15 @@ from pathlib import Path
 
 import polars as pl
 
-from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_BODY_MEASUREMENTS, FILE_PRIVACY_ZONES, DecodedFile, DecodeError, conform
 from retrostride.connectors.tabular import number, pick, read_text_table, text, timestamp
+from retrostride.warehouse.schema import (
+    FILE_ACTIVITIES,
+    FILE_BODY_MEASUREMENTS,
+    FILE_PRIVACY_ZONES,
+    DecodedFile,
+    DecodeError,
+    conform,
+)
 
 DECODER = "strava-csv"
 DECODER_VERSION = "1"

@@ -17,7 +17,15 @@ from defusedxml import DefusedXmlException
 
 from retrostride.connectors.fit_canonical import FOOT_SPORTS
 from retrostride.warehouse.motion import with_derived_motion
-from retrostride.warehouse.schema import FILE_ACTIVITIES, FILE_LAPS, FILE_RECORDS, UTC_US, DecodedFile, DecodeError, conform
+from retrostride.warehouse.schema import (
+    FILE_ACTIVITIES,
+    FILE_LAPS,
+    FILE_RECORDS,
+    UTC_US,
+    DecodedFile,
+    DecodeError,
+    conform,
+)
 
 DECODER = "defusedxml"
 DECODER_VERSION = version("defusedxml")

@@ -13,7 +13,7 @@ The ranges are declared once here; `retrostride.toml` may override them (`[plaus
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -105,8 +105,8 @@ def validate_batch(
 
 
 def _in_window(ts: pl.Expr, earliest: date, latest: date) -> pl.Expr:
-    low = datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone.utc)
-    high = datetime(latest.year, latest.month, latest.day, tzinfo=timezone.utc) + timedelta(days=1)
+    low = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
+    high = datetime(latest.year, latest.month, latest.day, tzinfo=UTC) + timedelta(days=1)
     return (ts >= low) & (ts < high)
 
 

@@ -16,11 +16,11 @@ from datetime import date
 
 import dagster as dg
 
+from retrostride.assets.settings import Settings
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_ranges
 from retrostride.pipelines.runs import QUIET, instance_for, process_tags, reap_dead_runs
 from retrostride.pipelines.sensors import range_tags
-from retrostride.pipelines.settings import Settings
 from retrostride.warehouse.store import Warehouse
 from retrostride.warehouse.versions import occupied_months, stale_months
 
@@ -46,7 +46,8 @@ class BackfillRun:
 def current_model_versions(settings: Settings) -> dict[str, str]:
     """The model_version the configured detection and energy model (RETROSTRIDE_MODEL) writes into
     each versioned table."""
-    from retrostride.assets.transforms.model_config import energy_row_version, load_model_config
+    from retrostride.assets.settings import load_model_config
+    from retrostride.assets.transforms.model_config import energy_row_version
 
     detection, energy = load_model_config(settings.model_path)
     version = energy_row_version(detection.model_version, energy)

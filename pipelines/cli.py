@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import ObjectStoreError, is_object_url
 from retrostride.connectors.sources import as_location, count_source_files
-from retrostride.pipelines.settings import Settings
 
 app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True)
 console = Console()
@@ -139,7 +139,8 @@ def backfill(
 @app.command()
 def reprocess() -> None:
     """Bring every month whose detection/energy rows are of an old model version (or missing) up to date."""
-    from retrostride.pipelines.backfills import VERSIONED_TABLES, current_model_versions, reprocess as reprocess_stale, stale_ranges
+    from retrostride.pipelines.backfills import VERSIONED_TABLES, current_model_versions, stale_ranges
+    from retrostride.pipelines.backfills import reprocess as reprocess_stale
     from retrostride.warehouse.store import Warehouse
     from retrostride.warehouse.versions import version_counts
 

@@ -7,10 +7,10 @@ import dagster as dg
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
 from retrostride.assets.marts import mart_views, published_warehouse
-from retrostride.pipelines.resources import ImportProgress, Models, Storage, no_progress
+from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
+from retrostride.assets.settings import Settings
 from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors, mark_published_job
-from retrostride.pipelines.settings import Settings
 
 ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
           published_warehouse]

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from retrostride.assets.resources import ImportProgress, no_progress
+from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_end, months_of, plan_ranges
-from retrostride.pipelines.resources import ImportProgress, no_progress
 from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
-from retrostride.pipelines.settings import Settings
 from retrostride.warehouse.publish import mark_published
 from retrostride.warehouse.store import Warehouse
 

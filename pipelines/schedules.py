@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from retrostride.pipelines.settings import Settings
+from retrostride.assets.settings import Settings
 
 
 def nightly_cron(clock: str) -> str:

@@ -22,12 +22,20 @@ from pathlib import Path
 
 import dagster as dg
 
+from retrostride.assets.resources import Storage
+from retrostride.assets.settings import Settings, WatchedSource
+from retrostride.connectors.ingest.importer import sha256_of
 from retrostride.connectors.object_store import ObjectStore, ObjectStoreError, ObjectUrl, is_object_url
 from retrostride.connectors.sources import DEFAULT_ATHLETE, list_objects, list_source_files
-from retrostride.pipelines.planning import FileStat, ImportEvent, SourceCursor, month_end, plan_import, plan_marts_refresh, plan_publish
-from retrostride.pipelines.resources import Storage
-from retrostride.pipelines.settings import Settings, WatchedSource
-from retrostride.connectors.ingest.importer import sha256_of
+from retrostride.pipelines.planning import (
+    FileStat,
+    ImportEvent,
+    SourceCursor,
+    month_end,
+    plan_import,
+    plan_marts_refresh,
+    plan_publish,
+)
 from retrostride.warehouse.publish import mark_published
 
 RANGE_START = "dagster/asset_partition_range_start"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from retrostride.pipelines.runs import import_paths
-from retrostride.pipelines.sample_export import ExportTruth, generate_export
-from retrostride.pipelines.settings import Settings
-from retrostride.warehouse.store import Warehouse
 
 from benchmarks.corpora import CORPORA, CorpusFile, corpus_files  # noqa: F401 (fixtures' and tests' shared names)
+from retrostride.assets.settings import Settings
+from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.sample_export import ExportTruth, generate_export
+from retrostride.warehouse.store import Warehouse
 
 
 def settings_for(home: Path) -> Settings:

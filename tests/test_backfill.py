@@ -13,14 +13,20 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from retrostride.warehouse.lake import Lake
-from retrostride.pipelines.backfills import VERSIONED_TABLES, backfill_months, current_model_versions, reprocess, stale_ranges
+from retrostride.assets.settings import Settings
+from retrostride.pipelines.backfills import (
+    VERSIONED_TABLES,
+    backfill_months,
+    current_model_versions,
+    reprocess,
+    stale_ranges,
+)
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths, instance_for, process_tags
-from retrostride.pipelines.settings import Settings
-from tests.conftest import CORPORA, settings_for
+from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.store import Warehouse
 from retrostride.warehouse.versions import version_counts
+from tests.conftest import CORPORA, settings_for
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]  # 2017-05, 2017-06 ×2

@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from retrostride.pipelines.sample_export import generate_export
-from tests.conftest import copied_home
 from retrostride.warehouse.access import read_only_query
+from tests.conftest import copied_home
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 STATE = """

@@ -8,11 +8,18 @@ import os
 
 import pytest
 
-from retrostride.pipelines.runs import import_paths
-from tests.conftest import CORPORA, settings_for
-from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial, lake_problems, resume_in_process
 from benchmarks.checksum import differences, table_checksums
+from benchmarks.crash_trials import (
+    build_export,
+    clean_import,
+    kill_moments,
+    kill_trial,
+    lake_problems,
+    resume_in_process,
+)
+from retrostride.pipelines.runs import import_paths
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA, settings_for
 
 TRIALS = int(os.environ.get("RETROSTRIDE_KILL_TRIALS", "3"))
 
@@ -36,8 +43,8 @@ def test_an_import_killed_at_any_moment_resumes_to_the_clean_result(export, tmp_
 
 def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_changes_nothing(export, tmp_path, instance):
     """The moment the kill trials found first: the ledger said 'imported', the warehouse had nothing."""
-    from retrostride.connectors.sources import list_source_files
     from retrostride.connectors.ingest.importer import import_files
+    from retrostride.connectors.sources import list_source_files
     from retrostride.warehouse.lake import Lake
 
     settings = settings_for(tmp_path)

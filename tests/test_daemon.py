@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from retrostride.pipelines.runs import instance_for
-from tests.conftest import CORPORA, settings_for
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 FIT = CORPORA / "fit" / "python-fitparse"

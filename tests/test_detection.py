@@ -11,11 +11,10 @@ import polars as pl
 import pytest
 
 from retrostride.assets.transforms.gait import fit_gait_baselines
-from retrostride.warehouse.schema import BASELINES
 from retrostride.assets.transforms.label_evidence import says_backward
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import SEGMENTS, detect_segments
-from retrostride.warehouse.schema import ACTIVITIES, LAPS, RECORDS, conform
+from retrostride.warehouse.schema import ACTIVITIES, BASELINES, LAPS, RECORDS, conform
 
 START = datetime(2024, 5, 6, 7, 0, tzinfo=timezone.utc)
 STEP_A, STEP_B = 0.46, 0.75  # forward step length L = a·v^b (m, m/s)

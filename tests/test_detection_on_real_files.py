@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("retrostride.connectors.fit", reason="connectors.fit (decode_fit) is not there yet")
 
-from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy  # noqa: E402
 from benchmarks.evaluation import (  # noqa: E402
     backward_overlap,
     backward_time_scores,
     load_files,
 )
+from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy  # noqa: E402
 from retrostride.assets.transforms.gait import fit_gait_baselines  # noqa: E402
 from retrostride.assets.transforms.model_config import DetectionConfig  # noqa: E402
 from retrostride.assets.transforms.segments import backward_seconds, detect_segments  # noqa: E402

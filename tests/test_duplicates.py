@@ -7,12 +7,12 @@ import dagster as dg
 import gpxpy.gpx
 import pytest
 
+from retrostride.assets.settings import ConfigError, load_duplicate_policy
 from retrostride.connectors.fit import decode_fit
 from retrostride.pipelines.runs import import_paths
-from retrostride.pipelines.settings import ConfigError, load_duplicate_policy
-from tests.conftest import settings_for
 from retrostride.warehouse.publish import DuplicatePolicy
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import settings_for
 
 
 def _as_gpx(fit_path: Path, out: Path) -> Path:

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from polars.testing import assert_frame_equal
 import pytest
+from polars.testing import assert_frame_equal
 
+from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.sources import expanded_sources
 from retrostride.connectors.tcx import decode_tcx
 from retrostride.pipelines.runs import import_paths
-from tests.conftest import corpus_files, settings_for
-from tests.exports import STRAVA_HEADERS, _csv, _strava_row, garmin_export, generated, strava_export
-from retrostride.connectors.ingest.importer import import_files
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import current_packs
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import corpus_files, settings_for
+from tests.exports import STRAVA_HEADERS, _csv, _strava_row, garmin_export, generated, strava_export
 
 TABLES = ["import_ledger", "activities", "records", "laps", "body_measurements"]
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.conftest import CORPORA, corpus_files
 from benchmarks.fuzzing import ACCEPTED, Harness, fit_layout, fit_mutant, refit, run, summary
+from tests.conftest import CORPORA, corpus_files
 
 MUTANTS = int(os.environ.get("RETROSTRIDE_FUZZ_MUTANTS", "300"))
 SMALL = 60 * 1024  # fitparse decodes ~5,000 records/s: small files keep the quick run quick

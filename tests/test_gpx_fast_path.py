@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
+from benchmarks.fuzzing import gpx_mutant
 from retrostride.connectors.gpx import DECODER, FAST_DECODER, decode_gpx
 from retrostride.pipelines.sample_export import TrainingVolume, generate_export
 from retrostride.warehouse.schema import DecodeError
 from tests.conftest import corpus_files
-from benchmarks.fuzzing import gpx_mutant
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 ROOT = ('<gpx version="1.1" creator="watch" xmlns="http://www.topografix.com/GPX/1/1" '

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from retrostride.assets.settings import load_limits
+from retrostride.connectors.ingest.importer import ImportLimits, import_files
 from retrostride.connectors.limits import MIB, IntakeLimits
 from retrostride.connectors.sources import expanded_sources
-from retrostride.pipelines.settings import load_limits
-from tests.conftest import CORPORA
-from retrostride.connectors.ingest.importer import ImportLimits, import_files
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA
 
 GOOD_FIT = CORPORA / "fit" / "python-fitparse" / "activity-small-fenix2-run.fit"
 OTHER_FIT = CORPORA / "fit" / "python-fitparse" / "2013-02-06-12-11-14.fit"

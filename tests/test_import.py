@@ -5,7 +5,6 @@ import shutil
 import struct
 from pathlib import Path
 
-
 from retrostride.pipelines.runs import import_paths
 from tests.conftest import CORPORA, corpus_files
 
@@ -38,7 +37,18 @@ def test_the_ledger_names_the_columnar_decoder_and_what_it_read_the_fit_sdk_way(
 
 
 def test_a_file_the_columnar_decoder_cannot_read_is_decoded_by_fitparse_and_the_ledger_says_so(settings, instance, tmp_path):
-    from tests.test_fit_columnar import FILE_ID, FILE_ID_DEF, FIT_2020, RECORD, RECORD_DEF, UINT16, UINT32, _data, _definition, _write
+    from tests.test_fit_columnar import (
+        FILE_ID,
+        FILE_ID_DEF,
+        FIT_2020,
+        RECORD,
+        RECORD_DEF,
+        UINT16,
+        UINT32,
+        _data,
+        _definition,
+        _write,
+    )
 
     records = [_data(1, struct.pack("<IB", FIT_2020 + i, 120)) for i in range(70)]
     odd = [_definition(2, RECORD, [(253, 4, UINT32), (3, 3, UINT16)]), _data(2, struct.pack("<I", FIT_2020 + 70) + bytes(3))]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import polars as pl
 
-from retrostride.connectors.sources import SourceFile
-from tests.conftest import CORPORA
 from retrostride.connectors.ingest.importer import import_files
+from retrostride.connectors.sources import SourceFile
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import current_packs
 from retrostride.warehouse.publish import publish_days
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, SEGMENT_TABLE, conform
-from retrostride.warehouse.mart_config import MartConfig, MartConfigError, load_mart_config
+from retrostride.assets.settings import ConfigError, load_mart_config
+from retrostride.warehouse.mart_config import MartConfig
 from retrostride.warehouse.marts import refresh_marts
+from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, SEGMENT_TABLE, conform
 from retrostride.warehouse.store import Warehouse, insert
 
 UTC = timezone.utc
@@ -260,10 +261,10 @@ def test_mart_parameters_come_from_the_marts_table_of_the_model_file(tmp_path):
     config = load_mart_config(model)
     assert (config.outcome_window_days, config.measurement_tolerance_days, config.outcome_step_days) == (56, 2.0, 7)
     model.write_text("[marts]\noutcome_windw_days = 56\n")
-    with pytest.raises(MartConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="unknown keys"):
         load_mart_config(model)
     model.write_text("[marts]\noutcome_window_days = 6.5\n")
-    with pytest.raises(MartConfigError, match="should be like 42"):
+    with pytest.raises(ConfigError, match="should be like 42"):
         load_mart_config(model)
 
 

@@ -4,8 +4,8 @@ with the generator's truth, and with each other; readers get them from the publi
 import polars as pl
 import pytest
 
-from retrostride.warehouse.access import read_only_query
 from benchmarks.warehouse_docs import example_queries
+from retrostride.warehouse.access import read_only_query
 
 
 def test_marts_split_every_kilometre_and_kcal_of_the_scored_activities(imported_export):

@@ -16,19 +16,19 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.checksum import differences, table_checksums
+from retrostride.assets.settings import parse_watch
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import ObjectStoreError
-from retrostride.pipelines.sample_export import generate_export
 from retrostride.connectors.sources import expanded_sources
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.sample_export import generate_export
 from retrostride.pipelines.schedules import nightly_run_config
-from retrostride.pipelines.settings import parse_watch
+from retrostride.warehouse.store import Warehouse
 from tests.conftest import settings_for
 from tests.exports import strava_export
-from benchmarks.checksum import differences, table_checksums
-from retrostride.warehouse.store import Warehouse
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

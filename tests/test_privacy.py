@@ -6,13 +6,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from retrostride.assets.settings import ConfigError, load_profiles
 from retrostride.warehouse.motion import haversine_m
 from retrostride.warehouse.privacy import mask_positions
 from retrostride.warehouse.schema import PRIVACY_ZONES
-from retrostride.pipelines.profiles import ProfileError, load_profiles
+from retrostride.warehouse.store import Warehouse
 from tests.conftest import copied_home
 from tests.test_scoring import _rematerialise
-from retrostride.warehouse.store import Warehouse
 
 HOME = {"lat": 52.5145, "lon": 13.3501}  # alice's generated home, where her runs start
 
@@ -57,5 +57,5 @@ def test_an_athletes_zone_hides_their_positions_in_the_warehouse(imported_export
 def test_a_bad_privacy_zone_is_refused_with_where_it_is(tmp_path: Path, zone: str):
     path = tmp_path / "athletes.toml"
     path.write_text(f"[athletes.alice]\nprivacy_zones = [{zone}]\n")
-    with pytest.raises(ProfileError, match="athletes.alice.privacy_zones"):
+    with pytest.raises(ConfigError, match="athletes.alice.privacy_zones"):
         load_profiles(path)

@@ -3,9 +3,7 @@
 import re
 from pathlib import Path
 
-from retrostride.assets.transforms.model_config import load_model_config
-from retrostride.pipelines.profiles import load_profiles
-from retrostride.pipelines.settings import load_duplicate_policy, load_limits
+from retrostride.assets.settings import load_duplicate_policy, load_limits, load_model_config, load_profiles
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from retrostride.assets.settings import ConfigError, load_limits
 from retrostride.connectors.fit import decode_fit
-from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, FILE_RECORDS, DecodedFile
+from retrostride.connectors.ingest.importer import ImportLimits, import_files
 from retrostride.connectors.sources import SourceFile
 from retrostride.connectors.validate import PLAUSIBLE, plausible_ranges, validate
-from retrostride.pipelines.settings import ConfigError, load_limits
-from tests.conftest import CORPORA
-from retrostride.connectors.ingest.importer import ImportLimits, import_files
 from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.schema import FILE_BODY_MEASUREMENTS, FILE_RECORDS, DecodedFile
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"
 FAULTY = {"fit": "tests.faulty_decoders:decode"}

@@ -17,8 +17,7 @@ import polars as pl
 import pytest
 from garmin_fit_sdk import CrcCalculator
 
-from retrostride.pipelines.sample_export import ATHLETE_IDS, ExportTruth, generate_export
-from retrostride.pipelines.sample_export import fit_writer
+from retrostride.pipelines.sample_export import ATHLETE_IDS, ExportTruth, fit_writer, generate_export
 from retrostride.pipelines.sample_export.plans import plan_sessions
 from retrostride.pipelines.sample_export.profiles import cast
 from retrostride.pipelines.sample_export.signals import simulate

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from retrostride.assets import detection
 from benchmarks.evaluation import backward_time_scores, missed_labelled
-from retrostride.assets.transforms.model_config import ModelConfigError, load_model_config
+from retrostride.assets import detection
+from retrostride.assets.settings import ConfigError, load_model_config
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.runs import QUIET, RANGE_END, RANGE_START
-from tests.conftest import copied_home
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import copied_home
 
 SEGMENTS_WITH_FILES = """
 SELECT s.*, l.path
@@ -178,7 +178,7 @@ def test_baselines_are_refit_only_for_athletes_whose_latest_runs_changed(importe
 def test_a_bad_model_file_says_what_is_wrong(tmp_path: Path, text: str, message: str):
     path = tmp_path / "model.toml"
     path.write_text(text)
-    with pytest.raises(ModelConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_model_config(path)
 
 

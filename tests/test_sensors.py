@@ -10,13 +10,21 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from retrostride.assets.settings import Settings, WatchedSource, parse_watch
 from retrostride.pipelines.definitions import build_definitions
-from retrostride.pipelines.planning import FileStat, ImportEvent, SourceCursor, month_ranges, plan_import, plan_marts_refresh, plan_publish
+from retrostride.pipelines.planning import (
+    FileStat,
+    ImportEvent,
+    SourceCursor,
+    month_ranges,
+    plan_import,
+    plan_marts_refresh,
+    plan_publish,
+)
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.schedules import nightly_cron
-from retrostride.pipelines.settings import Settings, WatchedSource, parse_watch
-from tests.conftest import CORPORA
 from retrostride.warehouse.store import Warehouse
+from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = ["activity-small-fenix2-run.fit", "garmin-fenix-5-run.fit"]  # 2015-08 and 2017-06

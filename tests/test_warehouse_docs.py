@@ -4,9 +4,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from tests.test_marts import Builder
 from benchmarks.warehouse_docs import documented_columns, example_queries
 from retrostride.warehouse.store import Warehouse
+from tests.test_marts import Builder
 
 
 def test_the_docs_describe_exactly_the_warehouses_tables_and_columns(tmp_path):

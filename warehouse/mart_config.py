@@ -8,9 +8,7 @@ The values live in the `[marts]` table of the model file (RETROSTRIDE_MODEL, def
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import polars as pl
 
@@ -49,36 +47,6 @@ class MartConfig:
 MART_SETTINGS = pl.Schema(
     {f.name: pl.Int32 if f.type in (int, "int") else pl.Float64 for f in fields(MartConfig)}
 )
-
-
-class MartConfigError(ValueError):
-    """The `[marts]` table cannot be used; the message says where and why."""
-
-
-def load_mart_config(path: Path) -> MartConfig:
-    """The `[marts]` table of the model file over the defaults; no file or no table: the defaults.
-    Unknown keys and wrong types are errors, since a typo would silently keep a default."""
-    if not path.exists():
-        return MartConfig()
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8")).get("marts", {})
-    except tomllib.TOMLDecodeError as error:
-        raise MartConfigError(f"{path}: {error}") from None
-    defaults = MartConfig()
-    unknown = sorted(set(values) - {f.name for f in fields(MartConfig)})
-    if unknown:
-        raise MartConfigError(f"{path} [marts]: unknown keys {unknown}")
-    changes = {}
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not numeric or (isinstance(default, int) and not isinstance(value, int)):
-            raise MartConfigError(f"{path} [marts]: {key} = {value!r} should be like {default!r}")
-        changes[key] = type(default)(value)
-    config = dataclasses.replace(defaults, **changes)
-    if config.outcome_window_days < 7 or config.outcome_step_days < 1 or config.measurement_tolerance_days < 0:
-        raise MartConfigError(f"{path} [marts]: windows need ≥ 7 days, a step ≥ 1 day and a tolerance ≥ 0")
-    return config
 
 
 def settings_row(config: MartConfig) -> pl.DataFrame:

@@ -82,7 +82,7 @@ def _hysteresis(altitude: np.ndarray, group: np.ndarray, band_m: float) -> np.nd
     only once it leaves [output, output + band]; NaN (no altitude) stays NaN and holds the output."""
     out = np.full(len(altitude), np.nan)
     level, current = None, None
-    for i, (value, g) in enumerate(zip(altitude.tolist(), group.tolist())):
+    for i, (value, g) in enumerate(zip(altitude.tolist(), group.tolist(), strict=True)):
         if g != current:
             level, current = None, g
         if math.isnan(value):

@@ -18,11 +18,10 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from retrostride.warehouse.privacy import mask_positions
-from retrostride.warehouse.schema import PRIVACY_ZONES
-from retrostride.warehouse.schema import conform, empty
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import IMPORTED, current_packs, pack_files
+from retrostride.warehouse.privacy import mask_positions
+from retrostride.warehouse.schema import PRIVACY_ZONES, conform, empty
 from retrostride.warehouse.store import Warehouse, insert
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
 from retrostride.assets.transforms.model_config import EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import timed_records, with_intervals
+from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
 from retrostride.warehouse.motion import cleaned_altitude
 from retrostride.warehouse.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 

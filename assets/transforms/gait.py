@@ -13,9 +13,16 @@ import polars as pl
 
 from retrostride.assets.transforms.label_evidence import labelled_activities, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
-from retrostride.assets.transforms.windows import centred_rolling, centred_rolling_at, edge_aggs, edge_change, run_ids, with_edges
-from retrostride.warehouse.schema import in_time_order
-from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES
+from retrostride.assets.transforms.windows import (
+    centred_rolling,
+    centred_rolling_at,
+    edge_aggs,
+    edge_change,
+    run_ids,
+    with_edges,
+)
+from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, in_time_order
+
 
 def _window_speed(name: str) -> pl.Expr:
     """Speed over a rolled window from the distance between its first and last edge rows (null

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 #: Bump when detection code changes what it outputs for the same configuration.
 DETECTION_CODE_VERSION = "d1"
@@ -137,45 +135,3 @@ class EnergyConfig:
 def energy_row_version(detection_version: str, energy: EnergyConfig) -> str:
     """The version of a row carrying kcal: the detection it rests on plus the energy model."""
     return f"{detection_version}+{energy.model_version}"
-
-
-class ModelConfigError(ValueError):
-    """The model file cannot be used; the message says where and why."""
-
-
-def load_model_config(path: Path) -> tuple[DetectionConfig, EnergyConfig]:
-    """Detection and energy settings from `[detection]` and `[energy]` tables of a TOML file, over
-    the defaults; an absent file means the defaults.  Unknown keys and wrong types are errors, since
-    a typo would otherwise silently keep a default."""
-    if not path.exists():
-        return DetectionConfig(), EnergyConfig()
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ModelConfigError(f"{path}: {error}") from None
-    unknown_tables = set(document) - {"detection", "energy", "marts"}  # [marts]: warehouse/mart_config.py
-    if unknown_tables:
-        raise ModelConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy], [marts])")
-    return (
-        _overridden(DetectionConfig(), document.get("detection", {}), f"{path} [detection]"),
-        _overridden(EnergyConfig(), document.get("energy", {}), f"{path} [energy]"),
-    )
-
-
-def _overridden(config, values: dict, where: str):
-    defaults = {f.name: getattr(config, f.name) for f in fields(config)}
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise ModelConfigError(f"{where}: unknown keys {unknown}")
-    changes = {}
-    for key, value in values.items():
-        default = defaults[key]
-        if isinstance(default, tuple):
-            value = tuple(value) if isinstance(value, list) else value
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)) or (
-            default is None and isinstance(value, (int, float))
-        )
-        if not ok or isinstance(value, bool) != isinstance(default, bool):
-            raise ModelConfigError(f"{where}: {key} = {value!r} should be like {default!r}")
-        changes[key] = float(value) if isinstance(default, float) else value
-    return dataclasses.replace(config, **changes)

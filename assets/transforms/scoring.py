@@ -9,10 +9,8 @@ import polars as pl
 from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.warehouse.schema import in_time_order
 from retrostride.warehouse.motion import with_motion
-from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
-
+from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform, in_time_order
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
 #: rest (power, running dynamics, temperature) are neither read from the warehouse nor handed over.

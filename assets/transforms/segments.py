@@ -14,9 +14,7 @@ from retrostride.assets.transforms.gait import facing_direction, facing_evidence
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import run_ids
-from retrostride.warehouse.schema import in_time_order
-from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform
-
+from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform, in_time_order
 
 _ACTIVITY = ["activity_id"]
 

@@ -1,4 +1,5 @@
-"""Import files into the lake and the ledger: hash, skip what is known, decode, keep, explain.
+"""The ingest stage, bytes → frames → lake: `importer` (the entry), `supervisor` (decoder processes),
+`batch` (what a decoder process does) and `ledger` (one row per file).
 
 No Dagster here: the `source_files` asset and the CLI both call `import_files`.  Every file ends as
 exactly one outcome (ok, partial, failed, duplicate, or skipped as already imported); a bad file

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
+
 from retrostride.connectors.batches import FILE, DecodedBatch
 from retrostride.connectors.formats import decoder_for
 from retrostride.connectors.frames import FileOwner, batch_frames, placeable

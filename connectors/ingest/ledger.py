@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
+
 from retrostride.connectors.archives import QUARANTINE_SAMPLE_BYTES, safe_name
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.schema import LEDGER, PENDING_DAYS

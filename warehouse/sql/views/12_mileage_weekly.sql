@@ -1,17 +1,16 @@
 -- As mileage_daily, per ISO week (Monday to Sunday) of each activity's local start date.
-SELECT
-    athlete_id,
-    CAST(date_trunc('week', day) AS DATE) AS week_start,
-    CAST(isoyear(date_trunc('week', day)) AS INTEGER) AS iso_year,
-    CAST(weekofyear(date_trunc('week', day)) AS INTEGER) AS iso_week,
-    sport,
-    direction,
-    gait,
-    sum(distance_m) / 1000.0 AS distance_km,
-    sum(moving_time_s) AS moving_time_s,
-    count(DISTINCT activity_id) AS sessions,
-    sum(elevation_gain_m) AS elevation_gain_m,
-    sum(kcal_net) AS kcal_net,
-    sum(kcal_gross) AS kcal_gross
-FROM mileage_by_activity
-GROUP BY ALL
+-- The measures are mileage_daily's, summed: an activity belongs to one day, so its sessions add up.
+SELECT * REPLACE (CAST(sessions AS BIGINT) AS sessions)
+FROM (
+    SELECT
+        athlete_id,
+        CAST(date_trunc('week', day) AS DATE) AS week_start,
+        CAST(isoyear(date_trunc('week', day)) AS INTEGER) AS iso_year,
+        CAST(weekofyear(date_trunc('week', day)) AS INTEGER) AS iso_week,
+        sport,
+        direction,
+        gait,
+        sum(COLUMNS(* EXCLUDE (athlete_id, day, sport, direction, gait)))
+    FROM mileage_daily
+    GROUP BY ALL
+)

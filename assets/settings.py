@@ -1,16 +1,25 @@
-"""One settings object: environment variables over defaults that work with no configuration."""
+"""One configuration: environment variables and the TOML files (`retrostride.toml`, `model.toml`,
+`athletes.toml`) over defaults that work with no configuration.
+
+Everything else receives plain values (dataclasses) from here; a file that cannot be used raises
+`ConfigError` naming the file, the table and the key.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
+from retrostride.connectors.ingest.importer import ImportLimits
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import is_object_url
 from retrostride.connectors.validate import plausible_ranges
-from retrostride.connectors.ingest.importer import ImportLimits
+from retrostride.warehouse.mart_config import MartConfig
+from retrostride.warehouse.profiles import AthleteProfile
 from retrostride.warehouse.publish import DuplicatePolicy
 
 
@@ -98,7 +107,7 @@ class Settings:
 
 
 class ConfigError(ValueError):
-    """`retrostride.toml` cannot be used; the message says where and why."""
+    """A configuration file cannot be used; the message says where and why."""
 
 
 def load_limits(path: Path) -> ImportLimits:
@@ -198,3 +207,90 @@ def parse_watch(value: str) -> tuple[WatchedSource, ...]:
             name += "_"
         sources.append(WatchedSource(name, root, athlete or None))
     return tuple(sources)
+
+
+def load_model_config(path: Path) -> tuple[DetectionConfig, EnergyConfig]:
+    """Detection and energy settings from `[detection]` and `[energy]` tables of a TOML file, over
+    the defaults; an absent file means the defaults.  Unknown keys and wrong types are errors, since
+    a typo would otherwise silently keep a default."""
+    if not path.exists():
+        return DetectionConfig(), EnergyConfig()
+    try:
+        document = _read_config(path)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    unknown_tables = set(document) - {"detection", "energy", "marts"}
+    if unknown_tables:
+        raise ConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy], [marts])")
+    return (
+        _overridden(DetectionConfig(), document.get("detection", {}), f"{path} [detection]"),
+        _overridden(EnergyConfig(), document.get("energy", {}), f"{path} [energy]"),
+    )
+
+
+def load_mart_config(path: Path) -> MartConfig:
+    """The `[marts]` table of the model file over the defaults; no file or no table: the defaults.
+    Unknown keys and wrong types are errors, since a typo would silently keep a default."""
+    if not path.exists():
+        return MartConfig()
+    try:
+        values = _read_config(path).get("marts", {})
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    config = _overridden(MartConfig(), values, f"{path} [marts]")
+    if config.outcome_window_days < 7 or config.outcome_step_days < 1 or config.measurement_tolerance_days < 0:
+        raise ConfigError(f"{path} [marts]: windows need ≥ 7 days, a step ≥ 1 day and a tolerance ≥ 0")
+    return config
+
+
+def load_profiles(path: Path) -> dict[str, AthleteProfile]:
+    """Profiles from `[athletes.<id>]` tables; an absent file means no profiles."""
+    if not path.exists():
+        return {}
+    try:
+        document = _read_config(path)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    allowed = {f.name for f in fields(AthleteProfile)} - {"athlete_id", "ignored_keys"}
+    profiles = {}
+    for athlete_id, values in document.get("athletes", {}).items():
+        used = {k: v for k, v in values.items() if k in allowed}
+        ignored = tuple(sorted(set(values) - allowed))
+        if "privacy_zones" in used:
+            used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
+        profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
+    return profiles
+
+
+
+def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ...]:
+    checked = []
+    for zone in zones if isinstance(zones, list) else [zones]:
+        try:
+            lat, lon, radius = float(zone["lat"]), float(zone["lon"]), float(zone.get("radius_m", 200))
+        except (TypeError, KeyError, ValueError):
+            raise ConfigError(f"{path}: athletes.{athlete_id}.privacy_zones: each zone needs lat, lon (and radius_m)") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+            raise ConfigError(f"{path}: athletes.{athlete_id}.privacy_zones: {zone} is not a place on Earth")
+        checked.append({"lat": lat, "lon": lon, "radius_m": radius})
+    return tuple(checked)
+
+
+def _overridden(config, values: dict, where: str):
+    """`config` with `values` over its defaults: unknown keys and values unlike the default are errors."""
+    defaults = {f.name: getattr(config, f.name) for f in fields(config)}
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}")
+    changes = {}
+    for key, value in values.items():
+        default = defaults[key]
+        if isinstance(default, tuple):
+            value = tuple(value) if isinstance(value, list) else value
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)) or (
+            default is None and isinstance(value, (int, float))
+        )
+        if not ok or isinstance(value, bool) != isinstance(default, bool):
+            raise ConfigError(f"{where}: {key} = {value!r} should be like {default!r}")
+        changes[key] = float(value) if isinstance(default, float) else value
+    return dataclasses.replace(config, **changes)

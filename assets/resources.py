@@ -6,13 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, load_model_config
-from retrostride.pipelines.profiles import AthleteProfile, load_profiles
-from retrostride.pipelines.settings import Settings, load_duplicate_policy, load_limits
+from retrostride.assets.settings import (
+    Settings,
+    load_duplicate_policy,
+    load_limits,
+    load_mart_config,
+    load_model_config,
+    load_profiles,
+)
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
 from retrostride.connectors.ingest.importer import ImportLimits
-from retrostride.warehouse.publish import DuplicatePolicy
 from retrostride.warehouse.lake import Lake
-from retrostride.warehouse.mart_config import MartConfig, load_mart_config
+from retrostride.warehouse.mart_config import MartConfig
+from retrostride.warehouse.profiles import AthleteProfile
+from retrostride.warehouse.publish import DuplicatePolicy
 from retrostride.warehouse.store import Warehouse
 
 
