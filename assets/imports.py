@@ -91,6 +91,7 @@ def _summary_metadata(summary: ImportSummary) -> dict:
     return {
         "imported": summary.count("ok"),
         "partial": summary.count("partial"),
+        "no_activity": summary.count("no_activity"),
         "failed": summary.count("failed"),
         "duplicate": summary.count("duplicate"),
         "skipped": summary.count("skipped"),

@@ -70,6 +70,7 @@ def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -
         format="fit",
         decoder=decoder,
         decoder_version=decoder_version,
+        kind=_file_type(messages),
         activities=_activities(messages, sessions) if len(records) or len(sessions) else _EMPTY_ACTIVITIES.clear(),
         records=records,
         laps=_laps(messages, sessions),
@@ -164,6 +165,13 @@ def _records(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
 
 def _scaled(column: Column, scale) -> Column:
     return Column(scale(column.values), column.valid)
+
+
+def _file_type(messages: FitMessages) -> str | None:
+    """The FIT file's type (`activity`, `settings`, `workout`, `monitoring_b`, ...), as its file_id says."""
+    file_id = _message(messages, "file_id")
+    kind = file_id["type"][0] if file_id is not None and "type" in file_id.columns else None
+    return str(kind) if kind is not None else None
 
 
 def _device(messages: FitMessages) -> str | None:

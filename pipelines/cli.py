@@ -207,13 +207,13 @@ def _print_backfill(run) -> None:
 
 
 def _print_summary(outcomes: list) -> None:
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("ok", "partial", "failed", "duplicate", "skipped")}
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("ok", "partial", "no_activity", "failed", "duplicate", "skipped")}
     console.print(
-        f"[bold]{counts['ok']} imported[/], {counts['partial']} partial, {counts['skipped']} skipped as already imported, "
-        f"{counts['duplicate']} duplicates, [red]{counts['failed']} failed[/]"
+        f"[bold]{counts['ok']} imported[/], {counts['partial']} partial, {counts['no_activity']} without an activity, "
+        f"{counts['skipped']} skipped as already imported, {counts['duplicate']} duplicates, [red]{counts['failed']} failed[/]"
     )
     for outcome in outcomes:
-        if outcome.status in ("failed", "partial"):
+        if outcome.status in ("failed", "partial", "no_activity"):
             console.print(f"  [yellow]{outcome.status}[/] {escape(outcome.path)}: {escape(outcome.reason or '')}")
 
 

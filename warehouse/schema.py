@@ -247,6 +247,7 @@ class DecodedFile:
     privacy_zones: pl.DataFrame = field(default_factory=lambda: empty(FILE_PRIVACY_ZONES))
     status: Status = "ok"
     reason: str | None = None  # why the import is partial
+    kind: str | None = None  # what the file says it is, when it does (a FIT file_id type: activity, settings, ...)
     notes: str | None = None  # how the decoder read what it had to read unusually (fallback, irregular fields)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -29,7 +29,7 @@ class Outcome:
 
     path: str
     athlete_id: str
-    status: str  # ok | partial | failed | duplicate | skipped
+    status: str  # ok | partial | no_activity | failed | duplicate | skipped
     reason: str | None = None
     records: int = 0
     days: tuple[date, ...] = ()
@@ -63,13 +63,13 @@ Progress = Callable[[Outcome], None]
 
 
 def failed_outcome(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, origin: str,
-            sample_only: bool = False) -> tuple[Outcome, dict]:
+            sample_only: bool = False, fmt: str | None = None) -> tuple[Outcome, dict]:
     """A failed outcome and its ledger row, with a quarantine copy: a symbolic link as a link, and of
     a file refused before decoding (huge, a bomb's partial expansion) only its first bytes."""
     if path.is_file() or path.is_symlink():
         limit = QUARANTINE_SAMPLE_BYTES if sample_only else None
         lake.quarantine(path, sha, reason, name=safe_name(origin.rsplit("!", 1)[-1]), max_bytes=limit)
-    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason)
+    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason, format=fmt)
     return Outcome(origin, athlete_id, "failed", reason), row
 
 
@@ -79,7 +79,7 @@ def unplaced_note(unplaced: list[datetime]) -> str:
 
 
 def ledger_row(sha: str, path: Path, athlete_id: str, origin: str, **values) -> dict:
-    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(timezone.utc)}
+    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(UTC)}
     try:
         row["bytes"] = path.stat().st_size if not path.is_symlink() else None
     except OSError:
