@@ -32,7 +32,7 @@ import duckdb
 import fitparse
 
 from retrostride.pipelines.runs import import_paths
-from retrostride.pipelines.settings import Settings
+from retrostride.assets.settings import Settings
 
 DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 #: The tolerances of issue 16: (share, floor) per total.

@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from retrostride.connectors.activity_types import activity_types, sample_evidence
 from retrostride.connectors.batches import FILE, DecodedBatch
 from retrostride.connectors.timezones import start_zones, utc_offsets
 from retrostride.warehouse.motion import with_motion
@@ -80,7 +81,7 @@ def _activity_frames(activities: pl.DataFrame, records: pl.DataFrame, laps: pl.D
     )
     activities = with_local_time(activities.join(start_zones(records), on="activity_id", how="left"))
     laps = laps.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
-    return summarize(activities, records), records, laps
+    return activity_types(summarize(activities, records), sample_evidence(records)), records, laps
 
 
 def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:

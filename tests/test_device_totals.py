@@ -45,6 +45,12 @@ def edit_records(edit):
     return mutate
 
 
+def without_sport(number: int, fields: dict) -> dict:
+    """No sport in sessions, laps and sport messages, no maker in file_id and device_info."""
+    drop = {"sport", "sub_sport"} if number in (SESSION, 19, 12) else {"manufacturer", "product", "garmin_product"} if number in (0, 23) else set()
+    return {k: v for k, v in fields.items() if k not in drop}
+
+
 @dataclass
 class Imported:
     warehouse: Warehouse
@@ -83,6 +89,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
         "swim": FITS / "event_timestamp.fit",
         # class 10: a 14-sample run with no distance
         "tiny": FITS / "Activity.fit",
+        # class 3: a ride whose file states no sport and names no device; a GPX of one point
+        "ride_no_sport": rewrite_fit(FITS / "sample-activity.fit", folder / "ride_no_sport.fit", without_sport),
+        "one_point": CORPORA / "gpx" / "gpxpy" / "gpx1.0_with_all_fields.gpx",
     }
     settings = settings_for(root)
     with dg.instance_for_test() as instance:
@@ -145,3 +154,21 @@ def test_no_nan_where_null_is_documented(imported: Imported):
     tiny = imported.activity("tiny")
     grade = imported.warehouse.query("SELECT mean_abs_grade FROM activity_energy WHERE activity_id = ?", [tiny["activity_id"]])
     assert grade.height == 1 and grade.item() is None
+
+
+def test_a_ride_without_a_sport_is_typed_cycling_and_gets_no_running_kcal(imported: Imported):
+    ride = imported.activity("ride_no_sport")
+    assert (ride["sport"], ride["device"], ride["activity_type"]) == (None, None, "cycling")
+    assert ride["activity_type_basis"].startswith("median moving speed")
+    kcal = imported.warehouse.query("SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [ride["activity_id"]])
+    assert kcal.height == 1 and kcal.item() is None
+    run = imported.activity("run")  # the file says running: kept, costed
+    assert (run["sport"], run["activity_type"], run["activity_type_basis"]) == ("running", "running", "the file's sport (running)")
+
+
+def test_an_activity_whose_type_cannot_be_told_gets_no_kcal_and_says_why(imported: Imported):
+    point = imported.activity("one_point")
+    assert point["activity_type"] == "unknown"
+    assert point["activity_type_basis"].startswith("unknown: no sport stated")
+    kcal = imported.warehouse.query("SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [point["activity_id"]])
+    assert kcal.is_empty() or kcal.item() is None

@@ -122,6 +122,8 @@ ACTIVITIES = pl.Schema(
         "source_sha256": pl.String,
         "duplicate_of": pl.String,  # the canonical activity this one repeats (another file or source), else null
         **PLATFORM_FIELDS,
+        "activity_type": pl.String,  # running | walking | hiking | cycling | swimming | other | unknown
+        "activity_type_basis": pl.String,  # the file's sport, or the evidence it was told from, or why it could not be
     }
 )
 
