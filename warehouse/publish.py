@@ -38,7 +38,7 @@ def publish_days(
     days = {"first": first, "last": last}
     counts = {}
     with warehouse.transaction() as connection:
-        # rows go in as the scan yields them: 30 % less CPU, and readers never relied on the order
+        # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
         for table in ("records", "laps"):

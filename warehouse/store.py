@@ -73,7 +73,7 @@ class Warehouse:
     @contextmanager
     def held(self) -> Iterator[None]:
         """Keep the file open meanwhile: each read and write inside takes a cursor of one connection
-        instead of opening the file (~20 ms for a ten-year warehouse).  For a step that reads and
+        instead of opening the file (which grows with the warehouse).  For a step that reads and
         writes many times and owns the file (the `warehouse` pool); other processes wait meanwhile."""
         if self._held is not None:
             yield
