@@ -93,6 +93,7 @@ def validate_batch(
     records = _null_outside(frames["records"], ranges, notes)
     records = _null_stray_times(records, earliest, latest, notes)
     records = _drop_clock_glitches(records, notes)
+    records = _merge_same_time(records, notes)
     activities = _null_outside(frames["activities"], ranges, notes)
     laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
     body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
@@ -211,3 +212,18 @@ def _off_time_line(micros: np.ndarray) -> np.ndarray:
     far = np.ones(len(times), dtype=bool)
     far[order[low:high]] = False
     return far
+
+
+def _merge_same_time(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Merge samples of a session that share a timestamp (Strava's Android app writes speed in one
+    row and distance in the next): one sample, each value the first recorded."""
+    keys = [FILE, "session", "ts"]
+    shared = pl.col("ts").is_not_null() & pl.struct(keys).is_duplicated()
+    if records.height == 0 or not records.select(shared.any()).item():
+        return records
+    for file, found in _counts(records, (shared & pl.struct(keys).is_first_distinct()).sum().alias("merged")):
+        notes[file].append(f"ts: {found['merged']} timestamp(s) shared by several samples, merged into one sample each")
+    frame = records.with_columns(shared.alias("_shared"))
+    merged = (frame.filter("_shared").group_by(keys, maintain_order=True)
+              .agg(pl.all().exclude(keys).drop_nulls().first()).select(records.columns))
+    return pl.concat([frame.filter(~pl.col("_shared")).drop("_shared"), merged]).sort(FILE, "session", "ts", nulls_last=True, maintain_order=True)

@@ -87,6 +87,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
         # class 5: a multisport leg with samples before its session's start; a pool swim
         "multisport": FITS / "activity-large-fenxi2-multisport.fit",
         "swim": FITS / "event_timestamp.fit",
+        "strava_android": FITS / "strava-android-app-201.10-b1218918.fit",  # speed and distance in two rows per time
         # class 10: a 14-sample run with no distance
         "tiny": FITS / "Activity.fit",
         # class 3: a ride whose file states no sport and names no device; a GPX of one point
@@ -109,7 +110,9 @@ def test_clock_glitches_are_dropped_and_counted(imported: Imported):
     assert within(clock["duration_s"], device["total_elapsed_time"], 0.02, 10.0)
     assert (clock["end_ts"] - clock["start_ts"]).total_seconds() < 1.02 * device["total_elapsed_time"] + 10
     assert within(clock["distance_m"], device["total_distance"], 0.02, 20.0)
-    assert clock["records"] == len(records_where(FITS / "garmin-edge-500-activity.fit")) - 14 - 5 - 1
+    times = [m.get_value("timestamp") for m in fitparse.FitFile(str(FITS / "garmin-edge-500-activity.fit")).get_messages("record")]
+    untouched = {t for n, t in enumerate(times) if n < len(times) - 14 and not 3000 <= n < 3005 and n != 5000}
+    assert clock["records"] == len(untouched)  # the glitches dropped, samples sharing a time merged
     assert "14 sample(s) off the activity's time line (a clock jump) dropped" in clock["notes"]
     assert "5 sample(s) dated outside 1990-01-01" in clock["notes"]  # the device epoch
     assert "1 sample(s) dated before a sample recorded ahead of them dropped" in clock["notes"]
@@ -172,3 +175,13 @@ def test_an_activity_whose_type_cannot_be_told_gets_no_kcal_and_says_why(importe
     assert point["activity_type_basis"].startswith("unknown: no sport stated")
     kcal = imported.warehouse.query("SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [point["activity_id"]])
     assert kcal.is_empty() or kcal.item() is None
+
+
+def test_two_rows_with_one_timestamp_are_one_sample(imported: Imported):
+    run = imported.activity("strava_android")
+    assert "235 timestamp(s) shared by several samples, merged into one sample each" in run["notes"]
+    samples = imported.warehouse.query(
+        "SELECT count(*) AS n, count(DISTINCT ts) AS times, count(speed_mps) AS speeds, count(distance_m) AS distances "
+        "FROM records WHERE activity_id = ?", [run["activity_id"]]).row(0, named=True)
+    assert samples == {"n": 235, "times": 235, "speeds": 235, "distances": 235}
+    assert run["distance_m"] == pytest.approx(928.25, abs=1.0) and run["records"] == 235
