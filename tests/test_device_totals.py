@@ -87,6 +87,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
         # class 5: a multisport leg with samples before its session's start; a pool swim
         "multisport": FITS / "activity-large-fenxi2-multisport.fit",
         "swim": FITS / "event_timestamp.fit",
+        "relative_clock": FITS / "compressed-speed-distance.fit",  # seconds since power-on, no absolute time
         "strava_android": FITS / "strava-android-app-201.10-b1218918.fit",  # speed and distance in two rows per time
         # class 10: a 14-sample run with no distance
         "tiny": FITS / "Activity.fit",
@@ -185,3 +186,11 @@ def test_two_rows_with_one_timestamp_are_one_sample(imported: Imported):
         "FROM records WHERE activity_id = ?", [run["activity_id"]]).row(0, named=True)
     assert samples == {"n": 235, "times": 235, "speeds": 235, "distances": 235}
     assert run["distance_m"] == pytest.approx(928.25, abs=1.0) and run["records"] == 235
+
+
+def test_a_device_relative_clock_is_placed_by_the_activitys_local_time(imported: Imported):
+    run, device = imported.activity("relative_clock"), device_session(FITS / "compressed-speed-distance.fit")
+    assert str(run["local_day"]) == "2012-02-13" and run["utc_offset_source"] == "device_local_clock"
+    assert "device-relative times placed by the activity's local time" in run["notes"]
+    assert within(run["duration_s"], device["total_elapsed_time"], 0.02, 10.0)
+    assert within(run["distance_m"], device["total_distance"], 0.02, 20.0)
