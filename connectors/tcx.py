@@ -1,6 +1,6 @@
 """TCX (Garmin Training Center) files through the standard library's XML behind defusedxml.
 
-One activity per `<Activity>`, one lap per `<Lap>`, one record per `<Trackpoint>`.  The XML is parsed
+One activity per `<Activity>` (also each leg of a `<MultiSportSession>`), one lap per `<Lap>`, one record per `<Trackpoint>`.  The XML is parsed
 with DTDs, entities and external references forbidden, so a hostile file is refused, not expanded.
 Running cadence (`<Cadence>`, or `RunCadence` in Garmin's extension) is strides/min: doubled.
 """
@@ -52,7 +52,7 @@ def decode_tcx(path: Path) -> DecodedFile:
     if _local(root.tag) != "TrainingCenterDatabase":
         raise DecodeError(f"invalid TCX: root element is <{_local(root.tag)}>, not <TrainingCenterDatabase>")
     activities, laps, points = [], [], []
-    for session, activity in enumerate(_children(root, "Activities/Activity")):
+    for session, activity in enumerate(_activity_elements(root)):
         sport = (activity.get("Sport") or "").strip().lower()
         activity_laps = _children(activity, "Lap")
         activities.append({
@@ -87,6 +87,12 @@ def parse_untrusted_xml(data: bytes, what: str) -> Element:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def _activity_elements(root: Element) -> list[Element]:
+    """Every `<Activity>` in document order: under `<Activities>`, and the legs of a
+    `<MultiSportSession>` (`FirstSport`, each `NextSport`)."""
+    return [e for holder in _children(root, "Activities") for e in holder.iter() if _local(e.tag) == "Activity"]
 
 
 def _children(element: Element, path: str) -> list[Element]:
