@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from retrostride.warehouse.motion import MOVING_SPEED_MPS
+
 #: Stated sports (FIT, TCX, GPX `type`, Strava's Type after `connectors.strava`) → activity type.
 STATED = {
     "running": "running", "trail_running": "running", "treadmill": "running",
@@ -27,15 +29,11 @@ STATED = {
 }
 #: Stated sports that say nothing about what was done.
 UNSTATED = {"generic", "other", "all", "unknown"}
-#: Types the energy model costs (legs on the ground).
-ON_FOOT = ("running", "walking", "hiking")
 #: Recording devices that only bike computers are (`activities.device`, lower case).
 BIKE_COMPUTERS = ("edge", "elemnt", "wahoo_fitness", "zwift", "bolt", "roam")
 
-CYCLING_MEDIAN_MPS = 5.0
-CYCLING_P95_MPS = 8.5
-WALKING_MEDIAN_MPS = 1.9
-MOVING_MPS = 0.5
+#: Moving-speed thresholds (m/s) of rule 3 (median, 95th percentile).
+CYCLING_MEDIAN_MPS, CYCLING_P95_MPS, WALKING_MEDIAN_MPS = 5.0, 8.5, 1.9
 #: Share of samples with power that marks a power meter.
 POWER_SHARE = 0.5
 
@@ -43,7 +41,7 @@ POWER_SHARE = 0.5
 def sample_evidence(records: pl.DataFrame) -> pl.DataFrame:
     """Per activity: median and 95th percentile of moving speed, share of samples with power and
     with running dynamics (what `activity_types` reads)."""
-    moving = pl.col("speed_mps").filter(pl.col("speed_mps") >= MOVING_MPS)
+    moving = pl.col("speed_mps").filter(pl.col("speed_mps") >= MOVING_SPEED_MPS)
     dynamics = pl.col("stance_time_ms").is_not_null() | pl.col("vertical_oscillation_mm").is_not_null()
     return records.group_by("activity_id").agg(
         moving.median().alias("_speed_median"),
