@@ -182,7 +182,7 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
         notes.append(unplaced_note(checked.unplaced))
     days = checked.days
     status, reason = decoded.status, decoded.reason
-    if status == "ok" and not _holds_activity(checked.frames):
+    if status == "ok" and decoded.format in ACTIVITY_FORMATS and not _holds_activity(checked.frames):
         status, reason = "no_activity", no_activity_reason(decoded, checked.frames)
     elif untimed := checked.frames["activities"]["start_ts"].null_count():
         notes.append(f"{untimed} route(s) without timestamps: not activities")
@@ -195,6 +195,10 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
         decode_s=checked.seconds + pack_s + time.perf_counter() - started, lake_pack=pack if has_rows else None,
     )
     return Outcome(job.ledger_path, job.athlete_id, status, reason, len(decoded.records), days), row
+
+
+#: Formats whose files are expected to hold activities (a platform table or a body CSV may hold none).
+ACTIVITY_FORMATS = ("fit", "gpx", "tcx")
 
 
 def _holds_activity(frames: dict[str, pl.DataFrame]) -> bool:
