@@ -31,8 +31,8 @@ from pathlib import Path
 import duckdb
 import fitparse
 
-from retrostride.pipelines.runs import import_paths
 from retrostride.assets.settings import Settings
+from retrostride.pipelines.runs import import_paths
 
 DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 #: The tolerances of issue 16: (share, floor) per total.
