@@ -221,8 +221,8 @@ def _merge_same_time(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFr
     shared = pl.col("ts").is_not_null() & pl.struct(keys).is_duplicated()
     if records.height == 0 or not records.select(shared.any()).item():
         return records
-    for file, found in _counts(records, (shared & pl.struct(keys).is_first_distinct()).sum().alias("merged")):
-        notes[file].append(f"ts: {found['merged']} timestamp(s) shared by several samples, merged into one sample each")
+    for file, found in _counts(records, (shared & ~pl.struct(keys).is_first_distinct()).sum().alias("merged")):
+        notes[file].append(f"ts: {found['merged']} sample(s) sharing a timestamp with an earlier one merged into it")
     frame = records.with_columns(shared.alias("_shared"))
     merged = (frame.filter("_shared").group_by(keys, maintain_order=True)
               .agg(pl.all().exclude(keys).drop_nulls().first()).select(records.columns))

@@ -180,7 +180,7 @@ def test_an_activity_whose_type_cannot_be_told_gets_no_kcal_and_says_why(importe
 
 def test_two_rows_with_one_timestamp_are_one_sample(imported: Imported):
     run = imported.activity("strava_android")
-    assert "235 timestamp(s) shared by several samples, merged into one sample each" in run["notes"]
+    assert "ts: 237 sample(s) sharing a timestamp with an earlier one merged into it" in run["notes"]
     samples = imported.warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT ts) AS times, count(speed_mps) AS speeds, count(distance_m) AS distances "
         "FROM records WHERE activity_id = ?", [run["activity_id"]]).row(0, named=True)
