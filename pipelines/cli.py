@@ -40,6 +40,7 @@ def import_command(
         console.print(f"[red]{escape(str(error))}")
         raise typer.Exit(2)
     _print_summary(outcomes)
+    _print_cross_source_duplicates(settings, outcomes)
 
 
 @app.command()
@@ -215,6 +216,17 @@ def _print_summary(outcomes: list) -> None:
     for outcome in outcomes:
         if outcome.status in ("failed", "partial", "no_activity"):
             console.print(f"  [yellow]{outcome.status}[/] {escape(outcome.path)}: {escape(outcome.reason or '')}")
+
+
+def _print_cross_source_duplicates(settings: Settings, outcomes: list) -> None:
+    from retrostride.warehouse.publish import cross_source_duplicates
+    from retrostride.warehouse.store import Warehouse
+
+    imported = [o.path for o in outcomes if o.status in ("ok", "partial")]
+    if imported and settings.warehouse_path.exists():
+        found = cross_source_duplicates(Warehouse(settings.warehouse_path), imported)
+        if found:
+            console.print(f"{found} activities repeat one from another source (linked to it, counted once)")
 
 
 def _published_snapshot(settings: Settings) -> Path:

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from retrostride.pipelines.runs import import_paths
+from retrostride.warehouse.publish import cross_source_duplicates
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import CORPORA, settings_for
 from tests.exports import strava_export
@@ -42,3 +43,5 @@ def test_the_canonical_copy_keeps_the_platforms_name_calories_and_id(tmp_path, e
     assert canonical["path"].endswith("watch.tcx") and canonical["records"] == 385 and copy["duplicate_of"] is not None
     assert (canonical["name"], canonical["calories_kcal"], canonical["platform"], canonical["platform_activity_id"]) == (
         "TCX evening run", 380.0, "strava", "8000000001")
+    warehouse = Warehouse(settings.warehouse_path)
+    assert cross_source_duplicates(warehouse, [str(watch)]) == 1  # what the import's summary counts

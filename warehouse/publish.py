@@ -183,6 +183,17 @@ _UNION_OF_COPIES = """
 """
 
 
+def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
+    """How many activities repeat another from a different source where either is from the files at
+    `paths` (ledger paths): the cross-source duplicates an import made."""
+    if not paths:
+        return 0
+    return int(warehouse.query(
+        "WITH files AS (SELECT sha256 FROM import_ledger WHERE list_contains(?, path)) "
+        "SELECT count(*) FROM activities d JOIN activities c ON c.activity_id = d.duplicate_of "
+        "WHERE d.source_sha256 IN (SELECT sha256 FROM files) OR c.source_sha256 IN (SELECT sha256 FROM files)", [paths]).item())
+
+
 def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
     """Clear days first..last from `pending_days` after a publish run over them succeeded."""
     with warehouse.transaction() as connection:
