@@ -38,6 +38,17 @@ CYCLING_MEDIAN_MPS, CYCLING_P95_MPS, WALKING_MEDIAN_MPS = 5.0, 8.5, 1.9
 POWER_SHARE = 0.5
 
 
+def stated(sport: pl.Expr) -> pl.Expr:
+    """Whether a sport says what was done (not null, not `generic` and the like)."""
+    lower = sport.str.to_lowercase()
+    return lower.is_not_null() & ~lower.is_in(list(UNSTATED))
+
+
+def stated_type(sport: pl.Expr) -> pl.Expr:
+    """The activity type a stated sport names (`other` for sports outside `STATED`)."""
+    return sport.str.to_lowercase().replace_strict(STATED, default="other")
+
+
 def sample_evidence(records: pl.DataFrame) -> pl.DataFrame:
     """Per activity: median and 95th percentile of moving speed, share of samples with power and
     with running dynamics (what `activity_types` reads)."""
@@ -55,7 +66,6 @@ def activity_types(activities: pl.DataFrame, evidence: pl.DataFrame) -> pl.DataF
     """`activities` with `activity_type` and `activity_type_basis` (evidence: `sample_evidence`)."""
     frame = activities.join(evidence, on="activity_id", how="left")
     sport = pl.col("sport").str.to_lowercase()
-    stated = sport.is_not_null() & ~sport.is_in(list(UNSTATED))
     device = pl.col("device").str.to_lowercase().fill_null("")
     bike_computer = pl.any_horizontal(device.str.contains(name, literal=True) for name in BIKE_COMPUTERS)
     power_meter = (pl.col("_power_share") >= POWER_SHARE) & ~pl.col("_dynamics").fill_null(False)
@@ -63,7 +73,7 @@ def activity_types(activities: pl.DataFrame, evidence: pl.DataFrame) -> pl.DataF
     fast = (median >= CYCLING_MEDIAN_MPS) | (p95 >= CYCLING_P95_MPS)
     median_text = pl.format("median moving speed {} m/s, 95th percentile {} m/s", median.round(1), p95.round(1))
     decided = (
-        pl.when(stated).then(pl.struct(type=sport.replace_strict(STATED, default="other"),
+        pl.when(stated(sport)).then(pl.struct(type=stated_type(sport),
                                         basis=pl.format("the file's sport ({})", sport)))
         .when(bike_computer).then(pl.struct(type=pl.lit("cycling"), basis=pl.format("recorded by a bike computer ({})", pl.col("device"))))
         .when(power_meter.fill_null(False)).then(pl.struct(type=pl.lit("cycling"), basis=pl.lit("power on most samples, no running dynamics")))
