@@ -119,6 +119,7 @@ def summary_metadata(summary: ImportSummary) -> dict:
     return {
         "imported": summary.count("ok"),
         "partial": summary.count("partial"),
+        "no_activity": summary.count("no_activity"),
         "failed": summary.count("failed"),
         "duplicate": summary.count("duplicate"),
         "skipped": summary.count("skipped"),

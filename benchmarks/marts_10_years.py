@@ -10,8 +10,8 @@ week.  `--records N` adds N noisy samples per activity, to see what publishing t
 from __future__ import annotations
 
 import argparse
-import sys
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path

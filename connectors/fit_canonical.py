@@ -13,6 +13,7 @@ session starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -68,13 +69,16 @@ _EMPTY_RECORDS, _EMPTY_ACTIVITIES, _EMPTY_LAPS, _EMPTY_BODY = (
 
 def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -> DecodedFile:
     """Canonical frames of one FIT file: one activity per session, samples assigned by time."""
+    messages, anchored = _anchored(messages)
     sessions = _sessions(messages)
     records = _records(messages, sessions)
     return DecodedFile(
         format="fit",
         decoder=decoder,
         decoder_version=decoder_version,
-        activities=_activities(messages, sessions) if len(records) or len(sessions) else _EMPTY_ACTIVITIES.clear(),
+        kind=_file_type(messages),
+        notes=ANCHORED_NOTE if anchored else None,
+        activities=_activities(messages, sessions, anchored) if len(records) or len(sessions) else _EMPTY_ACTIVITIES.clear(),
         records=records,
         laps=_laps(messages, sessions),
         body_measurements=_body_measurements(messages),
@@ -179,6 +183,42 @@ def _scaled(column: Column, scale) -> Column:
     return Column(scale(column.values), column.valid)
 
 
+#: What the ledger says of a file whose clock was device-relative.
+ANCHORED_NOTE = "device-relative times placed by the activity's local time (UTC offset unknown: local time taken as UTC)"
+#: Where a device-relative clock's times are placed: `activities.utc_offset_source`.
+LOCAL_CLOCK = "device_local_clock"
+_TIMES = ("timestamp", "start_time", "time_created")
+
+
+def _anchored(messages: FitMessages) -> tuple[FitMessages, bool]:
+    """Messages whose times are device-relative (seconds since the device powered on: integers here,
+    not dates) placed on the calendar by the `activity` message's `local_timestamp` (its local
+    wall clock at its own relative `timestamp`); unchanged, and False, when there is nothing to do."""
+    activity = _message(messages, "activity")
+    if activity is None or activity.schema.get("timestamp") != pl.Int64 or not isinstance(activity.schema.get("local_timestamp"), pl.Datetime):
+        return messages, False
+    both = activity.select("timestamp", "local_timestamp").drop_nulls()
+    if both.is_empty():
+        return messages, False
+    relative, local = both.row(0)
+    origin = local.replace(tzinfo=None) - timedelta(seconds=relative)
+
+    def placed(frame: pl.DataFrame) -> pl.DataFrame:
+        columns = [c for c in _TIMES if frame.schema.get(c) == pl.Int64]
+        return frame.with_columns(
+            (pl.lit(origin) + pl.duration(seconds=pl.col(c))).dt.replace_time_zone("UTC").alias(c) for c in columns
+        )
+
+    return {name: placed(frame) for name, frame in messages.items()}, True
+
+
+def _file_type(messages: FitMessages) -> str | None:
+    """The FIT file's type (`activity`, `settings`, `workout`, `monitoring_b`, ...), as its file_id says."""
+    file_id = _message(messages, "file_id")
+    kind = file_id["type"][0] if file_id is not None and "type" in file_id.columns else None
+    return str(kind) if kind is not None else None
+
+
 def _device(messages: FitMessages) -> str | None:
     file_id = _message(messages, "file_id")
     if file_id is None:
@@ -204,9 +244,9 @@ def _utc_offset_s(messages: FitMessages) -> int | None:
     return offset if abs(offset) <= 14 * 3600 else None
 
 
-def _activities(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
+def _activities(messages: FitMessages, sessions: _Sessions, anchored: bool = False) -> pl.DataFrame:
     n = len(sessions)
-    offset = _utc_offset_s(messages)
+    offset = _utc_offset_s(messages)  # 0 on an anchored clock: its times are the local ones
     workout = _message(messages, "workout")
     name = workout["wkt_name"].drop_nulls().first() if workout is not None and "wkt_name" in workout.columns else None
     local = Column(sessions.start.values + (offset or 0) * 1_000_000, sessions.start.valid & (offset is not None))
@@ -220,7 +260,7 @@ def _activities(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         "start_ts": to_arrow(sessions.start, _UTC),
         "local_start_ts": to_arrow(local, arrow_type(FILE_ACTIVITIES["local_start_ts"])),
         "utc_offset_s": constant(offset, pa.int32()),
-        "utc_offset_source": constant("device_activity" if offset is not None else None, pa.large_string()),
+        "utc_offset_source": constant(LOCAL_CLOCK if anchored else "device_activity" if offset is not None else None, pa.large_string()),
         **{name: to_arrow(c, pa.float64()) for name, c in sessions.totals.items()},
     }
     return frame(n, columns, FILE_ACTIVITIES)

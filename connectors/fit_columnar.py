@@ -77,7 +77,7 @@ def decode_fit_columnar(path: Path, *, min_recovered_records: int = MIN_RECOVERE
         raise DecodeError(reason[0])  # a bad header or CRC: nothing in the file can be trusted
     decoded = to_canonical(read.messages, decoder=DECODER, decoder_version=DECODER_VERSION)
     if read.irregular:
-        decoded = replace(decoded, notes="; ".join(read.irregular))
+        decoded = replace(decoded, notes="; ".join([*read.irregular, *([decoded.notes] if decoded.notes else [])]))
     return settle(decoded, reason, min_recovered_records)
 
 
@@ -87,7 +87,7 @@ def _fall_back(path: Path, construct: str, min_recovered_records: int) -> Decode
         decoded = decode_fit(path, min_recovered_records=min_recovered_records)
     except DecodeError as error:
         raise DecodeError(f"{error}; {note}") from None
-    return replace(decoded, notes=note)
+    return replace(decoded, notes="; ".join([note, *([decoded.notes] if decoded.notes else [])]))
 
 
 class FitRead(NamedTuple):

@@ -5,7 +5,8 @@ import as a Parquet file of LABELS rows; each activity file of the export carrie
 pointing at it, and the decoder's activities are enriched after decoding: matched on the file's name
 in the export (Strava) or on the start time within a tolerance (Garmin).  Names and descriptions
 from the platform win (users edit them there; the detector reads them); a sport the file itself
-states wins over the platform's.
+states wins over the platform's (FIT `generic` states none), and a platform's sport types an activity
+whose file stated none (`activities.activity_type`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from retrostride.connectors.activity_types import stated, stated_type
 from retrostride.warehouse.schema import UTC_US, DecodedFile, conform
 
 LABELS = pl.Schema({
@@ -79,10 +81,17 @@ def label_activities(activities: pl.DataFrame, labels: PlatformLabels) -> pl.Dat
         ], how="diagonal").sort("session")
         if not matched["platform_platform"].is_not_null().any():
             return None
+    platform_sport = ~stated(pl.col("sport")) & stated(pl.col("sport_platform"))  # the file states none
+    if "activity_type" in matched.columns:  # the lake's frame, typed from samples before the export came
+        matched = matched.with_columns(
+            pl.when(platform_sport).then(stated_type(pl.col("sport_platform"))).otherwise("activity_type").alias("activity_type"),
+            pl.when(platform_sport).then(pl.format("the platform's sport ({})", pl.col("sport_platform")))
+            .otherwise("activity_type_basis").alias("activity_type_basis"),
+        )
     enriched = matched.with_columns(
         pl.coalesce("name_platform", "name").alias("name"),
         pl.coalesce("description_platform", "description").alias("description"),
-        pl.coalesce("sport", "sport_platform").alias("sport"),
+        pl.when(platform_sport).then(pl.col("sport_platform")).otherwise("sport").alias("sport"),
         pl.coalesce("calories_kcal_platform", "calories_kcal").alias("calories_kcal"),
         pl.coalesce("platform_platform", "platform").alias("platform"),
         pl.coalesce("platform_activity_id_platform", "platform_activity_id").alias("platform_activity_id"),

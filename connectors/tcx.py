@@ -1,6 +1,6 @@
 """TCX (Garmin Training Center) files through the standard library's XML behind defusedxml.
 
-One activity per `<Activity>`, one lap per `<Lap>`, one record per `<Trackpoint>`.  The XML is
+One activity per `<Activity>` (also each leg of a `<MultiSportSession>`), one lap per `<Lap>`, one record per `<Trackpoint>`.  The XML is
 streamed with DTDs, entities and external references forbidden, so a hostile file is refused, not
 expanded: each trackpoint is read and dropped, its values kept 50,000 at a time as typed frames, so
 memory holds the frames, not the document.  Running cadence (`<Cadence>`, or `RunCadence` in
@@ -49,9 +49,6 @@ POINT_FIELDS = {
 
 #: Trackpoints turned into a typed frame at a time.
 POINT_CHUNK = 50_000
-#: Where activities and trackpoints sit, by local names below the root.
-ACTIVITY_PATH = ("Activities", "Activity")
-TRACKPOINT_PATH = (*ACTIVITY_PATH, "Lap", "Track", "Trackpoint")
 
 
 def decode_tcx(path: Path) -> DecodedFile:
@@ -69,13 +66,13 @@ def decode_tcx(path: Path) -> DecodedFile:
             continue
         parents.pop()
         name = path_names.pop() if path_names else None
-        if name == "Trackpoint" and len(path_names) == 4 and tuple(path_names) == TRACKPOINT_PATH[:-1]:
+        if name == "Trackpoint" and path_names[:1] == ["Activities"] and path_names[-3:] == ["Activity", "Lap", "Track"]:
             points.append({"session": len(activities), **{c: _text(element, f) for f, c in POINT_FIELDS.items()}})
             parents[-1].remove(element)
             if len(points) == POINT_CHUNK:
                 chunks.append(_typed(points))
                 points = []
-        elif name == "Activity" and len(path_names) == 1 and path_names[0] == ACTIVITY_PATH[0]:
+        elif name == "Activity" and path_names[:1] == ["Activities"] and "Activity" not in path_names:  # a multisport leg too
             session = len(activities)
             activities.append(_activity_row(session, element))
             laps.extend(_lap_row(session, index, lap) for index, lap in enumerate(_children(element, "Lap")))

@@ -372,8 +372,9 @@ def _import(settings: Settings, targets: list, athlete: str | None, show: bool) 
 def _print_report(report: ImportReport) -> None:
     files = report.files
     console.print(
-        f"[bold]{files['ok']} imported[/], {files['partial']} partial, {files['skipped']} skipped as already imported, "
-        f"{files['duplicate']} identical copies, [red]{files['failed']} failed[/]", highlight=False, soft_wrap=True)
+        f"[bold]{files['ok']} imported[/], {files['partial']} partial, {files['no_activity']} without an activity, "
+        f"{files['skipped']} skipped as already imported, {files['duplicate']} identical copies, "
+        f"{files['ignored']} hidden archive members ignored, [red]{files['failed']} failed[/]", highlight=False, soft_wrap=True)
     if report.activities_by_sport:
         sports = ", ".join(f"{n} {sport}" for sport, n in report.activities_by_sport.items())
         console.print(f"Activities: {sports}; {report.first_day} to {report.last_day}; "

@@ -16,7 +16,7 @@ DECODED = ("ok", "partial")
 class ImportReport:
     """Files by outcome, the ones not imported whole, and the activities the imported files hold."""
 
-    files: dict[str, int]  # status → files: ok, partial, failed, duplicate, skipped
+    files: dict[str, int]  # status → files: ok, partial, no_activity, failed, duplicate, ignored, skipped
     problems: list[dict] = field(default_factory=list)  # {status, path, reason}
     activities_by_sport: dict[str, int] = field(default_factory=dict)  # canonical activities only
     first_day: date | None = None  # local days
@@ -39,7 +39,7 @@ def import_report(warehouse: Warehouse, outcomes: list) -> ImportReport:
     """The report of an import whose files came out as `outcomes` (warehouse.ingest Outcome)."""
     counts = Counter(o.status for o in outcomes)
     report = ImportReport(
-        files={s: counts.get(s, 0) for s in ("ok", "partial", "failed", "duplicate", "skipped")},
+        files={s: counts.get(s, 0) for s in ("ok", "partial", "no_activity", "failed", "duplicate", "ignored", "skipped")},
         problems=[{"status": o.status, "path": o.path, "reason": o.reason} for o in outcomes if o.status in ("failed", "partial")],
     )
     paths = [o.path for o in outcomes if o.status in DECODED]

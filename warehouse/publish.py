@@ -156,6 +156,42 @@ def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy
         """,
         {"first": first, "last": last, "tolerance": policy.start_tolerance_s, "share": policy.distance_tolerance},
     )
+    connection.execute(_UNION_OF_COPIES, {"first": first, "last": last})
+
+
+#: A canonical activity carries what its copies know, whatever the import order: a platform's name,
+#: description and calories first (users edit them there), then its own, then a copy's; the platform
+#: and its id from itself, else its first copy that has one.
+_UNION_OF_COPIES = """
+    WITH members AS (
+        SELECT coalesce(duplicate_of, activity_id) AS canonical, activity_id, name, description, calories_kcal,
+               platform, platform_activity_id, platform IS NULL AS from_file, duplicate_of IS NOT NULL AS is_copy
+        FROM activities
+        WHERE coalesce(duplicate_of, activity_id) IN (
+            SELECT duplicate_of FROM activities WHERE duplicate_of IS NOT NULL AND start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY)),
+    best AS (
+        SELECT canonical,
+               first(name ORDER BY from_file, is_copy, activity_id) FILTER (WHERE name IS NOT NULL) AS name,
+               first(description ORDER BY from_file, is_copy, activity_id) FILTER (WHERE description IS NOT NULL) AS description,
+               first(calories_kcal ORDER BY from_file, is_copy, activity_id) FILTER (WHERE calories_kcal IS NOT NULL) AS calories_kcal,
+               first(platform ORDER BY is_copy, activity_id) FILTER (WHERE platform_activity_id IS NOT NULL) AS platform,
+               first(platform_activity_id ORDER BY is_copy, activity_id) FILTER (WHERE platform_activity_id IS NOT NULL) AS platform_activity_id
+        FROM members GROUP BY canonical)
+    UPDATE activities SET name = best.name, description = best.description, calories_kcal = best.calories_kcal,
+           platform = coalesce(best.platform, activities.platform), platform_activity_id = best.platform_activity_id
+    FROM best WHERE activities.activity_id = best.canonical AND activities.start_day BETWEEN $first AND $last
+"""
+
+
+def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
+    """How many activities repeat another from a different source where either is from the files at
+    `paths` (ledger paths): the cross-source duplicates an import made."""
+    if not paths:
+        return 0
+    return int(warehouse.query(
+        "WITH files AS (SELECT sha256 FROM import_ledger WHERE list_contains(?, path)) "
+        "SELECT count(*) FROM activities d JOIN activities c ON c.activity_id = d.duplicate_of "
+        "WHERE d.source_sha256 IN (SELECT sha256 FROM files) OR c.source_sha256 IN (SELECT sha256 FROM files)", [paths]).item())
 
 
 def mark_published(warehouse: Warehouse, first: date, last: date) -> int:

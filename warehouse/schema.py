@@ -122,6 +122,8 @@ ACTIVITIES = pl.Schema(
         "source_sha256": pl.String,
         "duplicate_of": pl.String,  # the canonical activity this one repeats (another file or source), else null
         **PLATFORM_FIELDS,
+        "activity_type": pl.String,  # running | walking | hiking | cycling | swimming | other | unknown
+        "activity_type_basis": pl.String,  # the file's sport, or the evidence it was told from, or why it could not be
     }
 )
 
@@ -262,6 +264,7 @@ class DecodedFile:
     privacy_zones: pl.DataFrame = field(default_factory=lambda: empty(FILE_PRIVACY_ZONES))
     status: Status = "ok"
     reason: str | None = None  # why the import is partial
+    kind: str | None = None  # what the file says it is, when it does (a FIT file_id type: activity, settings, ...)
     notes: str | None = None  # how the decoder read what it had to read unusually (fallback, irregular fields)
 
 

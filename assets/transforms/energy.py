@@ -8,6 +8,7 @@ import polars as pl
 from retrostride.assets.transforms.model_config import EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import timed_records, with_intervals
 from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
+from retrostride.warehouse.motion import cleaned_altitude
 from retrostride.warehouse.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
@@ -136,8 +137,8 @@ def as_of_mass(
 
 
 def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
-    """Grade per sample: Δ smoothed altitude / Δ distance over a centred window (level when the
-    window covers too little distance or has no altitude)."""
+    """Grade per sample: Δ cleaned altitude (as climb is counted: `cleaned_altitude`) / Δ distance
+    over a centred window (level when the window covers too little distance or has no altitude)."""
     keys = ["_activity"]  # an integer key is cheaper to partition windows by than the string id
     frame = samples.select(
         run_ids(["activity_id"]).alias("_activity"),
@@ -145,8 +146,7 @@ def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
         "altitude_m",
         (pl.col("interval_m").cum_sum() - pl.col("interval_m")).over("activity_id").alias("_at_m"),
     )
-    smooth = centred_rolling(frame, config.altitude_smooth_s, keys, [pl.col("altitude_m").median()])
-    frame = with_edges(frame.with_columns(smooth.to_series().alias("_alt")), "alt", pl.col("_alt").is_not_null(),
+    frame = with_edges(frame.with_columns(cleaned_altitude(samples).alias("_alt")), "alt", pl.col("_alt").is_not_null(),
                        ["_alt", "_at_m"], keys)
     window = centred_rolling(frame, config.grade_window_s, keys, edge_aggs("alt", ["_alt", "_at_m"]))
     window = window.select(edge_change("alt", "_alt").alias("rise"), edge_change("alt", "_at_m").alias("run"))
@@ -269,7 +269,9 @@ def activity_energy(record_kcal: pl.DataFrame, masses: pl.DataFrame) -> pl.DataF
         pl.col("interval_m").sum().alias("distance_m"),
         pl.col("interval_m").filter(backward).sum().alias("backward_distance_m"),
         pl.col("interval_s").filter(backward).sum().alias("backward_s"),
-        ((pl.col("grade").abs() * pl.col("interval_m")).sum() / pl.col("interval_m").sum()).alias("mean_abs_grade"),
+        pl.when(pl.col("interval_m").sum() > 0)  # no distance: no grade (null, never NaN)
+        .then((pl.col("grade").abs() * pl.col("interval_m")).sum() / pl.col("interval_m").sum())
+        .alias("mean_abs_grade"),
         pl.col("model_version").first(),
     )
     per_kg_km = pl.when(pl.col("distance_m") > 0).then(

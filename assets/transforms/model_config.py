@@ -120,7 +120,6 @@ class EnergyConfig:
     minetti_run: tuple[float, ...] = (155.4, -30.4, -43.3, 46.3, 19.5, 3.6)
     minetti_walk: tuple[float, ...] = (280.5, -58.7, -76.8, 51.9, 19.6, 2.5)
     grade_clamp: float = 0.45  # Minetti's measured range
-    altitude_smooth_s: float = 10.0  # centred rolling median of altitude
     grade_window_s: float = 30.0  # grade = Δ smoothed altitude / Δ distance over this window
     grade_min_distance_m: float = 10.0  # less horizontal distance than this: level
     joules_per_kcal: float = 4184.0

@@ -41,11 +41,17 @@ def score_activities(
 ) -> Scores:
     """Segments with their moving time, climb and kcal, and each activity's energy.
 
-    Activities on foot (`detection.foot_sports`, or no sport, at foot speeds) are scored; the others (a ride, a swim)
-    get one 'unknown' segment carrying their totals, and no kcal: the energy model is for legs.  Athletes
-    without a stored baseline are scored against the literature prior (`gait_prior`)."""
+    Activities on foot (`activity_type` in `detection.foot_sports`, at foot speeds) are scored; the
+    others (a ride, a swim, an activity whose type could not be told) get one 'unknown' segment
+    carrying their totals, and no kcal: the energy model is for legs.  Rows published before types
+    were told go by their sport (null or on foot).  Athletes without a stored baseline are scored against the
+    literature prior (`gait_prior`)."""
+    if "activity_type" not in activities.columns:
+        activities = activities.with_columns(pl.lit(None, pl.String).alias("activity_type"))
     mean_speed = pl.col("distance_m") / pl.col("moving_time_s")
-    on_foot = (pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))) & (
+    by_sport = pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))
+    typed = pl.col("activity_type").is_in(list(detection.foot_sports))
+    on_foot = pl.when(pl.col("activity_type").is_not_null()).then(typed).otherwise(by_sport) & (
         mean_speed <= detection.foot_max_mean_speed_mps
     ).fill_null(True)
     foot = activities.filter(on_foot)

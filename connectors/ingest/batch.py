@@ -67,14 +67,15 @@ def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda i
     for index, job in enumerate(jobs):
         starting(index)
         started = time.perf_counter()
+        fmt = None
         try:
             fmt, decode = decoder_for(Path(job.path), job.kind, job.modified_at)
             decoded.append(_Decoded(index, fmt, with_platform_labels(decode(Path(job.path)), job.labels),
                                     time.perf_counter() - started))
         except DecodeError as error:
-            results[index] = failed_job(job, str(error))
+            results[index] = failed_job(job, str(error), fmt)
         except Exception as error:  # a bug must not stop the batch: explain and contain it
-            results[index] = crashed(job, error)
+            results[index] = crashed(job, error, fmt)
     starting(-1)
     checked = _checked(jobs, decoded)
     kept = {index: c for index, c in checked.items() if isinstance(c, _Checked)}
@@ -158,7 +159,7 @@ def _checked(jobs: list[Job], decoded: list[_Decoded]) -> dict[int, _Checked | t
         if len(decoded) > 1:
             return {index: checked for one in decoded for index, checked in _checked(jobs, [one]).items()}
         job = jobs[decoded[0].index]
-        return {decoded[0].index: crashed(job, error)}
+        return {decoded[0].index: crashed(job, error, decoded[0].fmt)}
 
 
 def _checked_batch(jobs: list[Job], decoded: list[_Decoded]) -> list[_Checked]:
@@ -191,22 +192,48 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
     if checked.unplaced:
         notes.append(unplaced_note(checked.unplaced))
     days = checked.days
+    status, reason = decoded.status, decoded.reason
+    if status == "ok" and decoded.format in ACTIVITY_FORMATS and not _holds_activity(checked.frames):
+        status, reason = "no_activity", no_activity_reason(decoded, checked.frames)
+    elif untimed := checked.frames["activities"]["start_ts"].null_count():
+        notes.append(f"{untimed} route(s) without timestamps: not activities")
     row = ledger_row(
-        job.sha, source, job.athlete_id, job.ledger_path, status=decoded.status, reason=decoded.reason,
+        job.sha, source, job.athlete_id, job.ledger_path, status=status, reason=reason,
         notes="; ".join(notes) or None, format=checked.decoded.fmt, decoder=decoded.decoder,
         decoder_version=decoded.decoder_version, records=len(decoded.records),
-        activities=len(checked.frames["activities"]), body_measurements=len(checked.frames["body_measurements"]),
+        activities=checked.frames["activities"]["start_ts"].is_not_null().sum(), body_measurements=len(checked.frames["body_measurements"]),
         first_day=days[0] if days else None, last_day=days[-1] if days else None,
         decode_s=checked.seconds + pack_s + time.perf_counter() - started, lake_pack=pack if has_rows else None,
     )
-    return Outcome(job.ledger_path, job.athlete_id, decoded.status, decoded.reason, len(decoded.records), days), row
+    return Outcome(job.ledger_path, job.athlete_id, status, reason, len(decoded.records), days), row
 
 
-def failed_job(job: Job, reason: str) -> tuple[Outcome, dict]:
-    return failed_outcome(Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path)
+#: Formats whose files are expected to hold activities (a platform table or a body CSV may hold none).
+ACTIVITY_FORMATS = ("fit", "gpx", "tcx")
 
 
-def crashed(job: Job, error: Exception) -> tuple[Outcome, dict]:
+def _holds_activity(frames: dict[str, pl.DataFrame]) -> bool:
+    """Whether a file gave anything the warehouse keeps: a timed activity or sample, or a weighing."""
+    timed = lambda name, column: frames[name].height and frames[name][column].is_not_null().any()  # noqa: E731
+    return bool(timed("activities", "start_ts") or timed("records", "ts") or frames["body_measurements"].height
+                or frames["privacy_zones"].height)
+
+
+def no_activity_reason(decoded: DecodedFile, frames: dict[str, pl.DataFrame]) -> str:
+    """Why a file that decoded cleanly holds no activity, in the ledger's words."""
+    if frames["records"].height:
+        return "route without timestamps: not an activity"
+    if decoded.kind and decoded.kind != "activity":
+        return f"{decoded.kind.split('_')[0]} file: no activity"
+    return f"no samples, sessions or weighings: no activity in this {decoded.format.upper()} file"
+
+
+def failed_job(job: Job, reason: str, fmt: str | None = None) -> tuple[Outcome, dict]:
+    """A job's failed outcome; `fmt`: the format it was recognised as, when it was."""
+    return failed_outcome(Path(job.path), job.sha, job.athlete_id, reason, job.ledger_path, fmt=fmt)
+
+
+def crashed(job: Job, error: Exception, fmt: str | None = None) -> tuple[Outcome, dict]:
     """A bug of ours some file's bytes trigger: a readable reason, the exception in the row's notes."""
-    outcome, row = failed_job(job, "decoder crashed: an internal error of retrostride on this file (details in notes)")
+    outcome, row = failed_job(job, "decoder crashed: an internal error of retrostride on this file (details in notes)", fmt)
     return outcome, {**row, "notes": f"{type(error).__name__}: {error}"[:500]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +30,7 @@ class Outcome:
 
     path: str
     athlete_id: str
-    status: str  # ok | partial | failed | duplicate | ignored | skipped
+    status: str  # ok | partial | no_activity | failed | duplicate | ignored | skipped
     reason: str | None = None
     records: int = 0
     days: tuple[date, ...] = ()
@@ -64,11 +64,12 @@ Progress = Callable[[Outcome], None]
 
 
 def failed_outcome(path: Path, sha: str, athlete_id: str, reason: str, origin: str,
-                   sample_only: bool = False) -> tuple[Outcome, dict]:
+                   sample_only: bool = False, fmt: str | None = None) -> tuple[Outcome, dict]:
     """A failed outcome and its ledger row, which asks for a quarantine copy (made by the importer,
     `quarantine.quarantine_copy`): of a file refused before decoding (huge, a bomb's partial
     expansion) only its first bytes."""
-    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason, _quarantine=(str(path), sample_only))
+    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason, format=fmt,
+                     _quarantine=(str(path), sample_only))
     return Outcome(origin, athlete_id, "failed", reason), row
 
 
@@ -78,7 +79,7 @@ def unplaced_note(unplaced: list[datetime]) -> str:
 
 
 def ledger_row(sha: str, path: Path, athlete_id: str, origin: str, **values) -> dict:
-    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(timezone.utc)}
+    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(UTC)}
     try:
         row["bytes"] = path.stat().st_size if not path.is_symlink() else None
     except OSError:
