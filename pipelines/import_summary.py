@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
+from retrostride.warehouse.publish import cross_source_duplicates
 from retrostride.warehouse.store import Warehouse
 
 #: Ledger statuses whose activities are new in this import (a byte-identical copy adds none).
@@ -53,15 +54,13 @@ def import_report(warehouse: Warehouse, outcomes: list) -> ImportReport:
         SELECT coalesce(sport, 'unknown') AS sport, count(*) AS n FROM ({mine})
         WHERE duplicate_of IS NULL GROUP BY 1 ORDER BY 2 DESC, 1""", [paths])
     report.activities_by_sport = dict(sports.iter_rows())
-    [(first, last, athletes, backward_s, folded)] = warehouse.query(f"""
+    [(first, last, athletes, backward_s)] = warehouse.query(f"""
         WITH mine AS ({mine})
         SELECT min(local_day), max(local_day), list(DISTINCT athlete_id ORDER BY athlete_id),
                (SELECT sum(duration_s) FROM segments WHERE direction = 'backward'
-                  AND activity_id IN (SELECT activity_id FROM mine WHERE duplicate_of IS NULL)),
-               (SELECT count(*) FROM activities a WHERE a.duplicate_of IS NOT NULL
-                  AND (a.activity_id IN (SELECT activity_id FROM mine) OR a.duplicate_of IN (SELECT activity_id FROM mine)))
+                  AND activity_id IN (SELECT activity_id FROM mine WHERE duplicate_of IS NULL))
         FROM mine""", [paths]).iter_rows()
     report.first_day, report.last_day, report.athletes = first, last, list(athletes or [])
     report.backward_minutes = round((backward_s or 0.0) / 60, 1)
-    report.duplicates_folded = int(folded or 0)
+    report.duplicates_folded = cross_source_duplicates(warehouse, paths)
     return report

@@ -61,7 +61,7 @@ def test_the_json_summary_says_what_was_found_and_folds_one_run_from_two_sources
     result = retrostride("import", str(RUN), str(gpx), str(BROKEN), "--athlete", "ann", "--json")
     assert result.exit_code == 1
     summary = json.loads(result.output)
-    assert summary["files"] == {"ok": 2, "partial": 0, "failed": 1, "duplicate": 0, "skipped": 0}
+    assert summary["files"] == {"ok": 2, "partial": 0, "no_activity": 0, "failed": 1, "duplicate": 0, "ignored": 0, "skipped": 0}
     assert summary["problems"] == [{"status": "failed", "path": str(BROKEN), "reason": summary["problems"][0]["reason"]}]
     assert summary["activities_by_sport"] == {"running": 1}  # the GPX copy is folded into the FIT run
     assert summary["duplicates_folded"] == 1 and summary["athletes"] == ["ann"]
