@@ -3,20 +3,30 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test ui benchmark benchmark-marts benchmark-ten-years clean
+.PHONY: install lock lint demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-latency clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
+
+lock:  ## re-resolve pyproject.toml's ranges in a fresh environment and pin the result in requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ head -n 2 requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^retrostride'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+lint: install  ## ruff: lint and format check (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: install  ## generate a sample export, import it through Dagster, show the results, write the HTML report
 	$(BIN)/retrostride demo
 
-test: install  ## run the test suite (installs chromium and chromium-driver first when missing: .ci/system-packages.sh)
+test: lint  ## lint, then the test suite (installs chromium and chromium-driver first when missing: .ci/system-packages.sh)
 	.ci/system-packages.sh
 	$(BIN)/python -m pytest -q
 
@@ -31,6 +41,9 @@ benchmark-marts: install  ## mart query times on a synthetic 10-year warehouse, 
 
 benchmark-ten-years: install  ## ten years of three athletes imported end to end (export cached in benchmarks/.cache)
 	$(BIN)/python benchmarks/ten_years.py
+
+benchmark-latency: install  ## inbox → SQL through the real daemon, one import, one query (benchmarks/latency.py)
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) data inbox

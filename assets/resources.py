@@ -1,6 +1,5 @@
 """Dagster resources: the configured home, inbox and profiles, and how import progress is shown."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -33,8 +32,13 @@ class Storage(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
-        return cls(home=str(settings.home), inbox=str(settings.inbox), athletes_file=str(settings.athletes_file),
-                   workers=settings.workers, config_file=str(settings.config_path))
+        return cls(
+            home=str(settings.home),
+            inbox=str(settings.inbox),
+            athletes_file=str(settings.athletes_file),
+            workers=settings.workers,
+            config_file=str(settings.config_path),
+        )
 
     def limits(self) -> ImportLimits:
         return load_limits(self.config_path)

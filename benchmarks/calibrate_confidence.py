@@ -50,7 +50,9 @@ def judged_segments(out_dir: Path, config: DetectionConfig) -> pl.DataFrame:
     truth = pl.read_parquet(out_dir.with_name(out_dir.name + ".truth") / "backward_intervals.parquet")
     judged = []
     for chosen in (frames, first_activities(frames, COLD_START_RUNS)):
-        segments = detect_as_pipeline(chosen, config, with_features=True).with_columns(pl.col("activity_id").alias("file"))
+        segments = detect_as_pipeline(chosen, config, with_features=True).with_columns(
+            pl.col("activity_id").alias("file")
+        )
         judged.append(segment_correctness(segments, truth))
     return pl.concat(judged)
 
@@ -75,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = segments.filter(pl.col("direction") == direction)
         weights = logistic_weights(chosen.select(FEATURES).to_numpy(), chosen["correct"].cast(pl.Float64).to_numpy())
         rounded = ", ".join(f"{w:.3f}" for w in weights)
-        print(f"calibration_{direction}: tuple[float, ...] = ({rounded})  # {chosen.height} segments, "
-              f"{chosen['correct'].mean():.3f} right")
+        print(
+            f"calibration_{direction}: tuple[float, ...] = ({rounded})  # {chosen.height} segments, "
+            f"{chosen['correct'].mean():.3f} right"
+        )
     return 0
 
 

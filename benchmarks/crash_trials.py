@@ -43,13 +43,24 @@ def build_export(folder: Path, corpora: Path, seed: int = 5, weeks: int = 2) -> 
     from retrostride.pipelines.sample_export import generate_export
 
     export = folder / "export"
-    generate_export(export, seed=seed, athletes=2, weeks=weeks, start=date(2024, 1, 29) - timedelta(weeks=weeks - 1), sample_interval_s=5,
-                    truth_dir=folder / "truth")
+    generate_export(
+        export,
+        seed=seed,
+        athletes=2,
+        weeks=weeks,
+        start=date(2024, 1, 29) - timedelta(weeks=weeks - 1),
+        sample_interval_s=5,
+        truth_dir=folder / "truth",
+    )
     fit = corpora / "fit" / "python-fitparse"
     extra = export / "corpus"
     extra.mkdir()
-    for name in ("activity-filecrc.fit", "strava-android-app-201.10-b1218918.fit", "WeightScaleSingleUser.fit",
-                 "activity-settings-corruptheader.fit"):
+    for name in (
+        "activity-filecrc.fit",
+        "strava-android-app-201.10-b1218918.fit",
+        "WeightScaleSingleUser.fit",
+        "activity-settings-corruptheader.fit",
+    ):
         shutil.copy(fit / name, extra / name)
     shutil.copy(next(export.glob("*/*.fit")), extra / "a-copy.fit")
     shutil.copy(corpora / "gpx" / "gpxpy" / "Mojstrovka.gpx", extra / "Mojstrovka.gpx")
@@ -67,9 +78,14 @@ class Run:
 
 def environment(home: Path, workers: int = 2) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETROSTRIDE_", "DAGSTER_"))}
-    env.update(RETROSTRIDE_HOME=str(home / "data"), DAGSTER_HOME=str(home / "dagster"),
-               RETROSTRIDE_INBOX=str(home / "inbox"), RETROSTRIDE_WORKERS=str(workers),
-               PYTHONPATH=str(ROOT), COLUMNS="200")
+    env.update(
+        RETROSTRIDE_HOME=str(home / "data"),
+        DAGSTER_HOME=str(home / "dagster"),
+        RETROSTRIDE_INBOX=str(home / "inbox"),
+        RETROSTRIDE_WORKERS=str(workers),
+        PYTHONPATH=str(ROOT),
+        COLUMNS="200",
+    )
     return env
 
 
@@ -78,8 +94,14 @@ def run_import(home: Path, export: Path, kill_after_work_s: float | None = None,
     home.mkdir(parents=True, exist_ok=True)
     warehouse = home / "data" / "warehouse.duckdb"
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-c", CLI, "import", str(export)], env=environment(home), cwd=home,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, "import", str(export)],
+        env=environment(home),
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     work_started = None
     try:
         while process.poll() is None:
@@ -97,7 +119,9 @@ def run_import(home: Path, export: Path, kill_after_work_s: float | None = None,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    return Run(home, process.returncode, None if work_started is None else work_started - started, time.monotonic() - started)
+    return Run(
+        home, process.returncode, None if work_started is None else work_started - started, time.monotonic() - started
+    )
 
 
 def lake_problems(home: Path) -> list[str]:
@@ -106,7 +130,9 @@ def lake_problems(home: Path) -> list[str]:
     published."""
     lake, warehouse = Lake(home / "data"), Warehouse(home / "data" / "warehouse.duckdb")
     problems = []
-    rows = warehouse.query("SELECT sha256, path, status, format, reason, activities, body_measurements FROM import_ledger").rows()
+    rows = warehouse.query(
+        "SELECT sha256, path, status, format, reason, activities, body_measurements FROM import_ledger"
+    ).rows()
     packs = current_packs(warehouse)
     for sha, path, status, fmt, reason, activities, measurements in rows:
         if status in ("ok", "partial"):
@@ -178,7 +204,9 @@ def resume_in_process(home: Path, export: Path) -> int:
     from retrostride.assets.settings import Settings
     from retrostride.pipelines.runs import import_paths
 
-    settings = Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=2)
+    settings = Settings(
+        home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=2
+    )
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         import_paths(settings, [export], instance=instance)
     return 0
@@ -189,7 +217,9 @@ def kill_trial(folder: Path, export: Path, reference: dict, kill_after_s: float,
     killed = run_import(folder, export, kill_after_work_s=kill_after_s)
     returncode = resume(folder, export) if resume else run_import(folder, export).returncode
     if returncode not in COMPLETED:
-        return Trial(kill_after_s, killed.returncode != 0, [f"the resumed import failed with exit code {returncode}"], [])
+        return Trial(
+            kill_after_s, killed.returncode != 0, [f"the resumed import failed with exit code {returncode}"], []
+        )
     actual = table_checksums(Warehouse(folder / "data" / "warehouse.duckdb"))
     return Trial(kill_after_s, killed.returncode != 0, differences(reference, actual), lake_problems(folder))
 

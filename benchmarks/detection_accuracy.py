@@ -48,8 +48,11 @@ def first_activities(frames, count: int):
     """Each athlete's first `count` activities, with their records and laps."""
     chosen = frames.activities.sort("start_ts").group_by("athlete_id", maintain_order=True).head(count)
     ids = chosen["activity_id"].implode()
-    return type(frames)(frames.records.filter(pl.col("activity_id").is_in(ids)), chosen,
-                        frames.laps.filter(pl.col("activity_id").is_in(ids)))
+    return type(frames)(
+        frames.records.filter(pl.col("activity_id").is_in(ids)),
+        chosen,
+        frames.laps.filter(pl.col("activity_id").is_in(ids)),
+    )
 
 
 def export_segments(out_dir: Path, config: DetectionConfig, cold: int | None = None) -> pl.DataFrame:
@@ -71,8 +74,16 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
         activities = frames.activities.with_columns(athlete)
         records = frames.records.with_columns(athlete)
         baselines = fit_gait_baselines(records, activities, frames.laps, config)
-        scored = score_activities(records, activities, frames.laps, baselines, pl.DataFrame(schema=BODY_MEASUREMENTS),
-                                  pl.DataFrame(schema={"athlete_id": pl.String}), config, EnergyConfig())
+        scored = score_activities(
+            records,
+            activities,
+            frames.laps,
+            baselines,
+            pl.DataFrame(schema=BODY_MEASUREMENTS),
+            pl.DataFrame(schema={"athlete_id": pl.String}),
+            config,
+            EnergyConfig(),
+        )
         running = activities.filter(pl.col("sport") == "running").select("activity_id")
         status = scored.activity_detection.join(running, on="activity_id")
         moving = scored.segments.join(running, on="activity_id").filter(pl.col("evidence") != "pause")
@@ -82,18 +93,29 @@ def real_corpus(config: DetectionConfig) -> pl.DataFrame:
             chosen = frame if direction is None else frame.filter(pl.col("direction") == direction)
             return float(chosen["duration_s"].sum())
 
-        rows.append({"source": folder.name, "running_activities": running.height, "running_s": seconds(moving),
-                     "backward_s": seconds(moving, "backward"), "forward_s": seconds(moving, "forward"),
-                     "scorable_s": seconds(gait), "scorable_forward_s": seconds(gait, "forward"),
-                     "run_gait_s": seconds(gait.filter(pl.col("gait") == "run")),
-                     "run_gait_forward_s": seconds(gait.filter(pl.col("gait") == "run"), "forward"),
-                     "statuses": ", ".join(f"{s}:{n}" for s, n in
-                                           status["detection_status"].value_counts().sort("detection_status").iter_rows())})
+        rows.append(
+            {
+                "source": folder.name,
+                "running_activities": running.height,
+                "running_s": seconds(moving),
+                "backward_s": seconds(moving, "backward"),
+                "forward_s": seconds(moving, "forward"),
+                "scorable_s": seconds(gait),
+                "scorable_forward_s": seconds(gait, "forward"),
+                "run_gait_s": seconds(gait.filter(pl.col("gait") == "run")),
+                "run_gait_forward_s": seconds(gait.filter(pl.col("gait") == "run"), "forward"),
+                "statuses": ", ".join(
+                    f"{s}:{n}"
+                    for s, n in status["detection_status"].value_counts().sort("detection_status").iter_rows()
+                ),
+            }
+        )
     return pl.DataFrame(rows)
 
 
-def export_arguments(argv: list[str] | None, description: str, seeds: list[int], athletes: int,
-                     length: tuple[str, int]) -> argparse.Namespace:
+def export_arguments(
+    argv: list[str] | None, description: str, seeds: list[int], athletes: int, length: tuple[str, int]
+) -> argparse.Namespace:
     """--seeds, --athletes, --<length> (sessions or weeks) and --keep of a benchmark over generated exports."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
@@ -111,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     judged = []
     with tempfile.TemporaryDirectory() as scratch:
         base = args.keep or Path(scratch)
-        for mode, cold in (("whole history", None), (f"cold start (first {COLD_START_RUNS} activities)", COLD_START_RUNS)):
+        for mode, cold in (
+            ("whole history", None),
+            (f"cold start (first {COLD_START_RUNS} activities)", COLD_START_RUNS),
+        ):
             all_segments, all_truth = [], []
             for seed in args.seeds:
                 out_dir = base / f"retro-{seed}"
@@ -126,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             truth = truth.join(segments.select("file").unique(), on="file", how="semi")
             scores = backward_time_scores(segments, truth).row(0, named=True)
             unknown_s = segments.filter(pl.col("direction") == "unknown")["duration_s"].sum()
-            print(f"{mode}: precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-                  f"(detected {scores['detected_s'] / 60:.0f} min, true {scores['truth_s'] / 60:.0f} min; "
-                  f"{segments['file'].n_unique()} activities; unknown {unknown_s / segments['duration_s'].sum():.1%} of time)")
+            print(
+                f"{mode}: precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+                f"(detected {scores['detected_s'] / 60:.0f} min, true {scores['truth_s'] / 60:.0f} min; "
+                f"{segments['file'].n_unique()} activities; unknown {unknown_s / segments['duration_s'].sum():.1%} of time)"
+            )
             judged.append(segment_correctness(segments, truth))
     print("\ncalibration of segment confidence (both modes):")
     print(calibration_table(pl.concat(judged)))
@@ -136,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     corpus = real_corpus(config)
     print(corpus)
     total = corpus.select(pl.exclude("source", "statuses").sum()).row(0, named=True)
-    print(f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time "
-          f"(pauses excluded), {total['scorable_forward_s'] / total['scorable_s']:.1%} of the running time of "
-          f"activities gait can score (status scored or scored_with_prior), "
-          f"{total['run_gait_forward_s'] / total['run_gait_s']:.1%} of their time at a running gait")
+    print(
+        f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time "
+        f"(pauses excluded), {total['scorable_forward_s'] / total['scorable_s']:.1%} of the running time of "
+        f"activities gait can score (status scored or scored_with_prior), "
+        f"{total['run_gait_forward_s'] / total['run_gait_s']:.1%} of their time at a running gait"
+    )
     return 0
 
 

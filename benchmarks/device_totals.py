@@ -81,28 +81,49 @@ def device_sessions(path: Path) -> list[Session] | None:
                 if values.get(f.name) is None:
                     values[f.name] = f.value
             start = values.get("start_time")
-            totals = {column: float(values[name]) for name, column in TOTALS.items() if isinstance(values.get(name), (int, float))}
+            totals = {
+                column: float(values[name])
+                for name, column in TOTALS.items()
+                if isinstance(values.get(name), (int, float))
+            }
             sport = values.get("sport")
-            found.append((start.replace(tzinfo=UTC) if isinstance(start, datetime) else None, totals, sport if isinstance(sport, str) else None))
+            found.append(
+                (
+                    start.replace(tzinfo=UTC) if isinstance(start, datetime) else None,
+                    totals,
+                    sport if isinstance(sport, str) else None,
+                )
+            )
     except Exception:
         return None
-    ordered = sorted(found, key=lambda s: (s[0] is None, s[0] or datetime.min.replace(tzinfo=UTC)))  # stable, nulls last
+    ordered = sorted(
+        found, key=lambda s: (s[0] is None, s[0] or datetime.min.replace(tzinfo=UTC))
+    )  # stable, nulls last
     return [Session(path, i, start, totals, sport) for i, (start, totals, sport) in enumerate(ordered) if totals]
 
 
 def import_all(home: Path, paths: list[Path]) -> Path:
-    settings = Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1)
+    settings = Settings(
+        home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1
+    )
     import_paths(settings, paths, "benchmark")
     return settings.warehouse_path
 
 
 def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
     connection = duckdb.connect(str(warehouse), read_only=True)
-    activities = {(sha, session): values for sha, session, *values in connection.execute(
-        "SELECT source_sha256, session, distance_m, duration_s, elevation_gain_m FROM activities"
-    ).fetchall()}
-    ledger = {sha: (status, reason, notes) for sha, status, reason, notes in
-              connection.execute("SELECT sha256, status, reason, notes FROM import_ledger").fetchall()}
+    activities = {
+        (sha, session): values
+        for sha, session, *values in connection.execute(
+            "SELECT source_sha256, session, distance_m, duration_s, elevation_gain_m FROM activities"
+        ).fetchall()
+    }
+    ledger = {
+        sha: (status, reason, notes)
+        for sha, status, reason, notes in connection.execute(
+            "SELECT sha256, status, reason, notes FROM import_ledger"
+        ).fetchall()
+    }
     connection.close()
     verdicts = []
     for session in sessions:
@@ -111,7 +132,9 @@ def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
         row = activities.get((sha, session.index))
         if row is None:
             status, reason, notes = ledger.get(sha, ("not in the ledger", None, None))
-            verdict.problems.append(f"no activity (ledger: {status}{': ' + reason if reason else ''}{'; notes: ' + notes if notes else ''})")
+            verdict.problems.append(
+                f"no activity (ledger: {status}{': ' + reason if reason else ''}{'; notes: ' + notes if notes else ''})"
+            )
             verdicts.append(verdict)
             continue
         got = dict(zip(("distance_m", "duration_s", "elevation_gain_m"), row, strict=True))
@@ -145,14 +168,18 @@ def main() -> None:
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
     agreeing = sum(v.agrees for v in verdicts)
-    print(f"{agreeing} of {len(verdicts)} FIT sessions agree with the device's totals "
-          f"({100 * agreeing / max(len(verdicts), 1):.1f} %), from {len({v.session.path for v in verdicts})} files; "
-          f"not compared: {sum(found is None for found in read.values())} files fitparse rejects")
+    print(
+        f"{agreeing} of {len(verdicts)} FIT sessions agree with the device's totals "
+        f"({100 * agreeing / max(len(verdicts), 1):.1f} %), from {len({v.session.path for v in verdicts})} files; "
+        f"not compared: {sum(found is None for found in read.values())} files fitparse rejects"
+    )
     for verdict in verdicts:
         if not verdict.agrees:
             s = verdict.session
-            print(f"- {s.path.name} session {s.index} ({s.sport or 'no sport'}, {s.start or 'no start'}): "
-                  + "; ".join(verdict.problems))
+            print(
+                f"- {s.path.name} session {s.index} ({s.sport or 'no sport'}, {s.start or 'no start'}): "
+                + "; ".join(verdict.problems)
+            )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,10 @@ def load_files(paths: list[Path], root: Path | None = None) -> Frames:
         relative = path.relative_to(root).as_posix() if root else path.name
         athlete = relative.split("/")[0] if root and "/" in relative else path.stem
         ids = [
-            pl.when(pl.col("session") == 0).then(pl.lit(relative)).otherwise(
-                pl.lit(relative + "#") + pl.col("session").cast(pl.String)
-            ).alias("activity_id"),
+            pl.when(pl.col("session") == 0)
+            .then(pl.lit(relative))
+            .otherwise(pl.lit(relative + "#") + pl.col("session").cast(pl.String))
+            .alias("activity_id"),
             pl.lit(athlete).alias("athlete_id"),
         ]
         recs = decoded.records.with_columns(ids)
@@ -84,9 +85,7 @@ def backward_overlap(segments: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFram
         intervals.select("_interval", "file", "start_ts", "end_ts")
         .join(backward, on="file", how="left")
         .group_by("_interval")
-        .agg(
-            _overlap_s("start_ts", "end_ts", "_s", "_e").sum().alias("found_s")
-        )
+        .agg(_overlap_s("start_ts", "end_ts", "_s", "_e").sum().alias("found_s"))
     )
     return (
         intervals.join(found, on="_interval", how="left")
@@ -138,10 +137,18 @@ def segment_correctness(segments: pl.DataFrame, truth: pl.DataFrame) -> pl.DataF
         .agg(_overlap_s("start_ts", "end_ts", "_s", "_e").sum().alias("_inside_s"))
     )
     share = (pl.col("_inside_s") / pl.col("duration_s")).clip(0.0, 1.0)
-    return called.join(overlap, on="_segment").sort("_segment").with_columns(share.alias("truth_backward_share")).with_columns(
-        pl.when(pl.col("direction") == "backward").then(pl.col("truth_backward_share") >= 0.5)
-        .otherwise(pl.col("truth_backward_share") < 0.5).alias("correct")
-    ).drop("_segment", "_inside_s")
+    return (
+        called.join(overlap, on="_segment")
+        .sort("_segment")
+        .with_columns(share.alias("truth_backward_share"))
+        .with_columns(
+            pl.when(pl.col("direction") == "backward")
+            .then(pl.col("truth_backward_share") >= 0.5)
+            .otherwise(pl.col("truth_backward_share") < 0.5)
+            .alias("correct")
+        )
+        .drop("_segment", "_inside_s")
+    )
 
 
 def calibration_table(judged: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
@@ -149,8 +156,11 @@ def calibration_table(judged: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
     return (
         judged.with_columns((pl.col("confidence") * bins).floor().clip(0, bins - 1).cast(pl.Int32).alias("bin"))
         .group_by("bin")
-        .agg(pl.len().alias("segments"), pl.col("confidence").mean().alias("mean_confidence"),
-             pl.col("correct").mean().alias("share_correct"))
+        .agg(
+            pl.len().alias("segments"),
+            pl.col("confidence").mean().alias("mean_confidence"),
+            pl.col("correct").mean().alias("share_correct"),
+        )
         .with_columns((pl.col("share_correct") - pl.col("mean_confidence")).alias("gap"))
         .sort("bin")
     )

@@ -21,19 +21,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpora import corpus_files  # noqa: E402
-from benchmarks.fuzzing import ACCEPTED, run, summary  # noqa: E402
+from benchmarks.corpora import corpus_files
+from benchmarks.fuzzing import ACCEPTED, run, summary
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mutants", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds one decode may take before it counts as a hang")
-    parser.add_argument("--max-kb", type=int, default=130, help="mutate corpus files up to this size (fitparse is slow)")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds one decode may take before it counts as a hang"
+    )
+    parser.add_argument(
+        "--max-kb", type=int, default=130, help="mutate corpus files up to this size (fitparse is slow)"
+    )
     parser.add_argument("--keep", type=Path, default=ROOT / "fuzz-findings")
     args = parser.parse_args()
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx") and f.path.stat().st_size <= args.max_kb * 1024]
+    files = [
+        f.path
+        for f in corpus_files()
+        if f.format in ("fit", "gpx", "tcx") and f.path.stat().st_size <= args.max_kb * 1024
+    ]
     started = time.perf_counter()
 
     def progress(done: int, results) -> None:
@@ -44,7 +52,9 @@ def main() -> int:
     results = run(files, args.mutants, args.seed, args.timeout, progress)
     elapsed = time.perf_counter() - started
     for decoder, counts in summary(results).items():
-        print(f"{decoder:9} {sum(counts.values()):6} decodes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(
+            f"{decoder:9} {sum(counts.values()):6} decodes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
     mutations = Counter(r.mutation for r in results if r.decoder != "columnar")
     print("mutations:", ", ".join(f"{k} {v}" for k, v in sorted(mutations.items())))
     bugs = [r for r in results if r.status not in ACCEPTED]

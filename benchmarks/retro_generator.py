@@ -117,10 +117,20 @@ def simulate(rng: np.random.Generator, runner: Runner) -> tuple[pl.DataFrame, li
             keep[at] = True
             at += int(rng.integers(1, 6))
         recorded &= keep
-    frame = pl.DataFrame({
-        "t_s": t, "recorded": recorded, "kind": kinds, "lat_deg": lat, "lon_deg": lon, "altitude_m": altitude,
-        "distance_m": distance, "speed_mps": reported, "cadence_spm": cadence, "heart_rate_bpm": hr,
-    }).with_columns(pl.col("lat_deg", "lon_deg", "cadence_spm").fill_nan(None))
+    frame = pl.DataFrame(
+        {
+            "t_s": t,
+            "recorded": recorded,
+            "kind": kinds,
+            "lat_deg": lat,
+            "lon_deg": lon,
+            "altitude_m": altitude,
+            "distance_m": distance,
+            "speed_mps": reported,
+            "cadence_spm": cadence,
+            "heart_rate_bpm": hr,
+        }
+    ).with_columns(pl.col("lat_deg", "lon_deg", "cadence_spm").fill_nan(None))
     return frame, _backward_truth(kinds)
 
 
@@ -129,14 +139,14 @@ def _smooth(rng: np.random.Generator, n: int, scale_s: float) -> np.ndarray:
     white = rng.standard_normal(n + int(4 * scale_s))
     kernel = np.exp(-0.5 * (np.arange(-2 * scale_s, 2 * scale_s + 1) / (scale_s / 2)) ** 2)
     smooth = np.convolve(white, kernel / np.sqrt((kernel**2).sum()), mode="same")
-    return smooth[int(2 * scale_s): int(2 * scale_s) + n]
+    return smooth[int(2 * scale_s) : int(2 * scale_s) + n]
 
 
 def _stretches(rng: np.random.Generator, n: int, count: int, low: int, high: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     for _ in range(count):
         start = int(rng.integers(0, max(1, n - high)))
-        mask[start: start + int(rng.integers(low, high))] = True
+        mask[start : start + int(rng.integers(low, high))] = True
     return mask
 
 
@@ -157,8 +167,10 @@ def write_fit(path: Path, start: datetime, samples: pl.DataFrame) -> None:
     rows = samples.filter(pl.col("recorded"))
     base = fit_time(start)
     enc = CachingEncoder()
-    enc.on_mesg(MESG["FILE_ID"], {"type": "activity", "manufacturer": "development", "product": 1,
-                                  "serial_number": 4242, "time_created": base})
+    enc.on_mesg(
+        MESG["FILE_ID"],
+        {"type": "activity", "manufacturer": "development", "product": 1, "serial_number": 4242, "time_created": base},
+    )
     enc.on_mesg(MESG["EVENT"], _timer(base, "start"))
     previous = None
     for row in rows.iter_rows(named=True):
@@ -167,11 +179,18 @@ def write_fit(path: Path, start: datetime, samples: pl.DataFrame) -> None:
             enc.on_mesg(MESG["EVENT"], _timer(base + int(previous), "stop_all"))
             enc.on_mesg(MESG["EVENT"], _timer(stamp, "start"))
         previous = row["t_s"]
-        record = {"timestamp": stamp, "distance": row["distance_m"], "enhanced_speed": row["speed_mps"],
-                  "enhanced_altitude": row["altitude_m"], "heart_rate": int(row["heart_rate_bpm"])}
+        record = {
+            "timestamp": stamp,
+            "distance": row["distance_m"],
+            "enhanced_speed": row["speed_mps"],
+            "enhanced_altitude": row["altitude_m"],
+            "heart_rate": int(row["heart_rate_bpm"]),
+        }
         if row["lat_deg"] is not None:
-            record |= {"position_lat": round(row["lat_deg"] * SEMICIRCLES_PER_DEG),
-                       "position_long": round(row["lon_deg"] * SEMICIRCLES_PER_DEG)}
+            record |= {
+                "position_lat": round(row["lat_deg"] * SEMICIRCLES_PER_DEG),
+                "position_long": round(row["lon_deg"] * SEMICIRCLES_PER_DEG),
+            }
         if row["cadence_spm"] is not None:
             strides = round(row["cadence_spm"] / 2 * 128)
             record |= {"cadence": strides // 128, "fractional_cadence": (strides % 128) / 128}
@@ -179,15 +198,48 @@ def write_fit(path: Path, start: datetime, samples: pl.DataFrame) -> None:
     end = base + int(rows["t_s"][-1])
     elapsed, distance = float(end - base), float(rows["distance_m"][-1])
     enc.on_mesg(MESG["EVENT"], _timer(end, "stop_all"))
-    enc.on_mesg(MESG["LAP"], {"message_index": 0, "timestamp": end, "start_time": base, "event": "lap",
-                              "event_type": "stop", "total_elapsed_time": elapsed, "total_timer_time": elapsed,
-                              "total_distance": distance, "sport": "running"})
-    enc.on_mesg(MESG["SESSION"], {"message_index": 0, "timestamp": end, "start_time": base, "event": "session",
-                                  "event_type": "stop", "sport": "running", "sub_sport": "generic",
-                                  "total_elapsed_time": elapsed, "total_timer_time": elapsed,
-                                  "total_distance": distance, "first_lap_index": 0, "num_laps": 1})
-    enc.on_mesg(MESG["ACTIVITY"], {"timestamp": end, "total_timer_time": elapsed, "num_sessions": 1,
-                                   "type": "manual", "event": "activity", "event_type": "stop"})
+    enc.on_mesg(
+        MESG["LAP"],
+        {
+            "message_index": 0,
+            "timestamp": end,
+            "start_time": base,
+            "event": "lap",
+            "event_type": "stop",
+            "total_elapsed_time": elapsed,
+            "total_timer_time": elapsed,
+            "total_distance": distance,
+            "sport": "running",
+        },
+    )
+    enc.on_mesg(
+        MESG["SESSION"],
+        {
+            "message_index": 0,
+            "timestamp": end,
+            "start_time": base,
+            "event": "session",
+            "event_type": "stop",
+            "sport": "running",
+            "sub_sport": "generic",
+            "total_elapsed_time": elapsed,
+            "total_timer_time": elapsed,
+            "total_distance": distance,
+            "first_lap_index": 0,
+            "num_laps": 1,
+        },
+    )
+    enc.on_mesg(
+        MESG["ACTIVITY"],
+        {
+            "timestamp": end,
+            "total_timer_time": elapsed,
+            "num_sessions": 1,
+            "type": "manual",
+            "event": "activity",
+            "event_type": "stop",
+        },
+    )
     path.write_bytes(enc.close())
 
 
@@ -211,11 +263,25 @@ def generate(out_dir: Path, seed: int, athletes: int, sessions: int) -> pl.DataF
             recorded = samples.filter(pl.col("recorded"))["t_s"].to_numpy()
             for begin, end in backward:
                 for piece_start, piece_end in _recorded_pieces(recorded, begin, end):
-                    truth.append({"athlete_id": runner.id, "file": name, "labelled": False,
-                                  "start_ts": start + timedelta(seconds=piece_start),
-                                  "end_ts": start + timedelta(seconds=piece_end)})
-    frame = pl.DataFrame(truth, schema={"athlete_id": pl.String, "file": pl.String, "labelled": pl.Boolean,
-                                        "start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC")})
+                    truth.append(
+                        {
+                            "athlete_id": runner.id,
+                            "file": name,
+                            "labelled": False,
+                            "start_ts": start + timedelta(seconds=piece_start),
+                            "end_ts": start + timedelta(seconds=piece_end),
+                        }
+                    )
+    frame = pl.DataFrame(
+        truth,
+        schema={
+            "athlete_id": pl.String,
+            "file": pl.String,
+            "labelled": pl.Boolean,
+            "start_ts": pl.Datetime("us", "UTC"),
+            "end_ts": pl.Datetime("us", "UTC"),
+        },
+    )
     frame.write_parquet(out_dir.with_name(out_dir.name + ".truth.parquet"))
     return frame
 

@@ -25,18 +25,26 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
 MODULES = {"gpx": ("connectors/gpx.py", "decode_gpx"), "tcx": ("connectors/tcx.py", "decode_tcx")}
 
-GPX_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="bench" xmlns="http://www.topografix.com/GPX/1/1" '
-            'xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1">\n<trk><name>long</name><type>running</type><trkseg>\n')
-GPX_POINT = ('  <trkpt lat="{lat:.7f}" lon="{lon:.7f}">\n    <ele>{ele:.1f}</ele>\n    <time>{time}</time>\n    <extensions>\n'
-             '      <gpxtpx:TrackPointExtension>\n        <gpxtpx:hr>{hr}</gpxtpx:hr>\n        <gpxtpx:cad>{cad}</gpxtpx:cad>\n'
-             '      </gpxtpx:TrackPointExtension>\n    </extensions>\n  </trkpt>\n')
+GPX_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="bench" xmlns="http://www.topografix.com/GPX/1/1" '
+    'xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1">\n<trk><name>long</name><type>running</type><trkseg>\n'
+)
+GPX_POINT = (
+    '  <trkpt lat="{lat:.7f}" lon="{lon:.7f}">\n    <ele>{ele:.1f}</ele>\n    <time>{time}</time>\n    <extensions>\n'
+    "      <gpxtpx:TrackPointExtension>\n        <gpxtpx:hr>{hr}</gpxtpx:hr>\n        <gpxtpx:cad>{cad}</gpxtpx:cad>\n"
+    "      </gpxtpx:TrackPointExtension>\n    </extensions>\n  </trkpt>\n"
+)
 GPX_TAIL = "</trkseg></trk>\n</gpx>\n"
-TCX_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2">\n'
-            '<Activities><Activity Sport="Running"><Id>2024-01-01T00:00:00Z</Id>\n<Lap StartTime="2024-01-01T00:00:00Z">'
-            '<TotalTimeSeconds>1</TotalTimeSeconds><DistanceMeters>1</DistanceMeters><Track>\n')
-TCX_POINT = ('  <Trackpoint><Time>{time}</Time><Position><LatitudeDegrees>{lat:.7f}</LatitudeDegrees><LongitudeDegrees>{lon:.7f}'
-             '</LongitudeDegrees></Position><AltitudeMeters>{ele:.1f}</AltitudeMeters><DistanceMeters>{dist:.1f}</DistanceMeters>'
-             '<HeartRateBpm><Value>{hr}</Value></HeartRateBpm><Cadence>{cad}</Cadence></Trackpoint>\n')
+TCX_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2">\n'
+    '<Activities><Activity Sport="Running"><Id>2024-01-01T00:00:00Z</Id>\n<Lap StartTime="2024-01-01T00:00:00Z">'
+    "<TotalTimeSeconds>1</TotalTimeSeconds><DistanceMeters>1</DistanceMeters><Track>\n"
+)
+TCX_POINT = (
+    "  <Trackpoint><Time>{time}</Time><Position><LatitudeDegrees>{lat:.7f}</LatitudeDegrees><LongitudeDegrees>{lon:.7f}"
+    "</LongitudeDegrees></Position><AltitudeMeters>{ele:.1f}</AltitudeMeters><DistanceMeters>{dist:.1f}</DistanceMeters>"
+    "<HeartRateBpm><Value>{hr}</Value></HeartRateBpm><Cadence>{cad}</Cadence></Trackpoint>\n"
+)
 TCX_TAIL = "</Track></Lap></Activity></Activities>\n</TrainingCenterDatabase>\n"
 
 CHILD = textwrap.dedent("""
@@ -76,8 +84,17 @@ def generate(fmt: str, megabytes: int) -> Path:
             for _ in range(10_000):
                 seconds = i
                 time = f"2024-{1 + seconds // 2_592_000 % 12:02d}-{1 + seconds // 86_400 % 28:02d}T{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
-                block.append(point.format(lat=46 + (i % 10_000) * 1e-5, lon=14 + (i % 7_000) * 1e-5, ele=300 + i % 50, time=time,
-                                          hr=120 + i % 40, cad=80 + i % 10, dist=i * 2.8))
+                block.append(
+                    point.format(
+                        lat=46 + (i % 10_000) * 1e-5,
+                        lon=14 + (i % 7_000) * 1e-5,
+                        ele=300 + i % 50,
+                        time=time,
+                        hr=120 + i % 40,
+                        cad=80 + i % 10,
+                        dist=i * 2.8,
+                    )
+                )
                 i += 1
             out.write("".join(block))
         out.write(tail)
@@ -86,14 +103,20 @@ def generate(fmt: str, megabytes: int) -> Path:
 
 
 def measure(source: str, function: str, path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, source, function, str(path)], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, source, function, str(path)], capture_output=True, text=True, cwd=ROOT
+    )
     if result.returncode:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"}
+        return {
+            "error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+        }
     return json.loads(result.stdout)
 
 
 def old_module(relative: str, revision: str) -> Path:
-    text = subprocess.run(["git", "show", f"{revision}:{relative}"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    text = subprocess.run(
+        ["git", "show", f"{revision}:{relative}"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     path = CACHE / f"old-{revision}-{Path(relative).name}"
     path.write_text(text)
     return path
@@ -106,21 +129,29 @@ def main() -> int:
     parser.add_argument("--old-revision", default="9d6b316")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    print("| file | decoder | records | wall s | CPU s | records/s (CPU) | peak RSS | above imports | peak / file size |")
+    print(
+        "| file | decoder | records | wall s | CPU s | records/s (CPU) | peak RSS | above imports | peak / file size |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for fmt in args.formats.split(","):
         path = generate(fmt, args.mb)
         size = path.stat().st_size
         relative, function = MODULES[fmt]
-        for label, source in (("streaming", "current"), (f"whole document ({args.old_revision})", str(old_module(relative, args.old_revision)))):
+        for label, source in (
+            ("streaming", "current"),
+            (f"whole document ({args.old_revision})", str(old_module(relative, args.old_revision))),
+        ):
             found = measure(source, function, path)
             if "error" in found:
                 print(f"| {path.name} ({size / 1e6:.0f} MB) | {label} | failed: {found['error']} ||||||")
                 continue
             above = found["peak"] - found["baseline"]
-            print(f"| {path.name} ({size / 1e6:.0f} MB) | {label} ({found['decoder']}) | {found['records']:,} | {found['seconds']:.1f} | "
-                  f"{found['cpu']:.1f} | {found['records'] / found['cpu']:,.0f} | {found['peak'] / 1e6:,.0f} MB | {above / 1e6:,.0f} MB | "
-                  f"{found['peak'] / size:.2f}x |", flush=True)
+            print(
+                f"| {path.name} ({size / 1e6:.0f} MB) | {label} ({found['decoder']}) | {found['records']:,} | {found['seconds']:.1f} | "
+                f"{found['cpu']:.1f} | {found['records'] / found['cpu']:,.0f} | {found['peak'] / 1e6:,.0f} MB | {above / 1e6:,.0f} MB | "
+                f"{found['peak'] / size:.2f}x |",
+                flush=True,
+            )
     return 0
 
 

@@ -22,10 +22,18 @@ from retrostride.warehouse.motion import MOVING_SPEED_MPS
 
 #: Stated sports (FIT, TCX, GPX `type`, Strava's Type after `connectors.strava`) → activity type.
 STATED = {
-    "running": "running", "trail_running": "running", "treadmill": "running",
-    "walking": "walking", "hiking": "hiking",
-    "cycling": "cycling", "e_biking": "cycling", "biking": "cycling", "mountain_biking": "cycling",
-    "swimming": "swimming", "open_water": "swimming", "lap_swimming": "swimming",
+    "running": "running",
+    "trail_running": "running",
+    "treadmill": "running",
+    "walking": "walking",
+    "hiking": "hiking",
+    "cycling": "cycling",
+    "e_biking": "cycling",
+    "biking": "cycling",
+    "mountain_biking": "cycling",
+    "swimming": "swimming",
+    "open_water": "swimming",
+    "lap_swimming": "swimming",
 }
 #: Stated sports that say nothing about what was done.
 UNSTATED = {"generic", "other", "all", "unknown"}
@@ -73,17 +81,30 @@ def activity_types(activities: pl.DataFrame, evidence: pl.DataFrame) -> pl.DataF
     fast = (median >= CYCLING_MEDIAN_MPS) | (p95 >= CYCLING_P95_MPS)
     median_text = pl.format("median moving speed {} m/s, 95th percentile {} m/s", median.round(1), p95.round(1))
     decided = (
-        pl.when(stated(sport)).then(pl.struct(type=stated_type(sport),
-                                        basis=pl.format("the file's sport ({})", sport)))
-        .when(bike_computer).then(pl.struct(type=pl.lit("cycling"), basis=pl.format("recorded by a bike computer ({})", pl.col("device"))))
-        .when(power_meter.fill_null(False)).then(pl.struct(type=pl.lit("cycling"), basis=pl.lit("power on most samples, no running dynamics")))
-        .when(fast.fill_null(False)).then(pl.struct(type=pl.lit("cycling"), basis=median_text))
-        .when(median < WALKING_MEDIAN_MPS).then(pl.struct(type=pl.lit("walking"), basis=median_text))
-        .when(median.is_not_null()).then(pl.struct(type=pl.lit("running"), basis=median_text))
-        .otherwise(pl.struct(type=pl.lit("unknown"),
-                             basis=pl.lit("unknown: no sport stated, no moving speed, power or known device to tell")))
+        pl.when(stated(sport))
+        .then(pl.struct(type=stated_type(sport), basis=pl.format("the file's sport ({})", sport)))
+        .when(bike_computer)
+        .then(pl.struct(type=pl.lit("cycling"), basis=pl.format("recorded by a bike computer ({})", pl.col("device"))))
+        .when(power_meter.fill_null(False))
+        .then(pl.struct(type=pl.lit("cycling"), basis=pl.lit("power on most samples, no running dynamics")))
+        .when(fast.fill_null(False))
+        .then(pl.struct(type=pl.lit("cycling"), basis=median_text))
+        .when(median < WALKING_MEDIAN_MPS)
+        .then(pl.struct(type=pl.lit("walking"), basis=median_text))
+        .when(median.is_not_null())
+        .then(pl.struct(type=pl.lit("running"), basis=median_text))
+        .otherwise(
+            pl.struct(
+                type=pl.lit("unknown"),
+                basis=pl.lit("unknown: no sport stated, no moving speed, power or known device to tell"),
+            )
+        )
     )
-    return frame.with_columns(decided.alias("_decided")).with_columns(
-        pl.col("_decided").struct.field("type").alias("activity_type"),
-        pl.col("_decided").struct.field("basis").alias("activity_type_basis"),
-    ).drop("_decided", "_speed_median", "_speed_p95", "_power_share", "_dynamics")
+    return (
+        frame.with_columns(decided.alias("_decided"))
+        .with_columns(
+            pl.col("_decided").struct.field("type").alias("activity_type"),
+            pl.col("_decided").struct.field("basis").alias("activity_type_basis"),
+        )
+        .drop("_decided", "_speed_median", "_speed_p95", "_power_share", "_dynamics")
+    )

@@ -18,7 +18,7 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -120,15 +120,21 @@ def _check(written: int, packed: int, limits: IntakeLimits, budget: Budget) -> N
     if written > limits.max_file_bytes:
         raise Refused(f"refused: expands past the {limits.max_file_bytes}-byte file limit")
     if written > budget.remaining:
-        budget.refused = f"refused: archive expands past its total limit of {limits.max_archive_bytes} bytes (possible zip bomb)"
+        budget.refused = (
+            f"refused: archive expands past its total limit of {limits.max_archive_bytes} bytes (possible zip bomb)"
+        )
         raise Refused(budget.refused)
     if written > limits.ratio_floor_bytes and written > limits.max_ratio * max(packed, 1):
-        raise Refused(f"refused: compression ratio over {limits.max_ratio:g}:1 "
-                      f"({packed} bytes expand past {written}; possible zip bomb)")
+        raise Refused(
+            f"refused: compression ratio over {limits.max_ratio:g}:1 "
+            f"({packed} bytes expand past {written}; possible zip bomb)"
+        )
     expanded = budget.expanded + written
     if expanded > limits.ratio_floor_bytes and expanded > limits.max_ratio * max(budget.packed, 1):
-        budget.refused = (f"refused: archive compression ratio over {limits.max_ratio:g}:1 "
-                          f"({budget.packed} bytes expand past {expanded}; possible zip bomb)")
+        budget.refused = (
+            f"refused: archive compression ratio over {limits.max_ratio:g}:1 "
+            f"({budget.packed} bytes expand past {expanded}; possible zip bomb)"
+        )
         raise Refused(budget.refused)
 
 
@@ -157,8 +163,10 @@ def overlapping_entries(infos: list[zipfile.ZipInfo], central_directory: int) ->
     ends = [*(info.header_offset for info in ordered[1:]), central_directory]
     for info, end in zip(ordered, ends, strict=True):
         if info.header_offset + LOCAL_HEADER_BYTES + info.compress_size > end:
-            return (f"refused: overlapping entries in the archive ({info.filename!r} reaches into the next "
-                    "entry; a zip bomb of shared compressed data)")
+            return (
+                f"refused: overlapping entries in the archive ({info.filename!r} reaches into the next "
+                "entry; a zip bomb of shared compressed data)"
+            )
     return None
 
 
@@ -173,7 +181,9 @@ def damage(error: BaseException) -> str:
     if isinstance(error, RuntimeError):
         return "encrypted or unreadable"
     message = str(error).splitlines()[0] if str(error) else "unreadable"
-    return message[0].lower() + message[1:] if isinstance(error, zipfile.BadZipFile) or "CRC" in message else "unreadable"
+    return (
+        message[0].lower() + message[1:] if isinstance(error, zipfile.BadZipFile) or "CRC" in message else "unreadable"
+    )
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ class Member:
     @property
     def modified_at(self) -> datetime | None:
         try:
-            return datetime(*self.info.date_time, tzinfo=timezone.utc)
+            return datetime(*self.info.date_time, tzinfo=UTC)
         except ValueError:
             return None
 
@@ -216,7 +226,7 @@ class ZipArchive:
     def close(self) -> None:
         self.zip.close()
 
-    def __enter__(self) -> "ZipArchive":
+    def __enter__(self) -> ZipArchive:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -244,7 +254,9 @@ class ZipArchive:
         target = staging.new_path(member.name)
         try:
             with self.zip.open(member.info) as stream:
-                copy_bounded(stream, target, packed_bytes=member.info.compress_size, limits=self.limits, budget=self.budget)
+                copy_bounded(
+                    stream, target, packed_bytes=member.info.compress_size, limits=self.limits, budget=self.budget
+                )
         except Refused as refusal:
             raise Refused(refusal.reason, target) from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as error:

@@ -41,7 +41,12 @@ def sniff(head: bytes) -> str:
 
 #: FIT goes through the columnar decoder, which hands what it cannot read to fitparse (the reference)
 #: and says so: the ledger's `decoder` column names the decoder that produced the frames.
-DECODERS: dict[str, Decoder] = {"fit": decode_fit_columnar, "gpx": decode_gpx, "tcx": decode_tcx, "body_csv": body_csv.decode_body_csv}
+DECODERS: dict[str, Decoder] = {
+    "fit": decode_fit_columnar,
+    "gpx": decode_gpx,
+    "tcx": decode_tcx,
+    "body_csv": body_csv.decode_body_csv,
+}
 
 #: Decoders for files chosen by their role in a platform export (connectors/exports.py), not their bytes.
 ROLE_DECODERS = {
@@ -93,5 +98,7 @@ def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | Non
     if fmt in ("gzip", "zip"):
         raise DecodeError(f"unsupported format: {fmt} archive here (archives are expanded only when listed as sources)")
     if fmt not in DECODERS:
-        raise DecodeError(f"unsupported format: not FIT, GPX, TCX or a body-measurement CSV ({path.suffix or 'no suffix'})")
+        raise DecodeError(
+            f"unsupported format: not FIT, GPX, TCX or a body-measurement CSV ({path.suffix or 'no suffix'})"
+        )
     return fmt, DECODERS[fmt]

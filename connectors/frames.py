@@ -51,8 +51,10 @@ def batch_frames(batch: DecodedBatch, owners: list[FileOwner]) -> dict[str, pl.D
         },
         schema_overrides={FILE: pl.Int32, "_athlete_zone": pl.String},
     )
-    owned = {name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
-             for name in ("body_measurements", "privacy_zones")}
+    owned = {
+        name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
+        for name in ("body_measurements", "privacy_zones")
+    }
     activities, records, laps = (frames[name] for name in ("activities", "records", "laps"))
     if activities.height or records.height or laps.height:
         activities, records, laps = _activity_frames(activities, records, laps, files)
@@ -72,10 +74,13 @@ def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return conform(frame, pl.Schema({**schema, FILE: pl.Int32}))
 
 
-def _activity_frames(activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame,
-                     files: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+def _activity_frames(
+    activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame, files: pl.DataFrame
+) -> tuple[pl.DataFrame, ...]:
     ids = files.select(FILE, "source_sha256", "athlete_id")
-    records = records.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
+    records = records.join(ids, on=FILE, how="left").with_columns(
+        activity_ids(pl.col("source_sha256")).alias("activity_id")
+    )
     activities = activities.join(files, on=FILE, how="left").with_columns(
         activity_ids(pl.col("source_sha256")).alias("activity_id")
     )
@@ -89,7 +94,11 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
     (FIT `activity.local_timestamp − timestamp`) stays; else the zone of the start position
     (`start_zone`, when the frame has it); else the athlete's zone (`_athlete_zone`); else UTC,
     marked as assumed.  Never the device's settings, never today's offset."""
-    frame = activities if "start_zone" in activities.columns else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
+    frame = (
+        activities
+        if "start_zone" in activities.columns
+        else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
+    )
     frame = utc_offsets(frame, "start_ts", "start_zone", "_position_offset")
     frame = utc_offsets(frame, "start_ts", "_athlete_zone", "_athlete_offset")
     has_start = pl.col("start_ts").is_not_null()
@@ -106,7 +115,9 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
         source.otherwise(pl.lit("utc_assumed")).alias("utc_offset_source"),
     ).drop("_position_offset", "_athlete_zone", "_athlete_offset")
     return filled.with_columns(
-        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
+        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias(
+            "local_start_ts"
+        )
     )
 
 
@@ -151,17 +162,22 @@ def summarize(activities: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
             ).alias("duration_s"),
         )
         .with_columns(
-            pl.max_horizontal("_last", pl.col("start_ts") + pl.duration(microseconds=(pl.col("duration_s") * 1e6).cast(pl.Int64))).alias("end_ts"),
+            pl.max_horizontal(
+                "_last", pl.col("start_ts") + pl.duration(microseconds=(pl.col("duration_s") * 1e6).cast(pl.Int64))
+            ).alias("end_ts"),
         )
         .with_columns(
             pl.min_horizontal(
-                pl.when(pl.col("_speed_share") >= SPEED_COVERAGE).then(pl.col("_moving_s"))
+                pl.when(pl.col("_speed_share") >= SPEED_COVERAGE)
+                .then(pl.col("_moving_s"))
                 .otherwise(pl.coalesce("total_timer_s", "_moving_s")),
                 "duration_s",
             ).alias("moving_time_s"),
             pl.coalesce("_distance", "total_distance_m").alias("distance_m"),
             pl.col("start_ts").dt.date().alias("start_day"),
-            (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts"),
+            (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias(
+                "local_start_ts"
+            ),
         )
         .with_columns(pl.col("local_start_ts").dt.date().alias("local_day"))
     )

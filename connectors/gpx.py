@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import re
 from array import array
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -52,8 +52,21 @@ Tracks = tuple[list[dict], list[dict], list[dict]]
 Streamed = tuple[list[pl.DataFrame], list[dict], list[dict]]
 
 #: Extension element local names → canonical record column.
-EXTENSION_FIELDS = {"hr": "heart_rate_bpm", "cad": "cadence_spm", "atemp": "temperature_c", "power": "power_w", "speed": "speed_mps"}
-SPORT_NAMES = {"run": "running", "walk": "walking", "hike": "hiking", "ride": "cycling", "biking": "cycling", "swim": "swimming"}
+EXTENSION_FIELDS = {
+    "hr": "heart_rate_bpm",
+    "cad": "cadence_spm",
+    "atemp": "temperature_c",
+    "power": "power_w",
+    "speed": "speed_mps",
+}
+SPORT_NAMES = {
+    "run": "running",
+    "walk": "walking",
+    "hike": "hiking",
+    "ride": "cycling",
+    "biking": "cycling",
+    "swim": "swimming",
+}
 
 
 def decode_gpx(path: Path, *, reference: bool = False) -> DecodedFile:
@@ -73,7 +86,9 @@ def decode_gpx(path: Path, *, reference: bool = False) -> DecodedFile:
         decoder_version=decoder_version,
         activities=_activities(activities, records),
         records=records,
-        laps=conform(pl.DataFrame(laps, schema_overrides=dict(FILE_LAPS), strict=False), FILE_LAPS) if laps else pl.DataFrame(schema=FILE_LAPS),
+        laps=conform(pl.DataFrame(laps, schema_overrides=dict(FILE_LAPS), strict=False), FILE_LAPS)
+        if laps
+        else pl.DataFrame(schema=FILE_LAPS),
     )
 
 
@@ -86,8 +101,15 @@ def _read_with_gpxpy(gpx: gpxpy.gpx.GPX) -> Tracks:
         if not rows:
             continue
         points.extend(rows)
-        activities.append(activity_row(session, _sport(track) or sport, track.name or gpx.name,
-                                       track.description or gpx.description, gpx.creator))
+        activities.append(
+            activity_row(
+                session,
+                _sport(track) or sport,
+                track.name or gpx.name,
+                track.description or gpx.description,
+                gpx.creator,
+            )
+        )
         laps.extend(segment_laps(session, track.segments))
     return points, activities, laps
 
@@ -167,7 +189,11 @@ def _same_text_for_gpxpy(path: Path) -> bool:
                 return False
             if first_chunk:
                 first = _GPXPY_DEFAULT_NS.search(text)
-                if not (first and first.group(0).split("=", 1)[1][1:-1] == GPX_11 and _ROOT_START.match(text[: first.start()])):
+                if not (
+                    first
+                    and first.group(0).split("=", 1)[1][1:-1] == GPX_11
+                    and _ROOT_START.match(text[: first.start()])
+                ):
                     return False
                 first_chunk = False
             window = tail + text
@@ -191,14 +217,22 @@ class _Segment:
         time, latitude, longitude = point[:3]
         self.latitudes.append(latitude)
         self.longitudes.append(longitude)
-        if ts is not None or (time is not None and gpxpy.gpxfield.TIME_TYPE.from_string(time)):  # gpxpy reads a time there
+        if ts is not None or (
+            time is not None and gpxpy.gpxfield.TIME_TYPE.from_string(time)
+        ):  # gpxpy reads a time there
             self.first = self.first or time
             self.last = time
 
     def gpxpy_segment(self) -> gpxpy.gpx.GPXTrackSegment:
         """A gpxpy segment with these positions and time bounds (for `segment_laps`)."""
-        return _segment([(self.first, lat, lon, None, None) if i == 0 else (self.last if i == len(self.latitudes) - 1 else None, lat, lon, None, None)
-                         for i, (lat, lon) in enumerate(zip(self.latitudes, self.longitudes, strict=True))])
+        return _segment(
+            [
+                (self.first, lat, lon, None, None)
+                if i == 0
+                else (self.last if i == len(self.latitudes) - 1 else None, lat, lon, None, None)
+                for i, (lat, lon) in enumerate(zip(self.latitudes, self.longitudes, strict=True))
+            ]
+        )
 
 
 def _stream(path: Path) -> Streamed:
@@ -227,7 +261,12 @@ def _stream(path: Path) -> Streamed:
             continue
         stack.pop()
         depth = len(stack) + 1
-        if depth == 4 and element.tag == _NS + "trkpt" and stack[2].tag == _NS + "trkseg" and stack[1].tag == _NS + "trk":
+        if (
+            depth == 4
+            and element.tag == _NS + "trkpt"
+            and stack[2].tag == _NS + "trkseg"
+            and stack[1].tag == _NS + "trk"
+        ):
             point = _point(element, columns)
             row = _row(session, point)
             segments[-1].add(point, row["ts"])
@@ -254,8 +293,10 @@ def _stream(path: Path) -> Streamed:
     if chunk:
         chunks.append(_typed(chunk))
     name, description = _text(metadata, "name"), _text(metadata, "desc")
-    activities = [activity_row(session, sport, track_name or name, track_description or description, creator)
-                  for session, sport, track_name, track_description in tracks]
+    activities = [
+        activity_row(session, sport, track_name or name, track_description or description, creator)
+        for session, sport, track_name, track_description in tracks
+    ]
     return chunks, activities, laps
 
 
@@ -270,7 +311,7 @@ def _point(element, columns: dict[str, str | None]) -> tuple:
             if not tag.startswith("{"):
                 raise _NotFast  # see _check_children
             continue
-        name = tag[len(_NS):]
+        name = tag[len(_NS) :]
         if name in _CONVERTED_IN_POINT:
             raise _NotFast
         if name in ("ele", "time", "extensions") and name not in found:
@@ -285,15 +326,26 @@ def _point(element, columns: dict[str, str | None]) -> tuple:
                 column = columns[item.tag]
                 if column and item.text and item.text.strip():
                     values[column] = item.text.strip()
-    return (None if time is None else time.text, latitude, longitude,
-            None if ele is None else _number(ele.text), values)
+    return (
+        None if time is None else time.text,
+        latitude,
+        longitude,
+        None if ele is None else _number(ele.text),
+        values,
+    )
 
 
 def _row(session: int, point: tuple) -> dict:
     """`_point_row` of the point gpxpy would have made (GPX 1.1 points have no speed of their own)."""
     time, latitude, longitude, elevation, values = point
-    row = {"session": session, "ts": _naive_utc(time), "lat_deg": latitude, "lon_deg": longitude,
-           "altitude_m": elevation, "speed_mps": None}
+    row = {
+        "session": session,
+        "ts": _naive_utc(time),
+        "lat_deg": latitude,
+        "lon_deg": longitude,
+        "altitude_m": elevation,
+        "speed_mps": None,
+    }
     row.update(values)
     return row
 
@@ -306,7 +358,9 @@ def _naive_utc(text: str | None) -> datetime | None:
     """`_utc_naive` of gpxpy's time for `text` (None where gpxpy gives none)."""
     if text is not None and _UTC_SECOND.fullmatch(text):
         try:
-            return datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19]))
+            return datetime(
+                int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19])
+            )
         except ValueError:  # e.g. month 13: gpxpy's reading fails too
             return None
     return _utc_naive(gpxpy.gpxfield.TIME_TYPE.from_string(text))
@@ -327,7 +381,7 @@ def _check_children(element, converted: set[str]) -> None:
     """End the fast path if `element` has a GPX child gpxpy converts (and may reject), or a child in no
     namespace at all: gpxpy would take that for a GPX element where this tree does not."""
     for child in element:
-        if not child.tag.startswith("{") or (child.tag.startswith(_NS) and child.tag[len(_NS):] in converted):
+        if not child.tag.startswith("{") or (child.tag.startswith(_NS) and child.tag[len(_NS) :] in converted):
             raise _NotFast
 
 
@@ -385,12 +439,14 @@ def _utc_naive(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     try:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return None
 
 
-def activity_row(session: int, sport: str | None, name: str | None, description: str | None, device: str | None) -> dict:
+def activity_row(
+    session: int, sport: str | None, name: str | None, description: str | None, device: str | None
+) -> dict:
     return {"session": session, "sport": sport, "name": name, "description": description, "device": device}
 
 
@@ -401,8 +457,9 @@ def segment_laps(session: int, segments: list[gpxpy.gpx.GPXTrackSegment]) -> lis
     laps = []
     for index, segment in enumerate(segments):
         start, end = segment.get_time_bounds()
-        laps.append({"session": session, "lap_index": index, "start_ts": start, "end_ts": end,
-                     "distance_m": _length_m(segment)})
+        laps.append(
+            {"session": session, "lap_index": index, "start_ts": start, "end_ts": end, "distance_m": _length_m(segment)}
+        )
     return laps
 
 

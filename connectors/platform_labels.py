@@ -19,16 +19,18 @@ import polars as pl
 from retrostride.connectors.activity_types import stated, stated_type
 from retrostride.warehouse.schema import UTC_US, DecodedFile, conform
 
-LABELS = pl.Schema({
-    "file": pl.String,  # the activity file's path inside the export (Strava's Filename)
-    "start_ts": UTC_US,
-    "name": pl.String,
-    "description": pl.String,
-    "sport": pl.String,
-    "calories_kcal": pl.Float64,
-    "platform": pl.String,
-    "platform_activity_id": pl.String,
-})
+LABELS = pl.Schema(
+    {
+        "file": pl.String,  # the activity file's path inside the export (Strava's Filename)
+        "start_ts": UTC_US,
+        "name": pl.String,
+        "description": pl.String,
+        "sport": pl.String,
+        "calories_kcal": pl.Float64,
+        "platform": pl.String,
+        "platform_activity_id": pl.String,
+    }
+)
 #: A Garmin summary and a FIT session start within this many seconds of each other are the same activity.
 START_TOLERANCE_S = 120
 
@@ -75,18 +77,28 @@ def label_activities(activities: pl.DataFrame, labels: PlatformLabels) -> pl.Dat
     else:
         rows = table.filter(pl.col("start_ts").is_not_null()).sort("start_ts").collect().drop("file")
         dated = activities.filter(pl.col("start_ts").is_not_null()).sort("start_ts")
-        matched = pl.concat([
-            dated.join_asof(rows, on="start_ts", strategy="nearest", tolerance=f"{int(labels.tolerance_s)}s", suffix="_platform"),
-            activities.filter(pl.col("start_ts").is_null()),
-        ], how="diagonal").sort("session")
+        matched = pl.concat(
+            [
+                dated.join_asof(
+                    rows, on="start_ts", strategy="nearest", tolerance=f"{int(labels.tolerance_s)}s", suffix="_platform"
+                ),
+                activities.filter(pl.col("start_ts").is_null()),
+            ],
+            how="diagonal",
+        ).sort("session")
         if not matched["platform_platform"].is_not_null().any():
             return None
     platform_sport = ~stated(pl.col("sport")) & stated(pl.col("sport_platform"))  # the file states none
     if "activity_type" in matched.columns:  # the lake's frame, typed from samples before the export came
         matched = matched.with_columns(
-            pl.when(platform_sport).then(stated_type(pl.col("sport_platform"))).otherwise("activity_type").alias("activity_type"),
-            pl.when(platform_sport).then(pl.format("the platform's sport ({})", pl.col("sport_platform")))
-            .otherwise("activity_type_basis").alias("activity_type_basis"),
+            pl.when(platform_sport)
+            .then(stated_type(pl.col("sport_platform")))
+            .otherwise("activity_type")
+            .alias("activity_type"),
+            pl.when(platform_sport)
+            .then(pl.format("the platform's sport ({})", pl.col("sport_platform")))
+            .otherwise("activity_type_basis")
+            .alias("activity_type_basis"),
         )
     enriched = matched.with_columns(
         pl.coalesce("name_platform", "name").alias("name"),

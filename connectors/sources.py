@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -76,8 +76,13 @@ def as_location(value: str | Path) -> Location:
 
 
 @contextmanager
-def expanded_sources(paths: Iterable[Location], athlete_id: str | None, staging_root: Path,
-                     limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[list[SourceFile]]:
+def expanded_sources(
+    paths: Iterable[Location],
+    athlete_id: str | None,
+    staging_root: Path,
+    limits: IntakeLimits = IntakeLimits(),
+    store: ObjectStore | None = None,
+) -> Iterator[list[SourceFile]]:
     """Every source file under `paths`, archives expanded (and objects downloaded) into a staging
     folder removed afterwards.  Raises ObjectStoreError when an object store cannot be read."""
     folder = Path(staging_root) / uuid.uuid4().hex
@@ -87,8 +92,14 @@ def expanded_sources(paths: Iterable[Location], athlete_id: str | None, staging_
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, *, staging: Path | None = None,
-                      limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[SourceFile]:
+def list_source_files(
+    paths: Iterable[Location],
+    athlete_id: str | None = None,
+    *,
+    staging: Path | None = None,
+    limits: IntakeLimits = IntakeLimits(),
+    store: ObjectStore | None = None,
+) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
     Hidden files and folders (".name") of a folder are skipped.  Archives and `.gz` files need `staging`; without
@@ -108,7 +119,9 @@ def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, 
             yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
 
 
-def count_source_files(paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None) -> int:
+def count_source_files(
+    paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None
+) -> int:
     """Roughly how many files `list_source_files` yields, without expanding anything (zips count their
     entries; an object-store prefix counts its objects, zips among them as one)."""
     paths = list(paths)
@@ -136,8 +149,13 @@ def symlink_refusal(path: Path) -> str:
 
 
 #: File types that are not regular files, by `stat.S_IFMT`, as a refusal names them.
-_FILE_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
 
 
 def file_refusal(path: Path) -> str | None:
@@ -207,7 +225,7 @@ def _loose(expander: _Expander | None, path: Path, athlete: str) -> Iterator[Sou
 
 def _mtime(path: Path) -> datetime | None:
     try:
-        return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     except OSError:
         return None
 
@@ -221,7 +239,9 @@ def list_objects(url: ObjectUrl, store: ObjectStore) -> list[StoredObject]:
     return [o for o in listed if not _hidden(o.name)]
 
 
-def _walk_objects(expander: _Expander, store: ObjectStore, url: ObjectUrl, athlete_id: str | None) -> Iterator[SourceFile]:
+def _walk_objects(
+    expander: _Expander, store: ObjectStore, url: ObjectUrl, athlete_id: str | None
+) -> Iterator[SourceFile]:
     """The objects under `url` as `_walk` reads a folder: athlete folders, unpacked exports, archives."""
     objects = {o.name: o for o in list_objects(url, store)}
     if len(objects) == 1 and next(iter(objects.values())).key == url.key:  # the URL names one object
@@ -239,8 +259,12 @@ def _walk_objects(expander: _Expander, store: ObjectStore, url: ObjectUrl, athle
         elif folder not in expanded:  # the whole export folder is one source, as in `_walk`
             expanded.add(folder)
             owner = athlete_id or (folder.split("/", 1)[0] if folder else None) or DEFAULT_ATHLETE
-            tree = _PrefixTree(store, url.bucket, {n[len(folder):]: o for n, o in objects.items() if n.startswith(folder)},
-                               expander.limits)
+            tree = _PrefixTree(
+                store,
+                url.bucket,
+                {n[len(folder) :]: o for n, o in objects.items() if n.startswith(folder)},
+                expander.limits,
+            )
             origin = url.child(base + folder).rstrip("/")
             yield from expander.expand(tree, origin, owner, depth=1, budget=expander.new_budget())
 
@@ -266,12 +290,14 @@ def _export_folders(names: list[str]) -> list[str]:
     for folder in sorted(candidates, key=lambda f: (f.count("/"), f)):
         if any(folder.startswith(outer) for outer in found):
             continue
-        if detect_layout([n[len(folder):] for n in names if n.startswith(folder)]).platform is not None:
+        if detect_layout([n[len(folder) :] for n in names if n.startswith(folder)]).platform is not None:
             found.append(folder)
     return found
 
 
-def _object(expander: _Expander, store: ObjectStore, url: ObjectUrl, item: StoredObject, athlete: str) -> Iterator[SourceFile]:
+def _object(
+    expander: _Expander, store: ObjectStore, url: ObjectUrl, item: StoredObject, athlete: str
+) -> Iterator[SourceFile]:
     """One object, downloaded into staging (or refused), then read like a local file."""
     plain = SourceFile(Path(), athlete, origin=url.child(item.key), modified_at=item.modified_at)
     try:
@@ -299,7 +325,9 @@ class _PrefixTree:
 
     def stage(self, name: str, staging: Staging) -> Path:
         if name not in self._staged:
-            self._staged[name] = self.store.download(self.bucket, self.objects[name], staging, self.limits.max_file_bytes)
+            self._staged[name] = self.store.download(
+                self.bucket, self.objects[name], staging, self.limits.max_file_bytes
+            )
         return self._staged[name]
 
     def modified_at(self, name: str) -> datetime | None:
@@ -321,10 +349,16 @@ class _FolderTree:
     @property
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = sorted(
-                p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
-                if (p.is_symlink() or not p.is_dir()) and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
-            ) if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists() else []
+            self._names = (
+                sorted(
+                    p.relative_to(self.folder).as_posix()
+                    for p in self.folder.rglob("*")
+                    if (p.is_symlink() or not p.is_dir())
+                    and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+                )
+                if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists()
+                else []
+            )
         return self._names
 
     @property
@@ -394,7 +428,9 @@ class _Expander:
             except Refused as refusal:
                 yield replace(source, path=refusal.partial or source.path, refusal=refusal.reason)
                 return
-            yield from self.dispatch(replace(source, path=inner), name.removesuffix(".gz"), depth=depth + 1, budget=budget)
+            yield from self.dispatch(
+                replace(source, path=inner), name.removesuffix(".gz"), depth=depth + 1, budget=budget
+            )
             return
         try:
             tree = _ZipTree(ZipArchive(source.path, self.limits, budget))
@@ -402,23 +438,35 @@ class _Expander:
             yield replace(source, refusal=refusal.reason)
             return
         try:
-            yield from self.expand(tree, source.ledger_path, source.athlete_id, depth=depth + 1, budget=budget, labels=source.labels)
+            yield from self.expand(
+                tree, source.ledger_path, source.athlete_id, depth=depth + 1, budget=budget, labels=source.labels
+            )
         finally:
             tree.close()
 
-    def expand(self, tree, origin: str, athlete: str, *, depth: int, budget: Budget,
-               labels: PlatformLabels | None = None) -> Iterator[SourceFile]:
+    def expand(
+        self, tree, origin: str, athlete: str, *, depth: int, budget: Budget, labels: PlatformLabels | None = None
+    ) -> Iterator[SourceFile]:
         """The source files of a zip or export folder whose ledger name is `origin`."""
         layout: Layout = tree.layout
         roles = {name: layout.role(name) for name in tree.names}
         table, unreadable = self._labels_table(tree, layout, roles)
         for name in tree.hidden:  # counted and visible in the ledger, never read
-            yield SourceFile(Path(), athlete, origin=f"{origin}!{name}", modified_at=tree.modified_at(name),
-                             ignored="ignored: hidden archive member (a name starting with '.', or __MACOSX/)")
+            yield SourceFile(
+                Path(),
+                athlete,
+                origin=f"{origin}!{name}",
+                modified_at=tree.modified_at(name),
+                ignored="ignored: hidden archive member (a name starting with '.', or __MACOSX/)",
+            )
         for name in tree.names:
             role, refusal = roles[name], tree.refusal(name)
-            member = SourceFile(Path(), athlete, origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",
-                                modified_at=tree.modified_at(name))
+            member = SourceFile(
+                Path(),
+                athlete,
+                origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",
+                modified_at=tree.modified_at(name),
+            )
             if name in unreadable:
                 yield replace(member, path=unreadable[name][1], refusal=unreadable[name][0])
                 continue
@@ -434,12 +482,16 @@ class _Expander:
             elif role == "activity":
                 member_labels = labels
                 if table is not None:
-                    member_labels = PlatformLabels(table, file=layout.file_key(name) if layout.platform == "strava" else None)
+                    member_labels = PlatformLabels(
+                        table, file=layout.file_key(name) if layout.platform == "strava" else None
+                    )
                 yield from self.dispatch(replace(member, labels=member_labels), name, depth=depth, budget=budget)
             else:
                 yield replace(member, kind=role)
 
-    def _labels_table(self, tree, layout: Layout, roles: dict[str, str]) -> tuple[str | None, dict[str, tuple[str, Path]]]:
+    def _labels_table(
+        self, tree, layout: Layout, roles: dict[str, str]
+    ) -> tuple[str | None, dict[str, tuple[str, Path]]]:
         """Stage and read the export's activity tables; write their labels for the activity files.
 
         Also returns the Garmin summaries that could not be read (name → reason, staged copy): they
@@ -459,7 +511,9 @@ class _Expander:
                     unreadable[name] = (str(error), path)
         if not frames:
             return None, unreadable
-        table = write_labels(pl.concat(frames, how="diagonal"), self.staging.folder, f"{self.staging.count:06d}-{layout.platform}")
+        table = write_labels(
+            pl.concat(frames, how="diagonal"), self.staging.folder, f"{self.staging.count:06d}-{layout.platform}"
+        )
         return table, unreadable
 
 

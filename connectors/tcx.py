@@ -66,13 +66,19 @@ def decode_tcx(path: Path) -> DecodedFile:
             continue
         parents.pop()
         name = path_names.pop() if path_names else None
-        if name == "Trackpoint" and path_names[:1] == ["Activities"] and path_names[-3:] == ["Activity", "Lap", "Track"]:
+        if (
+            name == "Trackpoint"
+            and path_names[:1] == ["Activities"]
+            and path_names[-3:] == ["Activity", "Lap", "Track"]
+        ):
             points.append({"session": len(activities), **{c: _text(element, f) for f, c in POINT_FIELDS.items()}})
             parents[-1].remove(element)
             if len(points) == POINT_CHUNK:
                 chunks.append(_typed(points))
                 points = []
-        elif name == "Activity" and path_names[:1] == ["Activities"] and "Activity" not in path_names:  # a multisport leg too
+        elif (
+            name == "Activity" and path_names[:1] == ["Activities"] and "Activity" not in path_names
+        ):  # a multisport leg too
             session = len(activities)
             activities.append(_activity_row(session, element))
             laps.extend(_lap_row(session, index, lap) for index, lap in enumerate(_children(element, "Lap")))
@@ -80,8 +86,14 @@ def decode_tcx(path: Path) -> DecodedFile:
     if points:
         chunks.append(_typed(points))
     records = _records(chunks, activities)
-    return DecodedFile(format="tcx", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       activities=_activities(activities, records), records=records, laps=_laps(laps))
+    return DecodedFile(
+        format="tcx",
+        decoder=DECODER,
+        decoder_version=DECODER_VERSION,
+        activities=_activities(activities, records),
+        records=records,
+        laps=_laps(laps),
+    )
 
 
 def _activity_row(session: int, activity: Element) -> dict:
@@ -93,14 +105,22 @@ def _activity_row(session: int, activity: Element) -> dict:
         "description": _text(activity, "Notes"),
         "device": _text(activity, "Creator/Name"),
         "start_ts": _text(activity, "Id"),
-        "calories_kcal": sum(float(c) for lap in activity_laps if (c := _text(lap, "Calories"))) if activity_laps else None,
+        "calories_kcal": sum(float(c) for lap in activity_laps if (c := _text(lap, "Calories")))
+        if activity_laps
+        else None,
     }
 
 
 def _lap_row(session: int, index: int, lap: Element) -> dict:
-    return {"session": session, "lap_index": index, "start_ts": lap.get("StartTime"),
-            "distance_m": _text(lap, "DistanceMeters"), "intensity": _text(lap, "Intensity"),
-            "trigger": _text(lap, "TriggerMethod"), "_elapsed_s": _text(lap, "TotalTimeSeconds")}
+    return {
+        "session": session,
+        "lap_index": index,
+        "start_ts": lap.get("StartTime"),
+        "distance_m": _text(lap, "DistanceMeters"),
+        "intensity": _text(lap, "Intensity"),
+        "trigger": _text(lap, "TriggerMethod"),
+        "_elapsed_s": _text(lap, "TotalTimeSeconds"),
+    }
 
 
 def _local(tag: str) -> str:
@@ -128,7 +148,9 @@ def _floats(frame: pl.DataFrame, exclude: tuple[str, ...]) -> list[pl.Expr]:
 def _typed(points: list[dict]) -> pl.DataFrame:
     """Trackpoint rows as a frame of typed columns (unreadable values null)."""
     raw = pl.DataFrame(points, schema={"session": pl.Int32, **{c: pl.String for c in POINT_FIELDS.values()}})
-    return raw.with_columns(pl.col("ts").str.to_datetime(time_unit="us", time_zone="UTC", strict=False), *_floats(raw, ("session", "ts")))
+    return raw.with_columns(
+        pl.col("ts").str.to_datetime(time_unit="us", time_zone="UTC", strict=False), *_floats(raw, ("session", "ts"))
+    )
 
 
 def _records(chunks: list[pl.DataFrame], activities: list[dict]) -> pl.DataFrame:
@@ -137,7 +159,9 @@ def _records(chunks: list[pl.DataFrame], activities: list[dict]) -> pl.DataFrame
     frame = pl.concat(chunks) if len(chunks) > 1 else chunks[0]
     foot = [a["session"] for a in activities if a["sport"] is None or a["sport"] in FOOT_SPORTS]
     cadence = pl.coalesce("_run_cadence", "cadence_spm")
-    frame = frame.with_columns(pl.when(pl.col("session").is_in(foot)).then(cadence * 2.0).otherwise(pl.col("cadence_spm")).alias("cadence_spm"))
+    frame = frame.with_columns(
+        pl.when(pl.col("session").is_in(foot)).then(cadence * 2.0).otherwise(pl.col("cadence_spm")).alias("cadence_spm")
+    )
     return with_derived_motion(conform(frame, FILE_RECORDS))
 
 
@@ -149,9 +173,13 @@ def _activities(activities: list[dict], records: pl.DataFrame) -> pl.DataFrame:
         (pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds().truediv(1e6).alias("total_elapsed_s"),
         pl.col("distance_m").max().alias("total_distance_m"),
     )
-    frame = pl.DataFrame(activities, schema_overrides={"session": pl.Int32, "start_ts": pl.String}).join(bounds, on="session", how="left")
+    frame = pl.DataFrame(activities, schema_overrides={"session": pl.Int32, "start_ts": pl.String}).join(
+        bounds, on="session", how="left"
+    )
     frame = frame.with_columns(
-        pl.coalesce(pl.col("start_ts").str.to_datetime(time_unit="us", time_zone="UTC", strict=False), "_first").alias("start_ts")
+        pl.coalesce(pl.col("start_ts").str.to_datetime(time_unit="us", time_zone="UTC", strict=False), "_first").alias(
+            "start_ts"
+        )
     )
     return conform(frame.with_columns(pl.col("start_ts").cast(UTC_US)), FILE_ACTIVITIES)
 
@@ -159,12 +187,29 @@ def _activities(activities: list[dict], records: pl.DataFrame) -> pl.DataFrame:
 def _laps(laps: list[dict]) -> pl.DataFrame:
     if not laps:
         return pl.DataFrame(schema=FILE_LAPS)
-    frame = pl.DataFrame(laps, schema={"session": pl.Int32, "lap_index": pl.Int32, "start_ts": pl.String, "distance_m": pl.String,
-                                        "intensity": pl.String, "trigger": pl.String, "_elapsed_s": pl.String})
+    frame = pl.DataFrame(
+        laps,
+        schema={
+            "session": pl.Int32,
+            "lap_index": pl.Int32,
+            "start_ts": pl.String,
+            "distance_m": pl.String,
+            "intensity": pl.String,
+            "trigger": pl.String,
+            "_elapsed_s": pl.String,
+        },
+    )
     start = pl.col("start_ts").str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-    return conform(frame.with_columns(
-        start.alias("start_ts"),
-        (start + pl.duration(microseconds=(pl.col("_elapsed_s").cast(pl.Float64, strict=False) * 1e6).cast(pl.Int64))).alias("end_ts"),
-        pl.col("distance_m").cast(pl.Float64, strict=False),
-        pl.col("intensity").str.to_lowercase(), pl.col("trigger").str.to_lowercase(),
-    ), FILE_LAPS)
+    return conform(
+        frame.with_columns(
+            start.alias("start_ts"),
+            (
+                start
+                + pl.duration(microseconds=(pl.col("_elapsed_s").cast(pl.Float64, strict=False) * 1e6).cast(pl.Int64))
+            ).alias("end_ts"),
+            pl.col("distance_m").cast(pl.Float64, strict=False),
+            pl.col("intensity").str.to_lowercase(),
+            pl.col("trigger").str.to_lowercase(),
+        ),
+        FILE_LAPS,
+    )

@@ -27,7 +27,9 @@ def xml_error(error: Exception, what: str) -> DecodeError:
         line, column = getattr(error, "position", (None, None))
         return DecodeError(f"{what} is not well-formed XML: error at line {line}, column {column}")
     if isinstance(error, LookupError):  # an unknown encoding declared
-        return DecodeError(f"{what} is not well-formed XML: it declares an unknown encoding ({str(error).rsplit(': ', 1)[-1]})")
+        return DecodeError(
+            f"{what} is not well-formed XML: it declares an unknown encoding ({str(error).rsplit(': ', 1)[-1]})"
+        )
     return DecodeError(f"{what} is not well-formed XML: bytes that are not valid in its declared encoding")
 
 

@@ -119,7 +119,9 @@ def _counts(frame: pl.DataFrame, *counts: pl.Expr) -> list[tuple[int, dict[str, 
     return [(file, {name: n for name, n in row.items() if n}) for file, row in found if any(row.values())]
 
 
-def _null_outside(frame: pl.DataFrame, ranges: dict[str, Range], notes: list[list[str]], what: str = "") -> pl.DataFrame:
+def _null_outside(
+    frame: pl.DataFrame, ranges: dict[str, Range], notes: list[list[str]], what: str = ""
+) -> pl.DataFrame:
     """Null values outside their range (NaN and ±inf included); adds notes with counts per column."""
     columns = [c for c in frame.columns if c in ranges and frame.schema[c].is_numeric()]
     if not columns or frame.height == 0:
@@ -177,13 +179,23 @@ def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataF
         return records
     duplicate = flags["same_time"]
     if seen["same_time"]:  # which of them repeat the sample before in every value (checked only then: costly)
-        duplicate = duplicate & records.select(pl.all_horizontal(
-            pl.col(c).eq_missing(pl.col(c).shift(1).over(group)) for c in records.columns if c not in (FILE, *RATES))).to_series()
+        duplicate = (
+            duplicate
+            & records.select(
+                pl.all_horizontal(
+                    pl.col(c).eq_missing(pl.col(c).shift(1).over(group))
+                    for c in records.columns
+                    if c not in (FILE, *RATES)
+                )
+            ).to_series()
+        )
     flags = flags.with_columns(duplicate.alias("duplicate")).with_columns(pl.col("same_time") & ~pl.col("duplicate"))
-    said = {"untimed": "sample(s) without a readable time in a timed activity dropped",
-            "duplicate": "sample(s) repeating the sample before exactly dropped",
-            "same_time": "sample(s) with the time of the sample before (kept)",
-            "backwards": "step(s) back in time (the samples stay in file order)"}
+    said = {
+        "untimed": "sample(s) without a readable time in a timed activity dropped",
+        "duplicate": "sample(s) repeating the sample before exactly dropped",
+        "same_time": "sample(s) with the time of the sample before (kept)",
+        "backwards": "step(s) back in time (the samples stay in file order)",
+    }
     for file, found in _counts(flags, *(pl.col(name).sum() for name in said)):
         notes[file] += [f"ts: {n} {said[name]}" for name, n in found.items()]
     return records.filter(~(flags["untimed"] | flags["duplicate"]))
@@ -209,7 +221,9 @@ def _drop_clock_glitches(records: pl.DataFrame, notes: list[list[str]]) -> pl.Da
     ts = pl.col("ts").dt.epoch("us")
     back = (ts < ts.cum_max().shift(1)).over(keys)
     sorted_gap = ts.sort().diff().max().over(keys)
-    suspect = records.select((back.any().over(keys) | (sorted_gap >= CLOCK_JUMP_MIN_S * 1e6)).fill_null(False)).to_series()
+    suspect = records.select(
+        (back.any().over(keys) | (sorted_gap >= CLOCK_JUMP_MIN_S * 1e6)).fill_null(False)
+    ).to_series()
     if not suspect.any():
         return records
     frame = records.with_row_index("_row")
@@ -222,7 +236,10 @@ def _drop_clock_glitches(records: pl.DataFrame, notes: list[list[str]]) -> pl.Da
         off.append((file, group["_row"].filter(pl.Series(far))))
         behind.append((file, rest["_row"].filter(earlier)))
     dropped = pl.concat([rows for _, rows in off + behind])
-    for what, found in (("off the activity's time line (a clock jump)", off), ("dated before a sample recorded ahead of them", behind)):
+    for what, found in (
+        ("off the activity's time line (a clock jump)", off),
+        ("dated before a sample recorded ahead of them", behind),
+    ):
         per_file: dict[int, int] = {}
         for file, rows in found:
             per_file[file] = per_file.get(file, 0) + len(rows)
@@ -263,6 +280,12 @@ def _merge_same_time(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFr
     for file, found in _counts(records, (shared & ~pl.struct(keys).is_first_distinct()).sum().alias("merged")):
         notes[file].append(f"ts: {found['merged']} sample(s) sharing a timestamp with an earlier one merged into it")
     frame = records.with_columns(shared.alias("_shared"))
-    merged = (frame.filter("_shared").group_by(keys, maintain_order=True)
-              .agg(pl.all().exclude(keys).drop_nulls().first()).select(records.columns))
-    return pl.concat([frame.filter(~pl.col("_shared")).drop("_shared"), merged]).sort(FILE, "session", "ts", nulls_last=True, maintain_order=True)
+    merged = (
+        frame.filter("_shared")
+        .group_by(keys, maintain_order=True)
+        .agg(pl.all().exclude(keys).drop_nulls().first())
+        .select(records.columns)
+    )
+    return pl.concat([frame.filter(~pl.col("_shared")).drop("_shared"), merged]).sort(
+        FILE, "session", "ts", nulls_last=True, maintain_order=True
+    )

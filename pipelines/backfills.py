@@ -49,7 +49,8 @@ def activities_between(settings: Settings, first: date, last: date) -> int:
     if not settings.warehouse_path.exists():
         return 0
     found = Warehouse(settings.warehouse_path).query(
-        "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last])
+        "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last]
+    )
     return int(found["n"][0])
 
 
@@ -92,9 +93,15 @@ def select_assets(defs: dg.Definitions, names: Sequence[str] | None, job: str = 
     return sorted(keys)
 
 
-def backfill_months(settings: Settings, first: date, last: date, assets: Sequence[str] | None = None,
-                    progress: StageProgress | None = None, instance: dg.DagsterInstance | None = None,
-                    tags: Mapping[str, str] | None = None) -> BackfillRun:
+def backfill_months(
+    settings: Settings,
+    first: date,
+    last: date,
+    assets: Sequence[str] | None = None,
+    progress: StageProgress | None = None,
+    instance: dg.DagsterInstance | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> BackfillRun:
     """One run of the publish job over months first..last (any day in them), optionally for some assets."""
     first, last = first.replace(day=1), last.replace(day=1)
     if last < first:
@@ -106,7 +113,11 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
     run_id = str(uuid.uuid4())
     with _watching(instance, run_id, progress):
         result = defs.resolve_job_def("publish").execute_in_process(
-            instance=instance, run_config=QUIET, asset_selection=selection, run_id=run_id, raise_on_error=False,
+            instance=instance,
+            run_config=QUIET,
+            asset_selection=selection,
+            run_id=run_id,
+            raise_on_error=False,
             tags={**range_tags(first, last), "retrostride/trigger": "backfill", **process_tags(), **(tags or {})},
         )
     success = result.success
@@ -114,8 +125,13 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
     if success:  # then the marts and the readers' snapshot, as after an import
         marts_run = str(uuid.uuid4())
         with _watching(instance, marts_run, progress):
-            success = defs.resolve_job_def("marts").execute_in_process(
-                instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()).success
+            success = (
+                defs.resolve_job_def("marts")
+                .execute_in_process(
+                    instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()
+                )
+                .success
+            )
     return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success, rows, versions)
 
 
@@ -127,8 +143,12 @@ def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) 
     return month_ranges(stale, occupied_months(warehouse))
 
 
-def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, progress: StageProgress | None = None,
-              instance: dg.DagsterInstance | None = None) -> list[BackfillRun]:
+def reprocess(
+    settings: Settings,
+    versions: Mapping[str, str] | None = None,
+    progress: StageProgress | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[BackfillRun]:
     """Backfill exactly the stale months: every stage derived from the published tables (gait
     baselines, segments, energy, marts) re-runs there; the tables decoded files fill are left as they are."""
     versions = current_model_versions(settings) if versions is None else versions
@@ -137,8 +157,10 @@ def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, pro
     derived = sorted(k.to_user_string() for k in in_job if k not in PUBLISHED)
     instance = instance or instance_for(settings)
     assets = derived or None
-    return [backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
-            for first, last in stale_ranges(settings, versions)]
+    return [
+        backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
+        for first, last in stale_ranges(settings, versions)
+    ]
 
 
 class _watching:
@@ -170,7 +192,7 @@ class _watching:
             entries = self.instance.all_logs(self.run_id, of_type=types)
         except Exception:  # the run's log may not exist yet
             return
-        for entry in entries[self.seen:]:
+        for entry in entries[self.seen :]:
             event = entry.dagster_event
             if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                 self.progress(event.asset_key.to_user_string(), "materialized")

@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 
 DONE, FAILED, USAGE, CRASHED = 0, 1, 2, 3
 
-app = typer.Typer(help="Find the backward-running stretches in a runner's history.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Find the backward-running stretches in a runner's history.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 console = Console()
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,14 +48,20 @@ def main() -> None:
             sys.exit(USAGE)
         log = _log_traceback(error)
         command = " ".join(sys.argv[1:2])
-        Console(stderr=True).print(f"[red]retrostride {command} failed{_where(error)}: {escape(_first_line(root))}[/]\n"
-                                   f"Full traceback: {log}", soft_wrap=True, highlight=False)
+        Console(stderr=True).print(
+            f"[red]retrostride {command} failed{_where(error)}: {escape(_first_line(root))}[/]\nFull traceback: {log}",
+            soft_wrap=True,
+            highlight=False,
+        )
         sys.exit(CRASHED)
 
 
 @app.command("import")
 def import_command(
-    paths: list[str] = typer.Argument(None, help="FIT/GPX/TCX files, .gz, zips, Strava or Garmin exports, folders (athlete subfolders like the inbox) or s3://bucket/prefix (read like a folder). Default: the inbox."),
+    paths: list[str] = typer.Argument(
+        None,
+        help="FIT/GPX/TCX files, .gz, zips, Strava or Garmin exports, folders (athlete subfolders like the inbox) or s3://bucket/prefix (read like a folder). Default: the inbox.",
+    ),
     athlete: str = typer.Option(None, "--athlete", help="Assign every file to this athlete."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
 ) -> None:
@@ -101,16 +111,27 @@ def demo(
         settings.athletes_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(profiles, settings.athletes_file)
     _print_report(_import(settings, [export], None, show=True))
-    _print_query(settings, "Activities per athlete", """
+    _print_query(
+        settings,
+        "Activities per athlete",
+        """
         SELECT athlete_id, count(*) AS activities, round(sum(distance_m) / 1000, 1) AS km,
                min(local_day) AS first_day, max(local_day) AS last_day
-        FROM activities WHERE duplicate_of IS NULL GROUP BY athlete_id ORDER BY athlete_id""")
-    _print_query(settings, "Backward running found, and what it cost", """
+        FROM activities WHERE duplicate_of IS NULL GROUP BY athlete_id ORDER BY athlete_id""",
+    )
+    _print_query(
+        settings,
+        "Backward running found, and what it cost",
+        """
         SELECT s.athlete_id, count(DISTINCT s.activity_id) AS sessions, round(sum(s.duration_s) / 60, 1) AS minutes,
                round(sum(s.distance_m) / 1000, 2) AS km, round(sum(s.kcal_net)) AS kcal_net,
                round(avg(s.confidence), 2) AS confidence
-        FROM segments s WHERE s.direction = 'backward' GROUP BY ALL ORDER BY 1""")
-    _print_query(settings, "Weekly distance (last 6 weeks per athlete)", """
+        FROM segments s WHERE s.direction = 'backward' GROUP BY ALL ORDER BY 1""",
+    )
+    _print_query(
+        settings,
+        "Weekly distance (last 6 weeks per athlete)",
+        """
         WITH weeks AS (
             SELECT athlete_id, week_start, round(sum(distance_km), 1) AS distance_km,
                    round(coalesce(sum(distance_km) FILTER (WHERE direction = 'backward'), 0), 1) AS backward_km,
@@ -118,9 +139,12 @@ def demo(
             FROM mileage_weekly GROUP BY athlete_id, week_start)
         SELECT * FROM weeks
         QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6
-        ORDER BY athlete_id, week_start""")
-    console.print(f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
-                  "Try: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\", or `retrostride sql` for a prompt.")
+        ORDER BY athlete_id, week_start""",
+    )
+    console.print(
+        f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
+        'Try: retrostride sql "SELECT * FROM mileage_weekly LIMIT 10", or `retrostride sql` for a prompt.'
+    )
     from retrostride.warehouse.report import default_report_path
 
     console.print(f"Report (charts, opens offline in a browser): {default_report_path(settings.home)}")
@@ -131,7 +155,9 @@ def report(
     athlete: str = typer.Option(None, "--athlete", help="Only this athlete. Default: every athlete."),
     first: str = typer.Option(None, "--from", help="First local day (YYYY-MM-DD)."),
     last: str = typer.Option(None, "--to", help="Last local day (YYYY-MM-DD)."),
-    output: Path = typer.Option(None, "--output", "-o", help="The HTML file. Default: $RETROSTRIDE_HOME/reports/report[-ATHLETE].html."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="The HTML file. Default: $RETROSTRIDE_HOME/reports/report[-ATHLETE].html."
+    ),
 ) -> None:
     """Write the HTML report (charts of weeks, backward running, body and outcomes, activities, data
     quality) from the published warehouse: one file that opens offline."""
@@ -140,25 +166,40 @@ def report(
     from retrostride.warehouse.report import ReportScope, bundle_cache, default_report_path, write_report
 
     try:
-        scope = ReportScope(athlete, date.fromisoformat(first) if first else None, date.fromisoformat(last) if last else None)
+        scope = ReportScope(
+            athlete, date.fromisoformat(first) if first else None, date.fromisoformat(last) if last else None
+        )
     except ValueError as error:
         console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
         raise typer.Exit(2) from None
     settings = _settings()
     published = _published_snapshot(settings)
-    summary = write_report(published, output or default_report_path(settings.home, athlete), scope,
-                           cache=bundle_cache(settings.home))
+    summary = write_report(
+        published, output or default_report_path(settings.home, athlete), scope, cache=bundle_cache(settings.home)
+    )
     if not summary.athletes:
         console.print(f"[yellow]No activities or weighings for {escape(scope.describe())}: the report says so.")
-    console.print(f"Report of {escape(scope.describe())}: {summary.path} ({summary.charts} charts, {summary.bytes / 1e6:.1f} MB)")
+    console.print(
+        f"Report of {escape(scope.describe())}: {summary.path} ({summary.charts} charts, {summary.bytes / 1e6:.1f} MB)"
+    )
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
 def sql(
-    query: str = typer.Argument(None, help="Read-only SQL (may start with a -- comment). None and no --file: an interactive prompt with history."),
+    query: str = typer.Argument(
+        None,
+        help="Read-only SQL (may start with a -- comment). None and no --file: an interactive prompt with history.",
+    ),
     file: Path = typer.Option(None, "--file", help="Read the SQL from this file ('-': standard input)."),
-    fmt: str = typer.Option(None, "--format", "-f", help="table, csv, json or parquet (default: from --output's suffix, else table)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write the answer to FILE.csv, .json, .parquet or .txt (a table) instead of the terminal."),
+    fmt: str = typer.Option(
+        None, "--format", "-f", help="table, csv, json or parquet (default: from --output's suffix, else table)."
+    ),
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write the answer to FILE.csv, .json, .parquet or .txt (a table) instead of the terminal.",
+    ),
 ) -> None:
     """Answer SQL from the warehouse snapshot, read-only (nothing else is reachable), or open a prompt."""
     from retrostride.pipelines.sql_shell import OutputError, interactive, output_format, run_query
@@ -195,20 +236,26 @@ def athletes() -> None:
     profiles = load_profiles(settings.athletes_file)
     counts = {}
     if settings.published_path.exists() or settings.warehouse_path.exists():
-        answer = _answer(settings, """
+        answer = _answer(
+            settings,
+            """
             WITH a AS (SELECT athlete_id, count(*) AS activities, round(sum(distance_m) / 1000, 1) AS km,
                               min(local_day) AS first_day, max(local_day) AS last_day
                        FROM activities WHERE duplicate_of IS NULL GROUP BY 1),
                  b AS (SELECT athlete_id, count(*) AS measurements FROM body_measurements GROUP BY 1)
             SELECT coalesce(a.athlete_id, b.athlete_id), coalesce(activities, 0), coalesce(km, 0), first_day, last_day,
                    coalesce(measurements, 0)
-            FROM a FULL JOIN b USING (athlete_id)""")
+            FROM a FULL JOIN b USING (athlete_id)""",
+        )
         counts = {row[0]: row[1:] for row in answer.rows}
     rows = []
     for athlete in sorted(set(counts) | set(profiles)):
         profile = profiles.get(athlete)
-        status = "none" if profile is None else (
-            f"ignored keys {', '.join(profile.ignored_keys)}" if profile.ignored_keys else "yes")
+        status = (
+            "none"
+            if profile is None
+            else (f"ignored keys {', '.join(profile.ignored_keys)}" if profile.ignored_keys else "yes")
+        )
         rows.append((athlete, status, *counts.get(athlete, (0, 0.0, None, None, 0))))
     if not rows:
         console.print(f"No athletes yet: no profiles in {settings.athletes_file} and nothing imported.")
@@ -218,15 +265,20 @@ def athletes() -> None:
 
 
 @app.command()
-def ledger(failed: bool = typer.Option(False, "--failed", help="Only files that failed or were imported in part.")) -> None:
+def ledger(
+    failed: bool = typer.Option(False, "--failed", help="Only files that failed or were imported in part."),
+) -> None:
     """List imported files (the import ledger): status, athlete, path, reason, when."""
     from retrostride.pipelines.sql_shell import render
 
     settings = _settings()
     where = "WHERE status IN ('failed', 'partial')" if failed else ""
-    answer = _answer(settings, f"""
+    answer = _answer(
+        settings,
+        f"""
         SELECT strftime(imported_at, '%Y-%m-%d %H:%M') AS imported, status, athlete_id AS athlete, activities, path, reason
-        FROM import_ledger {where} ORDER BY imported_at, path""")
+        FROM import_ledger {where} ORDER BY imported_at, path""",
+    )
     if not answer.rows:
         console.print("No failed files." if failed else "Nothing imported yet.")
         return
@@ -235,7 +287,10 @@ def ledger(failed: bool = typer.Option(False, "--failed", help="Only files that 
 
 @app.command()
 def forget(
-    file: str = typer.Argument(..., help="The file's path as the ledger has it (see `retrostride ledger`), or its sha256 (a prefix of 8+ characters)."),
+    file: str = typer.Argument(
+        ...,
+        help="The file's path as the ledger has it (see `retrostride ledger`), or its sha256 (a prefix of 8+ characters).",
+    ),
 ) -> None:
     """Remove an imported file and its rows (activities, records, laps, segments, energy, body measurements); again: nothing happens."""
     from retrostride.pipelines.forgetting import forget_file
@@ -253,15 +308,19 @@ def forget(
         return
     for path in forgotten.paths:
         console.print(f"Forgot {escape(path)}", soft_wrap=True, highlight=False)
-    console.print(f"Removed {forgotten.activities} activities and {forgotten.body_measurements} body measurements; "
-                  f"republished {forgotten.months} month(s), the marts and the snapshot.")
+    console.print(
+        f"Removed {forgotten.activities} activities and {forgotten.body_measurements} body measurements; "
+        f"republished {forgotten.months} month(s), the marts and the snapshot."
+    )
 
 
 @app.command()
 def backfill(
     start: str = typer.Option(..., "--start", help="First day (YYYY-MM-DD); its whole month is redone."),
     end: str = typer.Option(..., "--end", help="Last day (YYYY-MM-DD); its whole month is redone."),
-    assets: list[str] = typer.Option(None, "--assets", help="Only these assets of the publish job (repeat or comma-separate). Default: all."),
+    assets: list[str] = typer.Option(
+        None, "--assets", help="Only these assets of the publish job (repeat or comma-separate). Default: all."
+    ),
 ) -> None:
     """Re-run every stage for the months holding START..END, in one run, and say what changed."""
     from datetime import date
@@ -277,7 +336,9 @@ def backfill(
 
     names = [n.strip() for a in (assets or []) for n in a.split(",") if n.strip()]
     settings = _settings(check=True)
-    months = f"{first:%Y-%m}" if (first.year, first.month) == (last.year, last.month) else f"{first:%Y-%m}..{last:%Y-%m}"
+    months = (
+        f"{first:%Y-%m}" if (first.year, first.month) == (last.year, last.month) else f"{first:%Y-%m}..{last:%Y-%m}"
+    )
     found = activities_between(settings, first.replace(day=1), month_end(last.replace(day=1)))
     if not found:
         console.print(f"[yellow]No activities in {months} (the months of {first}..{last}): nothing to backfill.")
@@ -305,8 +366,10 @@ def reprocess() -> None:
     if not ranges:
         console.print("Nothing to reprocess: every month is of the current model version.")
         return
-    console.print(f"Current model version: {', '.join(sorted(set(current_model_versions(settings).values())))}; "
-                  f"stale: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}")
+    console.print(
+        f"Current model version: {', '.join(sorted(set(current_model_versions(settings).values())))}; "
+        f"stale: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}"
+    )
     runs = _with_status("reprocess", lambda status: reprocess_stale(settings, progress=status))
     for run in runs:
         _print_backfill(run)
@@ -374,20 +437,31 @@ def _print_report(report: ImportReport) -> None:
     console.print(
         f"[bold]{files['ok']} imported[/], {files['partial']} partial, {files['no_activity']} without an activity, "
         f"{files['skipped']} skipped as already imported, {files['duplicate']} identical copies, "
-        f"{files['ignored']} hidden archive members ignored, [red]{files['failed']} failed[/]", highlight=False, soft_wrap=True)
+        f"{files['ignored']} hidden archive members ignored, [red]{files['failed']} failed[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
     if report.activities_by_sport:
         sports = ", ".join(f"{n} {sport}" for sport, n in report.activities_by_sport.items())
-        console.print(f"Activities: {sports}; {report.first_day} to {report.last_day}; "
-                      f"athletes: {', '.join(report.athletes)}; {report.backward_minutes:g} backward minutes; "
-                      f"{report.duplicates_folded} duplicates folded across sources", highlight=False, soft_wrap=True)
+        console.print(
+            f"Activities: {sports}; {report.first_day} to {report.last_day}; "
+            f"athletes: {', '.join(report.athletes)}; {report.backward_minutes:g} backward minutes; "
+            f"{report.duplicates_folded} duplicates folded across sources",
+            highlight=False,
+            soft_wrap=True,
+        )
     for problem in report.problems:
-        console.print(f"  [yellow]{problem['status']}[/] {escape(problem['path'])}: {escape(problem['reason'] or '')}",
-                      soft_wrap=True, highlight=False)
+        console.print(
+            f"  [yellow]{problem['status']}[/] {escape(problem['path'])}: {escape(problem['reason'] or '')}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _with_status(title: str, work):
     """Run `work(progress)` under a spinner naming the asset being materialized."""
     with console.status(f"{title} …") as status:
+
         def progress(asset: str, what: str) -> None:
             status.update(f"{title}: {asset} {what}")
 
@@ -434,8 +508,9 @@ def _print_query(settings: Settings, title: str, query: str) -> None:
 def _chain(error: BaseException) -> list[BaseException]:
     """`error` and the exceptions it wraps (Dagster's step errors hold the step's own as `user_exception`)."""
     chain = [error]
-    while (inner := getattr(chain[-1], "user_exception", None) or chain[-1].__cause__ or chain[-1].__context__) is not None \
-            and all(inner is not seen for seen in chain):
+    while (
+        inner := getattr(chain[-1], "user_exception", None) or chain[-1].__cause__ or chain[-1].__context__
+    ) is not None and all(inner is not seen for seen in chain):
         chain.append(inner)
     return chain
 
@@ -489,8 +564,10 @@ def rebuild() -> None:
             rebuilt, ranges = rebuild_home(settings)
     except NoLedgerCopies as error:
         console.print(f"[red]{escape(str(error))}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if rebuilt.kept_aside is not None:
         console.print(f"The old warehouse file is kept as {escape(str(rebuilt.kept_aside))}.")
-    console.print(f"[bold]{rebuilt.ledger_rows} ledger rows[/] recovered; "
-                  f"published {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges) or 'nothing'}.")
+    console.print(
+        f"[bold]{rebuilt.ledger_rows} ledger rows[/] recovered; "
+        f"published {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges) or 'nothing'}."
+    )

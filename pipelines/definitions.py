@@ -14,8 +14,16 @@ from retrostride.pipelines.import_job import import_job
 from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors
 
-ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-          published_warehouse, athlete_reports]
+ASSETS = [
+    source_files,
+    activity_tables,
+    body_measurements,
+    athlete_gait_baselines,
+    scored_activities,
+    mart_views,
+    published_warehouse,
+    athlete_reports,
+]
 
 publish_job = dg.define_asset_job(
     "publish",
@@ -28,7 +36,7 @@ marts_job = dg.define_asset_job(
     "marts",
     selection=dg.AssetSelection.assets(mart_views, published_warehouse, athlete_reports),
     description="Refresh the marts, publish the snapshot readers query and redraw the HTML report (after a backfill; "
-                "imports run `import_files`).",
+    "imports run `import_files`).",
 )
 
 

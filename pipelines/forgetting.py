@@ -39,14 +39,16 @@ def forget_file(settings: Settings, key: str, progress: StageProgress | None = N
     shas = _matching(warehouse, key)
     if not shas:
         return Forgotten((), 0, 0, 0)
-    found = warehouse.query("""
+    found = warehouse.query(
+        """
         SELECT (SELECT list(path ORDER BY path) FROM import_ledger WHERE sha256 IN (SELECT unnest($shas))) AS paths,
                (SELECT list(DISTINCT format) FROM import_ledger WHERE sha256 IN (SELECT unnest($shas))) AS formats,
                (SELECT count(*) FROM activities WHERE source_sha256 IN (SELECT unnest($shas))) AS activities,
                (SELECT count(*) FROM body_measurements WHERE source_sha256 IN (SELECT unnest($shas))) AS measurements,
                (SELECT min(start_day) FROM activities WHERE source_sha256 IN (SELECT unnest($shas))) AS first_day,
                (SELECT max(start_day) FROM activities WHERE source_sha256 IN (SELECT unnest($shas))) AS last_day""",
-        {"shas": shas}).row(0, named=True)
+        {"shas": shas},
+    ).row(0, named=True)
     with warehouse.transaction() as connection:
         connection.execute("DELETE FROM import_ledger WHERE sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas])
     lake = Lake(settings.home)
@@ -57,14 +59,18 @@ def forget_file(settings: Settings, key: str, progress: StageProgress | None = N
     publish_body_measurements(warehouse, lake)
     months = 0
     if found["first_day"] is not None:
-        run = backfill_months(settings, found["first_day"], found["last_day"], progress=progress,
-                              tags={"retrostride/trigger": "forget"})
+        run = backfill_months(
+            settings, found["first_day"], found["last_day"], progress=progress, tags={"retrostride/trigger": "forget"}
+        )
         if not run.success:
-            raise RuntimeError(f"publishing {run.first:%Y-%m}..{run.last:%Y-%m} again failed (run {run.run_id}): run `retrostride forget` again")
+            raise RuntimeError(
+                f"publishing {run.first:%Y-%m}..{run.last:%Y-%m} again failed (run {run.run_id}): run `retrostride forget` again"
+            )
         months = (run.last.year - run.first.year) * 12 + run.last.month - run.first.month + 1
     else:  # body measurements only: the marts and the snapshot still change
         build_definitions(settings).resolve_job_def("marts").execute_in_process(
-            instance=instance_for(settings), run_config=QUIET, tags=process_tags())
+            instance=instance_for(settings), run_config=QUIET, tags=process_tags()
+        )
     return Forgotten(tuple(found["paths"] or ()), found["activities"], found["measurements"], months)
 
 
@@ -75,7 +81,9 @@ def _matching(warehouse: Warehouse, key: str) -> list[str]:
         return by_path
     if len(key) < MIN_SHA_PREFIX:
         raise ValueError(f"{key!r}: give at least {MIN_SHA_PREFIX} characters of the sha256, or the path")
-    shas = warehouse.query("SELECT DISTINCT sha256 FROM import_ledger WHERE starts_with(sha256, ?)", [key.lower()])["sha256"].to_list()
+    shas = warehouse.query("SELECT DISTINCT sha256 FROM import_ledger WHERE starts_with(sha256, ?)", [key.lower()])[
+        "sha256"
+    ].to_list()
     if len(shas) > 1:
         raise ValueError(f"{key!r} starts {len(shas)} files' sha256: give more of it")
     return shas

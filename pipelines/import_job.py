@@ -12,7 +12,6 @@ and records their materializations, per month partition where the assets are par
 asset graph shows what the run did. Backfills and `reprocess` materialize the assets themselves.
 """
 
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -35,8 +34,9 @@ from retrostride.warehouse.publish import mark_published
 
 
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
-def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, storage: Storage,
-                 progress: dg.ResourceParam[RunProgress]) -> list[date]:
+def import_new_files(
+    context: dg.OpExecutionContext, config: ImportConfig, storage: Storage, progress: dg.ResourceParam[RunProgress]
+) -> list[date]:
     summary = import_sources(config, storage, context.log, progress)
     context.log_event(dg.AssetMaterialization("source_files", metadata=summary_metadata(summary)))
     context.log_event(_evaluation(failed_files_check(summary)))
@@ -44,9 +44,17 @@ def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, stora
     return summary.days
 
 
-@dg.op(pool="warehouse", description="Publish, detect and score the months the import touched; then they are no longer pending.")
-def publish_months(context: dg.OpExecutionContext, days: list[date], storage: Storage, models: Models,
-                   progress: dg.ResourceParam[RunProgress]) -> list[tuple[date, date]]:
+@dg.op(
+    pool="warehouse",
+    description="Publish, detect and score the months the import touched; then they are no longer pending.",
+)
+def publish_months(
+    context: dg.OpExecutionContext,
+    days: list[date],
+    storage: Storage,
+    models: Models,
+    progress: dg.ResourceParam[RunProgress],
+) -> list[tuple[date, date]]:
     ranges = plan_ranges(months_of(days))
     months = sum(len(months_between(first, last)) for first, last in ranges)
     progress.start("publish", months)
@@ -69,8 +77,13 @@ def publish_months(context: dg.OpExecutionContext, days: list[date], storage: St
 
 
 @dg.op(pool="warehouse", description="Refresh the marts, then publish the snapshot readers query.")
-def refresh_marts_and_snapshot(context: dg.OpExecutionContext, ranges: list[tuple[date, date]], storage: Storage,
-                               models: Models, progress: dg.ResourceParam[RunProgress]) -> None:
+def refresh_marts_and_snapshot(
+    context: dg.OpExecutionContext,
+    ranges: list[tuple[date, date]],
+    storage: Storage,
+    models: Models,
+    progress: dg.ResourceParam[RunProgress],
+) -> None:
     progress.start("marts", 1)
     progress.start("snapshot", 1)
     for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
@@ -80,14 +93,19 @@ def refresh_marts_and_snapshot(context: dg.OpExecutionContext, ranges: list[tupl
     progress.advance("snapshot")
 
 
-@dg.op(ins={"after": dg.In(dg.Nothing)},
-       description="Redraw the HTML report from the readers' snapshot (read-only: outside the warehouse pool).")
+@dg.op(
+    ins={"after": dg.In(dg.Nothing)},
+    description="Redraw the HTML report from the readers' snapshot (read-only: outside the warehouse pool).",
+)
 def redraw_report(context: dg.OpExecutionContext, storage: Storage) -> None:
     context.log_event(dg.AssetMaterialization("athlete_reports", metadata=draw_report(storage)))
 
 
-@dg.job(name="import_files", description="Import new files and publish them: decode, publish and score the months "
-                                   "they touched, refresh the marts and the readers' snapshot, redraw the report, in one run.")
+@dg.job(
+    name="import_files",
+    description="Import new files and publish them: decode, publish and score the months "
+    "they touched, refresh the marts and the readers' snapshot, redraw the report, in one run.",
+)
 def import_job():
     redraw_report(after=refresh_marts_and_snapshot(publish_months(import_new_files())))
 
@@ -105,5 +123,11 @@ def _materialized(context: dg.OpExecutionContext, asset: str, first: date, last:
 
 def _evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """An asset check's result as an event an op can log."""
-    return dg.AssetCheckEvaluation(asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
-                                   metadata=result.metadata, severity=result.severity, description=result.description)
+    return dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+    )

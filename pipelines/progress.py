@@ -19,8 +19,15 @@ class StageBars(RunProgress):
         self.console, self.show = console, show
         self.outcomes: list = []
         self.skipped = 0
-        self.bars = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             TextColumn("[dim]{task.fields[detail]}"), console=console, disable=not show)
+        self.bars = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[detail]}"),
+            console=console,
+            disable=not show,
+        )
         self.tasks = {stage: self.bars.add_task(stage, total=None, start=False, detail="") for stage in STAGES}
 
     def __enter__(self) -> StageBars:

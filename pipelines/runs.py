@@ -43,7 +43,9 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     config = home / "dagster.yaml"
     with resources.as_file(resources.files("retrostride.pipelines") / "dagster.yaml") as shipped:
         marker = shipped.read_text().splitlines()[0]
-        if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()):
+        if not config.exists() or (
+            config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()
+        ):
             shutil.copy(shipped, config)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.from_config(str(home))
@@ -101,8 +103,13 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
             pass
 
 
-def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
-                 progress: RunProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
+def import_paths(
+    settings: Settings,
+    paths: list[Path | str],
+    athlete: str | None = None,
+    progress: RunProgress = no_progress,
+    instance: dg.DagsterInstance | None = None,
+) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) in one run of the `import_files` job, the
     one the daemon's sensors request; returns the published month ranges."""
     instance = instance or instance_for(settings)
@@ -110,7 +117,8 @@ def import_paths(settings: Settings, paths: list[Path | str], athlete: str | Non
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
     result = defs.resolve_job_def("import_files").execute_in_process(
-        run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags())
+        run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags()
+    )
     return published_ranges(result)
 
 

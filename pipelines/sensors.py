@@ -74,9 +74,13 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int | None, settle_
     remote = is_object_url(source.root)
     interval = poll_s or (OBJECT_STORE_POLL_S if remote else FOLDER_POLL_S)
 
-    @dg.sensor(name=f"{source.name}_sensor", job=import_job, minimum_interval_seconds=interval,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               description=f"Imports new files from {source.root} once they stop changing.")
+    @dg.sensor(
+        name=f"{source.name}_sensor",
+        job=import_job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Imports new files from {source.root} once they stop changing.",
+    )
     def watch_source(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         try:
             listing = list_stats(source)

@@ -54,9 +54,13 @@ def output_format(requested: str | None, output: Path | None) -> str:
     if output is not None:
         implied = SUFFIXES.get(output.suffix.lower())
         if implied is None:
-            raise OutputError(f"cannot write {output.name}: use a file ending in {', '.join(SUFFIXES)} (table, csv, json, parquet)")
+            raise OutputError(
+                f"cannot write {output.name}: use a file ending in {', '.join(SUFFIXES)} (table, csv, json, parquet)"
+            )
         if requested and requested != implied:
-            raise OutputError(f"--format {requested} does not match {output.name}: name the file {output.stem}{_suffix(requested)}")
+            raise OutputError(
+                f"--format {requested} does not match {output.name}: name the file {output.stem}{_suffix(requested)}"
+            )
     chosen = requested or implied or "table"
     if chosen == "parquet" and output is None:
         raise OutputError("Parquet is binary: give --output FILE.parquet")
@@ -71,13 +75,29 @@ def fetch_for(fmt: str) -> Callable[[duckdb.DuckDBPyRelation | None], object]:
     """How a relation is read for `fmt`: an Arrow table for Parquet, else an Answer."""
     if fmt == "parquet":
         return lambda relation: relation.to_arrow_table() if relation is not None else None
-    return lambda relation: Answer((), (), []) if relation is None else Answer(
-        tuple(relation.columns), tuple(_numeric(t) for t in relation.types), relation.fetchall())
+    return lambda relation: (
+        Answer((), (), [])
+        if relation is None
+        else Answer(tuple(relation.columns), tuple(_numeric(t) for t in relation.types), relation.fetchall())
+    )
 
 
 def _numeric(duckdb_type) -> bool:
-    return str(duckdb_type).split("(")[0] in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                                              "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL"}
+    return str(duckdb_type).split("(")[0] in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+    }
 
 
 def render(answer, fmt: str, console: Console, output: Path | None = None) -> int:
@@ -139,7 +159,12 @@ def interactive(published: Path, history: Path, console: Console, read_line: Cal
             if not buffer and command in (".quit", ".exit", "\\q", "quit", "exit"):
                 break
             if not buffer and command == ".tables":
-                run_query(published, "SELECT table_name AS name, table_type AS kind FROM information_schema.tables ORDER BY 2, 1", "table", console)
+                run_query(
+                    published,
+                    "SELECT table_name AS name, table_type AS kind FROM information_schema.tables ORDER BY 2, 1",
+                    "table",
+                    console,
+                )
                 continue
             if command:
                 buffer.append(line)
@@ -157,7 +182,8 @@ def _layout(answer: Answer, width: int):
     cells = [[_cell(v) for v in row] for row in shown]
     hidden = len(answer.rows) - len(shown)
     caption = f"{len(answer.rows)} row{'' if len(answer.rows) == 1 else 's'}" + (
-        f", first {TABLE_ROWS} shown: use --format csv or --output for all" if hidden else "")
+        f", first {TABLE_ROWS} shown: use --format csv or --output for all" if hidden else ""
+    )
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(answer.columns)]
     if sum(widths) + 3 * len(widths) + 1 <= width or len(answer.columns) <= 1:
         table = Table(caption=caption)
@@ -219,7 +245,9 @@ def _csv(answer: Answer) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(answer.columns)
-    writer.writerows([None if v is None else v if isinstance(v, int | float | str) else _text(v) for v in row] for row in answer.rows)
+    writer.writerows(
+        [None if v is None else v if isinstance(v, int | float | str) else _text(v) for v in row] for row in answer.rows
+    )
     return buffer.getvalue()
 
 
@@ -241,7 +269,7 @@ def _json_value(value):
 
 def _load_history(history: Path) -> None:
     try:
-        import readline  # noqa: F401  (importing it turns on line editing for input())
+        import readline
     except ImportError:  # Windows without pyreadline: the prompt still works, without history
         return
     if history.exists():

@@ -19,8 +19,13 @@ from retrostride.warehouse.store import Warehouse
 
 def settings_for(home: Path, settle_s: float = 0.0) -> Settings:
     """Settings of a home under `home`; sensors decide tick by tick (no settling within a tick) unless asked."""
-    return Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1,
-                    settle_s=settle_s)
+    return Settings(
+        home=home / "data",
+        inbox=home / "inbox",
+        athletes_file=home / "data" / "athletes.toml",
+        workers=1,
+        settle_s=settle_s,
+    )
 
 
 @pytest.fixture

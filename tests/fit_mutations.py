@@ -19,8 +19,12 @@ def rewrite_fit(source: Path, target: Path, mutate: Mutation = lambda number, fi
     decoder = Decoder(Stream.from_file(str(source)))
     _, errors = decoder.read(
         mesg_listener=lambda number, fields: messages.append((number, dict(fields))),
-        apply_scale_and_offset=True, convert_datetimes_to_dates=False, convert_types_to_strings=False,
-        expand_sub_fields=False, expand_components=False, merge_heart_rates=False,
+        apply_scale_and_offset=True,
+        convert_datetimes_to_dates=False,
+        convert_types_to_strings=False,
+        expand_sub_fields=False,
+        expand_components=False,
+        merge_heart_rates=False,
     )
     assert not errors, errors
     encoder = Encoder()

@@ -61,14 +61,26 @@ def test_the_json_summary_says_what_was_found_and_folds_one_run_from_two_sources
     result = retrostride("import", str(RUN), str(gpx), str(BROKEN), "--athlete", "ann", "--json")
     assert result.exit_code == 1
     summary = json.loads(result.output)
-    assert summary["files"] == {"ok": 2, "partial": 0, "no_activity": 0, "failed": 1, "duplicate": 0, "ignored": 0, "skipped": 0}
-    assert summary["problems"] == [{"status": "failed", "path": str(BROKEN), "reason": summary["problems"][0]["reason"]}]
+    assert summary["files"] == {
+        "ok": 2,
+        "partial": 0,
+        "no_activity": 0,
+        "failed": 1,
+        "duplicate": 0,
+        "ignored": 0,
+        "skipped": 0,
+    }
+    assert summary["problems"] == [
+        {"status": "failed", "path": str(BROKEN), "reason": summary["problems"][0]["reason"]}
+    ]
     assert summary["activities_by_sport"] == {"running": 1}  # the GPX copy is folded into the FIT run
     assert summary["duplicates_folded"] == 1 and summary["athletes"] == ["ann"]
     assert summary["first_day"] == summary["last_day"] == "2015-08-15"
     assert isinstance(summary["backward_minutes"], float)
     printed = retrostride("import", str(RUN), "--athlete", "ann")
-    assert "1 skipped as already imported" in printed.output and "Activities:" not in printed.output  # nothing new found
+    assert (
+        "1 skipped as already imported" in printed.output and "Activities:" not in printed.output
+    )  # nothing new found
 
 
 def _in_a_terminal(command: list[str], env: dict, columns: int = 100) -> tuple[int, str]:
@@ -79,8 +91,9 @@ def _in_a_terminal(command: list[str], env: dict, columns: int = 100) -> tuple[i
     import termios
 
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    process = subprocess.Popen(command, env={**env, "TERM": "xterm-256color"}, stdin=follower, stdout=follower,
-                               stderr=follower, close_fds=True)
+    process = subprocess.Popen(
+        command, env={**env, "TERM": "xterm-256color"}, stdin=follower, stdout=follower, stderr=follower, close_fds=True
+    )
     os.close(follower)
     screen = b""
     while True:
@@ -112,42 +125,57 @@ def test_a_terminal_sees_a_bar_per_stage_counting_only_the_files_to_import_and_n
     assert " - dagster - " not in screen and "Traceback" not in screen, screen
 
     (home / "new.fit").write_bytes(b"not a FIT file at all" * 10)
-    code, screen = _in_a_terminal([RETROSTRIDE, "import", str(RUN), str(BROKEN), str(home / "new.fit")], dict(os.environ))
+    code, screen = _in_a_terminal(
+        [RETROSTRIDE, "import", str(RUN), str(BROKEN), str(home / "new.fit")], dict(os.environ)
+    )
     decode = re.findall(r"decode\s+━*\s*(\d+/[\d?]+)", screen)
     assert code == 1 and decode[-1] == "1/1" and "2 already imported" in screen, screen  # only the new file counts
 
 
 def test_a_failed_run_is_one_sentence_and_the_log_file_holds_the_traceback(home):
     (home / "data" / "published.duckdb" / "in-the-way").mkdir(parents=True)  # the snapshot cannot replace a folder
-    result = subprocess.run([RETROSTRIDE, "import", str(RUN)], env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [RETROSTRIDE, "import", str(RUN)], env=dict(os.environ), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     message = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(message) == 2 and re.match(r"retrostride import failed in \w+: IsADirectoryError: ", message[0]), result.stderr
+    assert len(message) == 2 and re.match(r"retrostride import failed in \w+: IsADirectoryError: ", message[0]), (
+        result.stderr
+    )
     log = Path(message[1].removeprefix("Full traceback: "))
     assert log.parent == home / "data" / "logs" and "Traceback" in log.read_text()
 
 
-@pytest.mark.parametrize(("file", "text", "named"), [
-    ("model.toml", "[detection]\nenter_ratio = 5.0\n", "enter_ratio = 5.0 is outside (0, 1]"),
-    ("model.toml", "[energy]\nbackward_multiplier = 0.8\n", "backward_multiplier = 0.8 is outside (1, 3]"),
-    ("model.toml", "[detection]\nmin_segment_s = -5\n", "min_segment_s = -5.0 is outside [0, ∞)"),
-    ("model.toml", "[detection]\ngait_window_s = 0\n", "gait_window_s = 0.0 is outside (0, ∞)"),
-    ("model.toml", "[marts]\nmeasurement_tolerance_days = -1\n", "measurement_tolerance_days = -1.0 is outside [0, ∞)"),
-    ("model.toml", "[detection]\nenter_ratio = 'x'\n", "enter_ratio = 'x' should be like 0.85"),
-    ("retrostride.toml", "[duplicates]\ndistance_tolerance = 2\n", "distance_tolerance in [0, 1)"),
-    ("retrostride.toml", "[import]\nmax_file_mb = -1\n", "limits must be positive"),
-    ("athletes.toml", "[athletes.ann]\nweight_kg = 700\n", "athletes.ann.weight_kg = 700 is outside [20, 400]"),
-    ("athletes.toml", "[athletes.ann]\ntimezone = 'Mars/Olympus'\n", "not an IANA zone"),
-    ("athletes.toml", "[athletes.ann\n", "Expected ']'"),
-])
+@pytest.mark.parametrize(
+    ("file", "text", "named"),
+    [
+        ("model.toml", "[detection]\nenter_ratio = 5.0\n", "enter_ratio = 5.0 is outside (0, 1]"),
+        ("model.toml", "[energy]\nbackward_multiplier = 0.8\n", "backward_multiplier = 0.8 is outside (1, 3]"),
+        ("model.toml", "[detection]\nmin_segment_s = -5\n", "min_segment_s = -5.0 is outside [0, ∞)"),
+        ("model.toml", "[detection]\ngait_window_s = 0\n", "gait_window_s = 0.0 is outside (0, ∞)"),
+        (
+            "model.toml",
+            "[marts]\nmeasurement_tolerance_days = -1\n",
+            "measurement_tolerance_days = -1.0 is outside [0, ∞)",
+        ),
+        ("model.toml", "[detection]\nenter_ratio = 'x'\n", "enter_ratio = 'x' should be like 0.85"),
+        ("retrostride.toml", "[duplicates]\ndistance_tolerance = 2\n", "distance_tolerance in [0, 1)"),
+        ("retrostride.toml", "[import]\nmax_file_mb = -1\n", "limits must be positive"),
+        ("athletes.toml", "[athletes.ann]\nweight_kg = 700\n", "athletes.ann.weight_kg = 700 is outside [20, 400]"),
+        ("athletes.toml", "[athletes.ann]\ntimezone = 'Mars/Olympus'\n", "not an IANA zone"),
+        ("athletes.toml", "[athletes.ann\n", "Expected ']'"),
+    ],
+)
 def test_a_configuration_error_is_one_line_naming_the_file_and_the_value(home, file, text, named):
     (home / "data").mkdir()
     (home / "data" / file).write_text(text)
     for command in (["import", str(RUN)], ["athletes"], ["backfill", "--start", "2015-08-01", "--end", "2015-08-31"]):
         result = retrostride(*command)
         assert result.exit_code == 2, result.output
-        assert result.output.replace("\n", "").startswith(str(home / "data" / file)) and named in result.output.replace("\n", ""), result.output
+        assert result.output.replace("\n", "").startswith(str(home / "data" / file)) and named in result.output.replace(
+            "\n", ""
+        ), result.output
         assert "Traceback" not in result.output and len(result.output) < 400
 
 
@@ -156,7 +184,9 @@ def test_backfill_echoes_the_dates_given_skips_an_empty_range_and_says_what_chan
     result = retrostride("backfill", "--start", "2015-08-03", "--end", "2015-08-31")
     assert result.exit_code == 0, result.output
     assert "Backfilling 2015-08-03..2015-08-31: the whole of 2015-08, 1 activities." in result.output
-    assert re.search(r"activities: 1 rows replaced", result.output) and re.search(r"segments: \d+ rows replaced", result.output)
+    assert re.search(r"activities: 1 rows replaced", result.output) and re.search(
+        r"segments: \d+ rows replaced", result.output
+    )
     assert re.search(r"model version: .*d\d+\.\w+\+e\d+\.\w+", result.output) and "materialized" not in result.output
     empty = retrostride("backfill", "--start", "2030-01-01", "--end", "2030-02-03")
     assert empty.exit_code == 0 and "No activities in 2030-01..2030-02" in empty.output and "done" not in empty.output
@@ -170,7 +200,11 @@ def test_athletes_ledger_and_forget(home):
     retrostride("import", str(RUN), str(BROKEN), "--athlete", "ann")
     athletes = retrostride("athletes")
     assert athletes.exit_code == 0
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in athletes.output.splitlines() if line.startswith("│")}
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in athletes.output.splitlines()
+        if line.startswith("│")
+    }
     assert rows["ann"][:2] == ["yes", "1"] and rows["bo"][:2] == ["yes", "0"]
     ledger = retrostride("ledger")
     unfolded = re.sub(r"\s+", "", ledger.output)  # long values fold at 80 columns
@@ -192,8 +226,10 @@ def test_athletes_ledger_and_forget(home):
 def _commands() -> dict[str, list[str]]:
     """Every command and its options' long names, as `--help` shows them."""
     group = typer.main.get_command(app)
-    return {name: sorted(o for p in command.params for o in p.opts if o.startswith("--") and o != "--help")
-            for name, command in group.commands.items()}
+    return {
+        name: sorted(o for p in command.params for o in p.opts if o.startswith("--") and o != "--help")
+        for name, command in group.commands.items()
+    }
 
 
 def test_the_readme_command_table_matches_every_commands_help():
@@ -211,7 +247,10 @@ def test_installing_prints_no_license_deprecation():
     """setuptools ≥ 77 wants an SPDX string; a table (`{ text = ... }`) warns three times per install."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
-    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77 for r in project["build-system"]["requires"])
+    assert any(
+        r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+        for r in project["build-system"]["requires"]
+    )
 
 
 def test_runs_cover_touched_months_in_few_ranges_without_long_empty_stretches():

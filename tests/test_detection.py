@@ -73,8 +73,16 @@ def run(
     records = conform(pl.DataFrame(rows, infer_schema_length=None), RECORDS)
     activity = conform(
         pl.DataFrame(
-            [{"activity_id": activity_id, "athlete_id": athlete_id, "sport": "running", "name": name,
-              "start_ts": start, "end_ts": t}]
+            [
+                {
+                    "activity_id": activity_id,
+                    "athlete_id": athlete_id,
+                    "sport": "running",
+                    "name": name,
+                    "start_ts": start,
+                    "end_ts": t,
+                }
+            ]
         ),
         ACTIVITIES,
     )
@@ -86,8 +94,13 @@ def laps(rows: list[tuple[str, str | None, int, int]]) -> pl.DataFrame:
     return conform(
         pl.DataFrame(
             [
-                {"activity_id": a, "lap_index": i, "name": n, "start_ts": START + timedelta(seconds=s),
-                 "end_ts": START + timedelta(seconds=e)}
+                {
+                    "activity_id": a,
+                    "lap_index": i,
+                    "name": n,
+                    "start_ts": START + timedelta(seconds=s),
+                    "end_ts": START + timedelta(seconds=e),
+                }
                 for i, (a, n, s, e) in enumerate(rows)
             ]
         ),
@@ -101,9 +114,23 @@ NO_LAPS = conform(pl.DataFrame(), LAPS)
 def baseline(athlete_id: str = "ana", low: float = 1.8, high: float = 3.6) -> pl.DataFrame:
     """A baseline row for the synthetic runner's true forward gait."""
     return pl.DataFrame(
-        [{"athlete_id": athlete_id, "intercept": math.log(STEP_A), "slope": STEP_B, "speed_min_mps": low,
-          "speed_max_mps": high, "runs": 10, "samples": 10_000, "residual_sd": 0.01, "inlier_share": 1.0,
-          "r_squared": 0.99, "intercept_sd": 0.0, "basis": "own", "model_version": CONFIG.model_version}],
+        [
+            {
+                "athlete_id": athlete_id,
+                "intercept": math.log(STEP_A),
+                "slope": STEP_B,
+                "speed_min_mps": low,
+                "speed_max_mps": high,
+                "runs": 10,
+                "samples": 10_000,
+                "residual_sd": 0.01,
+                "inlier_share": 1.0,
+                "r_squared": 0.99,
+                "intercept_sd": 0.0,
+                "basis": "own",
+                "model_version": CONFIG.model_version,
+            }
+        ],
         schema=BASELINES,
     )
 
@@ -180,13 +207,15 @@ def test_stretches_shorter_than_the_minimum_are_not_backward():
 
 
 def test_a_short_gap_is_merged_and_a_long_one_is_not():
-    records, activity = run([(200, 3.0, 1.0), (60, 2.4, 0.75), (6, 0.0, 0.0), (60, 2.4, 0.75), (200, 3.0, 1.0)],
-                            noise=0.0)
+    records, activity = run(
+        [(200, 3.0, 1.0), (60, 2.4, 0.75), (6, 0.0, 0.0), (60, 2.4, 0.75), (200, 3.0, 1.0)], noise=0.0
+    )
     found = backward(detect(records, activity))
     assert found.height == 1
     assert found["duration_s"][0] == pytest.approx(126, abs=8)
-    records, activity = run([(200, 3.0, 1.0), (60, 2.4, 0.75), (40, 3.0, 1.0), (60, 2.4, 0.75), (200, 3.0, 1.0)],
-                            noise=0.0)
+    records, activity = run(
+        [(200, 3.0, 1.0), (60, 2.4, 0.75), (40, 3.0, 1.0), (60, 2.4, 0.75), (200, 3.0, 1.0)], noise=0.0
+    )
     assert backward(detect(records, activity)).height == 2
 
 
@@ -205,8 +234,17 @@ def test_faster_than_the_baseline_covers_is_unknown_and_slower_is_scored_at_cons
     # backward running at 1.9 m/s is still found.
     cadence_at_low = 60 * 2.5 / forward_step(2.5)
     jog_ratio = (60 * 1.9 / cadence_at_low) / forward_step(1.9)
-    records, activity = run([(200, 3.0, 1.0), (120, 1.9, 0.75), (200, 3.0, 1.0), (120, 4.2, 1.0),
-                             (200, 3.0, 1.0), (120, 1.9, jog_ratio), (200, 3.0, 1.0)])
+    records, activity = run(
+        [
+            (200, 3.0, 1.0),
+            (120, 1.9, 0.75),
+            (200, 3.0, 1.0),
+            (120, 4.2, 1.0),
+            (200, 3.0, 1.0),
+            (120, 1.9, jog_ratio),
+            (200, 3.0, 1.0),
+        ]
+    )
     segments = detect(records, activity, baselines=baseline(low=2.5, high=3.3))
     found = backward(segments)
     assert found.height == 1 and abs((found["start_ts"][0] - at(200)).total_seconds()) <= 5
@@ -228,8 +266,19 @@ def test_samples_outside_1_2_to_4_5_mps_are_dropped_from_gait_evidence():
 @pytest.mark.parametrize(
     "name",
     [
-        "Backward 3 min", "BACKWARDS", "retro run", "Reverse", "Rückwärts", "RÜCKWÄRTS", "ruckwarts",
-        "À reculons", "a reculons", "Marcha atrás", "marcha atras", "all'indietro", "All’Indietro",
+        "Backward 3 min",
+        "BACKWARDS",
+        "retro run",
+        "Reverse",
+        "Rückwärts",
+        "RÜCKWÄRTS",
+        "ruckwarts",
+        "À reculons",
+        "a reculons",
+        "Marcha atrás",
+        "marcha atras",
+        "all'indietro",
+        "All’Indietro",
     ],
 )
 def test_label_words_match_in_any_case_and_accent(name):
@@ -250,8 +299,7 @@ def test_accent_sensitive_labels_when_configured():
 
 def test_a_labelled_lap_is_backward_on_label_evidence_alone():
     records, activity = run([(300, 3.0, 1.0), (120, 2.4, 1.0), (300, 3.0, 1.0)])  # gait says nothing
-    lap_frame = laps([("run-1", "Warm up", 0, 300), ("run-1", "Rückwärts 2 min", 300, 420),
-                      ("run-1", None, 420, 720)])
+    lap_frame = laps([("run-1", "Warm up", 0, 300), ("run-1", "Rückwärts 2 min", 300, 420), ("run-1", None, 420, 720)])
     segments = detect(records, activity, lap_frame, baselines=pl.DataFrame(schema=BASELINES))
     found = backward(segments)
     assert found.height == 1
@@ -262,9 +310,7 @@ def test_a_labelled_lap_is_backward_on_label_evidence_alone():
 
 def test_a_labelled_lap_with_backward_gait_says_label_and_gait():
     records, activity = run([(300, 3.0, 1.0), (120, 2.4, 0.75), (300, 3.0, 1.0)])
-    lap_frame = laps(
-        [("run-1", "Run", 0, 300), ("run-1", "Backward 2 min", 300, 420), ("run-1", "Run", 420, 720)]
-    )
+    lap_frame = laps([("run-1", "Run", 0, 300), ("run-1", "Backward 2 min", 300, 420), ("run-1", "Run", 420, 720)])
     found = backward(detect(records, activity, lap_frame))
     assert (found["start_ts"][0], found["end_ts"][0]) == (at(300), at(420))
     assert found["evidence"][0] == "label+gait"
@@ -303,9 +349,15 @@ def test_facing_overrules_gait():
 
 def history(runs: int, *, backward_s: int = 0, athlete_id: str = "ana") -> tuple[pl.DataFrame, pl.DataFrame]:
     frames = [
-        run([(400, 2.0, 1.0), (200, 2.4 + 0.1 * (i % 3), 1.0)] + ([(backward_s, 2.2, 0.75)] if backward_s else [])
+        run(
+            [(400, 2.0, 1.0), (200, 2.4 + 0.1 * (i % 3), 1.0)]
+            + ([(backward_s, 2.2, 0.75)] if backward_s else [])
             + [(500, 2.9 + 0.1 * (i % 4), 1.0), (120, 3.5, 1.0)],
-            activity_id=f"h{i}", athlete_id=athlete_id, start=START + timedelta(days=i), seed=100 + i)
+            activity_id=f"h{i}",
+            athlete_id=athlete_id,
+            start=START + timedelta(days=i),
+            seed=100 + i,
+        )
         for i in range(runs)
     ]
     return pl.concat([f[0] for f in frames]), pl.concat([f[1] for f in frames])
@@ -329,7 +381,6 @@ def test_unlabelled_backward_running_in_the_history_does_not_bias_the_baseline()
     for v in (2.0, 2.2, 3.0):
         expected = math.exp(clean["intercept"] + clean["slope"] * math.log(v))
         assert math.exp(mixed["intercept"] + mixed["slope"] * math.log(v)) == pytest.approx(expected, rel=0.01)
-
 
 
 def test_fewer_than_five_runs_blend_the_prior_towards_them_and_grow_surer_with_each():
@@ -368,7 +419,9 @@ def test_the_prior_alone_never_makes_a_short_striding_forward_runner_backward():
     records, activity = run([(900, 3.0, 1.0)])
     prior_step = (CONFIG.prior_intercept + CONFIG.prior_slope * pl.col("speed_mps").log()).exp()
     records = records.with_columns((60 * pl.col("speed_mps") / (0.80 * prior_step)).alias("cadence_spm"))
-    segments = detect(records, activity, baselines=with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, None, CONFIG))
+    segments = detect(
+        records, activity, baselines=with_prior_baselines(pl.DataFrame(schema=BASELINES), activity, None, CONFIG)
+    )
     assert backward(segments).is_empty()
     assert segments["direction"].unique().to_list() == ["unknown"]
 
@@ -402,7 +455,9 @@ def test_standing_still_after_a_backward_stretch_is_a_pause_not_backward_time():
     found = backward(segments)
     assert found.height == 1 and found["duration_s"][0] == pytest.approx(120, abs=6)
     pause = segments.filter(pl.col("evidence") == "pause")
-    assert pause.height == 1 and pause["direction"][0] == "unknown" and pause["duration_s"][0] == pytest.approx(60, abs=6)
+    assert (
+        pause.height == 1 and pause["direction"][0] == "unknown" and pause["duration_s"][0] == pytest.approx(60, abs=6)
+    )
     assert_covers(segments, activity)
 
 
@@ -432,8 +487,16 @@ def test_labelled_laps_and_walks_are_left_out_of_the_baseline():
     records, activities = history(5)
     lap_frame = conform(
         pl.DataFrame(
-            [{"activity_id": f"h{i}", "lap_index": 0, "name": "Backward", "start_ts": START + timedelta(days=i),
-              "end_ts": START + timedelta(days=i, seconds=700)} for i in range(5)]
+            [
+                {
+                    "activity_id": f"h{i}",
+                    "lap_index": 0,
+                    "name": "Backward",
+                    "start_ts": START + timedelta(days=i),
+                    "end_ts": START + timedelta(days=i, seconds=700),
+                }
+                for i in range(5)
+            ]
         ),
         LAPS,
     )
@@ -480,22 +543,40 @@ def test_every_activity_gets_a_detection_status_saying_why():
         "short": run([(20, 3.0, 1.0)], activity_id="short"),
     }
     frames["no_cadence"] = run(pieces, activity_id="no_cadence")
-    frames["no_cadence"] = (frames["no_cadence"][0].with_columns(pl.lit(None, pl.Float64).alias("cadence_spm")),
-                            frames["no_cadence"][1])
+    frames["no_cadence"] = (
+        frames["no_cadence"][0].with_columns(pl.lit(None, pl.Float64).alias("cadence_spm")),
+        frames["no_cadence"][1],
+    )
     frames["no_speed"] = run(pieces, activity_id="no_speed")
-    frames["no_speed"] = (frames["no_speed"][0].with_columns(pl.lit(None, pl.Float64).alias("speed_mps"),
-                                                             pl.lit(None, pl.Float64).alias("distance_m")),
-                          frames["no_speed"][1])
+    frames["no_speed"] = (
+        frames["no_speed"][0].with_columns(
+            pl.lit(None, pl.Float64).alias("speed_mps"), pl.lit(None, pl.Float64).alias("distance_m")
+        ),
+        frames["no_speed"][1],
+    )
     records = pl.concat([f[0] for f in frames.values()])
-    activities = pl.concat([f[1] for f in frames.values()] + [
-        run(pieces, activity_id="ride")[1].with_columns(pl.lit("cycling").alias("sport")),
-        run(pieces, activity_id="empty")[1]])
+    activities = pl.concat(
+        [f[1] for f in frames.values()]
+        + [
+            run(pieces, activity_id="ride")[1].with_columns(pl.lit("cycling").alias("sport")),
+            run(pieces, activity_id="empty")[1],
+        ]
+    )
     on_foot = activities["activity_id"] != "ride"
     baselines = with_prior_baselines(baseline(), activities, None, CONFIG)
-    statuses = dict(detection_status(activities, on_foot, records, baselines, CONFIG)
-                    .select("activity_id", "detection_status").iter_rows())
+    statuses = dict(
+        detection_status(activities, on_foot, records, baselines, CONFIG)
+        .select("activity_id", "detection_status")
+        .iter_rows()
+    )
     assert statuses == {
-        "scored": "scored", "prior": "scored_with_prior", "walk": "no_running_gait", "short": "too_short",
-        "no_cadence": "no_cadence", "no_speed": "no_speed", "ride": "not_on_foot", "empty": "no_records",
+        "scored": "scored",
+        "prior": "scored_with_prior",
+        "walk": "no_running_gait",
+        "short": "too_short",
+        "no_cadence": "no_cadence",
+        "no_speed": "no_speed",
+        "ride": "not_on_foot",
+        "empty": "no_records",
     }
     assert set(statuses.values()) == set(STATUSES)

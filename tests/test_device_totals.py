@@ -47,7 +47,13 @@ def edit_records(edit):
 
 def without_sport(number: int, fields: dict) -> dict:
     """No sport in sessions, laps and sport messages, no maker in file_id and device_info."""
-    drop = {"sport", "sub_sport"} if number in (SESSION, 19, 12) else {"manufacturer", "product", "garmin_product"} if number in (0, 23) else set()
+    drop = (
+        {"sport", "sub_sport"}
+        if number in (SESSION, 19, 12)
+        else {"manufacturer", "product", "garmin_product"}
+        if number in (0, 23)
+        else set()
+    )
     return {k: v for k, v in fields.items() if k not in drop}
 
 
@@ -59,7 +65,9 @@ class Imported:
     def activity(self, name: str, session: int = 0) -> dict:
         rows = self.warehouse.query(
             "SELECT a.*, l.notes FROM activities a JOIN import_ledger l ON l.sha256 = a.source_sha256 "
-            "WHERE l.path = ? AND a.session = ?", [str(self.files[name]), session]).to_dicts()
+            "WHERE l.path = ? AND a.session = ?",
+            [str(self.files[name]), session],
+        ).to_dicts()
         assert len(rows) == 1, (name, rows)
         return rows[0]
 
@@ -75,15 +83,36 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     last = len(records_where(edge500)) - 1
     files = {
         # class 1: the last 14 samples two years ahead, five reset to the device epoch, one a second back
-        "clock": rewrite_fit(edge500, folder / "clock.fit", edit_records(lambda n, f: {
-            **f, "timestamp": f["timestamp"] + TWO_YEARS_S if n > last - 14 else (n if 3000 <= n < 3005 else f["timestamp"]),
-        } if n > last - 14 or 3000 <= n < 3005 else ({**f, "timestamp": f["timestamp"] - 2} if n == 5000 else f))),
+        "clock": rewrite_fit(
+            edge500,
+            folder / "clock.fit",
+            edit_records(
+                lambda n, f: (
+                    {
+                        **f,
+                        "timestamp": f["timestamp"] + TWO_YEARS_S
+                        if n > last - 14
+                        else (n if 3000 <= n < 3005 else f["timestamp"]),
+                    }
+                    if n > last - 14 or 3000 <= n < 3005
+                    else ({**f, "timestamp": f["timestamp"] - 2} if n == 5000 else f)
+                )
+            ),
+        ),
         # class 2: altitude glitches 1028 m → 12,136 m → 28 m on a ride, spikes on a run
-        "ride_spikes": rewrite_fit(edge500, folder / "ride_spikes.fit", edit_records(
-            lambda n, f: {**f, "altitude": 12_136.0 if n % 500 == 0 else 28.0} if n % 500 in (0, 1) and n else f)),
+        "ride_spikes": rewrite_fit(
+            edge500,
+            folder / "ride_spikes.fit",
+            edit_records(
+                lambda n, f: {**f, "altitude": 12_136.0 if n % 500 == 0 else 28.0} if n % 500 in (0, 1) and n else f
+            ),
+        ),
         "run": fenix_run,
-        "run_spikes": rewrite_fit(fenix_run, folder / "run_spikes.fit", edit_records(
-            lambda n, f: {**f, "altitude": f.get("altitude", 50.0) + 300.0} if n % 400 == 200 else f)),
+        "run_spikes": rewrite_fit(
+            fenix_run,
+            folder / "run_spikes.fit",
+            edit_records(lambda n, f: {**f, "altitude": f.get("altitude", 50.0) + 300.0} if n % 400 == 200 else f),
+        ),
         # class 5: a multisport leg with samples before its session's start; a pool swim
         "multisport": FITS / "activity-large-fenxi2-multisport.fit",
         "swim": FITS / "event_timestamp.fit",
@@ -111,14 +140,18 @@ def test_clock_glitches_are_dropped_and_counted(imported: Imported):
     assert within(clock["duration_s"], device["total_elapsed_time"], 0.02, 10.0)
     assert (clock["end_ts"] - clock["start_ts"]).total_seconds() < 1.02 * device["total_elapsed_time"] + 10
     assert within(clock["distance_m"], device["total_distance"], 0.02, 20.0)
-    times = [m.get_value("timestamp") for m in fitparse.FitFile(str(FITS / "garmin-edge-500-activity.fit")).get_messages("record")]
+    times = [
+        m.get_value("timestamp")
+        for m in fitparse.FitFile(str(FITS / "garmin-edge-500-activity.fit")).get_messages("record")
+    ]
     untouched = {t for n, t in enumerate(times) if n < len(times) - 14 and not 3000 <= n < 3005 and n != 5000}
     assert clock["records"] == len(untouched)  # the glitches dropped, samples sharing a time merged
     assert "14 sample(s) off the activity's time line (a clock jump) dropped" in clock["notes"]
     assert "5 sample(s) dated outside 1990-01-01" in clock["notes"]  # the device epoch
     assert "1 sample(s) dated before a sample recorded ahead of them dropped" in clock["notes"]
     span = imported.warehouse.query(
-        "SELECT min(ts) AS first, max(ts) AS last FROM records WHERE activity_id = ?", [clock["activity_id"]]).row(0)
+        "SELECT min(ts) AS first, max(ts) AS last FROM records WHERE activity_id = ?", [clock["activity_id"]]
+    ).row(0)
     assert (span[1] - span[0]).total_seconds() <= device["total_elapsed_time"] + 10
 
 
@@ -133,8 +166,12 @@ def test_climb_counts_terrain_not_noise_or_spikes(imported: Imported):
 
 def test_energy_reads_the_same_cleaned_grade(imported: Imported):
     ids = [imported.activity(name)["activity_id"] for name in ("run", "run_spikes")]
-    energy = {r["activity_id"]: r for r in imported.warehouse.query(
-        "SELECT activity_id, kcal_net, mean_abs_grade FROM activity_energy WHERE activity_id IN (?, ?)", ids).to_dicts()}
+    energy = {
+        r["activity_id"]: r
+        for r in imported.warehouse.query(
+            "SELECT activity_id, kcal_net, mean_abs_grade FROM activity_energy WHERE activity_id IN (?, ?)", ids
+        ).to_dicts()
+    }
     clean, spiked = (energy[i] for i in ids)
     assert spiked["kcal_net"] == pytest.approx(clean["kcal_net"], rel=0.01)
     assert spiked["mean_abs_grade"] == pytest.approx(clean["mean_abs_grade"], abs=0.002)
@@ -153,10 +190,13 @@ def test_duration_and_moving_time_follow_the_device(imported: Imported):
 
 def test_no_nan_where_null_is_documented(imported: Imported):
     nan = imported.warehouse.query(
-        "SELECT count(*) AS n FROM activity_energy WHERE isnan(mean_abs_grade) OR isnan(kcal_net_per_kg_km)").item()
+        "SELECT count(*) AS n FROM activity_energy WHERE isnan(mean_abs_grade) OR isnan(kcal_net_per_kg_km)"
+    ).item()
     assert nan == 0
     tiny = imported.activity("tiny")
-    grade = imported.warehouse.query("SELECT mean_abs_grade FROM activity_energy WHERE activity_id = ?", [tiny["activity_id"]])
+    grade = imported.warehouse.query(
+        "SELECT mean_abs_grade FROM activity_energy WHERE activity_id = ?", [tiny["activity_id"]]
+    )
     assert grade.height == 1 and grade.item() is None
 
 
@@ -167,14 +207,20 @@ def test_a_ride_without_a_sport_is_typed_cycling_and_gets_no_running_kcal(import
     kcal = imported.warehouse.query("SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [ride["activity_id"]])
     assert kcal.height == 1 and kcal.item() is None
     run = imported.activity("run")  # the file says running: kept, costed
-    assert (run["sport"], run["activity_type"], run["activity_type_basis"]) == ("running", "running", "the file's sport (running)")
+    assert (run["sport"], run["activity_type"], run["activity_type_basis"]) == (
+        "running",
+        "running",
+        "the file's sport (running)",
+    )
 
 
 def test_an_activity_whose_type_cannot_be_told_gets_no_kcal_and_says_why(imported: Imported):
     point = imported.activity("one_point")
     assert point["activity_type"] == "unknown"
     assert point["activity_type_basis"].startswith("unknown: no sport stated")
-    kcal = imported.warehouse.query("SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [point["activity_id"]])
+    kcal = imported.warehouse.query(
+        "SELECT kcal_net FROM activity_energy WHERE activity_id = ?", [point["activity_id"]]
+    )
     assert kcal.is_empty() or kcal.item() is None
 
 
@@ -183,7 +229,9 @@ def test_two_rows_with_one_timestamp_are_one_sample(imported: Imported):
     assert "ts: 237 sample(s) sharing a timestamp with an earlier one merged into it" in run["notes"]
     samples = imported.warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT ts) AS times, count(speed_mps) AS speeds, count(distance_m) AS distances "
-        "FROM records WHERE activity_id = ?", [run["activity_id"]]).row(0, named=True)
+        "FROM records WHERE activity_id = ?",
+        [run["activity_id"]],
+    ).row(0, named=True)
     assert samples == {"n": 235, "times": 235, "speeds": 235, "distances": 235}
     assert run["distance_m"] == pytest.approx(928.25, abs=1.0) and run["records"] == 235
 

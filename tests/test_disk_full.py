@@ -16,8 +16,13 @@ from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import CORPORA
 
-BIG_FITS = ["activity-large-fenxi2-multisport.fit", "2019-02-17-062644-ELEMNT-297E-195-0.fit", "nick.fit",
-            "garmin-edge-500-activity.fit", "coros-pace-2-cycling-misaligned-fields.fit"]  # 2.8 MB
+BIG_FITS = [
+    "activity-large-fenxi2-multisport.fit",
+    "2019-02-17-062644-ELEMNT-297E-195-0.fit",
+    "nick.fit",
+    "garmin-edge-500-activity.fit",
+    "coros-pace-2-cycling-misaligned-fields.fit",
+]  # 2.8 MB
 
 
 @pytest.fixture
@@ -49,7 +54,11 @@ def test_a_full_disk_stops_the_import_with_one_sentence_and_nothing_half_written
     with pytest.raises(DiskFull) as raised:
         ledger_after_import(home, drop)
     message = str(raised.value)
-    assert message.startswith(f"The disk at {small_disk} (holding ") and "MB free, about" in message and "\n" not in message
+    assert (
+        message.startswith(f"The disk at {small_disk} (holding ")
+        and "MB free, about" in message
+        and "\n" not in message
+    )
     leftovers = [p for p in home.rglob(".*") if p.name not in (".", "..")]
     assert leftovers == []  # no temporary copy, no half-written pack
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)

@@ -33,15 +33,24 @@ def test_the_canonical_copy_keeps_the_platforms_name_calories_and_id(tmp_path, e
     export, watch = strava_export(tmp_path / "built").path, watch_copy(tmp_path / "watch.tcx")
     settings = settings_for(tmp_path)
     with dg.instance_for_test() as instance:
-        for path in ([export, watch] if export_first else [watch, export]):
+        for path in [export, watch] if export_first else [watch, export]:
             import_paths(settings, [path], athlete="alice", instance=instance)
-    rows = Warehouse(settings.warehouse_path).query(
-        "SELECT a.duplicate_of, a.name, a.calories_kcal, a.platform, a.platform_activity_id, a.records, l.path "
-        "FROM activities a JOIN import_ledger l ON l.sha256 = a.source_sha256 "
-        "WHERE a.start_ts = TIMESTAMPTZ '2012-12-26 21:29:53+00' ORDER BY a.duplicate_of NULLS FIRST").to_dicts()
+    rows = (
+        Warehouse(settings.warehouse_path)
+        .query(
+            "SELECT a.duplicate_of, a.name, a.calories_kcal, a.platform, a.platform_activity_id, a.records, l.path "
+            "FROM activities a JOIN import_ledger l ON l.sha256 = a.source_sha256 "
+            "WHERE a.start_ts = TIMESTAMPTZ '2012-12-26 21:29:53+00' ORDER BY a.duplicate_of NULLS FIRST"
+        )
+        .to_dicts()
+    )
     canonical, copy = rows
     assert canonical["path"].endswith("watch.tcx") and canonical["records"] == 385 and copy["duplicate_of"] is not None
-    assert (canonical["name"], canonical["calories_kcal"], canonical["platform"], canonical["platform_activity_id"]) == (
-        "TCX evening run", 380.0, "strava", "8000000001")
+    assert (
+        canonical["name"],
+        canonical["calories_kcal"],
+        canonical["platform"],
+        canonical["platform_activity_id"],
+    ) == ("TCX evening run", 380.0, "strava", "8000000001")
     warehouse = Warehouse(settings.warehouse_path)
     assert cross_source_duplicates(warehouse, [str(watch)]) == 1  # what the import's summary counts

@@ -32,12 +32,19 @@ BACKWARD = range(300, 390)
 
 def write_run_with_compass(path: Path, field_name: str = "compass_heading") -> None:
     app = {"developer_data_index": 0, "application_id": list(range(16)), "application_version": 1}
-    description = {"developer_data_index": 0, "field_definition_number": 0, "fit_base_type_id": FLOAT32,
-                   "field_name": field_name, "units": "degrees"}
+    description = {
+        "developer_data_index": 0,
+        "field_definition_number": 0,
+        "fit_base_type_id": FLOAT32,
+        "field_name": field_name,
+        "units": "degrees",
+    }
     encoder = Encoder(field_descriptions={0: {"developer_data_id_mesg": app, "field_description_mesg": description}})
     base = fit_time(START)
-    encoder.on_mesg(MESG["FILE_ID"], {"type": "activity", "manufacturer": "development", "product": 1,
-                                      "serial_number": 1, "time_created": base})
+    encoder.on_mesg(
+        MESG["FILE_ID"],
+        {"type": "activity", "manufacturer": "development", "product": 1, "serial_number": 1, "time_created": base},
+    )
     encoder.on_mesg(MESG["DEVELOPER_DATA_ID"], app)
     encoder.on_mesg(MESG["FIELD_DESCRIPTION"], description)
     distance = 0.0
@@ -46,13 +53,30 @@ def write_run_with_compass(path: Path, field_name: str = "compass_heading") -> N
         distance += speed
         lon = 7.0 + distance / (111_195 * math.cos(math.radians(45.0)))
         heading = 270.0 if t in BACKWARD else 90.0  # course is east (90°) throughout
-        encoder.on_mesg(MESG["RECORD"], {
-            "timestamp": base + t, "position_lat": round(45.0 * SEMICIRCLES_PER_DEG),
-            "position_long": round(lon * SEMICIRCLES_PER_DEG), "distance": distance, "enhanced_speed": speed,
-            "cadence": 84, "developer_fields": {0: heading + (t % 7) - 3},
-        })
-    encoder.on_mesg(MESG["SESSION"], {"message_index": 0, "timestamp": base + 699, "start_time": base, "sport": "running",
-                                      "total_elapsed_time": 699.0, "total_timer_time": 699.0, "total_distance": distance})
+        encoder.on_mesg(
+            MESG["RECORD"],
+            {
+                "timestamp": base + t,
+                "position_lat": round(45.0 * SEMICIRCLES_PER_DEG),
+                "position_long": round(lon * SEMICIRCLES_PER_DEG),
+                "distance": distance,
+                "enhanced_speed": speed,
+                "cadence": 84,
+                "developer_fields": {0: heading + (t % 7) - 3},
+            },
+        )
+    encoder.on_mesg(
+        MESG["SESSION"],
+        {
+            "message_index": 0,
+            "timestamp": base + 699,
+            "start_time": base,
+            "sport": "running",
+            "total_elapsed_time": 699.0,
+            "total_timer_time": 699.0,
+            "total_distance": distance,
+        },
+    )
     path.write_bytes(encoder.close())
 
 
@@ -70,8 +94,9 @@ def test_facing_in_a_file_finds_backward_running_without_any_other_evidence(tmp_
     path = tmp_path / "compass.fit"
     write_run_with_compass(path)
     frames = load_files([path], tmp_path)
-    segments = detect_segments(frames.records, frames.activities, frames.laps, pl.DataFrame(schema=BASELINES),
-                               DetectionConfig())
+    segments = detect_segments(
+        frames.records, frames.activities, frames.laps, pl.DataFrame(schema=BASELINES), DetectionConfig()
+    )
     found = segments.filter(pl.col("direction") == "backward")
     assert found.height == 1 and found["evidence"][0] == "facing"
     assert found["duration_s"][0] == pytest.approx(len(BACKWARD), abs=8)

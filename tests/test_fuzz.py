@@ -21,7 +21,11 @@ def test_mutated_corpus_files_are_decoded_or_rejected_with_a_reason():
     if not files:
         pytest.skip(f"corpora not found at {CORPORA}")
     results = run(files, MUTANTS, seed=20261123, timeout_s=60)
-    bugs = [f"{r.decoder} on a {r.mutation} mutant of {r.source}: {r.status}: {r.reason}" for r in results if r.status not in ACCEPTED]
+    bugs = [
+        f"{r.decoder} on a {r.mutation} mutant of {r.source}: {r.status}: {r.reason}"
+        for r in results
+        if r.status not in ACCEPTED
+    ]
     assert bugs == []
     counts = summary(results)
     for decoder in ("fitparse", "columnar", "gpx"):  # the mutants reach every outcome, not only rejection

@@ -33,7 +33,15 @@ def ledger(tmp_path_factory):
     text = (CORPORA / "gpx/gpxpy/cerknicko-without-times.gpx").read_text()
     head, tracks = text.split("<trk>", 1)
     timeless.write_text(head + "<trk>" + re.sub(r"<time>[^<]*</time>", "", tracks))
-    paths = [timeless] + [CORPORA / p for p in [*FILES, "gpx/gpxpy/cerknicko-without-times.gpx", "fit/python-fitparse/activity-filecrc.fit", "fit/python-fitparse/WeightScaleSingleUser.fit"]]
+    paths = [timeless] + [
+        CORPORA / p
+        for p in [
+            *FILES,
+            "gpx/gpxpy/cerknicko-without-times.gpx",
+            "fit/python-fitparse/activity-filecrc.fit",
+            "fit/python-fitparse/WeightScaleSingleUser.fit",
+        ]
+    ]
     with dg.instance_for_test() as instance:
         import_paths(settings, paths, athlete="someone", instance=instance)
     rows = Warehouse(settings.warehouse_path).query("SELECT * FROM import_ledger").to_dicts()
@@ -48,7 +56,11 @@ def test_files_without_an_activity_say_what_they_are(ledger):
 
 def test_a_track_without_any_time_is_a_route(ledger):
     row = ledger["timeless.gpx"]
-    assert (row["status"], row["reason"], row["activities"]) == ("no_activity", "route without timestamps: not an activity", 0)
+    assert (row["status"], row["reason"], row["activities"]) == (
+        "no_activity",
+        "route without timestamps: not an activity",
+        0,
+    )
 
 
 def test_timeless_tracks_beside_a_timed_one_are_named_routes(ledger):

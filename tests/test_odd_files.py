@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @contextmanager
 def deadline(seconds: int):
     """Fail instead of hanging for ever (a FIFO opened for reading blocks until a writer comes)."""
+
     def expired(signum, frame):
         raise TimeoutError(f"still running after {seconds} s: something blocked")
+
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)
     try:
@@ -99,15 +101,33 @@ def test_an_unreadable_file_is_refused_and_the_batch_imports(tmp_path):
     shutil.copy(GOOD_GPX, drop / "good.gpx")
     (drop / "secret.fit").write_bytes(OTHER_FIT.read_bytes())
     (drop / "secret.fit").chmod(0)
-    script = (f"from tests.test_odd_files import import_drop; import_drop({str(tmp_path)!r})")
-    command = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", script]
-    probe = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search",
-                            sys.executable, "-c", f"open({str(drop / 'secret.fit')!r})"], capture_output=True)
+    script = f"from tests.test_odd_files import import_drop; import_drop({str(tmp_path)!r})"
+    command = [
+        "setpriv",
+        "--inh-caps=-all",
+        "--bounding-set=-dac_override,-dac_read_search",
+        sys.executable,
+        "-c",
+        script,
+    ]
+    probe = subprocess.run(
+        [
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search",
+            sys.executable,
+            "-c",
+            f"open({str(drop / 'secret.fit')!r})",
+        ],
+        capture_output=True,
+    )
     if b"PermissionError" not in probe.stderr:
         pytest.skip(f"cannot drop the capability to read any file here: {probe.stderr[-200:]!r}")
     subprocess.run(command, cwd=ROOT, check=True, timeout=300)
-    rows = {r["path"].rsplit("/", 1)[-1]: r for r in Warehouse(tmp_path / "home" / "warehouse.duckdb").query(
-        "SELECT * FROM import_ledger").to_dicts()}
+    rows = {
+        r["path"].rsplit("/", 1)[-1]: r
+        for r in Warehouse(tmp_path / "home" / "warehouse.duckdb").query("SELECT * FROM import_ledger").to_dicts()
+    }
     assert rows["secret.fit"]["status"] == "failed"
     assert rows["secret.fit"]["reason"] == "refused: permission denied (the importer may not read this file)"
     assert rows["good.gpx"]["status"] == "ok"
@@ -122,8 +142,15 @@ def import_drop(tmp: str) -> None:
 
 
 def test_hidden_archive_members_get_a_row_and_a_count(tmp_path):
-    files = {"export.zip": zip_bytes({".hidden.fit": OTHER_FIT.read_bytes(), "__MACOSX/._run.fit": b"\0\5\26\7",
-                                      "run.fit": OTHER_FIT.read_bytes()})}
+    files = {
+        "export.zip": zip_bytes(
+            {
+                ".hidden.fit": OTHER_FIT.read_bytes(),
+                "__MACOSX/._run.fit": b"\0\5\26\7",
+                "run.fit": OTHER_FIT.read_bytes(),
+            }
+        )
+    }
     rows = run_import(tmp_path, files)
     for name in ("export.zip!.hidden.fit", "export.zip!__MACOSX/._run.fit"):
         assert rows[name]["status"] == "ignored" and rows[name]["reason"].startswith("ignored: hidden archive member")
@@ -138,7 +165,9 @@ def test_compression_ratio_counts_over_the_whole_archive(tmp_path):
     limits = IntakeLimits(**{**SMALL.__dict__, "max_archive_bytes": 64 * MIB})
     rows = run_import(tmp_path, {"many.zip": zip_bytes(members)}, limits)
     reasons = [rows[f"many.zip!{name}"]["reason"] or "" for name in members]
-    assert sum("archive compression ratio over 50:1" in r for r in reasons) == 40 - sum(not r.startswith("refused") for r in reasons)
+    assert sum("archive compression ratio over 50:1" in r for r in reasons) == 40 - sum(
+        not r.startswith("refused") for r in reasons
+    )
     assert sum(r.endswith("(member not read)") for r in reasons) >= 30
     assert quarantine_bytes(tmp_path) < 4 * SMALL.ratio_floor_bytes  # 40 of them were 10 MiB
 
@@ -172,9 +201,29 @@ def overlapping_zip(kernel: bytes, entries: int) -> bytes:
         offsets.append(position)
         position += len(headers[i]) + (5 if i + 1 < entries else 0)
     central = b"".join(
-        struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, zlib.crc32(contents[i]), sizes[i],
-                    len(contents[i]), len(names[i]), 0, 0, 0, 0, 0, offsets[i]) + names[i]
-        for i in range(entries))
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0,
+            zlib.crc32(contents[i]),
+            sizes[i],
+            len(contents[i]),
+            len(names[i]),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offsets[i],
+        )
+        + names[i]
+        for i in range(entries)
+    )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, len(central), len(body), 0)
     return body + central + end
 
@@ -183,10 +232,14 @@ def test_an_overlapping_entry_zip_is_refused_up_front_with_one_row(tmp_path):
     bomb = overlapping_zip(b"\0" * (4 * MIB), 30)
     with zipfile.ZipFile(__import__("io").BytesIO(bomb)) as archive:  # the construction is what it claims
         assert archive.read("0029.fit") == b"\0" * (4 * MIB) and len(archive.read("0000.fit")) > 4 * MIB
-    limits = IntakeLimits(**{**SMALL.__dict__, "max_file_bytes": 8 * MIB, "max_archive_bytes": 512 * MIB, "max_ratio": 10_000})
+    limits = IntakeLimits(
+        **{**SMALL.__dict__, "max_file_bytes": 8 * MIB, "max_archive_bytes": 512 * MIB, "max_ratio": 10_000}
+    )
     for _ in range(2):
         rows = run_import(tmp_path, {"bomb.zip": bomb}, limits)
-    ledger = Warehouse(tmp_path / "home" / "warehouse.duckdb").query("SELECT path, reason FROM import_ledger").to_dicts()
+    ledger = (
+        Warehouse(tmp_path / "home" / "warehouse.duckdb").query("SELECT path, reason FROM import_ledger").to_dicts()
+    )
     bomb_rows = [r for r in ledger if "bomb.zip" in r["path"]]
     assert len(bomb_rows) == 1 and bomb_rows[0]["path"].endswith("bomb.zip")
     assert bomb_rows[0]["reason"].startswith("refused: overlapping entries in the archive")
@@ -204,5 +257,7 @@ def test_quarantine_bytes_are_capped_per_import(tmp_path):
         import_files(sources, lake, warehouse, limits=ImportLimits(max_quarantine_bytes=1_000_000))
     rows = warehouse.query("SELECT path, status, notes FROM import_ledger WHERE status = 'failed'").to_dicts()
     assert len(rows) == 6 and quarantine_bytes(tmp_path) <= 1_000_000 + 6 * 200  # copies, and their reasons
-    uncopied = [r for r in rows if (r["notes"] or "").startswith("no quarantine copy: this import's quarantine allowance")]
+    uncopied = [
+        r for r in rows if (r["notes"] or "").startswith("no quarantine copy: this import's quarantine allowance")
+    ]
     assert len(uncopied) == 3

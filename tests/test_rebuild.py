@@ -32,7 +32,9 @@ def test_a_truncated_warehouse_is_refused_with_a_remedy_and_rebuilt_with_every_r
 
     with open(settings.warehouse_path, "r+b") as handle:
         handle.truncate(os.path.getsize(settings.warehouse_path) // 3)
-    with pytest.raises(WarehouseDamaged, match=r"cannot be opened .*; run `retrostride rebuild` to recreate it from the lake"):
+    with pytest.raises(
+        WarehouseDamaged, match=r"cannot be opened .*; run `retrostride rebuild` to recreate it from the lake"
+    ):
         import_paths(settings, [drop.parent], instance=instance)
 
     rebuilt, ranges = rebuild(settings, instance=instance)

@@ -74,9 +74,19 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="retrostride-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1100,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1100,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -117,9 +127,13 @@ def open_report(driver, path: Path, screenshots: Path | None = None) -> OpenedPa
             url, document = message["params"]["request"]["url"], message["params"].get("documentURL", "")
             if not document.startswith("chrome://") or urlparse(url).scheme not in ("chrome", "data"):
                 requests.add(url)
-    tiles = {(t.find_element(By.XPATH, "./ancestor::div[@data-athlete]").get_attribute("data-athlete"),
-              t.get_attribute("data-metric")): t.text
-             for t in driver.find_elements(By.CSS_SELECTOR, "div.tiles [data-metric]")}
+    tiles = {
+        (
+            t.find_element(By.XPATH, "./ancestor::div[@data-athlete]").get_attribute("data-athlete"),
+            t.get_attribute("data-metric"),
+        ): t.text
+        for t in driver.find_elements(By.CSS_SELECTOR, "div.tiles [data-metric]")
+    }
     metrics: dict[str, list[str]] = {}
     for element in driver.find_elements(By.CSS_SELECTOR, "[data-metric]"):
         metrics.setdefault(element.get_attribute("data-metric"), []).append(element.text)
@@ -156,8 +170,14 @@ def test_the_report_opens_offline_draws_every_chart_and_shows_the_marts_numbers(
     assert page.requests == {reported.report.as_uri()}, "the report requested something besides itself"
     assert page.charts == reported.metadata["charts"] and page.drawn == page.charts
     sections = sorted(p.stem for p in SCREENSHOTS.glob("*.png"))
-    assert {"alice-training", "alice-backward", "alice-body", "alice-activities", "study-comparison",
-            "data-quality"} <= set(sections)
+    assert {
+        "alice-training",
+        "alice-backward",
+        "alice-body",
+        "alice-activities",
+        "study-comparison",
+        "data-quality",
+    } <= set(sections)
     assert all((SCREENSHOTS / f"{s}.png").stat().st_size > 5_000 for s in sections)
 
     for athlete, km, backward_minutes in reported.sql("""
@@ -170,7 +190,8 @@ def test_the_report_opens_offline_draws_every_chart_and_shows_the_marts_numbers(
     [(study_windows,)] = reported.sql("SELECT count(*) FROM study_comparison WHERE athlete_id = 'alice'")
     assert study_windows >= 1 and number(page.tiles["alice", "study_windows"]) == study_windows
     [(windows, mean_change)] = reported.sql(
-        "SELECT windows, mean_change FROM study_comparison_summary WHERE measure = 'body_fat_change_pct'")
+        "SELECT windows, mean_change FROM study_comparison_summary WHERE measure = 'body_fat_change_pct'"
+    )
     assert page.metrics["study_windows_body_fat_change_pct"] == [str(windows)]
     assert f"{mean_change:.2f}" in browser.find_element("css selector", "table[data-table=study-summary]").text
     files = dict(reported.sql("SELECT status, count(*) FROM import_ledger GROUP BY 1"))
@@ -183,8 +204,9 @@ def test_the_report_opens_offline_draws_every_chart_and_shows_the_marts_numbers(
 def test_the_report_command_writes_one_athletes_period(reported, monkeypatch, tmp_path):
     monkeypatch.setenv("RETROSTRIDE_HOME", str(reported.settings.home))
     output = tmp_path / "alice.html"
-    result = CliRunner().invoke(app, ["report", "--athlete", "alice", "--from", "2024-01-15", "--to", "2024-02-11",
-                                      "--output", str(output)])
+    result = CliRunner().invoke(
+        app, ["report", "--athlete", "alice", "--from", "2024-01-15", "--to", "2024-02-11", "--output", str(output)]
+    )
     assert result.exit_code == 0, result.output
     assert str(output) in result.output.replace("\n", "")
     html = output.read_text(encoding="utf-8")
@@ -210,11 +232,13 @@ def test_each_activitys_detection_status_is_shown_where_the_warehouse_has_one(re
     shutil.copy(reported.settings.published_path, warehouse)
     with duckdb.connect(str(warehouse)) as connection:
         connection.execute("ALTER TABLE activities ADD COLUMN detection_status VARCHAR")
-        connection.execute("UPDATE activities SET detection_status = CASE WHEN sport = 'walking' THEN 'not_on_foot' ELSE 'scored' END")
+        connection.execute(
+            "UPDATE activities SET detection_status = CASE WHEN sport = 'walking' THEN 'not_on_foot' ELSE 'scored' END"
+        )
         [(activities,)] = connection.execute("SELECT count(*) FROM activities WHERE duplicate_of IS NULL").fetchall()
     html = write_report(warehouse, tmp_path / "report.html").path.read_text(encoding="utf-8")
-    table = html[html.index('data-table="detection-status"'):]
-    table = table[:table.index("</table>")]
+    table = html[html.index('data-table="detection-status"') :]
+    table = table[: table.index("</table>")]
     assert table.count("<tr>") == activities + 1 and "not_on_foot" in table
     assert "no detection_status column" not in html
 
@@ -227,6 +251,8 @@ def test_the_report_of_the_real_corpus_files_draws_without_errors(imported_corpu
     assert [e for e in page.console if e["level"] in ("SEVERE", "WARNING")] == []
     assert page.requests == {report.as_uri()}
     assert page.charts >= 6 and page.drawn == page.charts
-    [(km,)] = read_only_query(imported_corpus.settings.published_path,
-                              "SELECT sum(distance_km) FROM mileage_daily WHERE athlete_id = 'corpus'").rows()
+    [(km,)] = read_only_query(
+        imported_corpus.settings.published_path,
+        "SELECT sum(distance_km) FROM mileage_daily WHERE athlete_id = 'corpus'",
+    ).rows()
     assert number(page.tiles["corpus", "distance_km"]) == round(km, 1)

@@ -41,8 +41,12 @@ def test_answers_come_as_csv_json_or_a_parquet_file(home, tmp_path):
 
 def test_writes_are_refused_in_a_sentence_and_change_nothing(home):
     before = sql("SELECT count(*) AS n FROM activities", "-f", "csv").output
-    for statement in ("INSERT INTO activities (activity_id) VALUES ('x')", "DROP VIEW mileage_weekly",
-                      "SELECT 1; DELETE FROM activities", "COPY activities TO 'out.csv'"):
+    for statement in (
+        "INSERT INTO activities (activity_id) VALUES ('x')",
+        "DROP VIEW mileage_weekly",
+        "SELECT 1; DELETE FROM activities",
+        "COPY activities TO 'out.csv'",
+    ):
         result = sql(statement)
         assert result.exit_code == 1 and "Refused" in result.output and "read-only" in result.output, statement
     assert "--output" in sql("COPY activities TO 'out.csv'").output
@@ -59,7 +63,9 @@ def test_bad_sql_gets_duckdbs_message_and_the_position(home):
 
 
 def test_the_prompt_runs_statements_ended_by_a_semicolon_and_survives_errors(home):
-    session = "SELECT count(*) AS total_activities\nFROM activities;\nSELEC 1;\nDROP TABLE activities;\n.tables\n.quit\n"
+    session = (
+        "SELECT count(*) AS total_activities\nFROM activities;\nSELEC 1;\nDROP TABLE activities;\n.tables\n.quit\n"
+    )
     result = sql(input=session)
     assert result.exit_code == 0, result.output
     assert "total_activities" in result.output and "syntax error" in result.output
@@ -85,7 +91,7 @@ def test_intervals_lists_structs_and_maps_print_in_every_format(home, tmp_path):
     assert table.exit_code == 0 and "Traceback" not in table.output, table.output
     assert "3 days 2:00:00" in table.output and "[1, 2]" in table.output and "{'a': 'x', 'b': [1.5]}" in table.output
     as_csv = sql(NESTED, "-f", "csv")
-    assert as_csv.exit_code == 0 and as_csv.output.splitlines()[1].startswith("3 days 2:00:00,\"[1, 2]\"")
+    assert as_csv.exit_code == 0 and as_csv.output.splitlines()[1].startswith('3 days 2:00:00,"[1, 2]"')
     [row] = json.loads(sql(NESTED, "-f", "json").output)
     assert row == {"i": "3 days 2:00:00", "l": [1, 2], "s": {"a": "x", "b": [1.5]}, "m": {"k": 1}}
 
@@ -139,10 +145,18 @@ def test_sql_reaches_nothing_but_the_warehouse_and_writes_nothing(home, tmp_path
 
 
 def test_sql_loads_neither_polars_nor_dagster_nor_the_decoders(home):
-    probe = ("import sys; sys.argv = ['retrostride', 'sql', 'SELECT 1'];"
-             "from retrostride.pipelines.cli import main\ntry: main()\nexcept SystemExit: pass\n"
-             "print(sorted({m.split('.')[0] for m in sys.modules} & {'polars', 'dagster', 'pyarrow', 'fitparse', 'gpxpy'}),"
-             " sorted(m for m in sys.modules if m.startswith('retrostride.connectors')), file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "RETROSTRIDE_HOME": str(home)},
-                            capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent)
+    probe = (
+        "import sys; sys.argv = ['retrostride', 'sql', 'SELECT 1'];"
+        "from retrostride.pipelines.cli import main\ntry: main()\nexcept SystemExit: pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'polars', 'dagster', 'pyarrow', 'fitparse', 'gpxpy'}),"
+        " sorted(m for m in sys.modules if m.startswith('retrostride.connectors')), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "RETROSTRIDE_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent,
+    )
     assert result.returncode == 0 and result.stderr.strip() == "[] []", result.stderr

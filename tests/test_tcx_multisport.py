@@ -18,10 +18,12 @@ def multisport(tmp_path):
     text = RUN.read_text()
     activity = re.search(r"<Activity .*?</Activity>", text, re.S).group(0)
     later = re.sub(r"T21:", "T22:", activity.replace('Sport="Running"', 'Sport="Biking"'))
-    session = (f"<MultiSportSession><Id>2012-12-26T21:29:53Z</Id><FirstSport>{activity}</FirstSport>"
-               f"<NextSport><Transition StartTime=\"2012-12-26T22:00:00Z\"><TotalTimeSeconds>60</TotalTimeSeconds>"
-               f"<DistanceMeters>0</DistanceMeters><Calories>0</Calories><Intensity>Active</Intensity>"
-               f"<TriggerMethod>Manual</TriggerMethod></Transition>{later}</NextSport></MultiSportSession>")
+    session = (
+        f"<MultiSportSession><Id>2012-12-26T21:29:53Z</Id><FirstSport>{activity}</FirstSport>"
+        f'<NextSport><Transition StartTime="2012-12-26T22:00:00Z"><TotalTimeSeconds>60</TotalTimeSeconds>'
+        f"<DistanceMeters>0</DistanceMeters><Calories>0</Calories><Intensity>Active</Intensity>"
+        f"<TriggerMethod>Manual</TriggerMethod></Transition>{later}</NextSport></MultiSportSession>"
+    )
     path = tmp_path / "multisport.tcx"
     path.write_text(text.replace(activity, session))
     return path

@@ -13,7 +13,9 @@ POINT = '<trkpt lat="46.{i:04d}" lon="14.0"><ele>300</ele><time>{time}</time></t
 
 def gpx(times: list[str], prologue: str = "") -> bytes:
     points = "".join(POINT.format(i=i, time=t) for i, t in enumerate(times))
-    return (HEAD + prologue + ROOT + f"<trk><name>run</name><type>running</type><trkseg>{points}</trkseg></trk></gpx>").encode()
+    return (
+        HEAD + prologue + ROOT + f"<trk><name>run</name><type>running</type><trkseg>{points}</trkseg></trk></gpx>"
+    ).encode()
 
 
 def seconds(*values: int, day: str = "2024-02-28") -> list[str]:
@@ -22,8 +24,10 @@ def seconds(*values: int, day: str = "2024-02-28") -> list[str]:
 
 def test_a_root_element_after_a_long_comment_is_recognised(tmp_path):
     comment = "<!-- " + "exported by a very talkative tool; " * 200 + "-->\n"  # 7 kB before the root
-    tcx = (HEAD + comment + '<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2">'
-           "<Activities/></TrainingCenterDatabase>").encode()
+    tcx = (
+        HEAD + comment + '<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2">'
+        "<Activities/></TrainingCenterDatabase>"
+    ).encode()
     (tmp_path / "late.gpx").write_bytes(gpx(seconds(*range(10)), comment))
     (tmp_path / "late.tcx").write_bytes(tcx)
     assert decoder_for(tmp_path / "late.gpx")[0] == "gpx" and decoder_for(tmp_path / "late.tcx")[0] == "tcx"

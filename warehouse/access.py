@@ -93,4 +93,6 @@ def read_only_query(path: Path, sql: str) -> pl.DataFrame:
     """`read_only_answer` as a Polars frame (the demo and tests)."""
     import polars as pl
 
-    return read_only_answer(path, sql, lambda relation: pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table()))
+    return read_only_answer(
+        path, sql, lambda relation: pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table())
+    )

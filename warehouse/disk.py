@@ -26,7 +26,8 @@ class DiskFull(Exception):
         mount, free = mount_point(Path(path)), _free(Path(path))
         super().__init__(
             f"The disk at {mount} (holding {path}) is full: {_mb(free)} free, about {_mb(needed)} more needed; "
-            "nothing was half-written: free some space and run the import again.")
+            "nothing was half-written: free some space and run the import again."
+        )
 
     def __reduce__(self):  # raised in a decoder process, re-raised in the importer
         return DiskFull, (self.path, self.needed)

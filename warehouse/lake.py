@@ -107,9 +107,12 @@ class Lake:
     def sweep(self, older_than_s: float = STALE_S) -> int:
         """Remove staging folders and temporary copies that a killed process left (hidden `.name`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
-        roots = [r for r in (self.decoded_root, self.ledger_dir, self.home / "raw", self.quarantine_dir()) if r.exists()]
-        return _remove_older([leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]],
-                             older_than_s)
+        roots = [
+            r for r in (self.decoded_root, self.ledger_dir, self.home / "raw", self.quarantine_dir()) if r.exists()
+        ]
+        return _remove_older(
+            [leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]], older_than_s
+        )
 
     def keep_raw(self, source: Path, sha256: str, fmt: str) -> Path:
         """A content-addressed copy of the original bytes (kept once)."""
@@ -118,7 +121,9 @@ class Lake:
             _atomic_copy(source, target)
         return target
 
-    def quarantine(self, source: Path, sha256: str, reason: str, name: str | None = None, max_bytes: int | None = None) -> Path:
+    def quarantine(
+        self, source: Path, sha256: str, reason: str, name: str | None = None, max_bytes: int | None = None
+    ) -> Path:
         """Copy a rejected file aside (a symbolic link as a link; at most `max_bytes` of a regular
         file) with its reason next to it."""
         folder = self.quarantine_dir()

@@ -28,9 +28,14 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
     """
     on_globe = pl.col("lat_deg").is_between(-90.0, 90.0) & pl.col("lon_deg").is_between(-180.0, 180.0)
     lat, lon = pl.when(on_globe).then(pl.col("lat_deg")), pl.when(on_globe).then(pl.col("lon_deg"))
-    step = pl.when(on_globe | pl.col("lat_deg").is_null()).then(haversine_m(  # from the last position on the globe
-        lat.forward_fill().shift(1).over("session"), lon.forward_fill().shift(1).over("session"), lat, lon,
-    ).fill_null(0.0))  # an impossible position has no distance or speed of its own
+    step = pl.when(on_globe | pl.col("lat_deg").is_null()).then(
+        haversine_m(  # from the last position on the globe
+            lat.forward_fill().shift(1).over("session"),
+            lon.forward_fill().shift(1).over("session"),
+            lat,
+            lon,
+        ).fill_null(0.0)
+    )  # an impossible position has no distance or speed of its own
     seconds = pl.col("ts").diff().over("session").dt.total_microseconds() / 1e6
     derived = records.with_columns(step.alias("_step"), seconds.alias("_dt")).with_columns(
         pl.col("_step").cum_sum().over("session").alias("_distance"),
@@ -66,7 +71,9 @@ def cleaned_altitude(records: pl.DataFrame) -> pl.Series:
     keys = ["activity_id"]
     median = centred_rolling(frame, ALTITUDE_SPIKE_WINDOW_S, keys, [pl.col("altitude_m").median()]).to_series()
     kept = frame.with_columns(
-        pl.when((pl.col("altitude_m") - median).abs() <= ALTITUDE_SPIKE_M).then(pl.col("altitude_m")).alias("altitude_m")
+        pl.when((pl.col("altitude_m") - median).abs() <= ALTITUDE_SPIKE_M)
+        .then(pl.col("altitude_m"))
+        .alias("altitude_m")
     )
     smooth = centred_rolling(kept, ALTITUDE_SMOOTHING_S, keys, [pl.col("altitude_m").median()]).to_series()
     smooth = pl.when(kept["altitude_m"].is_not_null()).then(smooth).otherwise(None)
@@ -104,6 +111,8 @@ def with_motion(records: pl.DataFrame) -> pl.DataFrame:
     ordered = in_time_order(records)
     cleaned = cleaned_altitude(ordered) if ordered.height else pl.Series("_clean", [], pl.Float64)
     climb = pl.col("_clean").forward_fill().over("activity_id").diff().over("activity_id").clip(lower_bound=0)
-    return ordered.with_columns(cleaned.alias("_clean")).with_columns(
-        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.fill_null(0.0).alias("_climb")
-    ).drop("_clean")
+    return (
+        ordered.with_columns(cleaned.alias("_clean"))
+        .with_columns(pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.fill_null(0.0).alias("_climb"))
+        .drop("_clean")
+    )

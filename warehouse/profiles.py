@@ -34,7 +34,14 @@ def profiles_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
 def privacy_zones_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
     """Every configured privacy zone (athlete_id, lat_deg, lon_deg, radius_m, source)."""
     rows = [
-        {"athlete_id": p.athlete_id, "lat_deg": z["lat"], "lon_deg": z["lon"], "radius_m": z["radius_m"], "source": "profile"}
-        for p in profiles.values() for z in p.privacy_zones
+        {
+            "athlete_id": p.athlete_id,
+            "lat_deg": z["lat"],
+            "lon_deg": z["lon"],
+            "radius_m": z["radius_m"],
+            "source": "profile",
+        }
+        for p in profiles.values()
+        for z in p.privacy_zones
     ]
     return pl.DataFrame(rows, schema=PRIVACY_ZONES)

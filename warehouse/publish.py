@@ -26,7 +26,11 @@ from retrostride.warehouse.store import Warehouse, insert
 
 
 def publish_days(
-    warehouse: Warehouse, lake: Lake, first: date, last: date, privacy_zones: pl.DataFrame | None = None,
+    warehouse: Warehouse,
+    lake: Lake,
+    first: date,
+    last: date,
+    privacy_zones: pl.DataFrame | None = None,
     duplicates: DuplicatePolicy | None = None,
 ) -> dict[str, int]:
     """Replace the activities, records and laps of activities that started on days first..last (UTC);
@@ -42,9 +46,13 @@ def publish_days(
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
         for table in ("records", "laps"):
-            connection.execute(f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days)
+            connection.execute(
+                f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
+            )
         connection.execute(f"DELETE FROM activities WHERE {in_range}", days)
-        counts["activities"] = _insert_from_lake(connection, "activities", pack_files(lake, packs, "activities"), in_range, days)
+        counts["activities"] = _insert_from_lake(
+            connection, "activities", pack_files(lake, packs, "activities"), in_range, days
+        )
         counts["laps"] = _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days)
         counts["records"] = _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)
         link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
@@ -55,8 +63,9 @@ def publish_days(
 FILES_PER_CHUNK = 200
 
 
-def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame, in_range: str, days: dict,
-                     zones: pl.DataFrame) -> int:
+def _publish_records(
+    connection: duckdb.DuckDBPyConnection, files: pl.DataFrame, in_range: str, days: dict, zones: pl.DataFrame
+) -> int:
     """Records of the range straight from the lake; through `mask_positions`, a few packs at a time,
     when some athlete has privacy zones."""
     if zones.is_empty():
@@ -64,7 +73,9 @@ def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame,
     count = 0
     for chunk in _chunks(files, FILES_PER_CHUNK):
         with _registered(connection, chunk):
-            rows = connection.sql(_lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}).to_arrow_table()
+            rows = connection.sql(
+                _lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}
+            ).to_arrow_table()
         count += insert(connection, "records", mask_positions(pl.from_arrow(rows), zones))
     return count
 
@@ -188,10 +199,14 @@ def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
     `paths` (ledger paths): the cross-source duplicates an import made."""
     if not paths:
         return 0
-    return int(warehouse.query(
-        "WITH files AS (SELECT sha256 FROM import_ledger WHERE list_contains(?, path)) "
-        "SELECT count(*) FROM activities d JOIN activities c ON c.activity_id = d.duplicate_of "
-        "WHERE d.source_sha256 IN (SELECT sha256 FROM files) OR c.source_sha256 IN (SELECT sha256 FROM files)", [paths]).item())
+    return int(
+        warehouse.query(
+            "WITH files AS (SELECT sha256 FROM import_ledger WHERE list_contains(?, path)) "
+            "SELECT count(*) FROM activities d JOIN activities c ON c.activity_id = d.duplicate_of "
+            "WHERE d.source_sha256 IN (SELECT sha256 FROM files) OR c.source_sha256 IN (SELECT sha256 FROM files)",
+            [paths],
+        ).item()
+    )
 
 
 def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
@@ -205,7 +220,9 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
     files not yet published come in (only those are read, so a daily import costs no more than its
     files).  Returns the rows added."""
     imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
-    packs = current_packs(warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)")
+    packs = current_packs(
+        warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)"
+    )
     with warehouse.transaction() as connection:
         connection.execute(f"DELETE FROM body_measurements WHERE source_sha256 NOT IN ({imported})")
         return _insert_from_lake(connection, "body_measurements", pack_files(lake, packs, "body_measurements"))
@@ -221,19 +238,27 @@ def _lake_rows(frame: str, where: str) -> str:
     file's rows each Parquet file holds currently."""
     scan = "SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f"
     if frame in _BY_ACTIVITY:
-        return (f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
-                f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id")
+        return (
+            f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
+            f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id"
+        )
     return f"{scan} SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}"
 
 
-def _insert_from_lake(connection: duckdb.DuckDBPyConnection, table: str, files: pl.DataFrame, where: str = "true",
-                      parameters: dict | None = None) -> int:
+def _insert_from_lake(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    files: pl.DataFrame,
+    where: str = "true",
+    parameters: dict | None = None,
+) -> int:
     """Append the current rows of `files` (path, sha256: `warehouse.packs.pack_files`) that satisfy `where`; how many."""
     if files.is_empty():
         return 0
     with _registered(connection, files):
-        found = connection.execute(f"INSERT INTO {table} BY NAME {_lake_rows(table, where)}",
-                                   {**(parameters or {}), "paths": _paths(files)}).fetchone()
+        found = connection.execute(
+            f"INSERT INTO {table} BY NAME {_lake_rows(table, where)}", {**(parameters or {}), "paths": _paths(files)}
+        ).fetchone()
     return int(found[0]) if found else 0
 
 

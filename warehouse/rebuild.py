@@ -35,8 +35,10 @@ def rebuild_warehouse(warehouse: Warehouse, lake: Lake) -> Rebuilt:
     every day it covers pending (publishing them fills the tables); raises NoLedgerCopies when the
     lake has none, leaving the warehouse where it is."""
     if next(ledger_copies(lake), None) is None:
-        raise NoLedgerCopies(f"the lake under {lake.home} holds no copy of the ledger ({lake.ledger_dir} is empty): "
-                             "the warehouse cannot be rebuilt from it")
+        raise NoLedgerCopies(
+            f"the lake under {lake.home} holds no copy of the ledger ({lake.ledger_dir} is empty): "
+            "the warehouse cannot be rebuilt from it"
+        )
     aside = _move_aside(warehouse.path)
     warehouse.ensure_schema()
     with warehouse.transaction() as connection:

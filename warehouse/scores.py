@@ -32,12 +32,16 @@ class ActivityFrames:
         """The activities that started on days first..last, with their records and laps."""
         activities = self.activities.filter(pl.col("start_day").is_between(first, last))
         ids = activities["activity_id"].implode()
-        return ActivityFrames(activities, self.records.filter(pl.col("activity_id").is_in(ids)),
-                              self.laps.filter(pl.col("activity_id").is_in(ids)))
+        return ActivityFrames(
+            activities,
+            self.records.filter(pl.col("activity_id").is_in(ids)),
+            self.laps.filter(pl.col("activity_id").is_in(ids)),
+        )
 
 
-def activities_started(warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
-                       ) -> ActivityFrames:
+def activities_started(
+    warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
+) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records (only `record_columns`,
     default all) and laps (records in no set order: the filtered read interleaves activities, and
     `score_activities` sorts them)."""
@@ -49,8 +53,9 @@ def activities_started(warehouse: Warehouse, first: date, last: date, record_col
     )
 
 
-def batches_started(warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int,
-                    record_columns: tuple[str, ...] | None = None) -> Iterator[tuple[date, date, ActivityFrames]]:
+def batches_started(
+    warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int, record_columns: tuple[str, ...] | None = None
+) -> Iterator[tuple[date, date, ActivityFrames]]:
     """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
     a read scans the whole records table, so small batches are cheaper read together."""
     for start in range(0, len(batches), per_read):
@@ -113,8 +118,11 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
 def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
     """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
     with warehouse.transaction() as connection:
-        connection.execute("DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
-                           " OR athlete_id NOT IN (SELECT athlete_id FROM activities)", [refit])
+        connection.execute(
+            "DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
+            " OR athlete_id NOT IN (SELECT athlete_id FROM activities)",
+            [refit],
+        )
         return insert(connection, "gait_baselines", baselines)
 
 

@@ -60,8 +60,10 @@ class WarehouseDamaged(Exception):
 
     def __init__(self, path: Path, error: Exception | str):
         detail = str(error).splitlines()[0][:200]
-        super().__init__(f"The warehouse {path} cannot be opened ({detail}); run `retrostride rebuild` to "
-                         "recreate it from the lake and the ledger copies kept there (the damaged file is kept aside).")
+        super().__init__(
+            f"The warehouse {path} cannot be opened ({detail}); run `retrostride rebuild` to "
+            "recreate it from the lake and the ledger copies kept there (the damaged file is kept aside)."
+        )
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -143,7 +145,10 @@ class Warehouse:
         with self.transaction() as connection:
             for table, columns in self.tables.items():
                 _ensure_table(connection, table, columns)
-            if "mart_settings" in self.tables and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]:
+            if (
+                "mart_settings" in self.tables
+                and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]
+            ):
                 insert(connection, "mart_settings", settings_row(MartConfig()))
             for name, sql in view_sql().items():
                 connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
@@ -170,12 +175,17 @@ class Warehouse:
         connection = self.connect()
         try:
             # used, not total: DuckDB cuts free blocks off the file's end, and total counts them still
-            block_size, blocks = connection.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
+            block_size, blocks = connection.execute(
+                "SELECT block_size, used_blocks FROM pragma_database_size()"
+            ).fetchone()
         finally:
             connection.close()
         size = self.path.stat().st_size
         if size < HEADER_BYTES + blocks * block_size:
-            raise WarehouseDamaged(self.path, f"the file has {size} bytes where its {blocks} used blocks need {HEADER_BYTES + blocks * block_size}")
+            raise WarehouseDamaged(
+                self.path,
+                f"the file has {size} bytes where its {blocks} used blocks need {HEADER_BYTES + blocks * block_size}",
+            )
 
 
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
@@ -193,8 +203,12 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
 def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> None:
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
     connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
-    existing = {row[0] for row in connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    existing = {
+        row[0]
+        for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
     for name, dtype in columns.items():
         if name not in existing:
             connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')

@@ -26,13 +26,17 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
     parts, parameters = [], []
     for table, version in versions.items():
         if table in present:
-            parts.append(f"SELECT {_MONTH} AS month FROM activities a JOIN {table} t USING (activity_id) "
-                         "WHERE t.model_version IS DISTINCT FROM ?")
+            parts.append(
+                f"SELECT {_MONTH} AS month FROM activities a JOIN {table} t USING (activity_id) "
+                "WHERE t.model_version IS DISTINCT FROM ?"
+            )
             parameters.append(version)
     for table in required:
         if table in present:
-            parts.append(f"SELECT {_MONTH} AS month FROM activities a GROUP BY 1 "
-                         f"HAVING count(*) FILTER (WHERE a.activity_id IN (SELECT activity_id FROM {table})) = 0")
+            parts.append(
+                f"SELECT {_MONTH} AS month FROM activities a GROUP BY 1 "
+                f"HAVING count(*) FILTER (WHERE a.activity_id IN (SELECT activity_id FROM {table})) = 0"
+            )
     if not parts:
         return []
     rows = warehouse.query(f"SELECT DISTINCT month FROM ({' UNION ALL '.join(parts)}) ORDER BY month", parameters)

@@ -46,6 +46,9 @@ def segment_confidence(config: DetectionConfig) -> pl.Expr:
     def score(weights: tuple[float, ...]) -> pl.Expr:
         return pl.sum_horizontal([w * x for w, x in zip(weights, features, strict=True)])
 
-    logit = pl.when(pl.col("direction") == "backward").then(score(config.calibration_backward)).otherwise(
-        score(config.calibration_forward))
+    logit = (
+        pl.when(pl.col("direction") == "backward")
+        .then(score(config.calibration_backward))
+        .otherwise(score(config.calibration_forward))
+    )
     return 1.0 / (1.0 + (-logit).exp())

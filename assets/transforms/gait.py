@@ -45,8 +45,13 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     if len(classes) <= 1:
         return windowed_gait_features(timed, config, within)
     parts = [
-        windowed_gait_features(part.drop("_widening"), dataclasses.replace(
-            config, gait_window_s=config.gait_window_s * k, speed_smooth_s=config.speed_smooth_s * k), within)
+        windowed_gait_features(
+            part.drop("_widening"),
+            dataclasses.replace(
+                config, gait_window_s=config.gait_window_s * k, speed_smooth_s=config.speed_smooth_s * k
+            ),
+            within,
+        )
         for (k,), part in classes.items()
     ]
     return in_time_order(pl.concat(parts, how="diagonal_relaxed"))
@@ -82,9 +87,12 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
-    inputs = with_edges(inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(),
-                        edge_columns, keys).with_columns(
-        pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"), pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"))
+    inputs = with_edges(
+        inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(), edge_columns, keys
+    ).with_columns(
+        pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"),
+        pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"),
+    )
     rolled = centred_rolling(
         inputs,
         config.gait_window_s,
@@ -95,8 +103,9 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
             pl.col("_spm").median(),
-            ((pl.col("_spm_ok") - pl.col("_spm_ok").median()).abs().median() / pl.col("_spm_ok").median())
-            .alias("_spm_spread"),
+            ((pl.col("_spm_ok") - pl.col("_spm_ok").median()).abs().median() / pl.col("_spm_ok").median()).alias(
+                "_spm_spread"
+            ),
         ],
     )
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
@@ -196,8 +205,11 @@ def _weighted_line(points: pl.DataFrame, weight: str) -> pl.DataFrame:
     """Per athlete, weighted least squares of y on x: athlete_id, intercept, slope."""
     w, x, y = pl.col(weight), pl.col("x"), pl.col("y")
     sums = points.group_by("athlete_id").agg(
-        w.sum().alias("sw"), (w * x).sum().alias("sx"), (w * y).sum().alias("sy"),
-        (w * x * x).sum().alias("sxx"), (w * x * y).sum().alias("sxy"),
+        w.sum().alias("sw"),
+        (w * x).sum().alias("sx"),
+        (w * y).sum().alias("sy"),
+        (w * x * x).sum().alias("sxx"),
+        (w * x * y).sum().alias("sxy"),
     )
     det = pl.col("sw") * pl.col("sxx") - pl.col("sx") ** 2
     slope = pl.when(det > 0).then((pl.col("sw") * pl.col("sxy") - pl.col("sx") * pl.col("sy")) / det).otherwise(0.0)
@@ -222,8 +234,10 @@ def _theil_sen(points: pl.DataFrame) -> pl.DataFrame:
 
 
 def _residuals(points: pl.DataFrame, fit: pl.DataFrame) -> pl.DataFrame:
-    return points.drop("slope", "intercept", strict=False).join(fit, on="athlete_id").with_columns(
-        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid")
+    return (
+        points.drop("slope", "intercept", strict=False)
+        .join(fit, on="athlete_id")
+        .with_columns((pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid"))
     )
 
 
@@ -254,11 +268,7 @@ def fit_gait_baselines(
     covering the prior's speeds as well as theirs.
     """
     samples = training_samples(records, activities, laps, config)
-    runs = (
-        samples.group_by("athlete_id", "activity_id")
-        .len()
-        .filter(pl.col("len") >= config.baseline_min_run_samples)
-    )
+    runs = samples.group_by("athlete_id", "activity_id").len().filter(pl.col("len") >= config.baseline_min_run_samples)
     samples = samples.join(runs.select("athlete_id", "activity_id"), on=["athlete_id", "activity_id"])
     if samples.is_empty():
         return pl.DataFrame(schema=BASELINES)
@@ -299,8 +309,9 @@ def _screened(points: pl.DataFrame, profiles: pl.DataFrame | None, config: Detec
     level = blended_levels(points, prior_line(points, profiles, config), config)
     resid = pl.col("y") - pl.col("_a") - pl.col("_b") * pl.col("x")
     return (
-        points.join(level.select("athlete_id", pl.col("intercept").alias("_a"), pl.col("slope").alias("_b")),
-                    on="athlete_id")
+        points.join(
+            level.select("athlete_id", pl.col("intercept").alias("_a"), pl.col("slope").alias("_b")), on="athlete_id"
+        )
         .filter(resid >= math.log(config.baseline_screen_ratio))
         .drop("_a", "_b")
     )
@@ -353,13 +364,21 @@ def _blended_fits(points: pl.DataFrame, profiles: pl.DataFrame | None, config: D
     (slower jogging often keeps a running cadence: its short steps must not be scored as backward)."""
     levels = blended_levels(points, prior_line(points, profiles, config), config)
     resid = points.join(levels, on="athlete_id").with_columns(
-        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid"))
+        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid")
+    )
     quality = resid.group_by("athlete_id").agg(
-        (1.4826 * (pl.col("resid") - pl.col("resid").median()).abs().median()).alias("residual_sd"))
-    covered = levels.select("athlete_id", pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
-                            pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"))
-    return levels.join(covered, on="athlete_id").join(quality, on="athlete_id").with_columns(
-        pl.lit("blended").alias("basis"))
+        (1.4826 * (pl.col("resid") - pl.col("resid").median()).abs().median()).alias("residual_sd")
+    )
+    covered = levels.select(
+        "athlete_id",
+        pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
+        pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"),
+    )
+    return (
+        levels.join(covered, on="athlete_id")
+        .join(quality, on="athlete_id")
+        .with_columns(pl.lit("blended").alias("basis"))
+    )
 
 
 def training_digests(activities: pl.DataFrame) -> pl.DataFrame:
@@ -371,8 +390,10 @@ def training_digests(activities: pl.DataFrame) -> pl.DataFrame:
         athlete: hashlib.sha256(group.select(columns).write_csv().encode()).hexdigest()
         for (athlete,), group in rows.group_by("athlete_id", maintain_order=True)
     }
-    return pl.DataFrame({"athlete_id": list(digests), "inputs_sha256": list(digests.values())},
-                        schema={"athlete_id": pl.String, "inputs_sha256": pl.String})
+    return pl.DataFrame(
+        {"athlete_id": list(digests), "inputs_sha256": list(digests.values())},
+        schema={"athlete_id": pl.String, "inputs_sha256": pl.String},
+    )
 
 
 def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: str) -> list[str]:
@@ -391,4 +412,3 @@ def forward_step_m(speed: pl.Expr, slow_exponent: float = 1.0) -> pl.Expr:
     at_low = pl.col("intercept") + pl.col("slope") * low.log()
     below = at_low + pl.max_horizontal(pl.col("slope"), pl.lit(slow_exponent)) * (speed.log() - low.log())
     return pl.when(speed < low).then(below).otherwise(pl.col("intercept") + pl.col("slope") * speed.log()).exp()
-

@@ -30,8 +30,11 @@ def prior_line(athletes: pl.DataFrame, profiles: pl.DataFrame | None, config: De
     ids = athletes.select(pl.col("athlete_id").cast(pl.String)).unique().drop_nulls()
     height = pl.lit(None, pl.Float64)
     if profiles is not None and "height_cm" in profiles.columns:
-        ids = ids.join(profiles.select(pl.col("athlete_id").cast(pl.String), pl.col("height_cm").cast(pl.Float64)),
-                       on="athlete_id", how="left")
+        ids = ids.join(
+            profiles.select(pl.col("athlete_id").cast(pl.String), pl.col("height_cm").cast(pl.Float64)),
+            on="athlete_id",
+            how="left",
+        )
         height = pl.col("height_cm")
     exponent = 1.0 - config.prior_slope / 2.0
     scaling = (height / config.prior_height_cm).log() * exponent
@@ -82,8 +85,13 @@ def blended_levels(points: pl.DataFrame, priors: pl.DataFrame, config: Detection
         .group_by("athlete_id", "activity_id")
         .agg(pl.col("e").median(), pl.col("prior_intercept").first(), pl.col("prior_slope").first())
         .group_by("athlete_id")
-        .agg(pl.col("e").median(), pl.len().alias("_runs"), pl.col("e").std().fill_null(0.0).alias("_spread"),
-             pl.col("prior_intercept").first(), pl.col("prior_slope").first())
+        .agg(
+            pl.col("e").median(),
+            pl.len().alias("_runs"),
+            pl.col("e").std().fill_null(0.0).alias("_spread"),
+            pl.col("prior_intercept").first(),
+            pl.col("prior_slope").first(),
+        )
     )
     own = pl.col("_runs") / pl.max_horizontal(pl.col("_spread"), pl.lit(config.run_offset_sd)) ** 2
     return offsets.select(
@@ -97,4 +105,3 @@ def blended_levels(points: pl.DataFrame, priors: pl.DataFrame, config: Detection
 def threshold_widening(z: float) -> pl.Expr:
     """exp(z · intercept_sd): how far the baseline's uncertainty moves a ratio threshold."""
     return (z * pl.col("intercept_sd").fill_null(0.0)).exp()
-

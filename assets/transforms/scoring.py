@@ -16,8 +16,19 @@ from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
 #: rest (power, running dynamics, temperature) are neither read from the warehouse nor handed over.
-RECORD_COLUMNS = ("activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "altitude_m", "distance_m", "speed_mps",
-                  "heart_rate_bpm", "cadence_spm", "facing_deg")
+RECORD_COLUMNS = (
+    "activity_id",
+    "athlete_id",
+    "ts",
+    "lat_deg",
+    "lon_deg",
+    "altitude_m",
+    "distance_m",
+    "speed_mps",
+    "heart_rate_bpm",
+    "cadence_spm",
+    "facing_deg",
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,9 @@ def score_activities(
         activity_energy=pl.concat([conform(totals, ACTIVITY_ENERGY), conform(unscored, ACTIVITY_ENERGY)])
         .with_columns(pl.col("model_version").fill_null(version))
         .sort("activity_id"),
-        activity_detection=detection_status(activities, activities.select(on_foot).to_series(), records, baselines,
-                                            detection),
+        activity_detection=detection_status(
+            activities, activities.select(on_foot).to_series(), records, baselines, detection
+        ),
     )
 
 

@@ -24,8 +24,17 @@ PAUSE = "pause"
 
 
 #: The record columns detection reads.
-_DETECTION_COLUMNS = ["activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "distance_m", "speed_mps", "cadence_spm",
-                      "facing_deg"]
+_DETECTION_COLUMNS = [
+    "activity_id",
+    "athlete_id",
+    "ts",
+    "lat_deg",
+    "lon_deg",
+    "distance_m",
+    "speed_mps",
+    "cadence_spm",
+    "facing_deg",
+]
 
 
 def timed_records(records: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -136,7 +145,11 @@ def _hysteresis(config: DetectionConfig) -> pl.Expr:
     one (`prior_z_forward`, smaller: a wrong forward call only costs recall); in between, a state
     that is not already held is unknown (a short-striding forward runner stays unknown, not backward).
     Samples without a ratio keep the state they find."""
-    r, lower, higher = pl.col("gait_ratio"), threshold_widening(config.prior_z), threshold_widening(config.prior_z_forward)
+    r, lower, higher = (
+        pl.col("gait_ratio"),
+        threshold_widening(config.prior_z),
+        threshold_widening(config.prior_z_forward),
+    )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
 
     def last(condition: pl.Expr) -> pl.Expr:
@@ -145,9 +158,12 @@ def _hysteresis(config: DetectionConfig) -> pl.Expr:
     backward = last(r <= config.enter_ratio / lower) > last(r >= config.leave_ratio / lower).fill_null(-1)
     forward = last(r >= config.leave_ratio * higher) > last(r <= config.enter_ratio * higher).fill_null(-1)
     return (
-        pl.when(r.is_null()).then(None)
-        .when(backward.fill_null(False)).then(pl.lit("backward"))
-        .when(forward.fill_null(False)).then(pl.lit("forward"))
+        pl.when(r.is_null())
+        .then(None)
+        .when(backward.fill_null(False))
+        .then(pl.lit("backward"))
+        .when(forward.fill_null(False))
+        .then(pl.lit("forward"))
     )
 
 
@@ -171,8 +187,11 @@ def _runs(frame: pl.DataFrame, column: str, within: list[str], **extra: pl.Expr)
     frame = frame.with_columns(run_ids([*within, column]).alias("_run"))
     runs = (
         frame.group_by("_run", maintain_order=True)
-        .agg(*(pl.col(c).first() for c in [*within, column]), pl.col("interval_s").sum().alias("_run_s"),
-             *(agg.alias(name) for name, agg in extra.items()))
+        .agg(
+            *(pl.col(c).first() for c in [*within, column]),
+            pl.col("interval_s").sum().alias("_run_s"),
+            *(agg.alias(name) for name, agg in extra.items()),
+        )
         .with_columns(
             pl.col(column).shift(1).over(within).alias("_prev"),
             pl.col(column).shift(-1).over(within).alias("_next"),
@@ -213,14 +232,20 @@ def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.Da
     frame = _runs(frame, "direction", _ACTIVITY)
     unknown = (pl.col("direction") == "unknown") & (pl.col("_run_s") < config.min_segment_s)
     sides = pl.concat_list("_prev", "_next").list.sort()
-    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (pl.col("_run_s") <= 2 * config.gait_window_s)
+    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (
+        pl.col("_run_s") <= 2 * config.gait_window_s
+    )
     before_middle = (pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2
     joins = unknown & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
     return frame.with_columns(
-        pl.when(unknown & change & before_middle).then("_prev")
-        .when(unknown & change).then("_next")
-        .when(joins).then(pl.lit("forward"))
-        .otherwise(pl.col("direction")).alias("direction")
+        pl.when(unknown & change & before_middle)
+        .then("_prev")
+        .when(unknown & change)
+        .then("_next")
+        .when(joins)
+        .then(pl.lit("forward"))
+        .otherwise(pl.col("direction"))
+        .alias("direction")
     )
 
 
@@ -258,16 +283,16 @@ def detect_segments(
     `with_features`, also the confidence model's FEATURES, to calibrate it)."""
     samples = classify_samples(records, activities, laps, baselines, config)
     samples = samples.with_columns(
-        pl.when(_paused(samples, config)).then(pl.lit(PAUSE)).otherwise("raw_direction").alias("direction"))
+        pl.when(_paused(samples, config)).then(pl.lit(PAUSE)).otherwise("raw_direction").alias("direction")
+    )
     samples = _merge_gaps(samples, config)
     samples = _drop_short(samples, config)
     samples = _merge_gaps(samples, config)
     samples = _absorb_short_unknown(samples, config)
     samples = _smooth_gait(samples, config).with_columns(
-        pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("segment_gait").alias("segment_gait"))
-    samples = samples.with_columns(
-        run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment")
+        pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("segment_gait").alias("segment_gait")
     )
+    samples = samples.with_columns(run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment"))
     supports = pl.col("raw_direction") == pl.col("direction")
     segments = (
         samples.group_by("activity_id", "_segment")
@@ -295,9 +320,12 @@ def detect_segments(
         duration.alias("duration_s"),
     ).with_columns(
         pl.when(pl.col("duration_s") > 0).then(pl.col("distance_m") / pl.col("duration_s")).alias("mean_speed_mps"),
-        pl.when(pl.col("direction") == PAUSE).then(pl.lit(PAUSE)).when(unknown).then(pl.lit("none")).otherwise(
-            _evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")})
-        ).alias("evidence"),
+        pl.when(pl.col("direction") == PAUSE)
+        .then(pl.lit(PAUSE))
+        .when(unknown)
+        .then(pl.lit("none"))
+        .otherwise(_evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")}))
+        .alias("evidence"),
         pl.when(unknown).then(0.0).otherwise(segment_confidence(config)).alias("confidence"),
         pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("direction").alias("direction"),
         pl.lit(config.model_version).alias("model_version"),
@@ -323,23 +351,34 @@ def _spanning_activities(segments: pl.DataFrame, activities: pl.DataFrame, confi
     earlier by more than `max_gap_s` (the timer ran without samples), a pause segment covers it."""
     spans = activities.select("activity_id", pl.col("start_ts").alias("_act_start"), pl.col("end_ts").alias("_act_end"))
     segments = segments.join(spans, on="activity_id", how="left").with_columns(
-        pl.col("start_ts").shift(-1).over(_ACTIVITY).alias("end_ts"))
+        pl.col("start_ts").shift(-1).over(_ACTIVITY).alias("end_ts")
+    )
     first = pl.col("_segment") == pl.col("_segment").min().over(_ACTIVITY)
     last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
     lead = ((pl.col("start_ts") - pl.col("_act_start")).dt.total_microseconds() / 1e6).fill_null(0.0)
     trail = ((pl.col("_act_end") - pl.col("_last_ts")).dt.total_microseconds() / 1e6).fill_null(0.0)
     long_edge = lambda gap: (gap > config.max_gap_s) & pl.col("direction").is_in(["forward", "backward"])  # noqa: E731
-    edges = pl.concat([
-        segments.filter(first & long_edge(lead)).select(
-            "activity_id", "athlete_id", pl.col("_act_start").alias("start_ts"), pl.col("start_ts").alias("end_ts")),
-        segments.filter(last & long_edge(trail)).select(
-            "activity_id", "athlete_id", pl.col("_last_ts").alias("start_ts"), pl.col("_act_end").alias("end_ts")),
-    ]).with_columns(pl.lit(PAUSE).alias("direction"), pl.lit("unknown").alias("gait"), pl.lit(0.0).alias("distance_m"))
+    edges = pl.concat(
+        [
+            segments.filter(first & long_edge(lead)).select(
+                "activity_id", "athlete_id", pl.col("_act_start").alias("start_ts"), pl.col("start_ts").alias("end_ts")
+            ),
+            segments.filter(last & long_edge(trail)).select(
+                "activity_id", "athlete_id", pl.col("_last_ts").alias("start_ts"), pl.col("_act_end").alias("end_ts")
+            ),
+        ]
+    ).with_columns(pl.lit(PAUSE).alias("direction"), pl.lit("unknown").alias("gait"), pl.lit(0.0).alias("distance_m"))
     segments = segments.with_columns(
-        pl.when(first & ~long_edge(lead)).then(pl.min_horizontal("start_ts", "_act_start")).otherwise("start_ts")
+        pl.when(first & ~long_edge(lead))
+        .then(pl.min_horizontal("start_ts", "_act_start"))
+        .otherwise("start_ts")
         .alias("start_ts"),
-        pl.when(last & long_edge(trail)).then(pl.col("_last_ts"))
-        .when(last).then(pl.max_horizontal("_last_ts", "_act_end")).otherwise("end_ts").alias("end_ts"),
+        pl.when(last & long_edge(trail))
+        .then(pl.col("_last_ts"))
+        .when(last)
+        .then(pl.max_horizontal("_last_ts", "_act_end"))
+        .otherwise("end_ts")
+        .alias("end_ts"),
     )
     return pl.concat([segments, edges], how="diagonal_relaxed").sort("activity_id", "start_ts")
 

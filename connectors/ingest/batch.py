@@ -55,7 +55,9 @@ class Job:
         return self.origin or self.path
 
 
-def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda index: None) -> list[tuple[Outcome, dict]]:
+def decode_into_lake(
+    jobs: list[Job], starting: Callable[[int], None] = lambda index: None
+) -> list[tuple[Outcome, dict]]:
     """Decode a batch of files, check their values, keep each one's raw copy and frames in the lake;
     (outcome, ledger row) per job, in order; never raises for bad input.
 
@@ -70,8 +72,11 @@ def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda i
         fmt = None
         try:
             fmt, decode = decoder_for(Path(job.path), job.kind, job.modified_at)
-            decoded.append(_Decoded(index, fmt, with_platform_labels(decode(Path(job.path)), job.labels),
-                                    time.perf_counter() - started))
+            decoded.append(
+                _Decoded(
+                    index, fmt, with_platform_labels(decode(Path(job.path)), job.labels), time.perf_counter() - started
+                )
+            )
         except DecodeError as error:
             results[index] = failed_job(job, str(error), fmt)
         except Exception as error:  # a bug must not stop the batch: explain and contain it
@@ -98,8 +103,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def attach_labels(lake: Lake, sha: str, pack: str, labels: PlatformLabels, latest: date
-                  ) -> tuple[tuple[date, ...], str | None, str | None]:
+def attach_labels(
+    lake: Lake, sha: str, pack: str, labels: PlatformLabels, latest: date
+) -> tuple[tuple[date, ...], str | None, str | None]:
     """Give the activities already decoded from `sha` (in `pack`) the platform labels of a later copy
     of the same bytes (a FIT file imported loose, then inside a Strava export): the file's frames go to
     a new pack with the activities relabelled, nothing is decoded again, and the days of those
@@ -166,9 +172,13 @@ def _checked_batch(jobs: list[Job], decoded: list[_Decoded]) -> list[_Checked]:
     started = time.perf_counter()
     owned = [jobs[d.index] for d in decoded]
     batch = DecodedBatch.of([d.file for d in decoded])
-    batch, notes = validate_batch(batch, owned[0].plausible, EARLIEST_DAY, owned[0].latest)  # one import: one set of limits
+    batch, notes = validate_batch(
+        batch, owned[0].plausible, EARLIEST_DAY, owned[0].latest
+    )  # one import: one set of limits
     stacked = batch_frames(batch, [FileOwner(job.sha, job.athlete_id, job.zone) for job in owned])
-    starts = stacked["activities"].select(FILE, "start_day", "start_ts", placeable(EARLIEST_DAY, owned[0].latest).alias("_placed"))
+    starts = stacked["activities"].select(
+        FILE, "start_day", "start_ts", placeable(EARLIEST_DAY, owned[0].latest).alias("_placed")
+    )
     days: list[set[date]] = [set() for _ in decoded]
     unplaced: list[list[datetime]] = [[] for _ in decoded]
     for file, day, start, placed in starts.iter_rows():  # one row per activity; no start day: neither
@@ -177,8 +187,10 @@ def _checked_batch(jobs: list[Job], decoded: list[_Decoded]) -> list[_Checked]:
         elif placed is not None:
             unplaced[file].append(start)
     share = (time.perf_counter() - started) / len(decoded)
-    return [_Checked(d, frames, notes[i], tuple(sorted(days[i])), unplaced[i], d.seconds + share)
-            for i, (d, frames) in enumerate(zip(decoded, batch.unstacked(stacked)))]
+    return [
+        _Checked(d, frames, notes[i], tuple(sorted(days[i])), unplaced[i], d.seconds + share)
+        for i, (d, frames) in enumerate(zip(decoded, batch.unstacked(stacked)))
+    ]
 
 
 def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple[Outcome, dict]:
@@ -198,12 +210,23 @@ def _keep(job: Job, checked: _Checked, pack: str | None, pack_s: float) -> tuple
     elif untimed := checked.frames["activities"]["start_ts"].null_count():
         notes.append(f"{untimed} route(s) without timestamps: not activities")
     row = ledger_row(
-        job.sha, source, job.athlete_id, job.ledger_path, status=status, reason=reason,
-        notes="; ".join(notes) or None, format=checked.decoded.fmt, decoder=decoded.decoder,
-        decoder_version=decoded.decoder_version, records=len(decoded.records),
-        activities=checked.frames["activities"]["start_ts"].is_not_null().sum(), body_measurements=len(checked.frames["body_measurements"]),
-        first_day=days[0] if days else None, last_day=days[-1] if days else None,
-        decode_s=checked.seconds + pack_s + time.perf_counter() - started, lake_pack=pack if has_rows else None,
+        job.sha,
+        source,
+        job.athlete_id,
+        job.ledger_path,
+        status=status,
+        reason=reason,
+        notes="; ".join(notes) or None,
+        format=checked.decoded.fmt,
+        decoder=decoded.decoder,
+        decoder_version=decoded.decoder_version,
+        records=len(decoded.records),
+        activities=checked.frames["activities"]["start_ts"].is_not_null().sum(),
+        body_measurements=len(checked.frames["body_measurements"]),
+        first_day=days[0] if days else None,
+        last_day=days[-1] if days else None,
+        decode_s=checked.seconds + pack_s + time.perf_counter() - started,
+        lake_pack=pack if has_rows else None,
     )
     return Outcome(job.ledger_path, job.athlete_id, status, reason, len(decoded.records), days), row
 
@@ -215,8 +238,12 @@ ACTIVITY_FORMATS = ("fit", "gpx", "tcx")
 def _holds_activity(frames: dict[str, pl.DataFrame]) -> bool:
     """Whether a file gave anything the warehouse keeps: a timed activity or sample, or a weighing."""
     timed = lambda name, column: frames[name].height and frames[name][column].is_not_null().any()  # noqa: E731
-    return bool(timed("activities", "start_ts") or timed("records", "ts") or frames["body_measurements"].height
-                or frames["privacy_zones"].height)
+    return bool(
+        timed("activities", "start_ts")
+        or timed("records", "ts")
+        or frames["body_measurements"].height
+        or frames["privacy_zones"].height
+    )
 
 
 def no_activity_reason(decoded: DecodedFile, frames: dict[str, pl.DataFrame]) -> str:
@@ -235,5 +262,7 @@ def failed_job(job: Job, reason: str, fmt: str | None = None) -> tuple[Outcome, 
 
 def crashed(job: Job, error: Exception, fmt: str | None = None) -> tuple[Outcome, dict]:
     """A bug of ours some file's bytes trigger: a readable reason, the exception in the row's notes."""
-    outcome, row = failed_job(job, "decoder crashed: an internal error of retrostride on this file (details in notes)", fmt)
+    outcome, row = failed_job(
+        job, "decoder crashed: an internal error of retrostride on this file (details in notes)", fmt
+    )
     return outcome, {**row, "notes": f"{type(error).__name__}: {error}"[:500]}

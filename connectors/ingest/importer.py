@@ -113,7 +113,9 @@ def import_files(
                 try:
                     sha = sha256_of(path)
                 except OSError as error:  # gone or changed since it was listed
-                    refusal = file_refusal(path) or f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+                    refusal = (
+                        file_refusal(path) or f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+                    )
             sha = sha or hashlib.sha256(origin.encode()).hexdigest()
             key = (sha, origin)
             if key in seen:
@@ -121,8 +123,10 @@ def import_files(
                 continue
             seen.add(key)
             if source.ignored:
-                record(Outcome(origin, source.athlete_id, "ignored", source.ignored),
-                       ledger_row(sha, path, source.athlete_id, origin, status="ignored", reason=source.ignored))
+                record(
+                    Outcome(origin, source.athlete_id, "ignored", source.ignored),
+                    ledger_row(sha, path, source.athlete_id, origin, status="ignored", reason=source.ignored),
+                )
                 continue
             original = originals.setdefault(sha, origin)
             if refusal is not None:
@@ -138,8 +142,19 @@ def import_files(
                     record(outcome, row)
                 continue
             zone = (zones or {}).get(source.athlete_id)
-            yield Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible,
-                       origin, source.kind, source.labels, source.modified_at)
+            yield Job(
+                str(path),
+                sha,
+                source.athlete_id,
+                zone,
+                str(lake.home),
+                latest,
+                limits.plausible,
+                origin,
+                source.kind,
+                source.labels,
+                source.modified_at,
+            )
 
     for job, (outcome, detail) in supervised_decoding(new_files(), workers, limits.decode_timeout_s):
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here

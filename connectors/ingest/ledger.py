@@ -22,8 +22,6 @@ LEDGER_CHUNK = 500
 LEDGER_WRITE_BYTES = 4 * MIB
 
 
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What became of one file."""
@@ -63,13 +61,15 @@ class ImportSummary:
 Progress = Callable[[Outcome], None]
 
 
-def failed_outcome(path: Path, sha: str, athlete_id: str, reason: str, origin: str,
-                   sample_only: bool = False, fmt: str | None = None) -> tuple[Outcome, dict]:
+def failed_outcome(
+    path: Path, sha: str, athlete_id: str, reason: str, origin: str, sample_only: bool = False, fmt: str | None = None
+) -> tuple[Outcome, dict]:
     """A failed outcome and its ledger row, which asks for a quarantine copy (made by the importer,
     `quarantine.quarantine_copy`): of a file refused before decoding (huge, a bomb's partial
     expansion) only its first bytes."""
-    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason, format=fmt,
-                     _quarantine=(str(path), sample_only))
+    row = ledger_row(
+        sha, path, athlete_id, origin, status="failed", reason=reason, format=fmt, _quarantine=(str(path), sample_only)
+    )
     return Outcome(origin, athlete_id, "failed", reason), row
 
 

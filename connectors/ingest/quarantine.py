@@ -33,11 +33,18 @@ def quarantine_copy(lake: Lake, row: dict, allowance: Allowance) -> dict:
     size = 0 if path.is_symlink() else path.stat().st_size
     kept = min(size, QUARANTINE_SAMPLE_BYTES) if sample_only else size
     if kept > allowance.remaining:
-        return _noted(row, f"no quarantine copy: this import's quarantine allowance is used up ({allowance.remaining} bytes left)")
+        return _noted(
+            row, f"no quarantine copy: this import's quarantine allowance is used up ({allowance.remaining} bytes left)"
+        )
     try:
         with disk_full_as(lake.quarantine_dir(), kept):
-            lake.quarantine(path, row["sha256"], row["reason"], name=safe_name(row["path"].rsplit("!", 1)[-1]),
-                            max_bytes=QUARANTINE_SAMPLE_BYTES if sample_only else None)
+            lake.quarantine(
+                path,
+                row["sha256"],
+                row["reason"],
+                name=safe_name(row["path"].rsplit("!", 1)[-1]),
+                max_bytes=QUARANTINE_SAMPLE_BYTES if sample_only else None,
+            )
     except PermissionError:
         return _noted(row, "no quarantine copy: the file cannot be read")
     allowance.remaining -= kept

@@ -75,7 +75,9 @@ class SessionPlan:
         return sum(p.duration_s for p in self.phases)
 
 
-def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date, volume: TrainingVolume = TrainingVolume()) -> list[SessionPlan]:
+def plan_sessions(
+    athlete: Athlete, seed: int, weeks: int, start: date, volume: TrainingVolume = TrainingVolume()
+) -> list[SessionPlan]:
     """Every session of `athlete` over `weeks` weeks from `start` (local dates), in order."""
     zone = ZoneInfo(athlete.timezone)
     plans: list[SessionPlan] = []
@@ -182,8 +184,11 @@ def _with_lights(phases: list[Phase], noise: Noise) -> list[Phase]:
         p = out[i]
         cut = noise.integer(60, p.duration_s - 60)
         stop = Phase("stop", noise.integer(20, 90), 0.0, p.step)
-        out[i : i + 1] = [Phase(p.kind, cut, p.speed_mps, p.step), stop,
-                          Phase(p.kind, p.duration_s - cut, p.speed_mps, p.step)]
+        out[i : i + 1] = [
+            Phase(p.kind, cut, p.speed_mps, p.step),
+            stop,
+            Phase(p.kind, p.duration_s - cut, p.speed_mps, p.step),
+        ]
     return out
 
 
@@ -195,14 +200,18 @@ def _easy(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple
 def _walk(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """A walk at 1.3–1.6 m/s (cadence < 140 spm)."""
     phases = [
-        Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0)
-        for _ in range(noise.integer(2, 4))
+        Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0) for _ in range(noise.integer(2, 4))
     ]
     return tuple(_with_lights(phases, noise)), ()
 
 
-def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume, intervals: tuple[int, int] = (3, 6),
-              seconds: tuple[int, ...] = (60, 90, 120, 120, 180, 180, 240)) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+def _backward(
+    athlete: Athlete,
+    noise: Noise,
+    volume: TrainingVolume,
+    intervals: tuple[int, int] = (3, 6),
+    seconds: tuple[int, ...] = (60, 90, 120, 120, 180, 180, 240),
+) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """Warm-up, 3–6 backward intervals of 1–4 min with forward recoveries, a run, a cool-down.
 
     Turning round takes a few seconds at walking pace; those seconds belong to the forward steps,
@@ -232,7 +241,9 @@ def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume, intervals:
     return tuple(phases), tuple(steps)
 
 
-def _protocol(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+def _protocol(
+    athlete: Athlete, noise: Noise, volume: TrainingVolume
+) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """A session of the study's protocol: 5–6 backward intervals of 4–6 min, 20–36 backward minutes."""
     return _backward(athlete, noise, volume, intervals=(5, 6), seconds=(240, 300, 360))
 

@@ -43,17 +43,23 @@ class ReportSummary:
 
     def markdown(self) -> str:
         """A short Markdown preview of the headline figures (the Dagster UI shows it)."""
-        lines = [f"Report: `{self.path}` ({self.charts} charts, {self.bytes / 1e6:.1f} MB)", "",
-                 "| athlete | activities | km | backward km | backward min | longest streak (days) | study windows |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = [
+            f"Report: `{self.path}` ({self.charts} charts, {self.bytes / 1e6:.1f} MB)",
+            "",
+            "| athlete | activities | km | backward km | backward min | longest streak (days) | study windows |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in self.headline.iter_rows(named=True):
-            lines.append(f"| {row['athlete_id']} | {row['activities']} | {row['distance_km']:.1f} | {row['backward_km']:.2f} | "
-                         f"{row['backward_minutes']:.1f} | {row['longest_streak_days']} | {row['study_windows']} |")
+            lines.append(
+                f"| {row['athlete_id']} | {row['activities']} | {row['distance_km']:.1f} | {row['backward_km']:.2f} | "
+                f"{row['backward_minutes']:.1f} | {row['longest_streak_days']} | {row['study_windows']} |"
+            )
         return "\n".join(lines)
 
 
-def write_report(published: Path, output: Path, scope: ReportScope = ReportScope(),
-                 cache: Path | None = None) -> ReportSummary:
+def write_report(
+    published: Path, output: Path, scope: ReportScope = ReportScope(), cache: Path | None = None
+) -> ReportSummary:
     """Render the report of `scope` from the warehouse file `published` (opened read-only) to
     `output`, replacing it atomically; `cache` keeps the charts' JavaScript between processes."""
     data = read_report_data(published, scope)
@@ -62,5 +68,6 @@ def write_report(published: Path, output: Path, scope: ReportScope = ReportScope
     staging = output.with_name(f".{output.name}.{uuid.uuid4().hex}")
     staging.write_text(html, encoding="utf-8")
     os.replace(staging, output)
-    return ReportSummary(path=output, athletes=data.athletes, charts=charts, bytes=output.stat().st_size,
-                         headline=data.headline)
+    return ReportSummary(
+        path=output, athletes=data.athletes, charts=charts, bytes=output.stat().st_size, headline=data.headline
+    )

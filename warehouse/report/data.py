@@ -246,17 +246,25 @@ def read_report_data(published: Path, scope: ReportScope) -> ReportData:
             return connection.sql(sql, params=used).pl()
 
         athletes = query(QUERIES["athletes"], {"athlete": scope.athlete})["athlete_id"].to_list()
-        params = {"athletes": athletes, "first": scope.first_day or _FIRST, "last": scope.last_day or _LAST,
-                  "athlete": scope.athlete}
+        params = {
+            "athletes": athletes,
+            "first": scope.first_day or _FIRST,
+            "last": scope.last_day or _LAST,
+            "athlete": scope.athlete,
+        }
         detail = query(QUERIES["detail_activity"], params)
         params["detail_ids"] = detail["activity_id"].to_list()
-        frames = {name: query(sql, params) for name, sql in QUERIES.items() if name not in ("athletes", "detail_activity")}
+        frames = {
+            name: query(sql, params) for name, sql in QUERIES.items() if name not in ("athletes", "detail_activity")
+        }
         table = _detection_status_table(connection)
         status = None
         if table:
             join = "" if table == "activities" else f'LEFT JOIN "{table}" AS d USING (activity_id)'
             column = "a.detection_status" if table == "activities" else "d.detection_status"
-            status = query(_DETECTION_STATUS.format(status=column, join=join, scope=_IN_SCOPE.format(day="a.local_day")), params)
+            status = query(
+                _DETECTION_STATUS.format(status=column, join=join, scope=_IN_SCOPE.format(day="a.local_day")), params
+            )
         return ReportData(scope=scope, athletes=athletes, detail_activity=detail, detection_status=status, **frames)
     finally:
         connection.close()

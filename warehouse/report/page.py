@@ -67,11 +67,15 @@ def render_page(data: ReportData, source: str, cache: Path | None = None) -> tup
     placed = _Charts()
     study_settings = data.study_settings.row(0, named=True)
     athletes = [_athlete(data, athlete, placed, study_settings["study_weeks"]) for athlete in data.athletes]
-    study = {**{k: f"{v:g}" for k, v in study_settings.items()},
-             "summary": _rows(data.study_summary, digits=2),
-             "has_windows": bool(data.study_summary["windows"].sum())}
-    page_charts = {"study": placed.add(charts.study(data.study_summary)) if study["has_windows"] else None,
-                   "imports": placed.add(charts.import_status(data.import_summary)) if data.import_summary.height else None}
+    study = {
+        **{k: f"{v:g}" for k, v in study_settings.items()},
+        "summary": _rows(data.study_summary, digits=2),
+        "has_windows": bool(data.study_summary["windows"].sum()),
+    }
+    page_charts = {
+        "study": placed.add(charts.study(data.study_summary)) if study["has_windows"] else None,
+        "imports": placed.add(charts.import_status(data.import_summary)) if data.import_summary.height else None,
+    }
     quality = {
         "has_files": data.import_summary.height > 0,
         "summary": _rows(data.import_summary),
@@ -80,8 +84,14 @@ def render_page(data: ReportData, source: str, cache: Path | None = None) -> tup
         "detection": _rows(data.detection_status) if data.detection_status is not None else None,
     }
     html = _TEMPLATE.render(
-        scope=data.scope.describe(), source=source, bundle=Markup(javascript_bundle(cache)), athletes=athletes,
-        study=study, quality=quality, charts=page_charts, specs=placed.json(),
+        scope=data.scope.describe(),
+        source=source,
+        bundle=Markup(javascript_bundle(cache)),
+        athletes=athletes,
+        study=study,
+        quality=quality,
+        charts=page_charts,
+        specs=placed.json(),
     )
     return html, len(placed.specs)
 
@@ -102,16 +112,26 @@ def _athlete(data: ReportData, athlete: str, placed: _Charts, study_weeks: int) 
         "body": placed.add(charts.body(body)) if body.height else None,
         "outcomes": placed.add(charts.outcomes(observed)) if observed.height else None,
         "timeline": placed.add(charts.timeline(data.of("timeline", athlete))),
-        "detail": placed.add(charts.activity_detail(data.of("detail_samples", athlete), detail_segments)) if detail.height else None,
+        "detail": placed.add(charts.activity_detail(data.of("detail_samples", athlete), detail_segments))
+        if detail.height
+        else None,
     }
     windows = outcomes.with_columns(
         (pl.col("window_start").cast(pl.String) + " – " + pl.col("window_end").cast(pl.String)).alias("window"),
-        pl.when(pl.col("matches_study_protocol")).then(pl.lit("yes")).otherwise(
-            pl.col("protocol_weeks_met").cast(pl.String) + f" of {study_weeks} weeks").alias("protocol"))
+        pl.when(pl.col("matches_study_protocol"))
+        .then(pl.lit("yes"))
+        .otherwise(pl.col("protocol_weeks_met").cast(pl.String) + f" of {study_weeks} weeks")
+        .alias("protocol"),
+    )
     study_windows = data.of("study_windows", athlete).with_columns(
         (pl.col("window_start").cast(pl.String) + " – " + pl.col("window_end").cast(pl.String)).alias("window"),
-        (pl.col("body_fat_start_pct").round(1).cast(pl.String) + " → " + pl.col("body_fat_end_pct").round(1).cast(pl.String)).alias("body_fat"),
-        pl.col("study_body_fat_change_pct").alias("study"))
+        (
+            pl.col("body_fat_start_pct").round(1).cast(pl.String)
+            + " → "
+            + pl.col("body_fat_end_pct").round(1).cast(pl.String)
+        ).alias("body_fat"),
+        pl.col("study_body_fat_change_pct").alias("study"),
+    )
     return {
         "id": athlete,
         "tiles": _tiles(headline),
@@ -123,7 +143,11 @@ def _athlete(data: ReportData, athlete: str, placed: _Charts, study_weeks: int) 
         "streak_count": headline["streaks"],
         "windows": _rows(windows, digits=2),
         "study_windows": _rows(study_windows, digits=2),
-        "detail": _rows(detail.with_columns(pl.col("local_start_ts").dt.strftime("%Y-%m-%d %H:%M").alias("local_start")))[0] if detail.height else None,
+        "detail": _rows(
+            detail.with_columns(pl.col("local_start_ts").dt.strftime("%Y-%m-%d %H:%M").alias("local_start"))
+        )[0]
+        if detail.height
+        else None,
         "detail_segments": _rows(detail_segments, digits=2),
     }
 
