@@ -16,9 +16,6 @@ from retrostride.warehouse.schema import DecodedFile, DecodeError
 
 Decoder = Callable[[Path], DecodedFile]
 
-#: Name suffixes a listing picks up; anything else in a source folder is reported as unsupported.
-SUFFIXES = {".fit", ".gpx", ".tcx", ".gz", ".zip", ".csv"}
-
 
 def sniff(head: bytes) -> str:
     """The format of a file from its first bytes: fit, gpx, tcx, gzip, zip, body_csv or unknown."""
