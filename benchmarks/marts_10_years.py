@@ -20,21 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
 from benchmarks.warehouse_docs import example_queries
+from retrostride.warehouse.marts import MARTS
 from retrostride.warehouse.snapshot import publish_snapshot
 from retrostride.warehouse.store import Warehouse, view_sql
-
-MARTS = (
-    "mileage_daily",
-    "mileage_weekly",
-    "mileage_monthly",
-    "mileage_yearly",
-    "mileage_rolling",
-    "backward_streaks",
-    "longest_backward_streak",
-    "outcomes_6wk",
-    "study_comparison",
-    "study_comparison_summary",
-)
 
 
 def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) -> dict[str, int]:
