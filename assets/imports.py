@@ -16,7 +16,7 @@ from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
 from retrostride.assets.resources import RunProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
-from retrostride.connectors.sources import as_location, expanded_sources
+from retrostride.connectors.sources import ExportOwners, as_location, expanded_sources
 from retrostride.warehouse.profiles import privacy_zones_frame
 from retrostride.warehouse.publish import publish_body_measurements, publish_days
 
@@ -65,7 +65,9 @@ def import_sources(
         files = [
             f
             for paths, athlete in groups
-            for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))
+            for f in stack.enter_context(
+                expanded_sources(paths, athlete, storage.staging, limits.intake, owners=ExportOwners.of(profiles))
+            )
         ]
         progress.start("decode", len(files))
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):

@@ -311,10 +311,19 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         ignored = tuple(sorted(set(values) - allowed))
         if "privacy_zones" in used:
             used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
+        if "strava_athlete_id" in used:
+            used["strava_athlete_id"] = _account_id(path, athlete_id, used["strava_athlete_id"])
         if problem := _person_problem(used):
             raise ConfigError(f"{path}: athletes.{athlete_id}.{problem}")
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
+
+
+def _account_id(path: Path, athlete_id: str, value: object) -> str:
+    """A platform account id as written in the export (digits), from an integer or a string."""
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ConfigError(f"{path}: athletes.{athlete_id}.strava_athlete_id = {value!r} should be a number")
+    return str(value).strip()
 
 
 def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ...]:

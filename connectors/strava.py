@@ -222,6 +222,15 @@ def decode_profile(path: Path, recorded_at: datetime | None) -> DecodedFile:
     )
 
 
+def read_account(path: Path) -> str | None:
+    """The athlete id profile.csv holds (its first column in every language), or None."""
+    table = read_text_table(path, "Strava profile.csv")
+    if not table.height or not table.columns:
+        return None
+    account = table.select(text(table.columns[0])).item(0, 0)
+    return account if account and account.isdigit() else None
+
+
 def decode_privacy_zones(path: Path) -> DecodedFile:
     """privacy_zones.csv: address, radius and centre of each zone, kept for masking positions later."""
     table = read_text_table(path, "Strava privacy_zones.csv")
