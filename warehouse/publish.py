@@ -33,7 +33,8 @@ def publish_days(
     privacy_zones: pl.DataFrame | None = None,
     duplicates: DuplicatePolicy | None = None,
 ) -> dict[str, int]:
-    """Replace the activities, records and laps of activities that started on days first..last (UTC);
+    """Replace the activities, records, laps and developer fields of activities that started on days
+    first..last (UTC);
     record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
@@ -45,7 +46,7 @@ def publish_days(
         # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
-        for table in ("records", "laps"):
+        for table in _BY_ACTIVITY:
             connection.execute(
                 f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
             )
@@ -53,7 +54,8 @@ def publish_days(
         counts["activities"] = _insert_from_lake(
             connection, "activities", pack_files(lake, packs, "activities"), in_range, days
         )
-        counts["laps"] = _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days)
+        for table in ("laps", "developer_fields"):
+            counts[table] = _insert_from_lake(connection, table, pack_files(lake, packs, table), in_range, days)
         counts["records"] = _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)
         link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
     return counts
@@ -229,7 +231,7 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
 
 
 #: Frames whose rows say their activity rather than their file (`activity_id` is made from the file's sha256).
-_BY_ACTIVITY = ("records", "laps")
+_BY_ACTIVITY = ("records", "laps", "developer_fields")
 
 
 def _lake_rows(frame: str, where: str) -> str:
