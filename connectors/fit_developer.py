@@ -54,8 +54,8 @@ def developer_fields(path: Path, records: pl.DataFrame) -> pl.DataFrame:
                 if isinstance(field.field_def, DevFieldDefinition) and _is_number(field.value):
                     index = field.field_def.dev_data_index
                     rows.append((ts, apps.get(index) or f"developer {index}", field.name, field.units, field.value))
-    except (fitparse.FitParseError, ValueError, KeyError):
-        pass  # damage: the values before it are kept, as the records are
+    except Exception:  # damage fitparse trips on (its errors vary): the values before it are kept, as records are
+        pass
     if not rows:
         return empty(FILE_DEVELOPER_FIELDS)
     frame = pl.DataFrame(
