@@ -135,11 +135,12 @@ def read_activities(path: Path) -> pl.DataFrame:
 
 
 def locate_columns(table: pl.DataFrame) -> dict[str, str]:
-    """Canonical name → column of activities.csv: by its header where the language is known, else by
-    its position, where the column's content must agree (ids are integers, dates read as dates, file
+    """Canonical name → column of activities.csv: by its header where the language is known (as
+    before: a bad cell is null, not a bad table), else by its position, where the column's content
+    must agree (ids are integers, dates read as dates, file
     names look like `activities/<n>.fit.gz`, times and distances are numbers).  Raises DecodeError
     when the ids and dates are found neither way."""
-    found = {key: column for key, column in pick(table.columns, ACTIVITY_COLUMNS).items() if _fits(table, key, column)}
+    found = pick(table.columns, ACTIVITY_COLUMNS)
     columns = table.columns
     in_order = len(columns) > 1 and _fits(table, "activity_id", columns[0]) and _fits(table, "date", columns[1])
     for key, index in POSITIONS.items():
