@@ -16,7 +16,9 @@ from retrostride.connectors.tcx import decode_tcx
 from tests.conftest import CORPORA
 
 RUN = CORPORA / "tcx" / "python-tcxparser" / "test.tcx"
+PADDLE = CORPORA / "tcx" / "python-tcxparser" / "sup_activity_1.tcx"  # trackpoints with a Speed extension
 TRACKPOINT = re.compile(r"<Trackpoint>.*?</Trackpoint>", re.S)
+POSITION = re.compile(r"\s*<Position>.*?</Position>", re.S)
 DISTANCE = re.compile(r"\s*<DistanceMeters>[^<]*</DistanceMeters>")
 DEVICE_SCALE = 0.94
 
@@ -27,9 +29,12 @@ def _distance_m(path: Path) -> float:
     return distance
 
 
-def _mutated(tmp_path: Path, name: str, keep) -> Path:
-    """The corpus run with DistanceMeters kept only on the trackpoints `keep(index, count)` accepts."""
-    text = RUN.read_text(encoding="utf-8")
+def _mutated(tmp_path: Path, name: str, keep, source: Path = RUN, positions: bool = True) -> Path:
+    """A corpus file with DistanceMeters kept only on the trackpoints `keep(index, count)` accepts (and
+    without positions unless `positions`)."""
+    text = source.read_text(encoding="utf-8")
+    if not positions:
+        text = POSITION.sub("", text)
     points = TRACKPOINT.findall(text)
     kept = iter([_scaled(p) if keep(i, len(points)) else DISTANCE.sub("", p) for i, p in enumerate(points)])
     path = tmp_path / name
@@ -64,3 +69,10 @@ def test_a_sparse_device_distance_that_spans_the_session_is_its_distance(tmp_pat
     assert track / device == pytest.approx(1 / DEVICE_SCALE, rel=0.01)
     every_tenth = _mutated(tmp_path, "sparse.tcx", lambda i, n: i % 10 == 0 or i == n - 1)
     assert _distance_m(every_tenth) == pytest.approx(device, rel=0.01)  # to its last sample with a distance
+
+
+def test_without_positions_a_device_distance_that_stops_half_way_gives_way_to_speed_times_time(tmp_path):
+    half = _mutated(tmp_path, "half.tcx", lambda i, n: i < n // 2, PADDLE, positions=False)
+    speed_only = _mutated(tmp_path, "speed.tcx", lambda i, n: False, PADDLE, positions=False)
+    assert _distance_m(half) == pytest.approx(_distance_m(speed_only))
+    assert _distance_m(half) > 0.75 * _distance_m(PADDLE)  # the whole session, not the half the device measured
