@@ -82,7 +82,10 @@ SPORTS = {
     "swim": "swimming",
     "schwimmen": "swimming",
     "hardloopsessie": "running",
+    "wandelen": "walking",
     "fietsrit": "cycling",
+    "virtuele fietsrit": "cycling",
+    "zwemmen": "swimming",
 }
 
 #: What activities.csv says about each activity (the `labels` side of the join on files).

@@ -180,7 +180,7 @@ MONTH_NAMES = {
 #: Activity types as each language writes them (those of unknown languages are kept as written).
 TYPES = {
     "de": {"Run": "Lauf", "Walk": "Spaziergang"},
-    "nl": {"Run": "Hardloopsessie", "Walk": "Wandeling"},
+    "nl": {"Run": "Hardloopsessie", "Walk": "Wandelen"},
     "fr": {"Run": "Course à pied", "Walk": "Marche"},
     "es": {"Run": "Carrera", "Walk": "Caminata"},
     "pt": {"Run": "Corrida", "Walk": "Caminhada"},

@@ -157,6 +157,8 @@ def test_an_unpacked_strava_export_in_any_language_reads_like_the_english_zip(tm
         assert activities["calories_kcal"].to_list() == expected["calories_kcal"].to_list()
     else:  # Calories' place in the table varies between exports: only its name tells it
         assert manual["calories_kcal"].to_list() == [None]
+    if language in ("de", "nl"):  # activity types known in these languages
+        assert manual["sport"].to_list() == ["walking"]
     assert manual["start_ts"].to_list() == [datetime(2024, 1, 3, 17, 0, tzinfo=UTC)]
     assert manual["distance_m"].to_list() == [2000.0] and manual["duration_s"].to_list() == [1800.0]
     weights = _lake_frame(warehouse, lake, "body_measurements").sort("ts")
