@@ -53,43 +53,66 @@ class Runner:
     smart_max_s: int = 5  # "smart" recording: a sample every 1 to this many seconds
 
 
-def runners(rng: np.random.Generator, count: int, ambiguous: bool = False) -> list[Runner]:
-    if ambiguous:
-        return [_ambiguous_runner(rng, i) for i in range(count)]
+@dataclass(frozen=True)
+class Spread:
+    """The ranges runners are drawn from: `STANDARD`, or `AMBIGUOUS` (see `--ambiguous`)."""
+
+    prefix: str
+    cadence: tuple[float, float, float, float]  # mean, sd, lowest, highest spm at 3 m/s
+    cadence_slope: tuple[float, float]
+    backward_ratio: tuple[float, float]
+    easy_speed: tuple[float, float]
+    backward_speed: tuple[float, float]
+    smart_share: float
+    gps_noise_m: tuple[float, float]
+    cadence_noise: tuple[float, float]
+    hill_grade: tuple[float, float] | None = None  # None: every runner's hills reach 6 %
+    day_level_sd: float = 0.0
+    shortest_backward_s: float = 60.0
+    cadence_dropouts: int = 3
+    smart_max_s: int = 5
+
+
+STANDARD = Spread("r", (166, 8, 148, 186), (4, 12), (0.70, 0.84), (2.4, 3.4), (1.6, 2.7), 0.3, (1, 5), (0.01, 0.03))
+AMBIGUOUS = Spread(
+    "a",
+    (166, 10, 145, 190),
+    (3, 14),
+    (0.68, 0.94),
+    (2.3, 3.6),
+    (1.5, 2.9),
+    0.4,
+    (1, 12),
+    (0.01, 0.05),
+    hill_grade=(0.0, 0.12),
+    day_level_sd=0.05,
+    shortest_backward_s=20.0,
+    cadence_dropouts=6,
+    smart_max_s=8,
+)
+
+
+def runners(rng: np.random.Generator, count: int, spread: Spread = STANDARD) -> list[Runner]:
+    mean, sd, lowest, highest = spread.cadence
     return [
         Runner(
-            id=f"r{i:02d}",
-            cadence_at_3=float(np.clip(rng.normal(166, 8), 148, 186)),
-            cadence_slope=float(rng.uniform(4, 12)),
-            backward_ratio=float(rng.uniform(0.70, 0.84)),
-            easy_speed=float(rng.uniform(2.4, 3.4)),
-            backward_speed=float(rng.uniform(1.6, 2.7)),
-            smart_recording=bool(rng.random() < 0.3),
-            gps_noise_m=float(rng.uniform(1, 5)),
-            cadence_noise=float(rng.uniform(0.01, 0.03)),
+            id=f"{spread.prefix}{i:02d}",
+            cadence_at_3=float(np.clip(rng.normal(mean, sd), lowest, highest)),
+            cadence_slope=float(rng.uniform(*spread.cadence_slope)),
+            backward_ratio=float(rng.uniform(*spread.backward_ratio)),
+            easy_speed=float(rng.uniform(*spread.easy_speed)),
+            backward_speed=float(rng.uniform(*spread.backward_speed)),
+            smart_recording=bool(rng.random() < spread.smart_share),
+            gps_noise_m=float(rng.uniform(*spread.gps_noise_m)),
+            cadence_noise=float(rng.uniform(*spread.cadence_noise)),
+            hill_grade=float(rng.uniform(*spread.hill_grade)) if spread.hill_grade else 0.06,
+            day_level_sd=spread.day_level_sd,
+            shortest_backward_s=spread.shortest_backward_s,
+            cadence_dropouts=spread.cadence_dropouts,
+            smart_max_s=spread.smart_max_s,
         )
         for i in range(count)
     ]
-
-
-def _ambiguous_runner(rng: np.random.Generator, i: int) -> Runner:
-    """A runner whose backward running is hard to tell from forward (see `--ambiguous`)."""
-    return Runner(
-        id=f"a{i:02d}",
-        cadence_at_3=float(np.clip(rng.normal(166, 10), 145, 190)),
-        cadence_slope=float(rng.uniform(3, 14)),
-        backward_ratio=float(rng.uniform(0.68, 0.94)),
-        easy_speed=float(rng.uniform(2.3, 3.6)),
-        backward_speed=float(rng.uniform(1.5, 2.9)),
-        smart_recording=bool(rng.random() < 0.4),
-        gps_noise_m=float(rng.uniform(1, 12)),
-        cadence_noise=float(rng.uniform(0.01, 0.05)),
-        hill_grade=float(rng.uniform(0.0, 0.12)),
-        day_level_sd=0.05,
-        shortest_backward_s=20.0,
-        cadence_dropouts=6,
-        smart_max_s=8,
-    )
 
 
 def _plan(rng: np.random.Generator, runner: Runner) -> list[tuple[str, float, float]]:
@@ -287,7 +310,7 @@ def generate(out_dir: Path, seed: int, athletes: int, sessions: int, ambiguous: 
     file, start_ts, end_ts, labelled) is returned and written beside it as `<out_dir>.truth.parquet`."""
     rng = np.random.default_rng(seed)
     truth = []
-    for runner in runners(rng, athletes, ambiguous):
+    for runner in runners(rng, athletes, AMBIGUOUS if ambiguous else STANDARD):
         folder = out_dir / runner.id
         folder.mkdir(parents=True, exist_ok=True)
         for number in range(sessions):
