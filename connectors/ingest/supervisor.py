@@ -17,8 +17,8 @@ from retrostride.warehouse.processes import Lost, supervised
 #: together): the Polars steps after decoding run once per batch.
 DECODE_BATCH = 32
 DECODE_BATCH_BYTES = 8 * 2**20
-#: An import of one file up to this size is decoded without a decoder process (a hang or a crash of
-#: the decoder then ends the run, which reports it; two files or more are always supervised).
+#: An import of one file up to this size is decoded without a decoder process: a decoder that hangs
+#: then holds the run (no time limit) and one that crashes ends it; two files or more are supervised.
 IN_PROCESS_BYTES = 2**20
 
 
