@@ -239,16 +239,22 @@ def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.Da
     windows straddling it: it is split at its middle, each half joining its neighbour."""
     frame = _runs(frame, "direction", _ACTIVITY)
     unknown = (pl.col("direction") == "unknown") & (pl.col("_run_s") < config.min_segment_s)
-    sides = pl.concat_list("_prev", "_next").list.sort()
-    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (
-        pl.col("_run_s") <= 2 * config.gait_window_s
+    prev, following = pl.col("_prev"), pl.col("_next")
+    between = ((prev == "backward") & (following == "forward")) | ((prev == "forward") & (following == "backward"))
+    change = between.fill_null(False) & (pl.col("_run_s") <= 2 * config.gait_window_s)
+    split = frame.select((unknown & change).fill_null(False)).to_series()
+    # where each split stretch's middle is: a window over only its rows (over every stretch, it costs a group each)
+    before_middle = (
+        frame.filter(split)
+        .select((pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2)
+        .to_series()
     )
-    before_middle = (pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2
+    first_half = pl.repeat(False, frame.height, eager=True).scatter(split.arg_true(), before_middle)
     joins = unknown & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
     return frame.with_columns(
-        pl.when(unknown & change & before_middle)
+        pl.when(pl.lit(split) & pl.lit(first_half))
         .then("_prev")
-        .when(unknown & change)
+        .when(pl.lit(split))
         .then("_next")
         .when(joins)
         .then(pl.lit("forward"))
