@@ -1,13 +1,11 @@
 """Decoder processes, watched: batches of files handed out as workers free up; a hang or a death
-fails only its file (`warehouse.processes.supervised`, the pool scoring uses too).  A single small
-file is decoded in the caller's process: starting a decoder process would cost more than decoding it."""
+fails only its file (`warehouse.processes.supervised`, the pool scoring uses too)."""
 
 from __future__ import annotations
 
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
 
 from retrostride.connectors.ingest.batch import Job, decode_into_lake
 from retrostride.warehouse.disk import DiskFull
@@ -17,9 +15,6 @@ from retrostride.warehouse.processes import Lost, supervised
 #: together): the Polars steps after decoding run once per batch.
 DECODE_BATCH = 32
 DECODE_BATCH_BYTES = 8 * 2**20
-#: An import of one file up to this size is decoded without a decoder process: a decoder that hangs
-#: then holds the run (no time limit) and one that crashes ends it; two files or more are supervised.
-IN_PROCESS_BYTES = 2**20
 
 
 def supervised_decoding(jobs: Iterable[Job], workers: int, timeout_s: float) -> Iterator[tuple[Job, tuple]]:
@@ -30,13 +25,8 @@ def supervised_decoding(jobs: Iterable[Job], workers: int, timeout_s: float) -> 
     back as (None, reason); when it died, each file of its batch is decoded again on its own, so
     only a file that kills a worker by itself comes back as (None, reason).
     """
-    jobs = iter(jobs)
-    first = list(islice(jobs, 2))
-    if len(first) == 1 and _size(first[0]) <= IN_PROCESS_BYTES:
-        yield from zip(first, decode_into_lake(first))
-        return
     alone: deque[list[Job]] = deque()  # files of a batch whose worker died: one per batch, to find the culprit
-    for batch, result in supervised(_batches(chain(first, jobs)), _decoded, workers, timeout_s, again=alone):
+    for batch, result in supervised(_batches(jobs), _decoded, workers, timeout_s, again=alone):
         if isinstance(result, DiskFull):  # the import ends here, saying so in one sentence
             raise result
         if not isinstance(result, Lost):
@@ -65,16 +55,12 @@ def _batches(jobs: Iterable[Job]) -> Iterator[list[Job]]:
     size = 0
     for job in jobs:
         batch.append(job)
-        size += _size(job)
+        try:
+            size += os.path.getsize(job.path)
+        except OSError:  # gone since it was hashed: its decoder says so
+            pass
         if len(batch) == DECODE_BATCH or size >= DECODE_BATCH_BYTES:
             yield batch
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def _size(job: Job) -> int:
-    try:
-        return os.path.getsize(job.path)
-    except OSError:  # gone since it was hashed: its decoder says so
-        return 0
