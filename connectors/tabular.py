@@ -9,10 +9,10 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import polars as pl
-from babel import Locale
 
 from retrostride.warehouse.schema import DecodeError
 
@@ -24,7 +24,11 @@ LANGUAGES = (
 )  # fmt: skip
 
 
-def _month_names() -> dict[str, int]:
+@cache
+def month_names() -> dict[str, int]:
+    """Month name (lower case, without a final dot) → month number, in every language of LANGUAGES."""
+    from babel import Locale  # CLDR tables: read when the first localized date is, not at import
+
     names: dict[str, int] = {}
     for language in LANGUAGES:
         for context in ("format", "stand-alone"):
@@ -34,7 +38,10 @@ def _month_names() -> dict[str, int]:
     return names
 
 
+@cache
 def _day_periods(period: str) -> frozenset[str]:
+    from babel import Locale
+
     markers = set()
     for language in LANGUAGES:
         for width in ("abbreviated", "wide"):
@@ -44,9 +51,6 @@ def _day_periods(period: str) -> frozenset[str]:
     return frozenset(markers)
 
 
-#: Month name (lower case, without a final dot) → month number, in every language of LANGUAGES.
-MONTHS = _month_names()
-_AM, _PM = _day_periods("am"), _day_periods("pm")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _CJK_MONTH = re.compile(r"(\d{1,2})\s*[月월]")
 _WORD = re.compile(r"[^\W\d_]+\.?")
@@ -117,7 +121,7 @@ def _localized_datetimes(values: pl.Series) -> pl.Series:
 def localized_datetime(value: str) -> datetime | None:
     """A date and time as platforms write it in their users' languages, or None.
 
-    Month names in any language CLDR knows (`MONTHS`: "2. Jan. 2024", "9 mei 2026", "2 de jan. de
+    Month names in any language CLDR knows (`month_names`: "2. Jan. 2024", "9 mei 2026", "2 de jan. de
     2024", "Jan 2, 2024"), CJK months ("2024年1月2日"), numeric dates year first or day first, a time
     `H:MM[:SS]` with an AM/PM marker in any of those languages ("PM", "p. m.", "午後").
     """
@@ -130,15 +134,16 @@ def localized_datetime(value: str) -> datetime | None:
     if cjk:
         month, rest = int(cjk.group(1)), rest[: cjk.start()] + " " + rest[cjk.end() :]
     words = []
+    months = month_names()
     for word in _WORD.findall(rest):
-        if month is None and word.strip(".") in MONTHS:
-            month = MONTHS[word.strip(".")]
+        if month is None and word.strip(".") in months:
+            month = months[word.strip(".")]
         else:
             words.append(word)
     marker = "".join(_WORD.findall("".join(words).replace(" ", "").replace(".", "")))
-    if marker in _PM and hour < 12:
+    if marker in _day_periods("pm") and hour < 12:
         hour += 12
-    elif marker in _AM and hour == 12:
+    elif marker in _day_periods("am") and hour == 12:
         hour = 0
     numbers = _NUMBER.findall(rest)
     years = [n for n in numbers if len(n) == 4]
