@@ -1,10 +1,10 @@
-"""Marts: SQL views refreshed after every import, then the snapshot SQL users read is published."""
+"""Marts: SQL views refreshed after every import; then the snapshot readers see is noted in the ledger."""
 
 import dagster as dg
 
 from retrostride.assets.resources import Models, Storage
 from retrostride.warehouse.marts import MARTS, mart_description, refresh_marts
-from retrostride.warehouse.snapshot import publish_snapshot
+from retrostride.warehouse.publish import record_published_snapshot
 
 _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 
@@ -23,8 +23,7 @@ def mart_views(storage: Storage, models: Models):
 
 @dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})
 def published_warehouse(storage: Storage) -> dg.MaterializeResult:
-    """The read-only copy of the warehouse (`published.duckdb`) that `retrostride sql` and other
-    readers open: replaced atomically, so a reader never sees a half-finished import."""
-    seconds = publish_snapshot(storage.warehouse, storage.published_path)
-    size = storage.published_path.stat().st_size
-    return dg.MaterializeResult(metadata={"seconds": round(seconds, 3), "bytes": size, "path": str(storage.published_path)})
+    """The DuckLake snapshot readers see: every commit is one, so nothing is copied; the ledger notes
+    which snapshot first held each newly published file (`retrostride sql --as-of`)."""
+    snapshot, files = record_published_snapshot(storage.warehouse)
+    return dg.MaterializeResult(metadata={"snapshot_id": snapshot, "files": files})

@@ -18,6 +18,7 @@ from retrostride.connectors.ingest.importer import ImportLimits
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import is_object_url
 from retrostride.connectors.validate import plausible_ranges
+from retrostride.warehouse.catalog import Catalog
 from retrostride.warehouse.mart_config import MartConfig
 from retrostride.warehouse.profiles import AthleteProfile
 from retrostride.warehouse.publish import DuplicatePolicy
@@ -37,7 +38,12 @@ class WatchedSource:
 class Settings:
     """Where retrostride keeps things.
 
-    - `RETROSTRIDE_HOME` (default `./data`): warehouse.duckdb, the Parquet lake, raw copies, quarantine.
+    - `RETROSTRIDE_HOME` (default `./data`): the warehouse (catalog.sqlite and warehouse/), the Parquet
+      lake, raw copies, quarantine.
+    - `RETROSTRIDE_CATALOG` (default `<home>/catalog.sqlite`): the warehouse's DuckLake catalog, a
+      SQLite file or `postgresql://user:password@host:port/database` (shared by several machines).
+    - `RETROSTRIDE_DATA` (default `<home>/warehouse/`): the warehouse's Parquet files, a folder or
+      `s3://bucket/prefix` (AWS_* env vars; AWS_ENDPOINT_URL for an S3-compatible store).
     - `RETROSTRIDE_INBOX` (default `./inbox`): files under `inbox/<athlete_id>/` belong to that athlete.
     - `RETROSTRIDE_ATHLETES` (default `<home>/athletes.toml`): athlete profiles.
     - `RETROSTRIDE_WORKERS` (default: CPU count): decoder processes for bulk imports.
@@ -61,6 +67,8 @@ class Settings:
     poll_s: int = 30
     nightly: str = "03:00"
     timezone: str = "UTC"
+    catalog_url: str = ""
+    data_url: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -76,6 +84,8 @@ class Settings:
             poll_s=int(os.environ.get("RETROSTRIDE_POLL_S", 30)),
             nightly=os.environ.get("RETROSTRIDE_NIGHTLY", "03:00"),
             timezone=os.environ.get("RETROSTRIDE_TIMEZONE", "UTC"),
+            catalog_url=os.environ.get("RETROSTRIDE_CATALOG", ""),
+            data_url=os.environ.get("RETROSTRIDE_DATA", ""),
         )
 
     @property
@@ -92,14 +102,14 @@ class Settings:
         return (WatchedSource("inbox", self.inbox), *self.watch)
 
     @property
-    def warehouse_path(self) -> Path:
-        """The pipeline's working file (only the pipeline opens it)."""
-        return self.home / "warehouse.duckdb"
+    def catalog(self) -> Catalog:
+        """The warehouse: a DuckLake catalog and its data files (under the home unless configured)."""
+        return Catalog.configured(self.home, self.catalog_url, self.data_url)
 
     @property
-    def published_path(self) -> Path:
-        """The read-only snapshot SQL users query, replaced after every import."""
-        return self.home / "published.duckdb"
+    def legacy_warehouse(self) -> Path:
+        """The single DuckDB file of homes from before DuckLake (`retrostride migrate` moves it)."""
+        return self.home / "warehouse.duckdb"
 
     @property
     def dagster_home(self) -> Path:

@@ -137,7 +137,7 @@ def child_import(paths: list[Path]) -> None:
             kind = entry.dagster_event.event_type_value if entry.dagster_event else "log message"
             kind = kind if kind in ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "log message") else "other"
             kinds[kind] = kinds.get(kind, 0) + 1
-    ledger = Warehouse(settings.warehouse_path).query(
+    ledger = Warehouse(settings.catalog).query(
         "SELECT format, status, count(*) AS files, sum(records) AS records, sum(decode_s) AS decode_s "
         "FROM import_ledger WHERE imported_at >= ? GROUP BY ALL", [since]
     )
@@ -146,7 +146,7 @@ def child_import(paths: list[Path]) -> None:
     for fmt in sorted(set(ledger["format"].drop_nulls())):
         rows = ledger.filter((ledger["format"] == fmt) & ledger["status"].is_in(["ok", "partial"]))
         decode[fmt] = {"files": int(rows["files"].sum()), "records": int(rows["records"].sum() or 0), "seconds": float(rows["decode_s"].sum() or 0)}
-    for fmt, decoder, files_read in Warehouse(settings.warehouse_path).query(
+    for fmt, decoder, files_read in Warehouse(settings.catalog).query(
         "SELECT format, decoder, count(*) FROM import_ledger WHERE imported_at >= ? AND decoder IS NOT NULL GROUP BY ALL ORDER BY ALL", [since]
     ).rows():
         decode.setdefault(fmt, {}).setdefault("decoders", {})[decoder] = files_read

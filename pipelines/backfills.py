@@ -97,7 +97,7 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
 
 def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
     """Month ranges holding rows of an old model version, or activities without derived rows."""
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     versions = current_model_versions(settings) if versions is None else versions
     stale = stale_months(warehouse, versions, required=[REQUIRED_TABLE] if REQUIRED_TABLE in versions else [])
     return month_ranges(stale, occupied_months(warehouse))

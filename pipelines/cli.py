@@ -81,7 +81,7 @@ def demo(
         SELECT * FROM weeks
         QUALIFY row_number() OVER (PARTITION BY athlete_id ORDER BY week_start DESC) <= 6
         ORDER BY athlete_id, week_start""")
-    console.print(f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
+    console.print(f"\nWarehouse (DuckLake, read it from the DuckDB CLI with docs/warehouse.md's ATTACH line): {settings.catalog.metadata}\n"
                   "Try: retrostride sql \"SELECT * FROM mileage_weekly LIMIT 10\", or `retrostride sql` for a prompt.")
 
 
@@ -90,12 +90,13 @@ def sql(
     query: str = typer.Argument(None, help="A read-only SQL query. None: an interactive prompt with history."),
     fmt: str = typer.Option(None, "--format", "-f", help="table, csv, json or parquet (default: from --output's suffix, else table)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the answer to this file instead of the terminal."),
+    as_of: str = typer.Option(None, "--as-of", help="Query the warehouse as it was: a snapshot id (import_ledger.published_snapshot) or a timestamp."),
 ) -> None:
     """Answer SQL from the warehouse (read-only), or open a prompt when no query is given."""
     from retrostride.pipelines.sql_shell import OutputError, interactive, output_format, run_query
 
     settings = Settings.from_env()
-    published = _published_snapshot(settings)
+    published = _reading(settings, as_of)
     try:
         chosen = output_format(fmt, output)
     except OutputError as error:
@@ -154,10 +155,24 @@ def reprocess() -> None:
     runs = _with_stage_progress("reprocess", lambda progress: reprocess_stale(settings, progress=progress))
     for run in runs:
         _print_backfill(run)
-    for table, counts in version_counts(Warehouse(settings.warehouse_path), VERSIONED_TABLES).items():
+    for table, counts in version_counts(Warehouse(settings.catalog), VERSIONED_TABLES).items():
         console.print(f"  {table}: " + ", ".join(f"{n} rows of {v}" for v, n in counts.items()))
     if not all(r.success for r in runs):
         raise typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Move a home from before DuckLake (warehouse.duckdb) into the DuckLake warehouse; the old file stays, renamed."""
+    from retrostride.pipelines.runs import ensure_migrated
+
+    settings = Settings.from_env()
+    done = ensure_migrated(settings)
+    if done is None:
+        console.print(f"Nothing to migrate: no {settings.legacy_warehouse} (the warehouse is {settings.catalog.metadata}).")
+        return
+    console.print(f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
+                  f"the old file is kept as {done.kept_as}.")
 
 
 @app.command()
@@ -217,23 +232,23 @@ def _print_summary(outcomes: list) -> None:
             console.print(f"  [yellow]{outcome.status}[/] {escape(outcome.path)}: {escape(outcome.reason or '')}")
 
 
-def _published_snapshot(settings: Settings) -> Path:
-    """The snapshot readers query; made from the working file if an older version left none."""
-    if not settings.published_path.exists():
-        if not settings.warehouse_path.exists():
-            console.print(f"[red]No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
-            raise typer.Exit(2)
-        from retrostride.warehouse.snapshot import publish_snapshot
-        from retrostride.warehouse.store import Warehouse
+def _reading(settings: Settings, as_of: str | None = None):
+    """What readers query: the warehouse's newest snapshot, or the one `as_of` names (a home from
+    before DuckLake is migrated first)."""
+    from retrostride.pipelines.runs import ensure_migrated
+    from retrostride.warehouse.access import Reading
 
-        publish_snapshot(Warehouse(settings.warehouse_path), settings.published_path)
-    return settings.published_path
+    ensure_migrated(settings)
+    if not settings.catalog.exists():
+        console.print(f"[red]No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
+        raise typer.Exit(2)
+    return Reading(settings.catalog, as_of)
 
 
 def _print_query(settings: Settings, title: str | None, query: str) -> None:
     from retrostride.warehouse.access import read_only_query
 
-    frame = read_only_query(_published_snapshot(settings), query)
+    frame = read_only_query(_reading(settings), query)
     table = Table(title=title, show_lines=False)
     for column in frame.columns:
         table.add_column(column)

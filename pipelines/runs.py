@@ -17,6 +17,7 @@ from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_end, months_of, plan_ranges
 from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
+from retrostride.warehouse.migrate import Migration, migrate_file
 from retrostride.warehouse.publish import mark_published
 from retrostride.warehouse.store import Warehouse
 
@@ -100,12 +101,20 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
             pass
 
 
+def ensure_migrated(settings: Settings) -> Migration | None:
+    """Move a home's warehouse from before DuckLake into the DuckLake, once (None: nothing to move)."""
+    if not settings.legacy_warehouse.exists():
+        return None
+    return migrate_file(settings.legacy_warehouse, Warehouse(settings.catalog))
+
+
 def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
                  progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) and publish what changed; returns the
     published month ranges."""
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
+    ensure_migrated(settings)
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
     ingest = defs.resolve_job_def("ingest").execute_in_process(
@@ -114,7 +123,7 @@ def import_paths(settings: Settings, paths: list[Path | str], athlete: str | Non
     )
     days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
     ranges = plan_ranges(months_of(days))
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     for first, last in ranges:
         publish_months(defs, instance, first, last)
         mark_published(warehouse, first, month_end(last))  # only now: the run may have died half-way

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from retrostride.warehouse.access import RefusedStatement, read_only_query
+from retrostride.warehouse.access import Reading, RefusedStatement, read_only_query
 
 FORMATS = ("table", "csv", "json", "parquet")
 #: Rows a table shows; the rest is counted (csv/json/parquet write everything).
@@ -58,8 +58,8 @@ def render(frame: pl.DataFrame, fmt: str, console: Console, output: Path | None 
             Console(file=handle, width=200).print(_table(frame))
 
 
-def run_query(published: Path, sql: str, fmt: str, console: Console, output: Path | None = None) -> bool:
-    """Answer `sql` from the published snapshot; errors are printed, not raised.  True if it ran."""
+def run_query(published: Reading, sql: str, fmt: str, console: Console, output: Path | None = None) -> bool:
+    """Answer `sql` from the warehouse's newest snapshot (or `as_of`'s); errors are printed, not raised.  True if it ran."""
     try:
         frame = read_only_query(published, sql)
         render(frame, fmt, console, output)
@@ -77,7 +77,7 @@ def run_query(published: Path, sql: str, fmt: str, console: Console, output: Pat
     return True
 
 
-def interactive(published: Path, history: Path, console: Console, read_line: Callable[[str], str] = input) -> None:
+def interactive(published: Reading, history: Path, console: Console, read_line: Callable[[str], str] = input) -> None:
     """Read statements until `.quit` or end of input.  A statement runs when a line ends with ';'
     or on an empty line; each runs against the newest snapshot, so imports show up as they finish."""
     _load_history(history)
@@ -97,7 +97,7 @@ def interactive(published: Path, history: Path, console: Console, read_line: Cal
             if not buffer and command in (".quit", ".exit", "\\q", "quit", "exit"):
                 break
             if not buffer and command == ".tables":
-                run_query(published, "SELECT table_name AS name, table_type AS kind FROM information_schema.tables ORDER BY 2, 1", "table", console)
+                run_query(published, "SELECT table_name AS name, table_type AS kind FROM information_schema.tables WHERE table_catalog = current_database() ORDER BY 2, 1", "table", console)
                 continue
             if command:
                 buffer.append(line)

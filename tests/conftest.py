@@ -48,7 +48,7 @@ def imported_corpus(tmp_path_factory: pytest.TempPathFactory) -> ImportedCorpus:
     files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx")]
     with dg.instance_for_test() as instance:
         ranges = import_paths(settings, files, athlete="corpus", instance=instance)
-    return ImportedCorpus(settings, ranges, Warehouse(settings.warehouse_path))
+    return ImportedCorpus(settings, ranges, Warehouse(settings.catalog))
 
 
 @dataclass
@@ -70,7 +70,7 @@ def imported_export(tmp_path_factory: pytest.TempPathFactory) -> ImportedExport:
     shutil.copy(root / "export.truth" / "athletes.toml", settings.athletes_file)
     with dg.instance_for_test() as instance:
         import_paths(settings, [root / "export"], instance=instance)
-    return ImportedExport(root, truth, settings, Warehouse(settings.warehouse_path))
+    return ImportedExport(root, truth, settings, Warehouse(settings.catalog))
 
 
 def copied_home(imported: ImportedExport, into: Path) -> Settings:

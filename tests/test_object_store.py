@@ -96,7 +96,7 @@ def history(s3_endpoint, tmp_path_factory):
     with dg.instance_for_test() as instance:
         import_paths(settings, [url], instance=instance)
         yield dict(url=url, bucket=bucket, client=client, settings=settings, instance=instance, truth=truth,
-                   loose=loose, export=export, warehouse=Warehouse(settings.warehouse_path))
+                   loose=loose, export=export, warehouse=Warehouse(settings.catalog))
 
 
 def test_a_prefix_imports_like_a_folder_with_athletes_from_its_folders(history):
@@ -222,5 +222,5 @@ def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpo
         defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, instance=instance)
         missing = defs.resolve_sensor_def("watch_x_sensor").evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
         assert not missing.run_requests and "there is no bucket 'no-such-bucket-here'" in missing.skip_message
-    ledger = Warehouse(settings.warehouse_path).query("SELECT path, athlete_id, status FROM import_ledger")
+    ledger = Warehouse(settings.catalog).query("SELECT path, athlete_id, status FROM import_ledger")
     assert ledger.rows() == [(f"s3://{bucket}/sync/ann/run.fit", "ann", "ok")]

@@ -23,6 +23,7 @@ from retrostride.pipelines.planning import (
 )
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.schedules import nightly_cron
+from retrostride.warehouse.access import Reading, read_only_query
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import CORPORA
 
@@ -183,7 +184,7 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
         assert execute(defs, instance, r, "publish").success
         assert execute(defs, instance, r, "mark_published_job").success  # what the run-status sensor asks for
     assert publish.tick() == []
-    warehouse = Warehouse(watched.warehouse_path)
+    warehouse = Warehouse(watched.catalog)
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
     marts = Ticks(defs, instance, "marts_after_publish")
     [refresh] = marts.tick()  # the marts follow, without a manual step
@@ -193,7 +194,7 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
     rows = warehouse.query("SELECT athlete_id, start_day FROM activities ORDER BY start_day").rows()
     assert rows == [("ann", date(2015, 8, 15)), ("ann", date(2017, 6, 11))]
     assert warehouse.query("SELECT count(*) AS n FROM mileage_weekly")["n"][0] > 0
-    published = Warehouse(watched.published_path).query("SELECT count(*) AS n FROM activities")["n"][0]
+    published = read_only_query(Reading(watched.catalog), "SELECT count(*) AS n FROM activities")["n"][0]
     assert published == 2  # what `retrostride sql` reads
 
     # A watched folder with its own athlete; a copy of known content in the inbox is not imported again.
@@ -266,7 +267,7 @@ def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
     [request] = schedule.evaluate_tick(context).run_requests
     result = defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, tags=request.tags, instance=instance)
     assert result.success
-    ledger = Warehouse(watched.warehouse_path).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
+    ledger = Warehouse(watched.catalog).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
     assert ledger == [("ann", "ok"), ("bob", "ok")]
     publish = Ticks(defs, instance, "publish_after_import").tick()  # the publish sensor follows
     assert [r.tags["dagster/asset_partition_range_start"] for r in publish] == ["2015-08-01", "2017-06-01"]

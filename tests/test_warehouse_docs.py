@@ -10,7 +10,7 @@ from tests.test_marts import Builder
 
 
 def test_the_docs_describe_exactly_the_warehouses_tables_and_columns(tmp_path):
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    warehouse = Warehouse.embedded(tmp_path)
     warehouse.ensure_schema()
     actual = warehouse.query(
         "SELECT table_name, column_name, data_type FROM information_schema.columns"
@@ -23,7 +23,7 @@ def test_the_docs_describe_exactly_the_warehouses_tables_and_columns(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_history(tmp_path_factory) -> Warehouse:
-    build = Builder(Warehouse(tmp_path_factory.mktemp("docs") / "warehouse.duckdb"))
+    build = Builder(Warehouse.embedded(tmp_path_factory.mktemp("docs")))
     for day in range(1, 29):
         build.backward_run("ann", date(2024, 2, day))
     build.weighing("ann", datetime(2024, 1, 29, 6, tzinfo=timezone.utc), 60.0, 25.0)

@@ -275,6 +275,7 @@ LEDGER = pl.Schema(
         "decode_s": pl.Float64,
         "imported_at": UTC_US,
         "lake_pack": pl.String,  # the lake pack holding the file's frames (warehouse.lake); null: none
+        "published_snapshot": pl.Int64,  # the first warehouse snapshot readers saw the file's rows in; null: not yet
     }
 )
 

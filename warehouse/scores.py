@@ -112,28 +112,31 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
 
 def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
     """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
-    with warehouse.transaction() as connection:
+    def replace(connection) -> int:
         connection.execute("DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
                            " OR athlete_id NOT IN (SELECT athlete_id FROM activities)", [refit])
         return insert(connection, "gait_baselines", baselines)
+    return warehouse.write(replace)
 
 
 def replace_scores(warehouse: Warehouse, first: date, last: date, rows: dict[str, pl.DataFrame]) -> dict[str, int]:
     """Replace the score rows (`segments`, `activity_energy`) of activities that started on days
     first..last, in one transaction."""
-    with warehouse.transaction() as connection:
+    def replace(connection) -> dict[str, int]:
         counts = {}
         for table in SCORE_TABLES:
             connection.execute(f"DELETE FROM {table} WHERE {_STARTED_IN}", [first, last])
             counts[table] = insert(connection, table, rows[table])
         return counts
+    return warehouse.write(replace)
 
 
 def drop_orphan_scores(warehouse: Warehouse) -> None:
     """Delete score rows of activities the warehouse no longer holds."""
-    with warehouse.transaction() as connection:
+    def drop(connection) -> None:
         for table in SCORE_TABLES:
             connection.execute(f"DELETE FROM {table} WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
+    warehouse.write(drop)
 
 
 def _read(warehouse: Warehouse, schema: pl.Schema, source: str, parameters: list) -> pl.DataFrame:

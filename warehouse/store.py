@@ -1,22 +1,26 @@
-"""The DuckDB warehouse: tables made from the canonical schemas, short write transactions, views.
+"""The warehouse: tables made from the canonical schemas in a DuckLake, short write transactions, views.
 
-Writers hold the file only for the length of one transaction; a process that finds it locked waits
-and retries instead of failing, so a query and an import can take turns.
+Every transaction that commits is a snapshot: readers in other processes see the newest one, or an
+older one they ask for (`retrostride sql --as-of`).  Writers never block each other; a commit that
+conflicts with another writer's (both deleted rows from one data file) is run again (`write`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
+from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -45,7 +49,9 @@ _DUCKDB_TYPES = {
     pl.Date: "DATE",
 }
 
-LOCK_WAIT_S = 60.0
+#: How long a write keeps retrying commits that conflict with other writers'.
+WRITE_WAIT_S = 300.0
+T = TypeVar("T")
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -63,18 +69,25 @@ def view_sql() -> dict[str, str]:
 
 
 class Warehouse:
-    """One DuckDB file, opened briefly for each read or write (or kept open by `held`)."""
+    """The DuckLake warehouse (`warehouse.catalog.Catalog`): this process's engine attaches it once;
+    each read or write takes a cursor and sees the newest committed snapshot."""
 
-    def __init__(self, path: Path | str, tables: Mapping[str, pl.Schema] = TABLES):
-        self.path = Path(path)
+    def __init__(self, catalog: Catalog, tables: Mapping[str, pl.Schema] = TABLES):
+        self.catalog = catalog
         self.tables = dict(tables)
         self._held: duckdb.DuckDBPyConnection | None = None
 
+    @classmethod
+    def embedded(cls, home: Path | str, tables: Mapping[str, pl.Schema] = TABLES) -> Warehouse:
+        """The default warehouse of a home: catalog and files under it, no server."""
+        return cls(Catalog.embedded(home), tables)
+
+    def exists(self) -> bool:
+        return self.catalog.exists()
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Keep the file open meanwhile: each read and write inside takes a cursor of one connection
-        instead of opening the file (~20 ms for a ten-year warehouse).  For a step that reads and
-        writes many times and owns the file (the `warehouse` pool); other processes wait meanwhile."""
+        """Reads and writes inside take cursors of one connection (a step that reads and writes many times)."""
         if self._held is not None:
             yield
             return
@@ -85,56 +98,76 @@ class Warehouse:
             self._held.close()
             self._held = None
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """A connection (UTC session time zone), waiting out another process's lock."""
-        if self._held is not None:
-            cursor = self._held.cursor()
-            cursor.execute("SET TimeZone = 'UTC'")
-            return cursor
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                connection = duckdb.connect(str(self.path), read_only=read_only)
-                connection.execute("SET TimeZone = 'UTC'")
-                return connection
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05 + random.random() * 0.2)
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of this process's engine (UTC session time zone), its own transactions."""
+        parent = self._held if self._held is not None else shared_engine(self.catalog)
+        cursor = parent.cursor()
+        cursor.execute(f"USE {ALIAS}")
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction: all of it is visible afterwards, or none of it."""
+        """One write transaction, one snapshot: all of it is visible afterwards, or none of it.
+        Commits that conflict with another writer's raise; `write` retries them."""
         connection = self.connect()
         try:
             connection.execute("BEGIN TRANSACTION")
             yield connection
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            with suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
             raise
         finally:
             connection.close()
 
+    def write(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `body` in a transaction; when another writer's commit conflicts with it (both deleted
+        from one data file), run it again on the newer snapshot, for up to WRITE_WAIT_S."""
+        deadline = time.monotonic() + WRITE_WAIT_S
+        while True:
+            try:
+                with self.transaction() as connection:
+                    return body(connection)
+            except duckdb.Error as error:
+                if not is_conflict(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
+
     def ensure_schema(self) -> None:
-        """Create missing tables and columns, and (re)create the views."""
-        with self.transaction() as connection:
+        """Create missing tables and columns (partitioned by athlete where they have one), and (re)create the views."""
+        def create(connection: duckdb.DuckDBPyConnection) -> None:
             for table, columns in self.tables.items():
                 _ensure_table(connection, table, columns)
             if "mart_settings" in self.tables and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]:
                 insert(connection, "mart_settings", settings_row(MartConfig()))
+            existing = dict(connection.execute(
+                "SELECT view_name, comment FROM duckdb_views() WHERE database_name = current_database()").fetchall())
             for name, sql in view_sql().items():
-                connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                version = hashlib.sha256(sql.encode()).hexdigest()[:16]
+                if existing.get(name) != version:  # an unchanged view is left alone: no snapshot, no conflict
+                    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                    connection.execute(f"COMMENT ON VIEW {name} IS '{version}'")
+        self.write(create)
 
     def query(self, sql: str, parameters: list | None = None) -> pl.DataFrame:
         """Run a read-only query and return its rows."""
-        connection = self.connect(read_only=True)
+        connection = self.connect()
         try:
             return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
         finally:
             connection.close()
+
+    def snapshot_id(self) -> int:
+        """The newest committed snapshot."""
+        return int(self.query(f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}')")["id"][0])
+
+
+def is_conflict(error: duckdb.Error) -> bool:
+    """A commit that lost a race with another writer's (worth running again), not a mistake."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
 
 
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
@@ -151,9 +184,14 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
 
 def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> None:
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
     existing = {row[0] for row in connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_name = ?",
+        [table]).fetchall()}
+    if not existing:
+        connection.execute(f"CREATE TABLE {table} ({definition})")
+        if "athlete_id" in columns:  # one athlete's rows in their own files: writers for different athletes never conflict
+            connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
+        return
     for name, dtype in columns.items():
         if name not in existing:
             connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')

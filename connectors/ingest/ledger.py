@@ -115,7 +115,8 @@ def flush(warehouse: Warehouse, rows: list[dict]) -> None:
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
     days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
     retried = " OR ".join("reason LIKE ?" for _ in RETRIED)
-    with warehouse.transaction() as connection:
+
+    def write(connection) -> None:
         connection.register("incoming_paths", frame.select("path"))
         connection.execute(
             f"DELETE FROM import_ledger WHERE status = 'failed' AND ({retried}) AND path IN (SELECT path FROM incoming_paths)",
@@ -124,4 +125,5 @@ def flush(warehouse: Warehouse, rows: list[dict]) -> None:
         connection.unregister("incoming_paths")
         insert(connection, "import_ledger", frame)
         insert(connection, "pending_days", days)
+    warehouse.write(write)
     rows.clear()
