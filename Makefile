@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Debian packages the tests need (servers they start themselves), installed by .ci/system-packages.sh
+SYSTEM_PACKAGES += postgresql
 
-.PHONY: install demo test ui benchmark benchmark-marts benchmark-ten-years clean
+.PHONY: install system-packages demo test ui benchmark benchmark-marts benchmark-ten-years clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +18,10 @@ $(VENV)/.installed: pyproject.toml
 demo: install  ## generate a sample export, import it through Dagster, show the results
 	$(BIN)/retrostride demo
 
-test: install  ## run the test suite
+system-packages:  ## the Debian packages of SYSTEM_PACKAGES that are missing (as root, or with sudo)
+	bash .ci/system-packages.sh $(SYSTEM_PACKAGES)
+
+test: install system-packages  ## run the test suite
 	$(BIN)/python -m pytest -q
 
 ui: install  ## the Dagster UI and daemon on workspace.yaml

@@ -102,7 +102,7 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
                                detection=detection, energy=energy)
     with warehouse.held():  # ~40 reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
-            counts = scores.replace_scores(warehouse, first, last,
+            counts = scores.replace_scores(warehouse, activities["activity_id"].to_list(),
                                            {"segments": scored.segments, "activity_energy": scored.activity_energy})
             for table, count in counts.items():
                 totals[table] += count

@@ -4,7 +4,7 @@ import dagster as dg
 
 from retrostride.assets.resources import Models, Storage
 from retrostride.warehouse.marts import MARTS, mart_description, refresh_marts
-from retrostride.warehouse.publish import record_published_snapshot
+from retrostride.warehouse.publish import publish_snapshot
 
 _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 
@@ -23,7 +23,7 @@ def mart_views(storage: Storage, models: Models):
 
 @dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})
 def published_warehouse(storage: Storage) -> dg.MaterializeResult:
-    """The DuckLake snapshot readers see: every commit is one, so nothing is copied; the ledger notes
-    which snapshot first held each newly published file (`retrostride sql --as-of`)."""
-    snapshot, files = record_published_snapshot(storage.warehouse)
+    """The snapshot readers see (`retrostride sql`, the DuckDB CLI): one commit marks it, nothing is
+    copied; the ledger notes it for the files it published (`retrostride sql --as-of`)."""
+    snapshot, files = publish_snapshot(storage.warehouse)
     return dg.MaterializeResult(metadata={"snapshot_id": snapshot, "files": files})

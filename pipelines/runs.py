@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from datetime import date
 from importlib import resources
@@ -35,21 +34,29 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 def instance_for(settings: Settings) -> dg.DagsterInstance:
     """The persistent Dagster instance under DAGSTER_HOME, so runs show up in the UI.
 
-    Installs the shipped `dagster.yaml` (the warehouse pool, run retries) unless the user wrote their
-    own: a copy an older version installed is replaced.
+    Installs the shipped `dagster.yaml` (the warehouse pool, run retries; with DAGSTER_POSTGRES_URL
+    set, `dagster-postgres.yaml`'s storage in PostgreSQL too) unless the user wrote their own: a copy
+    an older version installed is replaced.
     """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    with resources.as_file(resources.files("retrostride.pipelines") / "dagster.yaml") as shipped:
-        marker = shipped.read_text().splitlines()[0]
-        if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()):
-            shutil.copy(shipped, config)
+    shipped = shipped_instance_config(bool(os.environ.get("DAGSTER_POSTGRES_URL")))
+    marker = shipped.splitlines()[0]
+    if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped):
+        config.write_text(shipped)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.from_config(str(home))
     _ensure_pool(instance)
     reap_dead_runs(instance)
     return instance
+
+
+def shipped_instance_config(postgres: bool) -> str:
+    """The dagster.yaml retrostride installs: pools, run queue, retries; and PostgreSQL storage if asked."""
+    folder = resources.files("retrostride.pipelines")
+    text = (folder / "dagster.yaml").read_text()
+    return text + "\n" + (folder / "dagster-postgres.yaml").read_text() if postgres else text
 
 
 #: In-process runs record their process, so a later CLI can tell that one was killed holding the pool.

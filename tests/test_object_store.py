@@ -6,7 +6,6 @@ missing bucket explained in a sentence."""
 from __future__ import annotations
 
 import gzip
-import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -29,40 +28,13 @@ from retrostride.pipelines.schedules import nightly_run_config
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import settings_for
 from tests.exports import strava_export
+from tests.servers import new_bucket as _bucket
+from tests.servers import s3_endpoint  # noqa: F401 - a fixture
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 BROKEN_FIT = b"\x0e\x10\x98\x00\x20\x00\x00\x00.FIT" + b"\x00" * 12  # a FIT header promising 32 bytes that are not there
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 and the AWS variables that point boto3 at it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _bucket(prefix: str = "runs") -> tuple[object, str]:
-    client = boto3.client("s3")
-    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-    return client, name
 
 
 def _upload_tree(client, bucket: str, prefix: str, folder: Path) -> list[str]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
-from retrostride.warehouse.catalog import ALIAS, Catalog, open_engine
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, open_engine
 
 _READING = {
     duckdb.StatementType.SELECT,
@@ -55,15 +56,28 @@ _readers_lock = threading.Lock()
 
 
 def reader(reading: Reading) -> duckdb.DuckDBPyConnection:
-    """A cursor on the warehouse attached read-only (one engine per process and reading: attaching costs
-    ~0.5 s); each statement of a new cursor sees the newest committed snapshot, or `as_of`'s."""
+    """A cursor on the warehouse attached read-only at `as_of`, else at the newest published snapshot
+    (a whole import or none of it: the pipeline's steps in between are skipped).  One engine per
+    process and reading (opening one costs ~0.5 s); a new publish is attached beside it (~10 ms)."""
     key = (os.getpid(), reading)
     with _readers_lock:
         engine = _readers.get(key)
         if engine is None:
             engine = _readers[key] = open_engine(reading.catalog, read_only=True, as_of=reading.as_of)
+        alias = ALIAS
+        if reading.as_of is None:
+            published = engine.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]
+            if published is not None:
+                alias = f"{ALIAS}_{published}"
+                attached = {row[0] for row in engine.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+                if alias not in attached:
+                    engine.execute(reading.catalog.attach_sql(alias, as_of=published))
+                    for older in attached - {alias}:
+                        if older.startswith(f"{ALIAS}_"):  # readers of an older publish go on with theirs
+                            with suppress(duckdb.Error):
+                                engine.execute(f"DETACH {older}")
     cursor = engine.cursor()
-    cursor.execute(f"USE {ALIAS}")
+    cursor.execute(f"USE {alias}")
     cursor.execute("SET TimeZone = 'UTC'")
     return cursor
 

@@ -26,6 +26,11 @@ import duckdb
 
 #: The alias the warehouse is attached under in every connection (and in docs/warehouse.md).
 ALIAS = "warehouse"
+#: The commit message of the snapshots readers see: a publish, after the pipeline's steps of an import.
+PUBLISHED = "published"
+#: The newest published snapshot's id (null before the first publish).
+PUBLISHED_SNAPSHOT_SQL = (f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}') "
+                          f"WHERE commit_message = '{PUBLISHED}'")
 _ENGINE_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 
 

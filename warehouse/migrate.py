@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED
 from retrostride.warehouse.store import Warehouse
 
 #: The suffix an old warehouse file gets once its rows are in the DuckLake.
@@ -29,24 +30,27 @@ def migrate_file(source: Path, warehouse: Warehouse) -> Migration:
     warehouse.ensure_schema()
 
     def copy(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
-        connection.execute(f"ATTACH '{source}' AS legacy (READ_ONLY)")
-        try:
-            old = {row[0] for row in connection.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'legacy'").fetchall()}
-            rows = {}
-            for table in warehouse.tables:
-                if table not in old or connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-                    continue
-                if table == "mart_settings":
-                    connection.execute("DELETE FROM mart_settings")
-                columns = ", ".join(f'"{c}"' for c in _shared_columns(connection, table))
-                rows[table] = connection.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM legacy.{table}").fetchone()[0]
-            return rows
-        finally:
-            connection.execute("DETACH legacy")
+        old = {row[0] for row in connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'legacy'").fetchall()}
+        rows = {}
+        for table in warehouse.tables:
+            if table not in old or (table != "mart_settings" and connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]):
+                continue
+            if table == "mart_settings":
+                connection.execute("DELETE FROM mart_settings")
+            columns = ", ".join(f'"{c}"' for c in _shared_columns(connection, table))
+            rows[table] = connection.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM legacy.{table}").fetchone()[0]
+        connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")  # readers see it all
+        return rows
 
-    rows = warehouse.write(copy)
+    attached = warehouse.connect()
+    attached.execute(f"ATTACH '{source}' AS legacy (READ_ONLY)")
+    try:
+        rows = warehouse.write(copy)
+    finally:
+        attached.execute("DETACH legacy")
+        attached.close()
     kept = source.with_name(source.name + MIGRATED)
     source.rename(kept)
     published = source.with_name("published.duckdb")

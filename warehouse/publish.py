@@ -18,6 +18,7 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import IMPORTED, current_packs, pack_files
 from retrostride.warehouse.privacy import mask_positions
@@ -33,11 +34,12 @@ def publish_days(
     record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
-    packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first])
     in_range = "start_day BETWEEN $first AND $last"
     days = {"first": first, "last": last}
 
     def replace(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        # the ledger as this transaction sees it: a retry after a conflict publishes what the other writer added
+        packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first], connection)
         # rows go in as the scan yields them: 30 % less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
@@ -165,14 +167,24 @@ def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
         "DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]).fetchone()[0])
 
 
-def record_published_snapshot(warehouse: Warehouse) -> tuple[int, int]:
-    """Note the newest snapshot in the ledger rows of files published since the last call (none while
-    some day is still pending: its files are not all in); returns (snapshot id, files noted)."""
-    snapshot = warehouse.snapshot_id()
-    noted = warehouse.write(lambda connection: connection.execute(
-        "UPDATE import_ledger SET published_snapshot = ? WHERE published_snapshot IS NULL "
-        f"AND {IMPORTED} AND NOT EXISTS (SELECT 1 FROM pending_days)", [snapshot]).fetchone()[0])
-    return snapshot, int(noted)
+def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
+    """Show readers everything committed so far, in one step: one commit marked PUBLISHED (a row in
+    `publishes`) is the snapshot they attach at.  Then its id goes into the ledger rows of the files
+    it published (none while some day is still pending: their files are not all in).  Returns
+    (snapshot id, files)."""
+    unnoted = f"published_snapshot IS NULL AND {IMPORTED} AND NOT EXISTS (SELECT 1 FROM pending_days)"
+
+    def mark(connection: duckdb.DuckDBPyConnection) -> int:
+        connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")
+        files = connection.execute(f"SELECT count(*) FROM import_ledger WHERE {unnoted}").fetchone()[0]
+        connection.execute("INSERT INTO publishes VALUES (now(), ?)", [files])
+        return files
+
+    files = warehouse.write(mark)
+    snapshot = warehouse.published_snapshot()
+    warehouse.write(lambda connection: connection.execute(
+        f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]))
+    return snapshot, files
 
 
 def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:

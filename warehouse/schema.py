@@ -282,6 +282,9 @@ LEDGER = pl.Schema(
 #: Days whose activities were imported but not yet published (a run interrupted before publishing).
 PENDING_DAYS = pl.Schema({"day": pl.Date})
 
+#: One row per publish: the commit that adds it is the snapshot readers see (`warehouse.catalog.PUBLISHED`).
+PUBLISHES = pl.Schema({"published_at": UTC_US, "files": pl.Int64})
+
 
 #: Hex digits of a file's sha256 that start the ids of its activities.
 _ID_HEX = 16

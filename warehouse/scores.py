@@ -119,13 +119,14 @@ def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit:
     return warehouse.write(replace)
 
 
-def replace_scores(warehouse: Warehouse, first: date, last: date, rows: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Replace the score rows (`segments`, `activity_energy`) of activities that started on days
-    first..last, in one transaction."""
+def replace_scores(warehouse: Warehouse, activity_ids: list[str], rows: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Replace the score rows (`segments`, `activity_energy`) of the activities scored, in one
+    transaction.  Only theirs: an activity another run published meanwhile keeps the rows that run
+    gave it, so a commit retried after a conflict loses nothing."""
     def replace(connection) -> dict[str, int]:
         counts = {}
         for table in SCORE_TABLES:
-            connection.execute(f"DELETE FROM {table} WHERE {_STARTED_IN}", [first, last])
+            connection.execute(f"DELETE FROM {table} WHERE list_contains(?, activity_id)", [activity_ids])
             counts[table] = insert(connection, table, rows[table])
         return counts
     return warehouse.write(replace)

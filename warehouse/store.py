@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
-from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, shared_engine
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -35,6 +35,7 @@ TABLES: dict[str, pl.Schema] = {
     "gait_baselines": schema.BASELINES,
     "mart_settings": MART_SETTINGS,
     "pending_days": schema.PENDING_DAYS,
+    "publishes": schema.PUBLISHES,
 }
 
 _DUCKDB_TYPES = {
@@ -139,7 +140,9 @@ class Warehouse:
         """Create missing tables and columns (partitioned by athlete where they have one), and (re)create the views."""
         def create(connection: duckdb.DuckDBPyConnection) -> None:
             for table, columns in self.tables.items():
-                _ensure_table(connection, table, columns)
+                if _ensure_table(connection, table, columns) and "athlete_id" in columns:
+                    # one athlete's rows in files of their own: writers for different athletes delete from different files
+                    connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
             if "mart_settings" in self.tables and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]:
                 insert(connection, "mart_settings", settings_row(MartConfig()))
             existing = dict(connection.execute(
@@ -159,9 +162,9 @@ class Warehouse:
         finally:
             connection.close()
 
-    def snapshot_id(self) -> int:
-        """The newest committed snapshot."""
-        return int(self.query(f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}')")["id"][0])
+    def published_snapshot(self) -> int | None:
+        """The snapshot readers see: the newest one marked PUBLISHED (None before the first publish)."""
+        return self.query(PUBLISHED_SNAPSHOT_SQL)["id"][0]
 
 
 def is_conflict(error: duckdb.Error) -> bool:
@@ -182,16 +185,16 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return len(frame)
 
 
-def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> None:
+def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> bool:
+    """Create `table` or add the columns it lacks; True if it was created."""
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
     existing = {row[0] for row in connection.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_name = ?",
         [table]).fetchall()}
     if not existing:
         connection.execute(f"CREATE TABLE {table} ({definition})")
-        if "athlete_id" in columns:  # one athlete's rows in their own files: writers for different athletes never conflict
-            connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
-        return
+        return True
     for name, dtype in columns.items():
         if name not in existing:
             connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')
+    return False
