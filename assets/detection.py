@@ -1,5 +1,9 @@
-"""Backward detection and energy: each athlete's forward gait, then segments and kcal per month."""
+"""Backward detection and energy: each athlete's forward gait, then segments and kcal per month.
 
+The assets wrap `refit_baselines` and `score_range`, which the one-run `import_files` job calls as well.
+"""
+
+import logging
 from collections.abc import Iterator
 from datetime import date
 
@@ -28,7 +32,7 @@ SCORE_BATCH_RECORDS = 250_000
 #: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
 BATCHES_PER_READ = 2
 #: Batches from which scoring spreads over `storage.workers` processes (about a year of one runner):
-#: with fewer, starting the processes (~1.5 s of CPU each) costs more than they save.
+#: with fewer, starting the processes costs more than they save (README, Performance).
 BATCHES_FOR_PROCESSES = 4
 
 
@@ -37,6 +41,11 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
     its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'.
     Only athletes whose latest runs (or their names, or the model) changed are refit."""
+    return dg.MaterializeResult(metadata=refit_baselines(storage, models))
+
+
+def refit_baselines(storage: Storage, models: Models) -> dict:
+    """Refit the stale forward-gait baselines (the work of `athlete_gait_baselines`): its metadata."""
     detection, _ = models.configs()
     chosen = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
     refit = stale_baselines(training_digests(chosen), scores.gait_baselines(storage.warehouse), detection.model_version)
@@ -45,16 +54,14 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
     scores.replace_gait_baselines(storage.warehouse, baselines, refit)
     baselines = scores.gait_baselines(storage.warehouse)
     athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
-    return dg.MaterializeResult(
-        metadata={
-            "athletes": len(athletes),
-            "with_baseline": len(baselines),
-            "without_baseline": dg.MetadataValue.json(sorted(set(athletes) - set(baselines["athlete_id"].to_list()))),
-            "refit": dg.MetadataValue.json(refit),
-            "model_version": detection.model_version,
-            "baselines": dg.MetadataValue.md(_markdown(baselines.drop("model_version"))),
-        }
-    )
+    return {
+        "athletes": len(athletes),
+        "with_baseline": len(baselines),
+        "without_baseline": dg.MetadataValue.json(sorted(set(athletes) - set(baselines["athlete_id"].to_list()))),
+        "refit": dg.MetadataValue.json(refit),
+        "model_version": detection.model_version,
+        "baselines": dg.MetadataValue.md(_markdown(baselines.drop("model_version"))),
+    }
 
 
 @dg.multi_asset(
@@ -86,21 +93,28 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
 def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models):
     """Detect segments and estimate energy for the activities of each month in the run's range, and
     replace that month's rows in one transaction."""
+    window = context.partition_time_window
+    yield from score_range(storage, models, window.start.date(), window.end.date(), context.log)
+
+
+def score_range(storage: Storage, models: Models, start: date, end: date,
+                log: logging.Logger | dg.DagsterLogManager) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Score the activities that started in [start, end) (the work of `scored_activities`): a result
+    for `segments` and `activity_energy`, and their two checks."""
     detection, energy = models.configs()
     warehouse = storage.warehouse
     baselines = scores.gait_baselines(warehouse)
     measurements = scores.body_measurements(warehouse)
     profiles = profiles_frame(storage.profiles())
-    window = context.partition_time_window
     scores.drop_orphan_scores(warehouse)
     totals = {"segments": 0, "activity_energy": 0}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
-    batches = scores.month_batches(warehouse, window.start.date(), window.end.date(), SCORE_BATCH_RECORDS)
+    batches = scores.month_batches(warehouse, start, end, SCORE_BATCH_RECORDS)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
     scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
                                baselines=baselines, body_measurements=measurements, profiles=profiles,
                                detection=detection, energy=energy)
-    with warehouse.held():  # ~40 reads and writes: one open of the file instead of one each
+    with warehouse.held():  # many reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
             counts = scores.replace_scores(warehouse, activities["activity_id"].to_list(),
                                            {"segments": scored.segments, "activity_energy": scored.activity_energy})
@@ -110,15 +124,17 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
             kcal += float(scored.activity_energy["kcal_net"].sum() or 0.0)
             problems.append(implausible_energy(scored.activity_energy))
             gaps.append(_coverage_problems(activities, scored.segments))
-            context.log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
-                             f"{counts['activity_energy']} activities, {counts['segments']} segments")
+            log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
+                     f"{counts['activity_energy']} activities, {counts['segments']} segments")
     version = energy_row_version(detection.model_version, energy)
-    yield dg.MaterializeResult(asset_key="segments", metadata={
-        "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version})
-    yield dg.MaterializeResult(asset_key="activity_energy", metadata={
-        "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version})
-    yield _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None)
-    yield _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None)
+    return [
+        dg.MaterializeResult(asset_key="segments", metadata={
+            "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version}),
+        dg.MaterializeResult(asset_key="activity_energy", metadata={
+            "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version}),
+        _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None),
+        _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None),
+    ]
 
 
 def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:

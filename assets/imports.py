@@ -1,8 +1,13 @@
-"""The import assets: new files into the lake and ledger, then day partitions into the warehouse."""
+"""The import assets: new files into the lake and ledger, then day partitions into the warehouse.
 
+Each asset is a thin wrapper over a function doing its work (`import_sources`, `publish_range`,
+`publish_body`), which the one-run `import_files` job (pipelines/import_job.py) calls as well.
+"""
+
+import logging
 import time
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +37,14 @@ class ImportConfig(dg.Config):
 def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storage: Storage,
                  import_progress: dg.ResourceParam[ImportProgress]):
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
+    summary = import_sources(config, storage, context.log, import_progress)
+    yield dg.MaterializeResult(metadata=summary_metadata(summary))
+    yield failed_files_check(summary)
+
+
+def import_sources(config: ImportConfig, storage: Storage, log: logging.Logger | dg.DagsterLogManager,
+                   progress: ImportProgress) -> ImportSummary:
+    """Import what `config` names into the lake and the ledger (the work of `source_files`)."""
     profiles = storage.profiles()
     limits = storage.limits()
     groups = [([as_location(path)], athlete or None) for path, athlete in config.sources.items()]
@@ -41,17 +54,16 @@ def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storag
         files = [f for paths, athlete in groups
                  for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))]
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
-            context.log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
+            log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
         for profile in profiles.values():
             if profile.ignored_keys:
-                context.log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
+                log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
         zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
         summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
-                               progress=_log_every(context, PROGRESS_EVERY_S, then=import_progress), limits=limits)
+                               progress=_log_every(log, PROGRESS_EVERY_S, then=progress), limits=limits)
     if summary.pending:
-        context.log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
-    yield dg.MaterializeResult(metadata=_summary_metadata(summary))
-    yield _failed_files_check(summary)
+        log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
+    return summary
 
 
 @dg.multi_asset(
@@ -69,23 +81,35 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     """Replace the activities, records and laps of the run's days (UTC start date) in one transaction."""
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
+    for name, metadata in publish_range(storage, first, last, context.log).items():
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+
+
+def publish_range(storage: Storage, first: date, last: date, log: logging.Logger | dg.DagsterLogManager
+                  ) -> dict[str, dict]:
+    """Publish the days first..last from the lake (the work of `activity_tables`): metadata per table."""
     zones = privacy_zones_frame(storage.profiles())
     counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones,
                           duplicates=storage.duplicate_policy())
-    context.log.info(f"published {counts} for {first}..{last}")
-    for name in ("activities", "records", "laps"):
-        yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name], "first_day": str(first), "last_day": str(last)})
+    log.info(f"published {counts} for {first}..{last}")
+    return {name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)}
+            for name in ("activities", "records", "laps")}
 
 
 @dg.asset(deps=[source_files], group_name="body", pool="warehouse", kinds={"duckdb"})
 def body_measurements(storage: Storage) -> dg.MaterializeResult:
     """Weight, body fat and the rest that scales record, per athlete and time."""
+    return dg.MaterializeResult(metadata=publish_body(storage))
+
+
+def publish_body(storage: Storage) -> dict:
+    """New body measurements from the lake into the warehouse (the work of `body_measurements`)."""
     added = publish_body_measurements(storage.warehouse, storage.lake)
     rows = storage.warehouse.query("SELECT count(*) AS n FROM body_measurements")["n"][0]
-    return dg.MaterializeResult(metadata={"rows": int(rows), "added": added})
+    return {"rows": int(rows), "added": added}
 
 
-def _summary_metadata(summary: ImportSummary) -> dict:
+def summary_metadata(summary: ImportSummary) -> dict:
     failures = "\n".join(f"| {Path(o.path).name} | {o.status} | {o.reason} |" for o in summary.failures[:200])
     days = summary.days
     return {
@@ -102,11 +126,12 @@ def _summary_metadata(summary: ImportSummary) -> dict:
     }
 
 
-def _failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
+def failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
     """The run's failed and partial files with their reasons, visible on the asset in the UI."""
     failures = summary.failures
     rows = "\n".join(f"| {o.path} | {o.status} | {o.reason} |" for o in failures[:200])
     return dg.AssetCheckResult(
+        asset_key="source_files",
         check_name="every_file_imported",
         passed=not failures,
         severity=dg.AssetCheckSeverity.WARN,
@@ -116,27 +141,27 @@ def _failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
     )
 
 
-#: Seconds between progress lines in the run's log; each line is a stored Dagster event (~10-40 ms).
+#: Seconds between progress lines in the run's log; each line is a stored Dagster event.
 PROGRESS_EVERY_S = 5.0
 #: Failed or partial files logged one by one; the rest are counted (the asset check lists them all).
 WARNINGS_LOGGED = 50
 
 
-def _log_every(context: dg.AssetExecutionContext, every_s: float, then: ImportProgress):
+def _log_every(log: logging.Logger | dg.DagsterLogManager, every_s: float, then: ImportProgress):
     """Log a heartbeat every `every_s` seconds and the first problems, then pass each outcome on."""
     seen = {"files": 0, "problems": 0, "next": time.monotonic() + every_s}
 
-    def log(outcome) -> None:
+    def report(outcome) -> None:
         then(outcome)
         seen["files"] += 1
         if outcome.status in ("failed", "partial"):
             seen["problems"] += 1
             if seen["problems"] <= WARNINGS_LOGGED:
-                context.log.warning(f"{outcome.status}: {outcome.path}: {outcome.reason}")
+                log.warning(f"{outcome.status}: {outcome.path}: {outcome.reason}")
             elif seen["problems"] == WARNINGS_LOGGED + 1:
-                context.log.warning("more files not imported whole: the asset check every_file_imported lists them")
+                log.warning("more files not imported whole: the asset check every_file_imported lists them")
         if time.monotonic() >= seen["next"]:
             seen["next"] = time.monotonic() + every_s
-            context.log.info(f"{seen['files']} files processed ({seen['problems']} not imported whole)")
+            log.info(f"{seen['files']} files processed ({seen['problems']} not imported whole)")
 
-    return log
+    return report

@@ -16,14 +16,18 @@ _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 )
 def mart_views(storage: Storage, models: Models):
     """Recreate the mart views and store their parameters (`[marts]` of the model file) in mart_settings."""
-    counts = refresh_marts(storage.warehouse, models.marts())
-    for name in MARTS:
-        yield dg.MaterializeResult(asset_key=name, metadata={"rows": counts[name]})
+    for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows})
 
 
 @dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})
 def published_warehouse(storage: Storage) -> dg.MaterializeResult:
     """The snapshot readers see (`retrostride sql`, the DuckDB CLI): one commit marks it, nothing is
     copied; the ledger notes it for the files it published (`retrostride sql --as-of`)."""
+    return dg.MaterializeResult(metadata=publish_readers_snapshot(storage))
+
+
+def publish_readers_snapshot(storage: Storage) -> dict:
+    """Publish the snapshot readers see (the work of `published_warehouse`): its metadata."""
     snapshot, files = publish_snapshot(storage.warehouse)
-    return dg.MaterializeResult(metadata={"snapshot_id": snapshot, "files": files})
+    return {"snapshot_id": snapshot, "files": files}

@@ -1,8 +1,8 @@
 """Activity-level assets are partitioned by the month of the activity's start date (UTC).
 
-DESIGN.md asked for daily partitions.  Measured here, Dagster records ~36 ms of run-storage events per
-partition of a run, so re-publishing a sparse ten-year history day by day spent minutes on bookkeeping;
-by month it is 30× less, and a month of one person's activities publishes in well under a second.
+DESIGN.md asked for daily partitions.  Dagster records run-storage events per partition of a run, so
+re-publishing a sparse ten-year history day by day spent most of its time on bookkeeping; by month it
+is a small share (figures: README, "Partitions are monthly").
 """
 
 import dagster as dg

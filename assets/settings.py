@@ -52,7 +52,10 @@ class Settings:
     - `RETROSTRIDE_WATCH` (default none): more folders to watch, comma-separated, each `PATH` (read like
       the inbox) or `ATHLETE=PATH` (every file is that athlete's), e.g. a watch's sync folder; a PATH
       may be an `s3://bucket/prefix`.
-    - `RETROSTRIDE_POLL_S` (default 30): seconds between a sensor's looks at its folder.
+    - `RETROSTRIDE_POLL_S` (default 5 for folders, 30 for `s3://` prefixes): seconds between a sensor's
+      looks at its source.
+    - `RETROSTRIDE_SETTLE_S` (default 1): how long a sensor watches a new file hold still before it
+      imports it in the same tick (0: the next tick decides).
     - `RETROSTRIDE_NIGHTLY` (default `03:00`) and `RETROSTRIDE_TIMEZONE` (default `UTC`): when the
       nightly import runs.
     """
@@ -64,7 +67,8 @@ class Settings:
     model_file: Path | None = None  # None: <home>/model.toml
     config_file: Path | None = None
     watch: tuple[WatchedSource, ...] = ()
-    poll_s: int = 30
+    poll_s: int | None = None  # None: 5 s for folders, 30 s for object stores (each listing is a request)
+    settle_s: float = 1.0
     nightly: str = "03:00"
     timezone: str = "UTC"
     catalog_url: str = ""
@@ -81,7 +85,8 @@ class Settings:
             model_file=Path(os.environ.get("RETROSTRIDE_MODEL", home / "model.toml")).resolve(),
             config_file=Path(os.environ.get("RETROSTRIDE_CONFIG", home / "retrostride.toml")).resolve(),
             watch=parse_watch(os.environ.get("RETROSTRIDE_WATCH", "")),
-            poll_s=int(os.environ.get("RETROSTRIDE_POLL_S", 30)),
+            poll_s=int(os.environ["RETROSTRIDE_POLL_S"]) if os.environ.get("RETROSTRIDE_POLL_S") else None,
+            settle_s=float(os.environ.get("RETROSTRIDE_SETTLE_S", 1.0)),
             nightly=os.environ.get("RETROSTRIDE_NIGHTLY", "03:00"),
             timezone=os.environ.get("RETROSTRIDE_TIMEZONE", "UTC"),
             catalog_url=os.environ.get("RETROSTRIDE_CATALOG", ""),

@@ -1,7 +1,7 @@
 """Several decoded files stacked into one set of frames, so the per-file Polars steps run once per batch.
 
-A Polars call costs 0.1–0.3 ms whatever its size, and checking a decoded file and making its
-warehouse frames takes about 35 of them: more than decoding the file.  Stacked, a batch of files
+A Polars call has a fixed cost whatever its size, and checking a decoded file and making its
+warehouse frames takes dozens of them: more than decoding the file.  Stacked, a batch of files
 pays that once.  Every stacked row carries `FILE`, its file's position in the batch.
 """
 

@@ -1,6 +1,6 @@
 """The FIT CRC (CRC-16/ARC: reflected polynomial 0xA001, initial value 0) over NumPy arrays.
 
-A byte-at-a-time loop in Python costs about 0.5 s per MB, more than decoding the file.  The CRC is
+A byte-at-a-time loop in Python costs more than decoding the file.  The CRC is
 linear over GF(2) and zero bytes in front of a message leave it unchanged, so the bytes are cut
 into equal blocks that are checksummed side by side (two bytes per step through a 64 Ki table) and
 the block CRCs are folded pairwise, shifting the left one by its partner's length.

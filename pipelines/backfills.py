@@ -19,8 +19,7 @@ import dagster as dg
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_ranges
-from retrostride.pipelines.runs import QUIET, instance_for, process_tags, reap_dead_runs
-from retrostride.pipelines.sensors import range_tags
+from retrostride.pipelines.runs import QUIET, instance_for, process_tags, range_tags, reap_dead_runs
 from retrostride.warehouse.store import Warehouse
 from retrostride.warehouse.versions import occupied_months, stale_months
 

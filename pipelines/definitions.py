@@ -9,26 +9,24 @@ from retrostride.assets.imports import activity_tables, body_measurements, sourc
 from retrostride.assets.marts import mart_views, published_warehouse
 from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
 from retrostride.assets.settings import Settings
+from retrostride.pipelines.import_job import import_job
 from retrostride.pipelines.schedules import nightly_schedule
-from retrostride.pipelines.sensors import build_sensors, mark_published_job
+from retrostride.pipelines.sensors import build_sensors
 
 ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
           published_warehouse]
 
-ingest_job = dg.define_asset_job(
-    "ingest", selection=[source_files, body_measurements], description="Import new files into the lake and the ledger."
-)
 publish_job = dg.define_asset_job(
     "publish",
     selection=dg.AssetSelection.assets(
         "activities", "records", "laps", athlete_gait_baselines, "segments", "activity_energy"
     ),
-    description="Publish month partitions into the warehouse, detect and score them.",
+    description="Publish, detect and score month partitions again (backfills, reprocess); imports run `import_files`.",
 )
 marts_job = dg.define_asset_job(
     "marts",
     selection=dg.AssetSelection.assets(mart_views, published_warehouse),
-    description="Refresh the marts and publish the snapshot readers query; run after every import.",
+    description="Refresh the marts and publish the snapshot readers query (after a backfill; imports run `import_files`).",
 )
 
 
@@ -36,9 +34,9 @@ def build_definitions(settings: Settings, progress: ImportProgress = no_progress
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[ingest_job, publish_job, marts_job, mark_published_job],
-        sensors=build_sensors(settings, ingest_job, publish_job, marts_job),
-        schedules=[nightly_schedule(settings, ingest_job)],
+        jobs=[import_job, publish_job, marts_job],
+        sensors=build_sensors(settings, import_job),
+        schedules=[nightly_schedule(settings, import_job)],
         # Steps run one after another anyway (one warehouse writer): a process per step would only add start-up time.
         executor=dg.in_process_executor,
         resources={

@@ -134,40 +134,15 @@ def plan_import(cursor: SourceCursor, listing: list[FileStat], content_hash: Cal
     return ImportPlan(batch, run_key, waiting, known, deferred), SourceCursor(files, gone)
 
 
-@dataclass(frozen=True)
-class ImportEvent:
-    """One materialization of `source_files`, as the publish sensor reads it."""
-
-    storage_id: int
-    days: list[date]
-    new_files: int  # imported or partial: new content, even when it placed no activity on a day
-    published_inline: bool  # the CLI publishes its own imports
-
-
-@dataclass(frozen=True)
-class PublishPlan:
-    ranges: list[tuple[date, date]]  # month ranges (first days of months) to publish, at most 2
-    cursor: int | None  # the last storage id read
-
-
-def plan_publish(events: list[ImportEvent], cursor: int | None, max_ranges: int = 2) -> PublishPlan:
-    """The publish runs that follow new imports: the months their days fall in, in ≤ `max_ranges` ranges."""
-    pending = [e for e in events if not e.published_inline]
-    ranges = plan_ranges(months_of([d for e in pending for d in e.days]), max_ranges)
-    last = max((e.storage_id for e in events), default=cursor)
-    return PublishPlan(ranges, last)
-
-
-def plan_marts_refresh(inputs: list[int | None], marts: list[int | None], writers_busy: bool) -> int | None:
-    """The newest input materialization to refresh the marts for, or None: refresh when an input the
-    marts read is newer than the oldest mart (event-log storage ids grow), once no writer runs."""
-    newest_input = max((i for i in inputs if i is not None), default=None)
-    if newest_input is None or writers_busy:
-        return None
-    oldest_mart = min((m if m is not None else -1 for m in marts), default=-1)
-    return newest_input if newest_input > oldest_mart else None
-
-
 def month_end(first: date) -> date:
     """The last day of `first`'s month."""
     return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def months_between(first: date, last: date) -> list[date]:
+    """The first days of the months first..last (first days of months), both included."""
+    months = []
+    while first <= last:
+        months.append(first)
+        first = month_end(first) + timedelta(days=1)
+    return months

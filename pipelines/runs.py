@@ -1,4 +1,4 @@
-"""Run the import in-process through Dagster: ingest new files, then publish the days they touched."""
+"""Runs in-process on the persistent Dagster instance: `retrostride import` runs the `import_files` job here."""
 
 from __future__ import annotations
 
@@ -14,18 +14,15 @@ from retrostride.assets.resources import ImportProgress, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
-from retrostride.pipelines.planning import month_end, months_of, plan_ranges
-from retrostride.pipelines.sensors import PUBLISH_TAG, RANGE_END, RANGE_START, range_tags  # noqa: F401 - RANGE_* used by tests
+from retrostride.pipelines.import_job import published_ranges
 from retrostride.warehouse.migrate import Migration, migrate_file
-from retrostride.warehouse.publish import mark_published
 from retrostride.warehouse.store import Warehouse
 
 #: Dagster's console log at WARNING: the CLI shows its own progress.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-#: One planned-materialization event per asset and run instead of one per asset and month: a
-#: ten-year publish run stored 726 of them, ~30-40 ms each in SQLite run storage, before its first
-#: step.  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
+#: One planned-materialization event per asset and run instead of one per asset and month, each
+#: a write to run storage before the run's first step (README, "Partitions are monthly").  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
 #: the months of a failed range run show as missing rather than failed in the UI's partition bar
 #: (the run shows failed, and `pending_days` has the next import publish them again).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
@@ -117,42 +114,22 @@ def ensure_migrated(settings: Settings) -> Migration | None:
 
 def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
                  progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
-    """Import `paths` (files, folders, `s3://bucket/prefix` URLs) and publish what changed; returns the
-    published month ranges."""
+    """Import `paths` (files, folders, `s3://bucket/prefix` URLs) in one run of the `import_files` job, the
+    one the daemon's sensors request; returns the published month ranges."""
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
     ensure_migrated(settings)
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
-    ingest = defs.resolve_job_def("ingest").execute_in_process(
-        run_config={"ops": {"source_files": {"config": config}}, **QUIET}, instance=instance,
-        tags={PUBLISH_TAG: "inline", **process_tags()},
-    )
-    days = [date.fromisoformat(d) for d in _metadata(ingest, "source_files")["days"].value]
-    ranges = plan_ranges(months_of(days))
-    warehouse = Warehouse(settings.catalog)
-    for first, last in ranges:
-        publish_months(defs, instance, first, last)
-        mark_published(warehouse, first, month_end(last))  # only now: the run may have died half-way
-    publish_marts(defs, instance)
-    return ranges
+    result = defs.resolve_job_def("import_files").execute_in_process(
+        run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags())
+    return published_ranges(result)
 
 
-
-def publish_months(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
-    """One run of the publish job over the months first..last (first days of months)."""
-    defs.resolve_job_def("publish").execute_in_process(
-        instance=instance, run_config=QUIET, tags={**range_tags(first, last), **process_tags()}
-    )
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
-def publish_marts(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
-    """One run of the marts job: refresh the marts, then publish the snapshot readers see.  Once
-    per import, after every range, so readers go from the old state to the new in one step."""
-    defs.resolve_job_def("marts").execute_in_process(instance=instance, run_config=QUIET, tags=process_tags())
-
-
-def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    [materialization] = [m for m in result.get_asset_materialization_events()
-                         if m.asset_key == dg.AssetKey(asset)]
-    return materialization.materialization.metadata
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Tags that make one run of an asset job cover the monthly partitions first..last (first days of months)."""
+    return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}

@@ -17,8 +17,10 @@ from retrostride.pipelines.sample_export import ExportTruth, generate_export
 from retrostride.warehouse.store import Warehouse
 
 
-def settings_for(home: Path) -> Settings:
-    return Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1)
+def settings_for(home: Path, settle_s: float = 0.0) -> Settings:
+    """Settings of a home under `home`; sensors decide tick by tick (no settling within a tick) unless asked."""
+    return Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1,
+                    settle_s=settle_s)
 
 
 @pytest.fixture

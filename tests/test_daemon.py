@@ -19,7 +19,7 @@ from tests.conftest import CORPORA, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 FIT = CORPORA / "fit" / "python-fitparse"
-#: A generous bound on a loaded 2-core machine: two sensor ticks, an ingest run, a publish run.
+#: A generous bound on a loaded 2-core machine: two sensor ticks and one import run.
 DEADLINE_S = 300
 
 
@@ -43,9 +43,9 @@ def test_the_daemon_imports_files_dropped_in_the_inbox(tmp_path, monkeypatch):
             time.sleep(2)
         assert _activities(settings) == 2, f"not in the warehouse after {DEADLINE_S} s:\n" + (tmp_path / "daemon.log").read_text()[-3000:]
         while time.monotonic() < deadline and (_pending_days(settings) or instance.get_runs(dg.RunsFilter(statuses=list(_UNFINISHED)))):
-            time.sleep(1)  # the publish runs' days cleared, and every run ended, before stopping the daemon
+            time.sleep(1)  # the run's days cleared, and every run ended, before stopping the daemon
         runs = instance.get_runs()
-        assert {r.job_name for r in runs} == {"ingest", "publish", "mark_published_job", "marts"}
+        assert {r.job_name for r in runs} == {"import_files"}  # one run per drop: import, publish, score, marts
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert any(r.tags.get("dagster/sensor_name") == "inbox_sensor" for r in runs)
         assert _pending_days(settings) == 0

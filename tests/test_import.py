@@ -152,7 +152,7 @@ def test_the_definitions_load_and_show_the_asset_graph():
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"source_files", "activities", "records", "laps", "body_measurements", "mileage_weekly"} <= keys
-    assert {"ingest", "publish"} <= {j.name for j in defs.resolve_all_job_defs()}
+    assert {"import_files", "publish", "marts"} <= {j.name for j in defs.resolve_all_job_defs()}
 
 
 def test_pure_modules_never_import_dagster():

@@ -182,7 +182,7 @@ def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpo
     client.put_object(Bucket=bucket, Key="sync/ann/run.fit", Body=run.read_bytes())
     settings = replace(settings_for(tmp_path), watch=parse_watch(f"s3://{bucket}/sync, s3://no-such-bucket-here/x"))
     assert [s.name for s in settings.watch] == ["watch_sync", "watch_x"]
-    assert nightly_run_config(settings)["ops"]["source_files"]["config"]["sources"][f"s3://{bucket}/sync"] == ""
+    assert nightly_run_config(settings)["ops"]["import_new_files"]["config"]["sources"][f"s3://{bucket}/sync"] == ""
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
         sensor, cursor, requests = defs.resolve_sensor_def("watch_sync_sensor"), None, []
@@ -190,8 +190,8 @@ def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpo
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
             cursor, requests = data.cursor, requests + list(data.run_requests or [])
         [request] = requests
-        assert request.run_config["ops"]["source_files"]["config"]["sources"] == {f"s3://{bucket}/sync/ann/run.fit": "ann"}
-        defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, instance=instance)
+        assert request.run_config["ops"]["import_new_files"]["config"]["sources"] == {f"s3://{bucket}/sync/ann/run.fit": "ann"}
+        defs.resolve_job_def("import_files").execute_in_process(run_config=request.run_config, instance=instance)
         missing = defs.resolve_sensor_def("watch_x_sensor").evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
         assert not missing.run_requests and "there is no bucket 'no-such-bucket-here'" in missing.skip_message
     ledger = Warehouse(settings.catalog).query("SELECT path, athlete_id, status FROM import_ledger")

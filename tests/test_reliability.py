@@ -1,5 +1,6 @@
 """Every bad file is explained and contained; absurd values are cleaned and noted; limits are settings."""
 
+import os
 import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -18,7 +19,26 @@ from retrostride.warehouse.store import Warehouse
 from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"
-FAULTY = {"fit": "tests.faulty_decoders:decode"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def faulty_fit_decoder(tmp_path, monkeypatch):
+    """Decoder processes started from now on decode FIT files with tests/faulty_decoders.py: a
+    `sitecustomize` on their PYTHONPATH swaps the decoder in each new interpreter (the importer's
+    workers are spawned), so the real importer supervises a decoder that hangs or crashes."""
+    hook = tmp_path / "faulty-hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import retrostride.connectors.formats as formats\n"
+        "from tests.faulty_decoders import decode\n"
+        "_real = formats.decoder_for\n"
+        "def decoder_for(*args, **kwargs):\n"
+        "    fmt, found = _real(*args, **kwargs)\n"
+        "    return fmt, decode if fmt == 'fit' else found\n"
+        "formats.decoder_for = decoder_for\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), str(ROOT)]))
 
 
 def ledger(home: Path) -> dict[str, dict]:
@@ -38,10 +58,10 @@ def copies(folder: Path, *names: str) -> list[SourceFile]:
     return [SourceFile(folder / n, "ann") for n in names]
 
 
-def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path):
+def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path, faulty_fit_decoder):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "a.fit", "hang.fit", "b.fit", "segfault.fit", "c.fit", "exit.fit", "d.fit")
-    summary = import_files(files, Lake(home), Warehouse.embedded(home), workers=2, decoders=FAULTY,
+    summary = import_files(files, Lake(home), Warehouse.embedded(home), workers=2,
                            limits=ImportLimits(decode_timeout_s=10))  # roomy: a busy machine is slow to start workers
     rows = ledger(home)
     for name in ("a.fit", "b.fit", "c.fit", "d.fit"):
@@ -54,22 +74,23 @@ def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path):
     assert summary.count("ok") == 4 and summary.count("failed") == 3
 
 
-def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path):
+def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path, faulty_fit_decoder):
     """Files are checked in batches after decoding; frames that break that step fail their own file."""
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "a.fit", "badframes.fit", "b.fit")
-    summary = import_files(files, Lake(home), Warehouse.embedded(home), decoders=FAULTY)
+    summary = import_files(files, Lake(home), Warehouse.embedded(home))
     rows = ledger(home)
     assert rows["a.fit"]["status"] == rows["b.fit"]["status"] == "ok"
     assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith("decoder crashed:")
     assert summary.count("ok") == 2 and summary.records == rows["a.fit"]["records"] + rows["b.fit"]["records"]
 
 
-def test_files_that_failed_for_the_machine_are_tried_again(tmp_path):
+def test_files_that_failed_for_the_machine_are_tried_again(tmp_path, faulty_fit_decoder, monkeypatch):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "hang.fit", "ok.fit")
     warehouse = Warehouse.embedded(home)
-    import_files(files, Lake(home), warehouse, decoders=FAULTY, limits=ImportLimits(decode_timeout_s=10))
+    import_files(files, Lake(home), warehouse, limits=ImportLimits(decode_timeout_s=10))
+    monkeypatch.delenv("PYTHONPATH")  # the real decoder from now on
     renamed = tmp_path / "drop" / "hang.fit"
     again = import_files(files, Lake(home), warehouse, limits=ImportLimits(decode_timeout_s=60))  # fitparse this time
     assert {Path(o.path).name: o.status for o in again.outcomes} == {"hang.fit": "ok", "ok.fit": "skipped"}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -12,16 +15,8 @@ import pytest
 
 from retrostride.assets.settings import Settings, WatchedSource, parse_watch
 from retrostride.pipelines.definitions import build_definitions
-from retrostride.pipelines.planning import (
-    FileStat,
-    ImportEvent,
-    SourceCursor,
-    month_ranges,
-    plan_import,
-    plan_marts_refresh,
-    plan_publish,
-)
-from retrostride.pipelines.runs import import_paths
+from retrostride.pipelines.import_job import published_ranges
+from retrostride.pipelines.planning import FileStat, SourceCursor, month_ranges, plan_import, plan_ranges
 from retrostride.pipelines.schedules import nightly_cron
 from retrostride.warehouse.access import Reading, read_only_query
 from retrostride.warehouse.store import Warehouse
@@ -92,23 +87,10 @@ def test_a_huge_drop_is_imported_in_batches_of_the_limit():
     assert len(plan.files) == 2 and plan.deferred == 0
 
 
-def test_publish_plans_follow_the_imported_days_in_at_most_two_ranges():
-    events = [ImportEvent(7, [date(2015, 8, 15), date(2015, 9, 2)], 2, False),
-              ImportEvent(8, [date(2021, 1, 3)], 1, False),
-              ImportEvent(9, [date(2019, 5, 5)], 1, True)]  # the CLI published its own import
-    plan = plan_publish(events, cursor=6)
-    assert plan.ranges == [(date(2015, 8, 1), date(2015, 9, 1)), (date(2021, 1, 1), date(2021, 1, 1))]
-    assert plan.cursor == 9
-    assert plan_publish([ImportEvent(10, [], 1, False)], 9).ranges == []  # weight-scale files only
-    assert plan_publish([], 9).cursor == 9
-
-
-def test_marts_refresh_once_inputs_are_newer_and_no_writer_runs():
-    assert plan_marts_refresh([5, 9], [7, 8], writers_busy=False) == 9
-    assert plan_marts_refresh([5, 9], [7, 8], writers_busy=True) is None  # wait for the burst to end
-    assert plan_marts_refresh([5, 6], [7, 8], writers_busy=False) is None  # marts already newer
-    assert plan_marts_refresh([5], [None, 8], writers_busy=False) == 5  # a mart never made
-    assert plan_marts_refresh([None], [None], writers_busy=False) is None  # nothing imported yet
+def test_the_months_an_import_touched_are_published_in_at_most_two_ranges():
+    months = [date(2015, 8, 1), date(2015, 9, 1), date(2021, 1, 1)]
+    assert plan_ranges(months) == [(date(2015, 8, 1), date(2015, 9, 1)), (date(2021, 1, 1), date(2021, 1, 1))]
+    assert plan_ranges([]) == []  # weight-scale files only
 
 
 def test_reprocessing_covers_stale_months_exactly_bridging_only_empty_months():
@@ -125,6 +107,9 @@ def test_settings_name_the_watched_folders_and_the_nightly_time(tmp_path, monkey
     monkeypatch.setenv("RETROSTRIDE_TIMEZONE", "Europe/Berlin")
     settings = Settings.from_env()
     assert [(s.name, s.athlete) for s in settings.sources] == [("inbox", None), ("watch_garmin_sync", None), ("watch_bob_watch", "bob")]
+    assert settings.poll_s is None and settings.settle_s == 1.0  # 5 s for folders, 30 s for object stores
+    defs = build_definitions(settings)
+    assert defs.resolve_sensor_def("inbox_sensor").minimum_interval_seconds == 5
     assert nightly_cron(settings.nightly) == "30 2 * * *" and settings.timezone == "Europe/Berlin"
     assert parse_watch("") == ()
     with pytest.raises(ValueError):
@@ -155,8 +140,7 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunR
 
 @pytest.fixture
 def watched(settings: Settings, tmp_path: Path) -> Settings:
-    return Settings(settings.home, settings.inbox, settings.athletes_file, 1,
-                    watch=(WatchedSource("watch_bob", tmp_path / "bob-sync", "bob"),))
+    return replace(settings, watch=(WatchedSource("watch_bob", tmp_path / "bob-sync", "bob"),))
 
 
 def drop(folder: Path, names: list[str]) -> None:
@@ -167,29 +151,23 @@ def drop(folder: Path, names: list[str]) -> None:
 
 def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance):
     defs = build_definitions(watched)
-    inbox, publish = Ticks(defs, instance, "inbox_sensor"), Ticks(defs, instance, "publish_after_import")
+    inbox = Ticks(defs, instance, "inbox_sensor")
     drop(watched.inbox / "ann", RUNS)
     assert inbox.tick() == []  # first sight: wait for the files to hold still
     [request] = inbox.tick()
     assert request.run_key.startswith("import-") and request.tags["retrostride/source"] == "inbox"
-    config = request.run_config["ops"]["source_files"]["config"]["sources"]
+    config = request.run_config["ops"]["import_new_files"]["config"]["sources"]
     assert sorted(Path(p).name for p in config) == sorted(RUNS) and set(config.values()) == {"ann"}
     assert inbox.tick() == []  # unchanged folder: no new run
-    assert execute(defs, instance, request, "ingest").success
-
-    requests = publish.tick()
-    ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests]
-    assert ranges == [("2015-08-01", "2015-08-01"), ("2017-06-01", "2017-06-01")]
-    for r in requests:
-        assert execute(defs, instance, r, "publish").success
-        assert execute(defs, instance, r, "mark_published_job").success  # what the run-status sensor asks for
-    assert publish.tick() == []
+    result = execute(defs, instance, request, "import_files")  # one run: import, publish, score, marts, snapshot
+    assert result.success
+    assert published_ranges(result) == [(date(2015, 8, 1), date(2015, 8, 1)), (date(2017, 6, 1), date(2017, 6, 1))]
+    materialized = {(m.asset_key.to_user_string(), m.partition) for m in result.get_asset_materialization_events()
+                    for m in [m.materialization]}
+    assert {("segments", "2015-08-01"), ("segments", "2017-06-01"), ("activities", "2017-06-01"),
+            ("mileage_weekly", None), ("published_warehouse", None)} <= materialized
     warehouse = Warehouse(watched.catalog)
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
-    marts = Ticks(defs, instance, "marts_after_publish")
-    [refresh] = marts.tick()  # the marts follow, without a manual step
-    assert execute(defs, instance, refresh, "marts").success
-    assert marts.tick() == []
 
     rows = warehouse.query("SELECT athlete_id, start_day FROM activities ORDER BY start_day").rows()
     assert rows == [("ann", date(2015, 8, 15)), ("ann", date(2017, 6, 11))]
@@ -204,10 +182,8 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
     assert bob.tick() == [] and inbox.tick() == []
     [request] = bob.tick()
     assert inbox.tick() == []
-    assert set(request.run_config["ops"]["source_files"]["config"]["sources"].values()) == {"bob"}
-    assert execute(defs, instance, request, "ingest").success
-    [request] = publish.tick()
-    assert execute(defs, instance, request, "publish").success
+    assert set(request.run_config["ops"]["import_new_files"]["config"]["sources"].values()) == {"bob"}
+    assert execute(defs, instance, request, "import_files").success
     assert warehouse.query("SELECT count(*) AS n FROM activities WHERE athlete_id = 'bob'")["n"][0] == 1
 
 
@@ -223,7 +199,31 @@ def test_a_growing_file_waits_for_the_next_tick(settings, instance):
         handle.write(data[1000:])
     assert inbox.tick() == []  # it grew since the last look
     [request] = inbox.tick()
-    assert list(request.run_config["ops"]["source_files"]["config"]["sources"]) == [str(target)]
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(target)]
+
+
+def test_with_a_settle_time_a_new_file_is_taken_in_the_tick_that_first_sees_it(settings, instance):
+    """The product's default: a sensor watches a new file hold still for `settle_s` within its tick."""
+    defs = build_definitions(replace(settings, settle_s=1.0))
+    inbox = Ticks(defs, instance, "inbox_sensor")
+    drop(settings.inbox / "ann", [RUNS[0]])
+    [request] = inbox.tick()
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(settings.inbox / "ann" / RUNS[0])]
+    growing = settings.inbox / "ann" / "growing.fit"
+    data = (FIT / RUNS[1]).read_bytes()
+    growing.write_bytes(data[:1000])
+
+    def write_the_rest_within_the_settle_time():
+        time.sleep(0.3)
+        with open(growing, "ab") as handle:
+            handle.write(data[1000:])
+
+    writer = threading.Thread(target=write_the_rest_within_the_settle_time)
+    writer.start()
+    assert inbox.tick() == []  # it grew while the sensor watched
+    writer.join()
+    [request] = inbox.tick()  # unchanged over the next tick's settle time
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(growing)]
 
 
 def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
@@ -237,22 +237,19 @@ def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
     second = inbox.tick()
     assert len(first) + len(second) <= 2
     [request] = second
-    assert len(request.run_config["ops"]["source_files"]["config"]["sources"]) == 500
+    assert len(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == 500
     assert inbox.tick() == []
 
 
-def test_the_publish_sensor_leaves_cli_imports_alone_and_weight_files_refresh_the_marts(settings, instance):
+def test_weight_files_alone_refresh_the_marts(settings, instance):
     defs = build_definitions(settings)
-    publish, marts = Ticks(defs, instance, "publish_after_import"), Ticks(defs, instance, "marts_after_publish")
-    import_paths(settings, [FIT / RUNS[0]], athlete="ann", instance=instance)  # publishes and refreshes itself
-    assert publish.tick() == [] and marts.tick() == []
-    result = defs.resolve_job_def("ingest").execute_in_process(
-        run_config={"ops": {"source_files": {"config": {"sources": {str(FIT / "WeightScaleSingleUser.fit"): "ann"}}}}},
+    result = defs.resolve_job_def("import_files").execute_in_process(
+        run_config={"ops": {"import_new_files": {"config": {"sources": {str(FIT / "WeightScaleSingleUser.fit"): "ann"}}}}},
         instance=instance)
-    assert result.success
-    assert publish.tick() == []  # no activity days
-    [request] = marts.tick()  # but body measurements changed
-    assert execute(defs, instance, request, "marts").success and marts.tick() == []
+    assert result.success and published_ranges(result) == []  # no activity days ...
+    refreshed = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert {"body_measurements", "outcomes_6wk", "published_warehouse"} <= refreshed  # ... but the marts follow
+    assert read_only_query(Reading(settings.catalog), "SELECT count(*) AS n FROM body_measurements")["n"][0] > 0
 
 
 def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
@@ -265,18 +262,18 @@ def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
     drop(watched.watch[0].root, [RUNS[1]])
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=timezone.utc))
     [request] = schedule.evaluate_tick(context).run_requests
-    result = defs.resolve_job_def("ingest").execute_in_process(run_config=request.run_config, tags=request.tags, instance=instance)
+    result = defs.resolve_job_def("import_files").execute_in_process(run_config=request.run_config, tags=request.tags,
+                                                                     instance=instance)
     assert result.success
     ledger = Warehouse(watched.catalog).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
     assert ledger == [("ann", "ok"), ("bob", "ok")]
-    publish = Ticks(defs, instance, "publish_after_import").tick()  # the publish sensor follows
-    assert [r.tags["dagster/asset_partition_range_start"] for r in publish] == ["2015-08-01", "2017-06-01"]
+    assert published_ranges(result) == [(date(2015, 8, 1), date(2015, 8, 1)), (date(2017, 6, 1), date(2017, 6, 1))]
 
 
 def test_a_failed_file_is_named_in_an_asset_check(settings, instance):
     defs = build_definitions(settings)
-    result = defs.resolve_job_def("ingest").execute_in_process(
-        run_config={"ops": {"source_files": {"config": {"sources": {str(FIT / "activity-filecrc.fit"): "ann"}}}}},
+    result = defs.resolve_job_def("import_files").execute_in_process(
+        run_config={"ops": {"import_new_files": {"config": {"sources": {str(FIT / "activity-filecrc.fit"): "ann"}}}}},
         instance=instance)
     assert result.success  # a bad file never fails the run ...
     [check] = result.get_asset_check_evaluations()

@@ -2,8 +2,8 @@
 
 Decoded frames live in packs, one per decoder batch (up to 32 files): `lake/decoded/<id[:2]>/<id>/
 <frame>.parquet`, written to a temporary folder and renamed into place, so a reader sees a pack
-completely or not at all.  Writing a Parquet file costs ~1 ms whatever its size, so a pack instead
-of a folder per file saves ~3.5 ms of decoder CPU per file, and publishing opens 30 times fewer files.
+completely or not at all.  Writing a Parquet file has a fixed cost whatever its size, so a pack instead
+of a folder per file saves decoder CPU per file, and publishing opens far fewer files (README).
 
 Every row says which file it came from: `source_sha256`, or an `activity_id` made from it
 (`connectors.frames.activity_ids`).  The ledger's `lake_pack` names the pack holding a file's current
@@ -67,7 +67,7 @@ class Lake:
         final = self.pack_dir(pack)
         staging = final.with_name(f".{pack}")
         staging.mkdir(parents=True)
-        for name, frame in kept.items():  # lz4: ~30 % cheaper to write than zstd, and faster to read
+        for name, frame in kept.items():  # lz4: cheaper to write than zstd, and faster to read
             frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
         staging.rename(final)
         return pack

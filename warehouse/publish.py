@@ -40,7 +40,7 @@ def publish_days(
     def replace(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
         # the ledger as this transaction sees it: a retry after a conflict publishes what the other writer added
         packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first], connection)
-        # rows go in as the scan yields them: 30 % less CPU, and readers never relied on the order
+        # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
         for table in ("records", "laps"):

@@ -208,7 +208,7 @@ def record_energy(
     hr_valid = hr.is_between(config.hr_valid_low * pl.col("max_hr_bpm"), config.hr_valid_high * pl.col("max_hr_bpm"))
     keytel = keytel_kcal_per_min(hr, mass, pl.col("age_years"), pl.col("sex"), config)
     kcal_net = multiplier * cost * mass * pl.col("interval_m") / config.joules_per_kcal
-    # Lazily, so the shared sub-expressions (kcal_net, walking, minutes) are computed once: ~2.5x faster.
+    # Lazily, so the shared sub-expressions (kcal_net, walking, minutes) are computed once.
     return samples.lazy().with_columns(
         kcal_net.alias("kcal_net"),
         (kcal_net + config.resting_kcal_per_kg_h * mass * minutes / 60.0).alias("kcal_gross"),

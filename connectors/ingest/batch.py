@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ class Job:
     home: str
     latest: date
     plausible: dict[str, Range]
-    decoders: dict[str, str] | None = None  # format → "module:function", to replace a decoder (tests)
     origin: str | None = None  # the ledger's path (`export.zip!member`); None: `path`
     kind: str | None = None  # the file's role in a platform export, when it chooses the decoder
     labels: PlatformLabels | None = None  # names etc. from the export's tables
@@ -69,9 +67,6 @@ def decode_into_lake(jobs: list[Job], starting: Callable[[int], None] = lambda i
         started = time.perf_counter()
         try:
             fmt, decode = decoder_for(Path(job.path), job.kind, job.modified_at)
-            if job.decoders and fmt in job.decoders:
-                module, name = job.decoders[fmt].split(":")
-                decode = getattr(importlib.import_module(module), name)
             decoded.append(_Decoded(index, fmt, with_platform_labels(decode(Path(job.path)), job.labels),
                                     time.perf_counter() - started))
         except DecodeError as error:

@@ -20,7 +20,7 @@ from retrostride.connectors.ingest.ledger import (
     ledger_row,
     pending_days,
 )
-from retrostride.connectors.ingest.supervisor import supervised
+from retrostride.connectors.ingest.supervisor import supervised_decoding
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.platform_labels import (
     PlatformLabels,
@@ -37,7 +37,7 @@ class ImportLimits:
     """What one file may cost, and what its values may be (`retrostride.toml`, `[import]` and `[plausible]`)."""
 
     max_file_bytes: int = IntakeLimits.max_file_bytes
-    decode_timeout_s: float = 600.0  # fitparse reads ~5,000 records/s: a 12 MB file takes about a minute
+    decode_timeout_s: float = 600.0  # room for fitparse, the slowest decoder, on the largest files
     plausible: dict[str, Range] = field(default_factory=lambda: dict(PLAUSIBLE))
     archives: IntakeLimits = IntakeLimits()  # zip and gzip expansion (its max_file_bytes is the one above)
 
@@ -65,7 +65,6 @@ def import_files(
     progress: Progress | None = None,
     latest_day: date | None = None,
     limits: ImportLimits = ImportLimits(),
-    decoders: dict[str, str] | None = None,
 ) -> ImportSummary:
     """Import `files`; returns what happened to each and which days changed (or still wait to be published).
 
@@ -119,10 +118,10 @@ def import_files(
                     record(outcome, row)
                 continue
             zone = (zones or {}).get(source.athlete_id)
-            yield Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible, decoders,
+            yield Job(str(path), sha, source.athlete_id, zone, str(lake.home), latest, limits.plausible,
                        origin, source.kind, source.labels, source.modified_at)
 
-    for job, (outcome, detail) in supervised(new_files(), workers, limits.decode_timeout_s):
+    for job, (outcome, detail) in supervised_decoding(new_files(), workers, limits.decode_timeout_s):
         if outcome is None:  # the worker died or hung: `detail` says how; explain it here
             outcome, detail = failed_job(job, detail)
         record(outcome, detail)

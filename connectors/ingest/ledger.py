@@ -14,7 +14,7 @@ from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.schema import LEDGER, PENDING_DAYS
 from retrostride.warehouse.store import Warehouse, insert
 
-#: Ledger rows written per transaction (~90 ms each); a killed import decodes at most these again.
+#: Ledger rows written per transaction (each costs a commit); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
 
 
