@@ -90,9 +90,10 @@ class ImportResult:
     events: dict = None  # Dagster events stored, by job and kind (each costs tens of ms in SQLite storage)
 
 
-def run_import(home: Path, paths: list[Path], workers: int) -> ImportResult:
+def run_import(home: Path, paths: list[Path], workers: int, environment: dict[str, str] | None = None) -> ImportResult:
+    """`paths` imported in a child process with `home` as RETROSTRIDE_HOME (and `environment` on top)."""
     env = {**os.environ, "RETROSTRIDE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-           "RETROSTRIDE_INBOX": str(home / "inbox"), "RETROSTRIDE_WORKERS": str(workers)}
+           "RETROSTRIDE_INBOX": str(home / "inbox"), "RETROSTRIDE_WORKERS": str(workers), **(environment or {})}
     started, cpu = time.perf_counter(), _children_cpu_s()
     child = subprocess.Popen([sys.executable, __file__, "--child", *map(str, paths)], env=env, stdout=subprocess.PIPE, text=True)
     peak = PeakTreeRss(child.pid)

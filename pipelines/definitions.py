@@ -6,6 +6,7 @@ import dagster as dg
 
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
+from retrostride.assets.maintenance import compacted_warehouse, maintenance_job, maintenance_schedule
 from retrostride.assets.marts import mart_views, published_warehouse
 from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
 from retrostride.assets.settings import Settings
@@ -14,7 +15,7 @@ from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors
 
 ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-          published_warehouse]
+          published_warehouse, compacted_warehouse]
 
 publish_job = dg.define_asset_job(
     "publish",
@@ -34,9 +35,9 @@ def build_definitions(settings: Settings, progress: ImportProgress = no_progress
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[import_job, publish_job, marts_job],
+        jobs=[import_job, publish_job, marts_job, maintenance_job],
         sensors=build_sensors(settings, import_job),
-        schedules=[nightly_schedule(settings, import_job)],
+        schedules=[nightly_schedule(settings, import_job), maintenance_schedule],
         # Steps run one after another anyway (one warehouse writer): a process per step would only add start-up time.
         executor=dg.in_process_executor,
         resources={

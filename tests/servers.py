@@ -1,94 +1,27 @@
-"""Real servers the tests start themselves: PostgreSQL (Debian's `postgresql` package, installed by
-`make test` through .ci/system-packages.sh) in a temporary folder, and moto's S3 server."""
+"""Fixtures for the real servers the tests start themselves (benchmarks/servers.py): PostgreSQL and
+moto's S3 server."""
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
-from pathlib import Path
-
-import boto3
-import psycopg2
 import pytest
-from moto.server import ThreadedMotoServer
 
+from benchmarks.servers import new_bucket, new_database, postgres_server, s3_server
 
-def _postgres_tool(name: str) -> str:
-    found = shutil.which(name) or max(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None,
-                                      key=lambda p: int(Path(p).parts[4]))
-    if found is None:
-        pytest.fail(f"{name} not found: install PostgreSQL (`make test` runs .ci/system-packages.sh postgresql)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["new_bucket", "new_database", "postgres_url", "s3_endpoint"]
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """A PostgreSQL server of its own, for this test session (trust authentication on 127.0.0.1).
-    As root, it runs as the `postgres` user: PostgreSQL refuses to run as root."""
-    folder = Path(tempfile.mkdtemp(prefix="retrostride-postgres-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-    subprocess.run([*as_user, _postgres_tool("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run([*as_user, _postgres_tool("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
-                    "-w", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, _postgres_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def new_database(server_url: str, name: str) -> str:
-    """Create the database `name` on the server (dropping an old one); its URL."""
-    connection = psycopg2.connect(server_url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
+    """A PostgreSQL server of its own for this test session."""
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 and the AWS variables that point boto3 (and DuckDB) at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    """A moto S3 server, with the AWS variables pointing at it meanwhile."""
+    with s3_server() as variables, pytest.MonkeyPatch.context() as env:
+        for name, value in variables.items():
+            env.setenv(name, value)
         env.delenv("AWS_PROFILE", raising=False)
-        yield f"http://{host}:{port}"
-    server.stop()
-
-
-def new_bucket(prefix: str = "runs") -> tuple[object, str]:
-    """A new bucket on the moto server: (boto3 client, bucket name)."""
-    client = boto3.client("s3")
-    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-    return client, name
+        yield variables["AWS_ENDPOINT_URL"]

@@ -279,3 +279,18 @@ def test_a_failed_file_is_named_in_an_asset_check(settings, instance):
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # ... but it shows, with file and reason
     assert "activity-filecrc.fit" in check.metadata["files"].value and "CRC mismatch" in check.metadata["files"].value
+
+
+def test_a_tick_asks_for_one_run_per_athlete_tagged_so_that_one_athlete_never_has_two_runs_at_once(tmp_path):
+    from retrostride.pipelines.planning import ImportPlan
+    from retrostride.pipelines.runs import shipped_instance_config
+    from retrostride.pipelines.sensors import ATHLETE_TAG, athlete_requests
+
+    plan = ImportPlan({"/in/ann/a.fit": "ann", "/in/bob/b.fit": "bob", "/in/ann/c.fit": "ann"}, "import-x", 0, 0, 0)
+    requests = athlete_requests(WatchedSource("inbox", tmp_path), plan)
+    assert [(r.tags[ATHLETE_TAG], r.run_key) for r in requests] == [("ann", "import-x-ann"), ("bob", "import-x-bob")]
+    assert requests[0].run_config["ops"]["import_new_files"]["config"]["sources"] == {"/in/ann/a.fit": "ann", "/in/ann/c.fit": "ann"}
+    (tmp_path / "dagster.yaml").write_text(shipped_instance_config(postgres=False))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limit["key"] == ATHLETE_TAG and limit["limit"] == 1 and limit["value"] == {"applyLimitPerUniqueValue": True}

@@ -23,10 +23,13 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.checksum import differences, table_checksums
+from retrostride.assets.maintenance import compacted_warehouse
+from retrostride.assets.resources import Storage
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths, instance_for
 from retrostride.pipelines.sample_export import generate_export
 from retrostride.warehouse.catalog import Catalog
+from retrostride.warehouse.maintenance import data_files
 from retrostride.warehouse.migrate import MIGRATED
 from retrostride.warehouse.store import Warehouse, _ensure_table
 from tests.conftest import settings_for
@@ -150,6 +153,7 @@ def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, expor
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
     from retrostride.warehouse.catalog import Catalog
+from retrostride.warehouse.maintenance import data_files
     from retrostride.warehouse.store import Warehouse
     warehouse = Warehouse(Catalog(sys.argv[1], sys.argv[2]))
     def write(connection):
@@ -203,3 +207,19 @@ def test_a_home_from_before_ducklake_migrates_with_nothing_lost(imported_export,
     assert legacy.with_name("published.duckdb" + MIGRATED).exists()
     again = CliRunner().invoke(app, ["migrate"], env=_environment(settings, RETROSTRIDE_CATALOG="", RETROSTRIDE_DATA=""))
     assert again.exit_code == 0 and "Nothing to migrate" in again.output
+
+
+def test_the_maintenance_asset_merges_small_files_and_keeps_every_row(tmp_path):
+    settings = settings_for(tmp_path)
+    warehouse = Warehouse(settings.catalog)
+    warehouse.ensure_schema()
+    for day in range(1, 7):  # six publishes of one activity each: six small files
+        warehouse.write(lambda c, day=day: c.execute(
+            "INSERT INTO activities (activity_id, athlete_id, start_day) "
+            "SELECT 'a' || i || '-' || ?, 'ann', DATE '2024-05-01' + ? FROM range(20) t(i)", [day, day]))
+    before, files = table_checksums(warehouse), data_files(warehouse)
+    result = dg.materialize([compacted_warehouse], resources={"storage": Storage.from_settings(settings)})
+    assert result.success
+    metadata = result.asset_materializations_for_node("compacted_warehouse")[0].metadata
+    assert metadata["files_before"].value == files >= 6 and metadata["files_after"].value < files
+    assert differences(before, table_checksums(warehouse)) == []

@@ -2,9 +2,11 @@
 
 from datetime import date, datetime, timezone
 
+import duckdb
 import pytest
 
-from benchmarks.warehouse_docs import documented_columns, example_queries
+from benchmarks.warehouse_docs import DOCS, documented_columns, example_queries
+from retrostride.warehouse.catalog import extension_file
 from retrostride.warehouse.store import Warehouse
 from tests.test_marts import Builder
 
@@ -36,3 +38,18 @@ def small_history(tmp_path_factory) -> Warehouse:
 def test_every_example_query_in_the_docs_runs_and_answers(small_history, title):
     answer = small_history.query(example_queries()[title])
     assert len(answer) > 0, title
+
+
+def test_the_docs_attach_line_opens_the_warehouse_read_only_in_plain_duckdb(small_history):
+    """The ATTACH line for the DuckDB CLI and notebooks, run as written (the home's path for `data/`)."""
+    home = small_history.catalog.sqlite_file.parent
+    text = DOCS.read_text(encoding="utf-8")
+    [attach] = [line for line in text.splitlines() if line.startswith("ATTACH 'ducklake:sqlite:data/catalog.sqlite' AS warehouse")]
+    connection = duckdb.connect()
+    for name in ("ducklake", "sqlite_scanner"):
+        connection.execute(f"LOAD '{extension_file(name)}'")
+    connection.execute(attach.replace("data/", f"{home}/"))
+    connection.execute("USE warehouse")
+    assert connection.execute("SELECT count(*) FROM activities").fetchone()[0] > 0
+    with pytest.raises(duckdb.Error, match="read-only|read only"):
+        connection.execute("DELETE FROM activities")

@@ -1,0 +1,130 @@
+"""A cohort of generated athletes imported with 1 and with 2 runs at once, into the embedded default
+(SQLite catalog, files under the home) and into PostgreSQL + a local S3 store (moto); then one new
+file imported into a 1-year and into a 10-year warehouse, whose times should not differ by more than
+the ratio 1.2 (nothing is copied: a publish costs what changed).
+
+    python benchmarks/cohort.py [--athletes 4] [--years 1] [--long-years 10] [--workers 1] [--skip-shared]
+
+Exports come from `benchmarks/ten_years.py` (generated once, cached in benchmarks/.cache/); each
+import runs in a child process whose process tree is watched for peak memory.  With 2 runs at once
+the athletes are split in two halves, imported by two processes into one home, with two slots in the
+`warehouse` pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.servers import new_bucket, new_database, postgres_server, s3_server
+from benchmarks.ten_years import FULL, export_for, run_import
+
+
+def params(athletes: int, years: int) -> dict:
+    return {**FULL, "athletes": athletes, "weeks": 52 * years, "start": f"{2025 - years}-01-06"}
+
+
+@contextmanager
+def environment(variables: dict[str, str]):
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def allow_runs(home: Path, runs: int, shared: dict[str, str]) -> None:
+    """Give the home's Dagster instance `runs` slots in the warehouse pool (installing its dagster.yaml)."""
+    from retrostride.assets.settings import Settings
+    from retrostride.pipelines.runs import instance_for
+
+    with environment({"RETROSTRIDE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **shared}):
+        instance = instance_for(Settings.from_env())
+        instance.event_log_storage.set_concurrency_slots("warehouse", runs)
+        instance.dispose()
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+def import_cohort(export: Path, parallel: int, workers: int, shared: dict[str, str], home: Path) -> dict:
+    """The export's athletes imported by `parallel` processes at once; wall time, records/s, peak memory."""
+    athletes = sorted(p for p in export.iterdir() if p.is_dir())
+    groups = [athletes[i::parallel] for i in range(parallel)]
+    allow_runs(home, parallel, shared)
+    with ThreadPoolExecutor(parallel) as pool:
+        results = list(pool.map(lambda group: run_import(home, group, workers, shared), groups))
+    wall = max(r.process_s for r in results)
+    records = sum(r.records for r in results)
+    return {"runs": parallel, "wall_s": round(wall, 1), "records": records, "records_per_s": round(records / wall),
+            "peak_rss_mb": round(sum(r.peak_rss_mb for r in results)), "cpu_s": round(sum(r.cpu_s for r in results), 1),
+            "files": {k: sum(r.files.get(k, 0) for r in results) for k in results[0].files}}
+
+
+def one_new_file(years: int, workers: int, shared: dict[str, str], folder: Path) -> dict:
+    """A one-athlete export of `years` imported, then its held-back file: the time of that one file."""
+    export, held = export_for(params(1, years))
+    home = folder / f"one-file-{years}y"
+    bulk = run_import(home, [export], workers, shared)
+    new = run_import(home, [held], workers, shared)
+    return {"years": years, "bulk_s": round(bulk.wall_s, 1), "records": bulk.records, "new_file_s": round(new.wall_s, 2),
+            "new_file_process_s": round(new.process_s, 2), "steps": {k: round(v, 2) for k, v in new.steps.items()}}
+
+
+def shared_target(stack: ExitStack, name: str) -> dict[str, str]:
+    """Catalog and Dagster storage in a PostgreSQL server, data in a bucket of a moto S3 server."""
+    server = stack.enter_context(postgres_server())
+    variables = stack.enter_context(s3_server())
+    os.environ.update(variables)
+    _, bucket = new_bucket("cohort")
+    return {**variables, "RETROSTRIDE_CATALOG": new_database(server, f"{name}_catalog"),
+            "RETROSTRIDE_DATA": f"s3://{bucket}/warehouse", "DAGSTER_POSTGRES_URL": new_database(server, f"{name}_dagster")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--athletes", type=int, default=4)
+    parser.add_argument("--years", type=int, default=1)
+    parser.add_argument("--long-years", type=int, default=10, help="the long history of the one-new-file comparison")
+    parser.add_argument("--workers", type=int, default=1, help="decoder processes per run")
+    parser.add_argument("--skip-shared", action="store_true", help="only the embedded default")
+    args = parser.parse_args()
+    from benchmarks.decode_corpus import machine
+
+    export, _ = export_for(params(args.athletes, args.years))
+    results: dict = {"machine": machine(), "load": os.getloadavg(), "cohort": f"{args.athletes} athletes × {args.years} years",
+                     "imports": [], "one_new_file": {}}
+    with tempfile.TemporaryDirectory(prefix="retrostride-cohort-") as temporary:
+        folder = Path(temporary)
+        for target in ("embedded", "shared")[: 1 if args.skip_shared else 2]:
+            for parallel in (1, 2):
+                with ExitStack() as stack:
+                    shared = shared_target(stack, f"{target}_{parallel}") if target == "shared" else {}
+                    outcome = import_cohort(export, parallel, args.workers, shared, folder / f"{target}-{parallel}")
+                print(json.dumps({"target": target, **outcome}), flush=True)
+                results["imports"].append({"target": target, **outcome})
+        for target in ("embedded", "shared")[: 1 if args.skip_shared else 2]:
+            with ExitStack() as stack:
+                shared = shared_target(stack, f"{target}_one") if target == "shared" else {}
+                short = one_new_file(args.years, args.workers, shared, folder / target)
+                long = one_new_file(args.long_years, args.workers, shared, folder / target)
+            ratio = long["new_file_s"] / short["new_file_s"]
+            results["one_new_file"][target] = {"short": short, "long": long, "ratio": round(ratio, 2)}
+            print(json.dumps({"target": target, "one_new_file": results["one_new_file"][target]}), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
