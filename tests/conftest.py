@@ -16,6 +16,8 @@ from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import ExportTruth, generate_export
 from retrostride.warehouse.store import Warehouse
 
+pytest_plugins = ["tests.servers"]  # postgres_url, s3_endpoint: real servers the tests start
+
 
 def settings_for(home: Path, settle_s: float = 0.0) -> Settings:
     """Settings of a home under `home`; sensors decide tick by tick (no settling within a tick) unless asked."""

@@ -1,13 +1,11 @@
 """Fixtures for the real servers the tests start themselves (benchmarks/servers.py): PostgreSQL and
-moto's S3 server."""
+moto's S3 server.  A plugin of tests/conftest.py: every test module can ask for them."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.servers import new_bucket, new_database, postgres_server, s3_server
-
-__all__ = ["new_bucket", "new_database", "postgres_url", "s3_endpoint"]
+from benchmarks.servers import postgres_server, s3_server
 
 
 @pytest.fixture(scope="session")

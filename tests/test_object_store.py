@@ -16,6 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.checksum import differences, table_checksums
+from benchmarks.servers import free_port as _free_port
+from benchmarks.servers import new_bucket as _bucket
 from retrostride.assets.settings import parse_watch
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import ObjectStoreError
@@ -28,9 +30,6 @@ from retrostride.pipelines.schedules import nightly_run_config
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import settings_for
 from tests.exports import strava_export
-from tests.servers import new_bucket as _bucket
-from tests.servers import s3_endpoint  # noqa: F401 - a fixture
-
 
 BROKEN_FIT = b"\x0e\x10\x98\x00\x20\x00\x00\x00.FIT" + b"\x00" * 12  # a FIT header promising 32 bytes that are not there
 

@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.checksum import differences, table_checksums
+from benchmarks.servers import new_bucket, new_database
 from retrostride.assets.maintenance import compacted_warehouse
 from retrostride.assets.resources import Storage
 from retrostride.pipelines.cli import app
@@ -33,7 +34,6 @@ from retrostride.warehouse.maintenance import data_files
 from retrostride.warehouse.migrate import MIGRATED
 from retrostride.warehouse.store import Warehouse, _ensure_table
 from tests.conftest import settings_for
-from tests.servers import new_bucket, new_database, postgres_url, s3_endpoint  # noqa: F401 - fixtures
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 SCORED = """SELECT count(*) AS activities,
@@ -49,7 +49,7 @@ def export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def shared(postgres_url, s3_endpoint, tmp_path, request):  # noqa: F811 - fixtures
+def shared(postgres_url, s3_endpoint, tmp_path, request):
     """Settings with the catalog in a new PostgreSQL database and the data in a new bucket."""
     catalog = new_database(postgres_url, f"lake_{request.node.name[:40].lower()}")
     _, bucket = new_bucket("warehouse")
@@ -71,7 +71,7 @@ def test_settings_choose_the_embedded_or_the_shared_catalog(tmp_path):
     assert "SNAPSHOT_TIME '2026-12-07 10:00'" in shared.attach_sql(as_of="2026-12-07 10:00")
 
 
-def test_dagster_keeps_runs_events_and_pool_slots_in_postgres(postgres_url, export, tmp_path, monkeypatch):  # noqa: F811
+def test_dagster_keeps_runs_events_and_pool_slots_in_postgres(postgres_url, export, tmp_path, monkeypatch):
     url = new_database(postgres_url, "dagster_storage")
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
     settings = settings_for(tmp_path)
@@ -127,7 +127,7 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
     assert athletes_seen("--as-of", moment) == athletes[:1]
 
 
-def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url):  # noqa: F811
+def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url):
     athletes = sorted(p.name for p in export.iterdir() if p.is_dir())
     env = _environment(shared, DAGSTER_POSTGRES_URL=new_database(postgres_url, "dagster_two"))
     instance_for(shared).dispose()  # installs the PostgreSQL dagster.yaml, creates the pool
