@@ -78,9 +78,31 @@ def one_new_file(years: int, workers: int, shared: dict[str, str], folder: Path)
     export, held = export_for(params(1, years))
     home = folder / f"one-file-{years}y"
     bulk = run_import(home, [export], workers, shared)
+    before = warehouse_state(home, shared)
     new = run_import(home, [held], workers, shared)
-    return {"years": years, "bulk_s": round(bulk.wall_s, 1), "records": bulk.records, "new_file_s": round(new.wall_s, 2),
-            "new_file_process_s": round(new.process_s, 2), "steps": {k: round(v, 2) for k, v in new.steps.items()}}
+    after = warehouse_state(home, shared)
+    return {"years": years, "bulk_s": round(bulk.wall_s, 1), "records": bulk.records, "bulk_peak_rss_mb": round(bulk.peak_rss_mb),
+            "new_file_s": round(new.wall_s, 2), "new_file_process_s": round(new.process_s, 2), "new_file_cpu_s": round(new.cpu_s, 2),
+            "steps": {k: round(v, 2) for k, v in new.steps.items()}, "commits_per_new_file": after["snapshot"] - before["snapshot"],
+            **{k: after[k] for k in ("data_files", "data_mb", "catalog_mb")}}
+
+
+def warehouse_state(home: Path, shared: dict[str, str]) -> dict:
+    """The newest snapshot id, the data files read and their size (the embedded catalog's size too)."""
+    from retrostride.warehouse.catalog import Catalog
+    from retrostride.warehouse.maintenance import data_files
+    from retrostride.warehouse.store import Warehouse
+
+    with environment(shared):
+        catalog = Catalog.configured(home, shared.get("RETROSTRIDE_CATALOG", ""), shared.get("RETROSTRIDE_DATA", ""))
+        warehouse = Warehouse(catalog)
+        snapshot = int(warehouse.query("SELECT max(snapshot_id) AS s FROM ducklake_snapshots('warehouse')")["s"][0])
+        size = sum(int(warehouse.query(f"SELECT coalesce(sum(data_file_size_bytes), 0) AS b FROM ducklake_list_files('warehouse', '{t}')")["b"][0])
+                   for t in warehouse.tables)
+        files = data_files(warehouse)
+    catalog_mb = catalog.sqlite_file.stat().st_size / 2**20 if catalog.sqlite_file else None
+    return {"snapshot": snapshot, "data_files": files, "data_mb": round(size / 2**20, 1),
+            "catalog_mb": None if catalog_mb is None else round(catalog_mb, 1)}
 
 
 def shared_target(stack: ExitStack, name: str) -> dict[str, str]:
@@ -120,8 +142,9 @@ def main() -> None:
                 shared = shared_target(stack, f"{target}_one") if target == "shared" else {}
                 short = one_new_file(args.years, args.workers, shared, folder / target)
                 long = one_new_file(args.long_years, args.workers, shared, folder / target)
-            ratio = long["new_file_s"] / short["new_file_s"]
-            results["one_new_file"][target] = {"short": short, "long": long, "ratio": round(ratio, 2)}
+            results["one_new_file"][target] = {"short": short, "long": long,
+                                               "ratio": round(long["new_file_s"] / short["new_file_s"], 2),
+                                               "cpu_ratio": round(long["new_file_cpu_s"] / short["new_file_cpu_s"], 2)}
             print(json.dumps({"target": target, "one_new_file": results["one_new_file"][target]}), flush=True)
     print(json.dumps(results))
 

@@ -84,6 +84,7 @@ def test_dagster_keeps_runs_events_and_pool_slots_in_postgres(postgres_url, expo
         assert instance.event_log_storage.get_concurrency_info("warehouse").slot_count >= 1
     finally:
         instance.dispose()
+        os.environ.pop("DAGSTER_HOME", None)
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS') FROM runs")
         runs, succeeded = cursor.fetchone()
@@ -127,13 +128,15 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
     assert athletes_seen("--as-of", moment) == athletes[:1]
 
 
-def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url):
+def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url, monkeypatch):
     athletes = sorted(p.name for p in export.iterdir() if p.is_dir())
-    env = _environment(shared, DAGSTER_POSTGRES_URL=new_database(postgres_url, "dagster_two"))
-    instance_for(shared).dispose()  # installs the PostgreSQL dagster.yaml, creates the pool
-    os.environ.pop("DAGSTER_HOME", None)
-    with dg.DagsterInstance.from_config(str(shared.home / "dagster")) as instance:
-        instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", new_database(postgres_url, "dagster_two"))
+    env = _environment(shared)
+    instance = instance_for(shared)  # installs the PostgreSQL dagster.yaml, creates the pool
+    os.environ.pop("DAGSTER_HOME", None)  # instance_for sets it for this process: the children get theirs
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
+    instance.dispose()
     processes = [subprocess.Popen([RETROSTRIDE, "import", str(export / a), "--athlete", a], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for a in athletes]
     outputs = [p.communicate(timeout=900)[0] for p in processes]

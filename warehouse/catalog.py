@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +101,12 @@ def extension_file(name: str) -> Path:
     return found
 
 
-def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | None = None,
-                temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
+def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the lake attached as `warehouse` and in use."""
     engine = duckdb.connect(config=dict(_ENGINE_CONFIG))
     try:
-        if temp_directory is not None:
-            engine.execute(f"SET temp_directory = '{temp_directory}'")
+        # what a big publish cannot hold in memory spills here (an in-memory DuckDB would use ./.tmp)
+        engine.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'retrostride-duckdb'}'")
         for name in ("ducklake", "postgres_scanner" if catalog.shared else "sqlite_scanner"):
             engine.execute(f"LOAD '{extension_file(name)}'")
         if catalog.data.startswith("s3://"):
@@ -151,20 +151,12 @@ _engines: dict[tuple, duckdb.DuckDBPyConnection] = {}
 _engines_lock = threading.Lock()
 
 
-def shared_engine(catalog: Catalog, temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
+def shared_engine(catalog: Catalog) -> duckdb.DuckDBPyConnection:
     """This process's read-write engine for `catalog`, opened once (loading the extensions and
     attaching costs ~0.5 s; a cursor of it ~1 ms).  Each transaction sees the newest snapshot."""
     key = (os.getpid(), catalog)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = open_engine(catalog, temp_directory=temp_directory)
+            engine = _engines[key] = open_engine(catalog)
         return engine
-
-
-def forget_engine(catalog: Catalog) -> None:
-    """Close this process's engine for `catalog` (tests that delete a home; a migration)."""
-    with _engines_lock:
-        engine = _engines.pop((os.getpid(), catalog), None)
-    if engine is not None:
-        engine.close()
