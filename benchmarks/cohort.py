@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -62,10 +63,15 @@ def allow_runs(home: Path, runs: int, shared: dict[str, str]) -> None:
 def import_cohort(export: Path, parallel: int, workers: int, shared: dict[str, str], home: Path) -> dict:
     """The export's athletes imported by `parallel` processes at once; wall time, records/s, peak memory."""
     athletes = sorted(p for p in export.iterdir() if p.is_dir())
-    groups = [athletes[i::parallel] for i in range(parallel)]
+    groups = []
+    for i in range(parallel):  # a folder per run holding its athletes' folders: read like the inbox
+        group = home.with_name(f"{home.name}-group{i}")
+        for athlete in athletes[i::parallel]:
+            shutil.copytree(athlete, group / athlete.name)
+        groups.append(group)
     allow_runs(home, parallel, shared)
     with ThreadPoolExecutor(parallel) as pool:
-        results = list(pool.map(lambda group: run_import(home, group, workers, shared), groups))
+        results = list(pool.map(lambda group: run_import(home, [group], workers, shared), groups))
     wall = max(r.process_s for r in results)
     records = sum(r.records for r in results)
     return {"runs": parallel, "wall_s": round(wall, 1), "records": records, "records_per_s": round(records / wall),
@@ -121,8 +127,11 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=1)
     parser.add_argument("--long-years", type=int, default=10, help="the long history of the one-new-file comparison")
     parser.add_argument("--workers", type=int, default=1, help="decoder processes per run")
-    parser.add_argument("--skip-shared", action="store_true", help="only the embedded default")
+    parser.add_argument("--targets", default="embedded,shared", help="embedded, shared or both")
+    parser.add_argument("--runs", default="1,2", help="runs at once to measure, comma-separated")
+    parser.add_argument("--parts", default="one-file,imports", help="one-file (1 vs 10 years), imports (the cohort), or both")
     args = parser.parse_args()
+    targets, runs, parts = args.targets.split(","), [int(n) for n in args.runs.split(",")], args.parts.split(",")
     from benchmarks.decode_corpus import machine
 
     export, _ = export_for(params(args.athletes, args.years))
@@ -130,14 +139,7 @@ def main() -> None:
                      "imports": [], "one_new_file": {}}
     with tempfile.TemporaryDirectory(prefix="retrostride-cohort-") as temporary:
         folder = Path(temporary)
-        for target in ("embedded", "shared")[: 1 if args.skip_shared else 2]:
-            for parallel in (1, 2):
-                with ExitStack() as stack:
-                    shared = shared_target(stack, f"{target}_{parallel}") if target == "shared" else {}
-                    outcome = import_cohort(export, parallel, args.workers, shared, folder / f"{target}-{parallel}")
-                print(json.dumps({"target": target, **outcome}), flush=True)
-                results["imports"].append({"target": target, **outcome})
-        for target in ("embedded", "shared")[: 1 if args.skip_shared else 2]:
+        for target in targets if "one-file" in parts else ():
             with ExitStack() as stack:
                 shared = shared_target(stack, f"{target}_one") if target == "shared" else {}
                 short = one_new_file(args.years, args.workers, shared, folder / target)
@@ -146,6 +148,13 @@ def main() -> None:
                                                "ratio": round(long["new_file_s"] / short["new_file_s"], 2),
                                                "cpu_ratio": round(long["new_file_cpu_s"] / short["new_file_cpu_s"], 2)}
             print(json.dumps({"target": target, "one_new_file": results["one_new_file"][target]}), flush=True)
+        for target in targets if "imports" in parts else ():
+            for parallel in runs:
+                with ExitStack() as stack:
+                    shared = shared_target(stack, f"{target}_{parallel}") if target == "shared" else {}
+                    outcome = import_cohort(export, parallel, args.workers, shared, folder / f"{target}-{parallel}")
+                print(json.dumps({"target": target, **outcome}), flush=True)
+                results["imports"].append({"target": target, **outcome})
     print(json.dumps(results))
 
 

@@ -88,7 +88,7 @@ def test_dagster_keeps_runs_events_and_pool_slots_in_postgres(postgres_url, expo
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS') FROM runs")
         runs, succeeded = cursor.fetchone()
-    assert runs >= 3 and succeeded == runs  # ingest, publish, marts: recorded in PostgreSQL
+    assert runs >= 1 and succeeded == runs  # the import_files run, recorded in PostgreSQL
 
 
 def test_a_shared_warehouse_imports_answers_and_keeps_its_files_in_the_object_store(shared, export):

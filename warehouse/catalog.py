@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 import tempfile
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -91,6 +93,14 @@ class Catalog:
         return f"ATTACH 'ducklake:{self.metadata}' AS {alias} ({', '.join(options)})"
 
 
+def write_ahead_log(path: Path) -> None:
+    """Put the SQLite catalog in WAL mode (kept in the file): readers in other processes go on reading
+    while a writer commits, instead of meeting "database is locked"."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+
+
 def extension_file(name: str) -> Path:
     """The extension `name` shipped in the `duckdb-extension-<name>` wheel, for this DuckDB."""
     package = importlib.import_module(f"duckdb_extension_{name}")
@@ -117,7 +127,7 @@ def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | No
         engine.execute("SET ducklake_retry_wait_ms = 20")
         engine.execute("SET ducklake_retry_backoff = 1.2")
         if catalog.sqlite_file is not None and not read_only:
-            catalog.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            write_ahead_log(catalog.sqlite_file)
         if not catalog.data.startswith("s3://") and not read_only:
             Path(catalog.data).mkdir(parents=True, exist_ok=True)
         engine.execute(catalog.attach_sql(ALIAS, read_only, as_of))

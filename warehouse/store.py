@@ -100,12 +100,21 @@ class Warehouse:
             self._held = None
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of this process's engine (UTC session time zone), its own transactions."""
+        """A cursor of this process's engine (UTC session time zone), its own transactions; a catalog
+        busy with another process's commit is waited for."""
         parent = self._held if self._held is not None else shared_engine(self.catalog)
         cursor = parent.cursor()
-        cursor.execute(f"USE {ALIAS}")
         cursor.execute("SET TimeZone = 'UTC'")
-        return cursor
+        deadline = time.monotonic() + WRITE_WAIT_S
+        while True:
+            try:
+                cursor.execute(f"USE {ALIAS}")
+                return cursor
+            except duckdb.Error as error:
+                if "database is locked" not in str(error) or time.monotonic() > deadline:
+                    cursor.close()
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
