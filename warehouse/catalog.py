@@ -20,6 +20,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,13 +131,26 @@ def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | No
             write_ahead_log(catalog.sqlite_file)
         if not catalog.data.startswith("s3://") and not read_only:
             Path(catalog.data).mkdir(parents=True, exist_ok=True)
-        engine.execute(catalog.attach_sql(ALIAS, read_only, as_of))
+        attach(engine, catalog.attach_sql(ALIAS, read_only, as_of))
         engine.execute(f"USE {ALIAS}")
         engine.execute("SET TimeZone = 'UTC'")
         return engine
     except BaseException:
         engine.close()
         raise
+
+
+def attach(engine: duckdb.DuckDBPyConnection, statement: str, tries: int = 5) -> None:
+    """Run an ATTACH; when another process is creating the same new catalog at that moment (its
+    tables half made), wait and attach again: it is a whole catalog by then."""
+    for attempt in range(tries):
+        try:
+            engine.execute(statement)
+            return
+        except duckdb.Error as error:
+            if "Failed to initialize DuckLake" not in str(error) or attempt == tries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def s3_secret_sql() -> str:
