@@ -115,33 +115,35 @@ def inbox_latency(drops: int, poll_s: int | None) -> list[float]:
     return seconds
 
 
-def one_import(repeats: int) -> list[float]:
-    home = Path(tempfile.mkdtemp(prefix="latency-import-"))
+def warm_home(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A home with one file imported: the warehouse and the Dagster instance exist."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
     env = environment(home, None)
-    retrostride = str(BIN / "retrostride")
-    subprocess.run([retrostride, "import", str(CORPORA / DROPS[0]), "--athlete", "ann"], env=env, check=True,
-                   capture_output=True)  # a warm home: the warehouse and the Dagster instance exist
+    subprocess.run([str(BIN / "retrostride"), "import", str(CORPORA / DROPS[0]), "--athlete", "ann"], env=env,
+                   check=True, capture_output=True)
+    return home, env
+
+
+def timed(commands: list[list[str]], env: dict[str, str]) -> list[float]:
     seconds = []
-    for name in DROPS[1:1 + repeats]:
+    for command in commands:
         started = time.monotonic()
-        subprocess.run([retrostride, "import", str(CORPORA / name), "--athlete", "ann"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(command, env=env, check=True, capture_output=True)
         seconds.append(time.monotonic() - started)
+    return seconds
+
+
+def one_import(repeats: int) -> list[float]:
+    home, env = warm_home("latency-import-")
+    commands = [[str(BIN / "retrostride"), "import", str(CORPORA / name), "--athlete", "ann"] for name in DROPS[1:1 + repeats]]
+    seconds = timed(commands, env)
     shutil.rmtree(home, ignore_errors=True)
     return seconds
 
 
 def one_query(repeats: int) -> list[float]:
-    home = Path(tempfile.mkdtemp(prefix="latency-sql-"))
-    env = environment(home, None)
-    retrostride = str(BIN / "retrostride")
-    subprocess.run([retrostride, "import", str(CORPORA / DROPS[0]), "--athlete", "ann"], env=env, check=True,
-                   capture_output=True)
-    seconds = []
-    for _ in range(repeats):
-        started = time.monotonic()
-        subprocess.run([retrostride, "sql", "select 1"], env=env, check=True, capture_output=True)
-        seconds.append(time.monotonic() - started)
+    home, env = warm_home("latency-sql-")
+    seconds = timed([[str(BIN / "retrostride"), "sql", "select 1"]] * repeats, env)
     shutil.rmtree(home, ignore_errors=True)
     return seconds
 
