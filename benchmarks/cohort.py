@@ -73,10 +73,9 @@ def import_cohort(export: Path, parallel: int, workers: int, shared: dict[str, s
     with ThreadPoolExecutor(parallel) as pool:
         results = list(pool.map(lambda group: run_import(home, [group], workers, shared), groups))
     wall = max(r.process_s for r in results)
-    records = sum(r.records for r in results)
+    records = warehouse_state(home, shared)["records"]  # each run's own count sees the other's files too
     return {"runs": parallel, "wall_s": round(wall, 1), "records": records, "records_per_s": round(records / wall),
-            "peak_rss_mb": round(sum(r.peak_rss_mb for r in results)), "cpu_s": round(sum(r.cpu_s for r in results), 1),
-            "files": {k: sum(r.files.get(k, 0) for r in results) for k in results[0].files}}
+            "peak_rss_mb": round(sum(r.peak_rss_mb for r in results)), "cpu_s": round(sum(r.cpu_s for r in results), 1)}
 
 
 def one_new_file(years: int, workers: int, shared: dict[str, str], folder: Path) -> dict:
@@ -106,8 +105,9 @@ def warehouse_state(home: Path, shared: dict[str, str]) -> dict:
         size = sum(int(warehouse.query(f"SELECT coalesce(sum(data_file_size_bytes), 0) AS b FROM ducklake_list_files('warehouse', '{t}')")["b"][0])
                    for t in warehouse.tables)
         files = data_files(warehouse)
+        records = int(warehouse.query("SELECT coalesce(sum(records), 0) AS n FROM import_ledger WHERE status IN ('ok', 'partial')")["n"][0])
     catalog_mb = catalog.sqlite_file.stat().st_size / 2**20 if catalog.sqlite_file else None
-    return {"snapshot": snapshot, "data_files": files, "data_mb": round(size / 2**20, 1),
+    return {"snapshot": snapshot, "data_files": files, "data_mb": round(size / 2**20, 1), "records": records,
             "catalog_mb": None if catalog_mb is None else round(catalog_mb, 1)}
 
 

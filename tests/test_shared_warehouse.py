@@ -156,7 +156,6 @@ def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, expor
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
     from retrostride.warehouse.catalog import Catalog
-from retrostride.warehouse.maintenance import data_files
     from retrostride.warehouse.store import Warehouse
     warehouse = Warehouse(Catalog(sys.argv[1], sys.argv[2]))
     def write(connection):
