@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Debian packages the tests need (servers they start themselves), installed by .ci/system-packages.sh
 SYSTEM_PACKAGES += postgresql
 
-.PHONY: install system-packages demo test ui benchmark benchmark-marts benchmark-ten-years clean
+.PHONY: install system-packages demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-cohort clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ benchmark-marts: install  ## mart query times on a synthetic 10-year warehouse, 
 
 benchmark-ten-years: install  ## ten years of three athletes imported end to end (export cached in benchmarks/.cache)
 	$(BIN)/python benchmarks/ten_years.py
+
+benchmark-cohort: install system-packages  ## athletes × years with 1 and 2 runs at once, embedded and PostgreSQL + S3; one new file into 1 vs 10 years
+	$(BIN)/python benchmarks/cohort.py
 
 clean:
 	rm -rf $(VENV) data inbox

@@ -169,22 +169,19 @@ def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
 
 def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
     """Show readers everything committed so far, in one step: one commit marked PUBLISHED (a row in
-    `publishes`) is the snapshot they attach at.  Then its id goes into the ledger rows of the files
-    it published (none while some day is still pending: their files are not all in).  Returns
-    (snapshot id, files)."""
+    `publishes`) is the snapshot they attach at.  The same commit notes, in the ledger rows of the
+    files it publishes (none while some day is still pending: their files are not all in), the
+    snapshot their rows are in: the newest one it starts from.  Returns (that snapshot, files)."""
     unnoted = f"published_snapshot IS NULL AND {IMPORTED} AND NOT EXISTS (SELECT 1 FROM pending_days)"
 
-    def mark(connection: duckdb.DuckDBPyConnection) -> int:
+    def mark(connection: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")
-        files = connection.execute(f"SELECT count(*) FROM import_ledger WHERE {unnoted}").fetchone()[0]
+        snapshot = connection.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')").fetchone()[0]
+        files = connection.execute(f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]).fetchone()[0]
         connection.execute("INSERT INTO publishes VALUES (now(), ?)", [files])
-        return files
+        return snapshot, files
 
-    files = warehouse.write(mark)
-    snapshot = warehouse.published_snapshot()
-    warehouse.write(lambda connection: connection.execute(
-        f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]))
-    return snapshot, files
+    return warehouse.write(mark)
 
 
 def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
-from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, shared_engine
+from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -170,10 +170,6 @@ class Warehouse:
             return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
         finally:
             connection.close()
-
-    def published_snapshot(self) -> int | None:
-        """The snapshot readers see: the newest one marked PUBLISHED (None before the first publish)."""
-        return self.query(PUBLISHED_SNAPSHOT_SQL)["id"][0]
 
 
 def is_conflict(error: duckdb.Error) -> bool:
