@@ -124,6 +124,9 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
 
     assert first is not None
     assert athletes_seen() == athletes
+    unnoted = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM import_ledger WHERE status = 'ok' AND published_snapshot IS NULL",
+                                  "-f", "csv"], env=env)
+    assert unnoted.output.split() == ["n", "0"]  # readers see which snapshot published each file
     assert athletes_seen("--as-of", str(first)) == athletes[:1]
     assert athletes_seen("--as-of", moment) == athletes[:1]
 
