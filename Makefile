@@ -2,26 +2,32 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Debian packages the tests need (servers they start themselves), installed by .ci/system-packages.sh
-SYSTEM_PACKAGES += postgresql
 
-.PHONY: install system-packages demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-cohort clean
+.PHONY: install lock lint demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-latency benchmark-cohort clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-demo: install  ## generate a sample export, import it through Dagster, show the results
+lock:  ## re-resolve pyproject.toml's ranges in a fresh environment and pin the result in requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ head -n 2 requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^retrostride'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+lint: install  ## ruff: lint and format check (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+demo: install  ## generate a sample export, import it through Dagster, show the results, write the HTML report
 	$(BIN)/retrostride demo
 
-system-packages:  ## the Debian packages of SYSTEM_PACKAGES that are missing (as root, or with sudo)
-	bash .ci/system-packages.sh $(SYSTEM_PACKAGES)
-
-test: install system-packages  ## run the test suite
+test: lint  ## lint, then the test suite (installs chromium, chromium-driver and postgresql first when missing: .ci/system-packages.sh)
+	.ci/system-packages.sh
 	$(BIN)/python -m pytest -q
 
 ui: install  ## the Dagster UI and daemon on workspace.yaml
@@ -36,7 +42,11 @@ benchmark-marts: install  ## mart query times on a synthetic 10-year warehouse, 
 benchmark-ten-years: install  ## ten years of three athletes imported end to end (export cached in benchmarks/.cache)
 	$(BIN)/python benchmarks/ten_years.py
 
-benchmark-cohort: install system-packages  ## athletes × years with 1 and 2 runs at once, embedded and PostgreSQL + S3; one new file into 1 vs 10 years
+benchmark-latency: install  ## inbox → SQL through the real daemon, one import, one query (benchmarks/latency.py)
+	$(BIN)/python benchmarks/latency.py
+
+benchmark-cohort: install  ## athletes × years with 1 and 2 runs at once, embedded and PostgreSQL + S3; one new file into 1 vs 10 years
+	.ci/system-packages.sh
 	$(BIN)/python benchmarks/cohort.py
 
 clean:

@@ -5,14 +5,14 @@ The assets wrap `refit_baselines` and `score_range`, which the one-run `import_f
 
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from retrostride.assets.imports import body_measurements
-from retrostride.assets.partitions import monthly
-from retrostride.assets.resources import Models, Storage
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
 from retrostride.assets.transforms.model_config import energy_row_version
@@ -39,7 +39,8 @@ BATCHES_FOR_PROCESSES = 4
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
 def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
-    its coverage and quality.  Too little forward running: no row, and gait evidence says 'unknown'.
+    its coverage and quality; with fewer than `baseline_min_runs` runs, the literature prior blended
+    towards them.  No forward run at all: no row, and scoring uses the prior alone.
     Only athletes whose latest runs (or their names, or the model) changed are refit."""
     return dg.MaterializeResult(metadata=refit_baselines(storage, models))
 
@@ -50,7 +51,9 @@ def refit_baselines(storage: Storage, models: Models) -> dict:
     chosen = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
     refit = stale_baselines(training_digests(chosen), scores.gait_baselines(storage.warehouse), detection.model_version)
     runs = scores.activity_frames(storage.warehouse, chosen.filter(pl.col("athlete_id").is_in(refit)))
-    baselines = fit_gait_baselines(runs.records, runs.activities, runs.laps, detection)
+    baselines = fit_gait_baselines(
+        runs.records, runs.activities, runs.laps, detection, profiles_frame(storage.profiles())
+    )
     scores.replace_gait_baselines(storage.warehouse, baselines, refit)
     baselines = scores.gait_baselines(storage.warehouse)
     athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
@@ -69,21 +72,29 @@ def refit_baselines(storage: Storage, models: Models) -> dict:
         dg.AssetSpec(
             "segments",
             deps=["activities", "records", "laps", athlete_gait_baselines],
-            description="Forward, backward and unknown stretches of every activity (run, walk or unknown), with kcal.",
+            description="The `segments` table: forward, backward and unknown stretches of every activity (run, walk"
+            " or unknown), with evidence, confidence and kcal." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
         dg.AssetSpec(
             "activity_energy",
             deps=["segments", body_measurements],
-            description="Net, gross, backward, ACSM and heart-rate kcal per activity, and the mass used.",
+            description="The `activity_energy` table: net, gross, backward, ACSM and heart-rate kcal per activity, and"
+            " the body mass used." + PARTITIONS_NOTE,
             kinds={"polars", "duckdb"},
         ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(PLAUSIBLE_ENERGY, asset="activity_energy",
-                          description="Level-ground net cost within 0.5–2.5 kcal/kg/km; backward never above the whole."),
-        dg.AssetCheckSpec(SEGMENTS_COVER_ACTIVITIES, asset="segments",
-                          description="Every activity has segments, in order, without overlaps."),
+        dg.AssetCheckSpec(
+            PLAUSIBLE_ENERGY,
+            asset="activity_energy",
+            description="Level-ground net cost within 0.5–2.5 kcal/kg/km; backward never above the whole.",
+        ),
+        dg.AssetCheckSpec(
+            SEGMENTS_COVER_ACTIVITIES,
+            asset="segments",
+            description="Every activity has segments, in order, without overlaps.",
+        ),
     ],
     partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -97,41 +108,81 @@ def scored_activities(context: dg.AssetExecutionContext, storage: Storage, model
     yield from score_range(storage, models, window.start.date(), window.end.date(), context.log)
 
 
-def score_range(storage: Storage, models: Models, start: date, end: date,
-                log: logging.Logger | dg.DagsterLogManager) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
+def score_range(
+    storage: Storage,
+    models: Models,
+    start: date,
+    end: date,
+    log: logging.Logger | dg.DagsterLogManager,
+    progress: RunProgress = no_progress,
+) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
     """Score the activities that started in [start, end) (the work of `scored_activities`): a result
-    for `segments` and `activity_energy`, and their two checks."""
+    for `segments` and `activity_energy`, and their two checks.  `progress` hears of each month done."""
     detection, energy = models.configs()
     warehouse = storage.warehouse
     baselines = scores.gait_baselines(warehouse)
     measurements = scores.body_measurements(warehouse)
     profiles = profiles_frame(storage.profiles())
     scores.drop_orphan_scores(warehouse)
-    totals = {"segments": 0, "activity_energy": 0}
+    totals = {"segments": 0, "activity_energy": 0, "activity_detection": 0}
+    statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
+    months_left = _months(start, end)
     batches = scores.month_batches(warehouse, start, end, SCORE_BATCH_RECORDS)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
-    scoring = map_in_processes(score_activities, _read(warehouse, batches), workers, storage.staging,
-                               baselines=baselines, body_measurements=measurements, profiles=profiles,
-                               detection=detection, energy=energy)
+    scoring = map_in_processes(
+        score_activities,
+        _read(warehouse, batches),
+        workers,
+        storage.staging,
+        baselines=baselines,
+        body_measurements=measurements,
+        profiles=profiles,
+        detection=detection,
+        energy=energy,
+    )
     with warehouse.held():  # many reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
-            counts = scores.replace_scores(warehouse, activities["activity_id"].to_list(),
-                                           {"segments": scored.segments, "activity_energy": scored.activity_energy})
+            counts = scores.replace_scores(
+                warehouse,
+                activities["activity_id"].to_list(),
+                {
+                    "segments": scored.segments,
+                    "activity_energy": scored.activity_energy,
+                    "activity_detection": scored.activity_detection,
+                },
+            )
+            for status, count in scored.activity_detection["detection_status"].value_counts().iter_rows():
+                statuses[status] = statuses.get(status, 0) + count
             for table, count in counts.items():
                 totals[table] += count
             backward_s += backward_seconds(scored.segments)
             kcal += float(scored.activity_energy["kcal_net"].sum() or 0.0)
             problems.append(implausible_energy(scored.activity_energy))
             gaps.append(_coverage_problems(activities, scored.segments))
-            log.info(f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
-                     f"{counts['activity_energy']} activities, {counts['segments']} segments")
+            log.info(
+                f"{first:%Y-%m}..{last:%Y-%m}: {samples:,} samples, "
+                f"{counts['activity_energy']} activities, {counts['segments']} segments"
+            )
+            done = min(months_left, _months(first, last + timedelta(days=1)))
+            progress.advance("detect", done)
+            months_left -= done
+    progress.advance("detect", months_left)  # months without activities
     version = energy_row_version(detection.model_version, energy)
     return [
-        dg.MaterializeResult(asset_key="segments", metadata={
-            "rows": totals["segments"], "backward_minutes": round(backward_s / 60, 1), "model_version": version}),
-        dg.MaterializeResult(asset_key="activity_energy", metadata={
-            "rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version}),
+        dg.MaterializeResult(
+            asset_key="segments",
+            metadata={
+                "rows": totals["segments"],
+                "backward_minutes": round(backward_s / 60, 1),
+                "model_version": version,
+                "detection_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),
+            },
+        ),
+        dg.MaterializeResult(
+            asset_key="activity_energy",
+            metadata={"rows": totals["activity_energy"], "kcal_net": round(kcal, 1), "model_version": version},
+        ),
         _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None),
         _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None),
     ]
@@ -146,15 +197,20 @@ def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tu
 def _coverage_problems(activities: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
     """activity_id, problem: activities without segments, and segments overlapping their predecessor."""
     missing = activities.join(segments, on="activity_id", how="anti").select(
-        "activity_id", pl.lit("no segments").alias("problem"))
-    overlapping = segments.sort("activity_id", "segment_index").filter(
-        (pl.col("start_ts") < pl.col("end_ts").shift(1).over("activity_id")).fill_null(False)
-    ).select("activity_id", pl.lit("segments overlap").alias("problem"))
+        "activity_id", pl.lit("no segments").alias("problem")
+    )
+    overlapping = (
+        segments.sort("activity_id", "segment_index")
+        .filter((pl.col("start_ts") < pl.col("end_ts").shift(1).over("activity_id")).fill_null(False))
+        .select("activity_id", pl.lit("segments overlap").alias("problem"))
+    )
     return pl.concat([missing, overlapping])
 
 
 def _check_result(name: str, asset: str, problems: pl.DataFrame | None) -> dg.AssetCheckResult:
-    problems = problems if problems is not None else pl.DataFrame(schema={"activity_id": pl.String, "problem": pl.String})
+    problems = (
+        problems if problems is not None else pl.DataFrame(schema={"activity_id": pl.String, "problem": pl.String})
+    )
     return dg.AssetCheckResult(
         check_name=name,
         asset_key=asset,
@@ -174,3 +230,8 @@ def _markdown(frame: pl.DataFrame) -> str:
 
 def _cell(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _months(start: date, end: date) -> int:
+    """Months from the one holding `start` up to the one holding `end` (exclusive: a first day)."""
+    return max(0, (end.year - start.year) * 12 + end.month - start.month)

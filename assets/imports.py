@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.partitions import monthly
-from retrostride.assets.resources import ImportProgress, Storage
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.resources import RunProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
 from retrostride.connectors.sources import as_location, expanded_sources
@@ -31,19 +31,30 @@ class ImportConfig(dg.Config):
     sources: dict[str, str] = {}
 
 
-@dg.asset(group_name="ingest", pool="warehouse", kinds={"python", "parquet"},
-          check_specs=[dg.AssetCheckSpec("every_file_imported", asset="source_files",
-                                         description="Fails (as a warning) naming each file of the run that was not imported, and why.")])
-def source_files(context: dg.AssetExecutionContext, config: ImportConfig, storage: Storage,
-                 import_progress: dg.ResourceParam[ImportProgress]):
+@dg.asset(
+    group_name="ingest",
+    pool="warehouse",
+    kinds={"python", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_file_imported",
+            asset="source_files",
+            description="Fails (as a warning) naming each file of the run that was not imported, and why.",
+        )
+    ],
+)
+def source_files(
+    context: dg.AssetExecutionContext, config: ImportConfig, storage: Storage, progress: dg.ResourceParam[RunProgress]
+):
     """Every new source file hashed, copied, decoded into the lake and explained in the import ledger."""
-    summary = import_sources(config, storage, context.log, import_progress)
+    summary = import_sources(config, storage, context.log, progress)
     yield dg.MaterializeResult(metadata=summary_metadata(summary))
     yield failed_files_check(summary)
 
 
-def import_sources(config: ImportConfig, storage: Storage, log: logging.Logger | dg.DagsterLogManager,
-                   progress: ImportProgress) -> ImportSummary:
+def import_sources(
+    config: ImportConfig, storage: Storage, log: logging.Logger | dg.DagsterLogManager, progress: RunProgress
+) -> ImportSummary:
     """Import what `config` names into the lake and the ledger (the work of `source_files`)."""
     profiles = storage.profiles()
     limits = storage.limits()
@@ -51,16 +62,27 @@ def import_sources(config: ImportConfig, storage: Storage, log: logging.Logger |
     if config.paths or not config.sources:
         groups.append(([as_location(p) for p in (config.paths or [storage.inbox])], config.athlete))
     with ExitStack() as stack:
-        files = [f for paths, athlete in groups
-                 for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))]
+        files = [
+            f
+            for paths, athlete in groups
+            for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))
+        ]
+        progress.start("decode", len(files))
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
-            log.warning(f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
+            _warn(log, progress, f"athlete {athlete!r} has no profile in {storage.athletes_file}: using defaults")
         for profile in profiles.values():
             if profile.ignored_keys:
                 log.info(f"athlete {profile.athlete_id!r}: ignored profile keys {list(profile.ignored_keys)}")
         zones = {a: p.timezone for a, p in profiles.items() if p.timezone}
-        summary = import_files(files, storage.lake, storage.warehouse, zones=zones, workers=storage.workers,
-                               progress=_log_every(log, PROGRESS_EVERY_S, then=progress), limits=limits)
+        summary = import_files(
+            files,
+            storage.lake,
+            storage.warehouse,
+            zones=zones,
+            workers=storage.workers,
+            progress=_log_every(log, PROGRESS_EVERY_S, then=progress.file_done),
+            limits=limits,
+        )
     if summary.pending:
         log.info(f"{len(summary.pending)} day(s) imported by an interrupted run are published now")
     return summary
@@ -68,9 +90,28 @@ def import_sources(config: ImportConfig, storage: Storage, log: logging.Logger |
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("activities", deps=[source_files], description="One row per activity (a FIT session or a GPX track).", kinds={"duckdb"}),
-        dg.AssetSpec("records", deps=[source_files], description="One row per sample, canonical units (DESIGN §4).", kinds={"duckdb"}),
-        dg.AssetSpec("laps", deps=[source_files], description="Laps with their workout-step names.", kinds={"duckdb"}),
+        dg.AssetSpec(
+            "activities",
+            deps=[source_files],
+            description="The `activities` table: one row per activity (a FIT or TCX session, a GPX track, a platform's"
+            " manual entry): athlete, sport, names, start and end, local day, distance, source file, duplicate link."
+            + PARTITIONS_NOTE,
+            kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            "records",
+            deps=[source_files],
+            description="The `records` table: one row per sample (time, position, altitude, speed, cadence, heart rate,"
+            " ...) in canonical units (DESIGN §4); positions inside privacy zones are null." + PARTITIONS_NOTE,
+            kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            "laps",
+            deps=[source_files],
+            description="The `laps` table: laps and GPX segments with their workout-step names (label evidence"
+            " for detection)." + PARTITIONS_NOTE,
+            kinds={"duckdb"},
+        ),
     ],
     partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -85,15 +126,19 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
 
 
-def publish_range(storage: Storage, first: date, last: date, log: logging.Logger | dg.DagsterLogManager
-                  ) -> dict[str, dict]:
+def publish_range(
+    storage: Storage, first: date, last: date, log: logging.Logger | dg.DagsterLogManager
+) -> dict[str, dict]:
     """Publish the days first..last from the lake (the work of `activity_tables`): metadata per table."""
     zones = privacy_zones_frame(storage.profiles())
-    counts = publish_days(storage.warehouse, storage.lake, first, last, privacy_zones=zones,
-                          duplicates=storage.duplicate_policy())
+    counts = publish_days(
+        storage.warehouse, storage.lake, first, last, privacy_zones=zones, duplicates=storage.duplicate_policy()
+    )
     log.info(f"published {counts} for {first}..{last}")
-    return {name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)}
-            for name in ("activities", "records", "laps")}
+    return {
+        name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)}
+        for name in ("activities", "records", "laps")
+    }
 
 
 @dg.asset(deps=[source_files], group_name="body", pool="warehouse", kinds={"duckdb"})
@@ -115,14 +160,18 @@ def summary_metadata(summary: ImportSummary) -> dict:
     return {
         "imported": summary.count("ok"),
         "partial": summary.count("partial"),
+        "no_activity": summary.count("no_activity"),
         "failed": summary.count("failed"),
         "duplicate": summary.count("duplicate"),
         "skipped": summary.count("skipped"),
+        "ignored": summary.count("ignored"),  # hidden archive members, each with a ledger row
         "records": summary.records,
         "days": dg.MetadataValue.json([d.isoformat() for d in days]),
         "first_day": days[0].isoformat() if days else None,
         "last_day": days[-1].isoformat() if days else None,
-        "problems": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + failures) if failures else "none",
+        "problems": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + failures)
+        if failures
+        else "none",
     }
 
 
@@ -136,8 +185,11 @@ def failed_files_check(summary: ImportSummary) -> dg.AssetCheckResult:
         passed=not failures,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{len(failures)} file(s) not imported whole" if failures else "every file imported",
-        metadata={"failed": summary.count("failed"), "partial": summary.count("partial"),
-                  "files": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + rows) if rows else "none"},
+        metadata={
+            "failed": summary.count("failed"),
+            "partial": summary.count("partial"),
+            "files": dg.MetadataValue.md("| file | status | reason |\n|---|---|---|\n" + rows) if rows else "none",
+        },
     )
 
 
@@ -147,7 +199,7 @@ PROGRESS_EVERY_S = 5.0
 WARNINGS_LOGGED = 50
 
 
-def _log_every(log: logging.Logger | dg.DagsterLogManager, every_s: float, then: ImportProgress):
+def _log_every(log: logging.Logger | dg.DagsterLogManager, every_s: float, then):
     """Log a heartbeat every `every_s` seconds and the first problems, then pass each outcome on."""
     seen = {"files": 0, "problems": 0, "next": time.monotonic() + every_s}
 
@@ -165,3 +217,9 @@ def _log_every(log: logging.Logger | dg.DagsterLogManager, every_s: float, then:
             log.info(f"{seen['files']} files processed ({seen['problems']} not imported whole)")
 
     return report
+
+
+def _warn(log: logging.Logger | dg.DagsterLogManager, progress: RunProgress, message: str) -> None:
+    """A warning in the run's log, and for whoever watches the run (the CLI prints it as one line)."""
+    log.warning(message)
+    progress.note(message)

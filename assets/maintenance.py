@@ -13,12 +13,24 @@ KEEP_SNAPSHOT_DAYS = 30
 def compacted_warehouse(storage: Storage) -> dg.MaterializeResult:
     """The DuckLake with its small Parquet files merged and snapshots older than 30 days expired."""
     done = compact(storage.warehouse, KEEP_SNAPSHOT_DAYS)
-    return dg.MaterializeResult(metadata={"files_before": done.files_before, "files_after": done.files_after,
-                                          "files_deleted": done.files_deleted})
+    return dg.MaterializeResult(
+        metadata={
+            "files_before": done.files_before,
+            "files_after": done.files_after,
+            "files_deleted": done.files_deleted,
+        }
+    )
 
 
-maintenance_job = dg.define_asset_job("maintenance", selection=[compacted_warehouse],
-                                      description="Merge the warehouse's small files, expire old snapshots.")
+maintenance_job = dg.define_asset_job(
+    "maintenance",
+    selection=[compacted_warehouse],
+    description="Merge the warehouse's small files, expire old snapshots.",
+)
 maintenance_schedule = dg.ScheduleDefinition(
-    name="weekly_maintenance", cron_schedule="30 4 * * 0", job=maintenance_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING, description="Sundays 04:30 (UTC): compact the warehouse.")
+    name="weekly_maintenance",
+    cron_schedule="30 4 * * 0",
+    job=maintenance_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Sundays 04:30 (UTC): compact the warehouse.",
+)

@@ -10,7 +10,9 @@ _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(name, deps=_INPUTS, description=mart_description(name), kinds={"duckdb", "sql"}) for name in MARTS],
+    specs=[
+        dg.AssetSpec(name, deps=_INPUTS, description=mart_description(name), kinds={"duckdb", "sql"}) for name in MARTS
+    ],
     group_name="marts",
     pool="warehouse",
 )

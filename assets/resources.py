@@ -1,7 +1,5 @@
 """Dagster resources: the configured home, inbox and profiles, and how import progress is shown."""
 
-
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -37,9 +35,15 @@ class Storage(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
-        return cls(home=str(settings.home), inbox=str(settings.inbox), athletes_file=str(settings.athletes_file),
-                   workers=settings.workers, config_file=str(settings.config_path), catalog=settings.catalog_url,
-                   data=settings.data_url)
+        return cls(
+            home=str(settings.home),
+            inbox=str(settings.inbox),
+            athletes_file=str(settings.athletes_file),
+            workers=settings.workers,
+            config_file=str(settings.config_path),
+            catalog=settings.catalog_url,
+            data=settings.data_url,
+        )
 
     def limits(self) -> ImportLimits:
         return load_limits(self.config_path)
@@ -87,9 +91,25 @@ class Models(dg.ConfigurableResource):
         return load_mart_config(Path(self.model_file))
 
 
-#: Called once per imported file: the CLI passes a progress bar; elsewhere it does nothing.
-ImportProgress = Callable[[object], None]
+#: The stages of an import, in order, as the CLI shows them.
+STAGES = ("decode", "publish", "detect", "marts", "snapshot")
 
 
-def no_progress(outcome: object) -> None:
-    """The default import progress: the asset's own log is enough."""
+class RunProgress:
+    """Where an in-process run reports its stages (STAGES): the CLI draws a bar per stage; the
+    sensors and schedules pass this one, which does nothing (the run's own log is enough)."""
+
+    def start(self, stage: str, total: int) -> None:
+        """`stage` has `total` steps to go (files for decode, months for publish and detect)."""
+
+    def advance(self, stage: str, steps: int = 1) -> None:
+        """`steps` more of `stage` are done."""
+
+    def file_done(self, outcome: object) -> None:
+        """One file was imported, skipped or refused (an `Outcome`); one decode step."""
+
+    def note(self, message: str) -> None:
+        """Something the person running the import should read (it is in the run's log too)."""
+
+
+no_progress = RunProgress()

@@ -8,20 +8,23 @@ Everything else receives plain values (dataclasses) from here; a file that canno
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
-from retrostride.connectors.ingest.importer import ImportLimits
-from retrostride.connectors.limits import IntakeLimits
-from retrostride.connectors.object_store import is_object_url
-from retrostride.connectors.validate import plausible_ranges
 from retrostride.warehouse.catalog import Catalog
-from retrostride.warehouse.mart_config import MartConfig
-from retrostride.warehouse.profiles import AthleteProfile
-from retrostride.warehouse.publish import DuplicatePolicy
+
+if TYPE_CHECKING:  # imported where a file is read: `retrostride sql` needs none of them (nor Polars)
+    from retrostride.connectors.ingest.importer import ImportLimits
+    from retrostride.connectors.limits import IntakeLimits
+    from retrostride.warehouse.mart_config import MartConfig
+    from retrostride.warehouse.profiles import AthleteProfile
+    from retrostride.warehouse.publish import DuplicatePolicy
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class Settings:
     data_url: str = ""
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         home = Path(os.environ.get("RETROSTRIDE_HOME", "data")).resolve()
         return cls(
             home=home,
@@ -125,20 +128,33 @@ class ConfigError(ValueError):
     """A configuration file cannot be used; the message says where and why."""
 
 
+def check_configuration(settings: Settings) -> None:
+    """Read every configuration file now (model.toml, retrostride.toml, athletes.toml), so a bad one
+    stops a command before it starts, with its one-line reason, rather than from inside a run."""
+    load_model_config(settings.model_path)
+    load_mart_config(settings.model_path)
+    load_limits(settings.config_path)
+    load_duplicate_policy(settings.config_path)
+    load_profiles(settings.athletes_file)
+
+
 def load_limits(path: Path) -> ImportLimits:
     """Import limits from `retrostride.toml`; an absent file means the defaults.
 
-        [import]
-        max_file_mb = 512        # larger files (and archive members) are refused with a reason
-        decode_timeout_s = 600   # a decoder still working after this is killed, the file explained
-        max_archive_mb = 8192    # everything decompressed out of one archive, nested ones included
-        max_compression_ratio = 100  # decompressed / compressed bytes of one member (zip bombs)
-        max_archive_depth = 3    # archives (and .gz) inside archives
-        max_archive_entries = 200000
+    [import]
+    max_file_mb = 512        # larger files (and archive members) are refused with a reason
+    decode_timeout_s = 600   # a decoder still working after this is killed, the file explained
+    max_archive_mb = 8192    # everything decompressed out of one archive, nested ones included
+    max_compression_ratio = 100  # decompressed / compressed bytes of one member (zip bombs)
+    max_archive_depth = 3    # archives (and .gz) inside archives
+    max_archive_entries = 200000
 
-        [plausible]              # override ranges of connectors/validate.py: column = [low, high]
-        heart_rate_bpm = [25, 230]
+    [plausible]              # override ranges of connectors/validate.py: column = [low, high]
+    heart_rate_bpm = [25, 230]
     """
+    from retrostride.connectors.ingest.importer import ImportLimits
+    from retrostride.connectors.validate import plausible_ranges
+
     if not path.exists():
         return ImportLimits()
     try:
@@ -157,8 +173,17 @@ def load_limits(path: Path) -> ImportLimits:
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:
         raise ConfigError(f"{path}: {error}") from None
     archives = limits.archives
-    if min(limits.max_file_bytes, limits.decode_timeout_s, archives.max_archive_bytes, archives.max_ratio,
-           archives.max_depth, archives.max_members) <= 0:
+    if (
+        min(
+            limits.max_file_bytes,
+            limits.decode_timeout_s,
+            archives.max_archive_bytes,
+            archives.max_ratio,
+            archives.max_depth,
+            archives.max_members,
+        )
+        <= 0
+    ):
         raise ConfigError(f"{path}: [import] limits must be positive")
     return limits
 
@@ -166,11 +191,13 @@ def load_limits(path: Path) -> ImportLimits:
 def load_duplicate_policy(path: Path) -> DuplicatePolicy:
     """Which copies of one run are duplicates and which is canonical, from `retrostride.toml`:
 
-        [duplicates]
-        prefer = ["richest"]      # strongest first: richest (most samples), fit, tcx, gpx, strava, garmin, file
-        start_tolerance_s = 180   # one athlete's activities starting this close, with overlapping spans ...
-        distance_tolerance = 0.15 # ... and distances within this share of the longer one
+    [duplicates]
+    prefer = ["richest"]      # strongest first: richest (most samples), fit, tcx, gpx, strava, garmin, file
+    start_tolerance_s = 180   # one athlete's activities starting this close, with overlapping spans ...
+    distance_tolerance = 0.15 # ... and distances within this share of the longer one
     """
+    from retrostride.warehouse.publish import DuplicatePolicy
+
     if not path.exists():
         return DuplicatePolicy()
     try:
@@ -182,7 +209,7 @@ def load_duplicate_policy(path: Path) -> DuplicatePolicy:
         prefer = section.get("prefer", list(defaults.prefer))
         if not isinstance(prefer, list) or not all(isinstance(name, str) for name in prefer):
             raise ValueError("[duplicates] prefer must be a list of names")
-        return DuplicatePolicy(
+        return DuplicatePolicy(  # checks its own ranges
             prefer=tuple(prefer),
             start_tolerance_s=float(section.get("start_tolerance_s", defaults.start_tolerance_s)),
             distance_tolerance=float(section.get("distance_tolerance", defaults.distance_tolerance)),
@@ -205,7 +232,9 @@ ARCHIVE_KEYS = {
 
 
 def _archive_limits(section: dict, defaults: IntakeLimits) -> IntakeLimits:
-    return replace(defaults, **{field: convert(section[key]) for key, (field, convert) in ARCHIVE_KEYS.items() if key in section})
+    return replace(
+        defaults, **{field: convert(section[key]) for key, (field, convert) in ARCHIVE_KEYS.items() if key in section}
+    )
 
 
 def parse_watch(value: str) -> tuple[WatchedSource, ...]:
@@ -213,9 +242,11 @@ def parse_watch(value: str) -> tuple[WatchedSource, ...]:
     may be `s3://bucket/prefix`."""
     sources: list[WatchedSource] = []
     for entry in filter(None, (e.strip() for e in value.split(","))):
+        from retrostride.connectors.object_store import is_object_url
+
         athlete, _, path = entry.rpartition("=")
         root = path if is_object_url(path) else Path(path).expanduser().resolve()
-        last = PurePosixPath(root[len("s3://"):].rstrip("/")).name if isinstance(root, str) else root.name
+        last = PurePosixPath(root[len("s3://") :].rstrip("/")).name if isinstance(root, str) else root.name
         slug = "".join(c if c.isalnum() else "_" for c in last.lower()) or "root"
         name = f"watch_{slug}"
         while name in {s.name for s in sources}:
@@ -237,15 +268,23 @@ def load_model_config(path: Path) -> tuple[DetectionConfig, EnergyConfig]:
     unknown_tables = set(document) - {"detection", "energy", "marts"}
     if unknown_tables:
         raise ConfigError(f"{path}: unknown tables {sorted(unknown_tables)} (expected [detection], [energy], [marts])")
-    return (
+    configs = (
         _overridden(DetectionConfig(), document.get("detection", {}), f"{path} [detection]"),
         _overridden(EnergyConfig(), document.get("energy", {}), f"{path} [energy]"),
     )
+    problems = [
+        p for config, table in zip(configs, ("detection", "energy")) for p in _model_problems(config, f"[{table}]")
+    ]
+    if problems:
+        raise ConfigError(f"{path}: {'; '.join(problems)}")
+    return configs
 
 
 def load_mart_config(path: Path) -> MartConfig:
     """The `[marts]` table of the model file over the defaults; no file or no table: the defaults.
     Unknown keys and wrong types are errors, since a typo would silently keep a default."""
+    from retrostride.warehouse.mart_config import MartConfig
+
     if not path.exists():
         return MartConfig()
     try:
@@ -253,13 +292,22 @@ def load_mart_config(path: Path) -> MartConfig:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: {error}") from None
     config = _overridden(MartConfig(), values, f"{path} [marts]")
-    if config.outcome_window_days < 7 or config.outcome_step_days < 1 or config.measurement_tolerance_days < 0:
-        raise ConfigError(f"{path} [marts]: windows need ≥ 7 days, a step ≥ 1 day and a tolerance ≥ 0")
+    problems = [
+        p
+        for key, (low, high, low_open) in MART_RANGES.items()
+        if (p := range_error(key, getattr(config, key), low, high, low_open)) is not None
+    ]
+    if config.study_session_min_minutes > config.study_session_max_minutes:
+        problems.append("study_session_min_minutes is above study_session_max_minutes")
+    if problems:
+        raise ConfigError(f"{path} [marts]: {'; '.join(problems)}")
     return config
 
 
 def load_profiles(path: Path) -> dict[str, AthleteProfile]:
     """Profiles from `[athletes.<id>]` tables; an absent file means no profiles."""
+    from retrostride.warehouse.profiles import AthleteProfile
+
     if not path.exists():
         return {}
     try:
@@ -273,9 +321,10 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         ignored = tuple(sorted(set(values) - allowed))
         if "privacy_zones" in used:
             used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
+        if problem := _person_problem(used):
+            raise ConfigError(f"{path}: athletes.{athlete_id}.{problem}")
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
-
 
 
 def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ...]:
@@ -284,7 +333,9 @@ def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ..
         try:
             lat, lon, radius = float(zone["lat"]), float(zone["lon"]), float(zone.get("radius_m", 200))
         except (TypeError, KeyError, ValueError):
-            raise ConfigError(f"{path}: athletes.{athlete_id}.privacy_zones: each zone needs lat, lon (and radius_m)") from None
+            raise ConfigError(
+                f"{path}: athletes.{athlete_id}.privacy_zones: each zone needs lat, lon (and radius_m)"
+            ) from None
         if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
             raise ConfigError(f"{path}: athletes.{athlete_id}.privacy_zones: {zone} is not a place on Earth")
         checked.append({"lat": lat, "lon": lon, "radius_m": radius})
@@ -302,10 +353,129 @@ def _overridden(config, values: dict, where: str):
         default = defaults[key]
         if isinstance(default, tuple):
             value = tuple(value) if isinstance(value, list) else value
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)) or (
-            default is None and isinstance(value, (int, float))
+        ok = (
+            isinstance(value, type(default))
+            or (isinstance(default, float) and isinstance(value, int))
+            or (default is None and isinstance(value, (int, float)))
         )
         if not ok or isinstance(value, bool) != isinstance(default, bool):
             raise ConfigError(f"{where}: {key} = {value!r} should be like {default!r}")
         changes[key] = float(value) if isinstance(default, float) else value
     return dataclasses.replace(config, **changes)
+
+
+def range_error(
+    key: str, value: float, low: float | None, high: float | None, low_open: bool = False, high_open: bool = False
+) -> str | None:
+    """Why `key = value` is outside [low, high] (parentheses for open ends; None: unbounded), or None."""
+    inside = math.isfinite(value) and (
+        (low is None or (value > low if low_open else value >= low))
+        and (high is None or (value < high if high_open else value <= high))
+    )
+    if inside:
+        return None
+    lower, upper = ("-∞" if low is None else f"{low:g}"), ("∞" if high is None else f"{high:g}")
+    return f"{key} = {value!r} is outside {'(' if low_open or low is None else '['}{lower}, {upper}{')' if high_open or high is None else ']'}"
+
+
+#: Detection and energy ranges besides "positive" (every other number must be > 0):
+#: key → (low, high, low_open, high_open).
+MODEL_RANGES = {
+    "prior_intercept": (None, None, False, False),  # ln of a step length in metres: any sign
+    "facing_angle_deg": (0, 180, True, False),
+    "facing_share": (0, 1, True, False),
+    "gait_valid_share": (0, 1, True, False),
+    "enter_ratio": (0, 1, True, False),
+    "leave_ratio": (0, 2, True, False),
+    "speed_min_mps": (0, None, False, False),
+    "coverage_margin_mps": (0, None, False, False),
+    "run_min_spm": (0, 300, True, False),
+    "foot_max_mean_speed_mps": (0, 15, True, False),
+    **{
+        key: (0, None, False, False)
+        for key in ("min_segment_s", "max_gap_s", "max_dropout_s", "min_gait_s", "record_hold_s")
+    },
+    "backward_multiplier": (1, 3, True, False),  # backward costs more than forward (+35 %), never triple
+    "grade_clamp": (0, 1, True, False),
+    "grade_min_distance_m": (0, None, False, False),
+    "resting_kcal_per_kg_h": (0, 5, False, False),
+    "hr_valid_low": (0, 1, True, True),
+    "hr_valid_high": (0, 1, True, False),
+    "max_hr_age_slope": (0, None, False, False),
+    "default_mass_kg": (20, 400, False, False),
+}
+#: Pairs whose first must not exceed the second.
+MODEL_ORDER = (
+    ("enter_ratio", "leave_ratio"),
+    ("speed_min_mps", "speed_max_mps"),
+    ("hr_valid_low", "hr_valid_high"),
+    ("baseline_min_runs", "baseline_max_runs"),
+)
+
+
+def _model_problems(config: DetectionConfig | EnergyConfig, where: str) -> list[str]:
+    """What in `config` is out of range, one sentence each."""
+    problems = []
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        low, high, low_open, high_open = MODEL_RANGES.get(item.name, (0, None, True, False))
+        if (problem := range_error(item.name, value, low, high, low_open, high_open)) is not None:
+            problems.append(f"{where} {problem}")
+    for low, high in MODEL_ORDER:
+        if hasattr(config, low) and getattr(config, low) > getattr(config, high):
+            problems.append(f"{where} {low} = {getattr(config, low)!r} is above {high} = {getattr(config, high)!r}")
+    return problems
+
+
+#: `[marts]` ranges: key → (low, high, low_open); study_body_fat_change_pct is the study's finding, any sign.
+MART_RANGES = {
+    "outcome_window_days": (7, None, False),
+    "outcome_step_days": (1, None, False),
+    "measurement_tolerance_days": (0, None, False),
+    "streak_min_backward_minutes": (0, None, False),
+    **{
+        key: (0, None, True)
+        for key in (
+            "kcal_per_kg",
+            "dynamic_kcal_per_kg_day",
+            "dynamic_time_constant_days",
+            "study_weeks",
+            "study_sessions_per_week",
+            "study_session_min_minutes",
+            "study_session_max_minutes",
+            "study_participants",
+        )
+    },
+}
+
+#: Plausible values of a person: key → (low, high).
+PERSON_RANGES = {
+    "birth_year": (1900, date.today().year),
+    "height_cm": (50, 272),
+    "weight_kg": (20, 400),
+    "max_hr_bpm": (100, 250),
+}
+
+
+def _person_problem(values: dict) -> str | None:
+    """What is wrong with a profile's values (type or range), or None."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    for key, (low, high) in PERSON_RANGES.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{key} = {value!r} should be a number"
+        if problem := range_error(key, value, low, high):
+            return problem
+    if values.get("sex") not in (None, "female", "male"):
+        return f'sex = {values["sex"]!r} should be "female" or "male"'
+    if (zone := values.get("timezone")) is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return f'timezone = {zone!r} is not an IANA zone (like "Europe/Berlin")'
+    return None

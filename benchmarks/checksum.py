@@ -47,6 +47,8 @@ def differences(expected: dict[str, tuple[int, int]], actual: dict[str, tuple[in
     for table in sorted(set(expected) | set(actual)):
         want, got = expected.get(table), actual.get(table)
         if want != got:
-            lines.append(f"{table}: expected {want[0] if want else 'no table'} rows, got {got[0] if got else 'no table'}"
-                         + (" (same count, different content)" if want and got and want[0] == got[0] else ""))
+            lines.append(
+                f"{table}: expected {want[0] if want else 'no table'} rows, got {got[0] if got else 'no table'}"
+                + (" (same count, different content)" if want and got and want[0] == got[0] else "")
+            )
     return lines

@@ -74,8 +74,14 @@ def import_cohort(export: Path, parallel: int, workers: int, shared: dict[str, s
         results = list(pool.map(lambda group: run_import(home, [group], workers, shared), groups))
     wall = max(r.process_s for r in results)
     records = warehouse_state(home, shared)["records"]  # each run's own count sees the other's files too
-    return {"runs": parallel, "wall_s": round(wall, 1), "records": records, "records_per_s": round(records / wall),
-            "peak_rss_mb": round(sum(r.peak_rss_mb for r in results)), "cpu_s": round(sum(r.cpu_s for r in results), 1)}
+    return {
+        "runs": parallel,
+        "wall_s": round(wall, 1),
+        "records": records,
+        "records_per_s": round(records / wall),
+        "peak_rss_mb": round(sum(r.peak_rss_mb for r in results)),
+        "cpu_s": round(sum(r.cpu_s for r in results), 1),
+    }
 
 
 def one_new_file(years: int, workers: int, shared: dict[str, str], folder: Path) -> dict:
@@ -86,10 +92,18 @@ def one_new_file(years: int, workers: int, shared: dict[str, str], folder: Path)
     before = warehouse_state(home, shared)
     new = run_import(home, [held], workers, shared)
     after = warehouse_state(home, shared)
-    return {"years": years, "bulk_s": round(bulk.wall_s, 1), "records": bulk.records, "bulk_peak_rss_mb": round(bulk.peak_rss_mb),
-            "new_file_s": round(new.wall_s, 2), "new_file_process_s": round(new.process_s, 2), "new_file_cpu_s": round(new.cpu_s, 2),
-            "steps": {k: round(v, 2) for k, v in new.steps.items()}, "commits_per_new_file": after["snapshot"] - before["snapshot"],
-            **{k: after[k] for k in ("data_files", "data_mb", "catalog_mb")}}
+    return {
+        "years": years,
+        "bulk_s": round(bulk.wall_s, 1),
+        "records": bulk.records,
+        "bulk_peak_rss_mb": round(bulk.peak_rss_mb),
+        "new_file_s": round(new.wall_s, 2),
+        "new_file_process_s": round(new.process_s, 2),
+        "new_file_cpu_s": round(new.cpu_s, 2),
+        "steps": {k: round(v, 2) for k, v in new.steps.items()},
+        "commits_per_new_file": after["snapshot"] - before["snapshot"],
+        **{k: after[k] for k in ("data_files", "data_mb", "catalog_mb")},
+    }
 
 
 def warehouse_state(home: Path, shared: dict[str, str]) -> dict:
@@ -102,13 +116,28 @@ def warehouse_state(home: Path, shared: dict[str, str]) -> dict:
         catalog = Catalog.configured(home, shared.get("RETROSTRIDE_CATALOG", ""), shared.get("RETROSTRIDE_DATA", ""))
         warehouse = Warehouse(catalog)
         snapshot = int(warehouse.query("SELECT max(snapshot_id) AS s FROM ducklake_snapshots('warehouse')")["s"][0])
-        size = sum(int(warehouse.query(f"SELECT coalesce(sum(data_file_size_bytes), 0) AS b FROM ducklake_list_files('warehouse', '{t}')")["b"][0])
-                   for t in warehouse.tables)
+        size = sum(
+            int(
+                warehouse.query(
+                    f"SELECT coalesce(sum(data_file_size_bytes), 0) AS b FROM ducklake_list_files('warehouse', '{t}')"
+                )["b"][0]
+            )
+            for t in warehouse.tables
+        )
         files = data_files(warehouse)
-        records = int(warehouse.query("SELECT coalesce(sum(records), 0) AS n FROM import_ledger WHERE status IN ('ok', 'partial')")["n"][0])
+        records = int(
+            warehouse.query(
+                "SELECT coalesce(sum(records), 0) AS n FROM import_ledger WHERE status IN ('ok', 'partial')"
+            )["n"][0]
+        )
     catalog_mb = catalog.sqlite_file.stat().st_size / 2**20 if catalog.sqlite_file else None
-    return {"snapshot": snapshot, "data_files": files, "data_mb": round(size / 2**20, 1), "records": records,
-            "catalog_mb": None if catalog_mb is None else round(catalog_mb, 1)}
+    return {
+        "snapshot": snapshot,
+        "data_files": files,
+        "data_mb": round(size / 2**20, 1),
+        "records": records,
+        "catalog_mb": None if catalog_mb is None else round(catalog_mb, 1),
+    }
 
 
 def shared_target(stack: ExitStack, name: str) -> dict[str, str]:
@@ -117,8 +146,12 @@ def shared_target(stack: ExitStack, name: str) -> dict[str, str]:
     variables = stack.enter_context(s3_server())
     os.environ.update(variables)
     _, bucket = new_bucket("cohort")
-    return {**variables, "RETROSTRIDE_CATALOG": new_database(server, f"{name}_catalog"),
-            "RETROSTRIDE_DATA": f"s3://{bucket}/warehouse", "DAGSTER_POSTGRES_URL": new_database(server, f"{name}_dagster")}
+    return {
+        **variables,
+        "RETROSTRIDE_CATALOG": new_database(server, f"{name}_catalog"),
+        "RETROSTRIDE_DATA": f"s3://{bucket}/warehouse",
+        "DAGSTER_POSTGRES_URL": new_database(server, f"{name}_dagster"),
+    }
 
 
 def main() -> None:
@@ -129,14 +162,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decoder processes per run")
     parser.add_argument("--targets", default="embedded,shared", help="embedded, shared or both")
     parser.add_argument("--runs", default="1,2", help="runs at once to measure, comma-separated")
-    parser.add_argument("--parts", default="one-file,imports", help="one-file (1 vs 10 years), imports (the cohort), or both")
+    parser.add_argument(
+        "--parts", default="one-file,imports", help="one-file (1 vs 10 years), imports (the cohort), or both"
+    )
     args = parser.parse_args()
     targets, runs, parts = args.targets.split(","), [int(n) for n in args.runs.split(",")], args.parts.split(",")
     from benchmarks.decode_corpus import machine
 
     export, _ = export_for(params(args.athletes, args.years))
-    results: dict = {"machine": machine(), "load": os.getloadavg(), "cohort": f"{args.athletes} athletes × {args.years} years",
-                     "imports": [], "one_new_file": {}}
+    results: dict = {
+        "machine": machine(),
+        "load": os.getloadavg(),
+        "cohort": f"{args.athletes} athletes × {args.years} years",
+        "imports": [],
+        "one_new_file": {},
+    }
     with tempfile.TemporaryDirectory(prefix="retrostride-cohort-") as temporary:
         folder = Path(temporary)
         for target in targets if "one-file" in parts else ():
@@ -144,9 +184,12 @@ def main() -> None:
                 shared = shared_target(stack, f"{target}_one") if target == "shared" else {}
                 short = one_new_file(args.years, args.workers, shared, folder / target)
                 long = one_new_file(args.long_years, args.workers, shared, folder / target)
-            results["one_new_file"][target] = {"short": short, "long": long,
-                                               "ratio": round(long["new_file_s"] / short["new_file_s"], 2),
-                                               "cpu_ratio": round(long["new_file_cpu_s"] / short["new_file_cpu_s"], 2)}
+            results["one_new_file"][target] = {
+                "short": short,
+                "long": long,
+                "ratio": round(long["new_file_s"] / short["new_file_s"], 2),
+                "cpu_ratio": round(long["new_file_cpu_s"] / short["new_file_cpu_s"], 2),
+            }
             print(json.dumps({"target": target, "one_new_file": results["one_new_file"][target]}), flush=True)
         for target in targets if "imports" in parts else ():
             for parallel in runs:

@@ -26,8 +26,13 @@ def corpus_files(fmt: str | None = None, expect: str | None = None) -> list[Corp
         return []
     with open(CORPORA / "manifest.csv", newline="") as handle:
         rows = [
-            CorpusFile(CORPORA / r["path"], r["format"], r["expect"],
-                       int(r["reference_records"]) if r["reference_records"] else None, r["notes"])
+            CorpusFile(
+                CORPORA / r["path"],
+                r["format"],
+                r["expect"],
+                int(r["reference_records"]) if r["reference_records"] else None,
+                r["notes"],
+            )
             for r in csv.DictReader(handle)
         ]
     return [r for r in rows if (fmt is None or r.format == fmt) and (expect is None or r.expect == expect)]

@@ -28,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from retrostride.connectors.fit import decode_fit  # noqa: E402
-from retrostride.connectors.fit_canonical import to_canonical  # noqa: E402
-from retrostride.connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages  # noqa: E402
-from retrostride.connectors.fit_scan import Unsupported  # noqa: E402
-from retrostride.warehouse.schema import DecodeError  # noqa: E402
+from retrostride.connectors.fit import decode_fit
+from retrostride.connectors.fit_canonical import to_canonical
+from retrostride.connectors.fit_columnar import DECODER, decode_fit_columnar, read_fit_messages
+from retrostride.connectors.fit_scan import Unsupported
+from retrostride.warehouse.schema import DecodeError
 
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -95,7 +95,18 @@ def measure(path: Path, repeat: int) -> Row:
     if records != fitparse_records:
         outcome += f" (fitparse kept {fitparse_records})"
     return Row(
-        path.name, len(data), records, fitparse_records, outcome, decoder, fitparse_s, columnar_s, fitparse_cpu_s, columnar_cpu_s, messages_s, canonical_s
+        path.name,
+        len(data),
+        records,
+        fitparse_records,
+        outcome,
+        decoder,
+        fitparse_s,
+        columnar_s,
+        fitparse_cpu_s,
+        columnar_cpu_s,
+        messages_s,
+        canonical_s,
     )
 
 
@@ -103,7 +114,9 @@ def peak_rss_mb(decoder: str, corpora: Path) -> tuple[float, float]:
     """(peak RSS above the warm-up peak, warm-up peak) of a child decoding the whole corpus."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", decoder, "--corpora", str(corpora)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     baseline, peak = float(out[0]), float(out[1])
     return peak - baseline, baseline
@@ -133,7 +146,8 @@ def _memory_mb(key: str) -> float:
 def machine() -> str:
     model = "unknown CPU"
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     versions = ", ".join(f"{p} {version(p)}" for p in ("fitparse", "numpy", "polars", "pyarrow", "garmin-fit-sdk"))
@@ -185,7 +199,9 @@ def report(rows: list[Row], memory: dict[str, tuple[float, float]] | None) -> No
     if memory:
         print()
         for decoder, (peak, baseline) in memory.items():
-            print(f"Peak memory, {decoder:9} decoding the whole corpus: {peak:7.1f} MB above the {baseline:.0f} MB of a warm process")
+            print(
+                f"Peak memory, {decoder:9} decoding the whole corpus: {peak:7.1f} MB above the {baseline:.0f} MB of a warm process"
+            )
 
 
 def main() -> None:

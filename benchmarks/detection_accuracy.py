@@ -1,9 +1,15 @@
-"""Backward-detection accuracy on generated exports: backward-time precision and recall per seed.
+"""Backward-detection accuracy on an independent generator and on the real corpus files.
 
-    python benchmarks/detection_accuracy.py [--seeds 7 11 23] [--athletes 6] [--weeks 16] [--keep DIR]
+    python benchmarks/detection_accuracy.py [--seeds 31 37] [--athletes 10] [--sessions 12] [--keep DIR]
 
-Generates an export per seed (pipelines.sample_export), decodes every activity file, fits the gait
-baselines on the whole history, detects segments and scores them against the export's truth.
+Exports come from `benchmarks/retro_generator.py` (a gait model other than the product's sample
+export, on which the tests run and the confidence is calibrated).  Reported: backward-time precision
+and recall with each athlete's whole history (baselines fitted as the pipeline fits them), the same
+for a cold start (each athlete's first 4 activities only: the prior blended with them), the
+calibration table of segment confidence over both, and, on the real running files of
+shared/corpora imported one athlete per source folder, backward seconds and the share of running
+time classified forward (pauses excluded; of all running activities, and of those with cadence and
+speed that gait can score).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import polars as pl
@@ -19,63 +24,151 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
-from benchmarks.evaluation import backward_time_scores, load_files, missed_labelled
+from benchmarks.corpora import corpus_files
+from benchmarks.evaluation import backward_time_scores, calibration_table, load_files, segment_correctness
+from benchmarks.retro_generator import generate
 from retrostride.assets.transforms.gait import fit_gait_baselines
-from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.gait_prior import with_prior_baselines
+from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
+from retrostride.assets.transforms.scoring import score_activities
 from retrostride.assets.transforms.segments import detect_segments
+from retrostride.warehouse.schema import BODY_MEASUREMENTS
+
+COLD_START_RUNS = 4
 
 
-def evaluate_export(out_dir: Path, truth_dir: Path, config: DetectionConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Segments (with `file`) and truth intervals for one generated export."""
-    files = sorted(p for p in out_dir.rglob("*") if p.suffix in (".fit", ".gpx") and not p.name.startswith("weight-"))
-    frames = load_files(files, out_dir)
+def detect_as_pipeline(frames, config: DetectionConfig, with_features: bool = False) -> pl.DataFrame:
+    """Segments the way the pipeline makes them: baselines from the activities, the prior where none."""
     baselines = fit_gait_baselines(frames.records, frames.activities, frames.laps, config)
-    segments = detect_segments(frames.records, frames.activities, frames.laps, baselines, config)
-    truth = pl.read_parquet(truth_dir / "backward_intervals.parquet")
-    return segments.with_columns(pl.col("activity_id").alias("file")), truth
+    baselines = with_prior_baselines(baselines, frames.activities, None, config)
+    return detect_segments(frames.records, frames.activities, frames.laps, baselines, config, with_features)
+
+
+def first_activities(frames, count: int):
+    """Each athlete's first `count` activities, with their records and laps."""
+    chosen = frames.activities.sort("start_ts").group_by("athlete_id", maintain_order=True).head(count)
+    ids = chosen["activity_id"].implode()
+    return type(frames)(
+        frames.records.filter(pl.col("activity_id").is_in(ids)),
+        chosen,
+        frames.laps.filter(pl.col("activity_id").is_in(ids)),
+    )
+
+
+def export_segments(out_dir: Path, config: DetectionConfig, cold: int | None = None) -> pl.DataFrame:
+    files = sorted(out_dir.rglob("*.fit"))
+    frames = load_files(files, out_dir)
+    if cold:
+        frames = first_activities(frames, cold)
+    segments = detect_as_pipeline(frames, config, with_features=True)
+    return segments.with_columns(pl.col("activity_id").alias("file"))
+
+
+def real_corpus(config: DetectionConfig) -> pl.DataFrame:
+    """Per source folder (one athlete each): running time, forward/backward/unknown seconds of it."""
+    rows = []
+    for folder in sorted({f.path.parent for f in corpus_files(expect="ok") + corpus_files(expect="recoverable")}):
+        paths = [f.path for f in corpus_files() if f.path.parent == folder and f.expect != "error"]
+        frames = load_files(paths, folder.parent)
+        athlete = pl.lit(folder.name).alias("athlete_id")
+        activities = frames.activities.with_columns(athlete)
+        records = frames.records.with_columns(athlete)
+        baselines = fit_gait_baselines(records, activities, frames.laps, config)
+        scored = score_activities(
+            records,
+            activities,
+            frames.laps,
+            baselines,
+            pl.DataFrame(schema=BODY_MEASUREMENTS),
+            pl.DataFrame(schema={"athlete_id": pl.String}),
+            config,
+            EnergyConfig(),
+        )
+        running = activities.filter(pl.col("sport") == "running").select("activity_id")
+        status = scored.activity_detection.join(running, on="activity_id")
+        moving = scored.segments.join(running, on="activity_id").filter(pl.col("evidence") != "pause")
+        gait = moving.join(status.filter(pl.col("detection_status").str.starts_with("scored")), on="activity_id")
+
+        def seconds(frame: pl.DataFrame, direction: str | None = None) -> float:
+            chosen = frame if direction is None else frame.filter(pl.col("direction") == direction)
+            return float(chosen["duration_s"].sum())
+
+        rows.append(
+            {
+                "source": folder.name,
+                "running_activities": running.height,
+                "running_s": seconds(moving),
+                "backward_s": seconds(moving, "backward"),
+                "forward_s": seconds(moving, "forward"),
+                "scorable_s": seconds(gait),
+                "scorable_forward_s": seconds(gait, "forward"),
+                "run_gait_s": seconds(gait.filter(pl.col("gait") == "run")),
+                "run_gait_forward_s": seconds(gait.filter(pl.col("gait") == "run"), "forward"),
+                "statuses": ", ".join(
+                    f"{s}:{n}"
+                    for s, n in status["detection_status"].value_counts().sort("detection_status").iter_rows()
+                ),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def export_arguments(
+    argv: list[str] | None, description: str, seeds: list[int], athletes: int, length: tuple[str, int]
+) -> argparse.Namespace:
+    """--seeds, --athletes, --<length> (sessions or weeks) and --keep of a benchmark over generated exports."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--athletes", type=int, default=athletes)
+    parser.add_argument(f"--{length[0]}", type=int, default=length[1])
+    parser.add_argument("--keep", type=Path, help="write the exports here instead of a temp folder")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retrostride.pipelines.sample_export import generate_export
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 23])
-    parser.add_argument("--athletes", type=int, default=6)
-    parser.add_argument("--weeks", type=int, default=16)
-    parser.add_argument("--keep", type=Path, help="write the exports here instead of a temp folder")
-    args = parser.parse_args(argv)
+    args = export_arguments(argv, __doc__.splitlines()[0], [31, 37], 10, ("sessions", 12))
     config = DetectionConfig()
-    pl.Config.set_tbl_rows(50)
-    pl.Config.set_tbl_cols(20)
-    pl.Config.set_tbl_width_chars(160)
-    all_segments, all_truth = [], []
+    for option, value in (("tbl_rows", 50), ("tbl_cols", 20), ("tbl_width_chars", 160)):
+        getattr(pl.Config, f"set_{option}")(value)
+    judged = []
     with tempfile.TemporaryDirectory() as scratch:
         base = args.keep or Path(scratch)
-        for seed in args.seeds:
-            out_dir = base / f"export-{seed}"
-            started = time.perf_counter()
-            if not (out_dir.exists() and (base / f"export-{seed}.truth").exists()):
-                generate_export(out_dir, seed=seed, athletes=args.athletes, weeks=args.weeks)
-            segments, truth = evaluate_export(out_dir, base / f"export-{seed}.truth", config)
-            elapsed = time.perf_counter() - started
-            scores = backward_time_scores(segments, truth)
-            missed = missed_labelled(segments, truth)
-            row = scores.row(0, named=True)
+        for mode, cold in (
+            ("whole history", None),
+            (f"cold start (first {COLD_START_RUNS} activities)", COLD_START_RUNS),
+        ):
+            all_segments, all_truth = [], []
+            for seed in args.seeds:
+                out_dir = base / f"retro-{seed}"
+                if not out_dir.exists():
+                    generate(out_dir, seed, args.athletes, args.sessions)
+                truth = pl.read_parquet(out_dir.with_name(out_dir.name + ".truth.parquet"))
+                segments = export_segments(out_dir, config, cold)
+                key = pl.concat_str(pl.lit(f"{seed}:"), "file").alias("file")
+                all_segments.append(segments.with_columns(key))
+                all_truth.append(truth.with_columns(key))
+            segments, truth = pl.concat(all_segments), pl.concat(all_truth)
+            truth = truth.join(segments.select("file").unique(), on="file", how="semi")
+            scores = backward_time_scores(segments, truth).row(0, named=True)
+            unknown_s = segments.filter(pl.col("direction") == "unknown")["duration_s"].sum()
             print(
-                f"seed {seed}: precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-                f"(detected {row['detected_s'] / 60:.0f} min, true {row['truth_s'] / 60:.0f} min; "
-                f"{missed.height} labelled intervals missed; {elapsed:.0f} s)"
+                f"{mode}: precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+                f"(detected {scores['detected_s'] / 60:.0f} min, true {scores['truth_s'] / 60:.0f} min; "
+                f"{segments['file'].n_unique()} activities; unknown {unknown_s / segments['duration_s'].sum():.1%} of time)"
             )
-            all_segments.append(segments.with_columns(pl.lit(seed).alias("seed"), athlete_id=pl.col("athlete_id")))
-            all_truth.append(truth.with_columns(pl.lit(seed).alias("seed")))
-    segments, truth = pl.concat(all_segments), pl.concat(all_truth)
-    segments = segments.with_columns(pl.concat_str(pl.col("seed").cast(pl.String), pl.lit(":"), "file").alias("file"))
-    truth = truth.with_columns(pl.concat_str(pl.col("seed").cast(pl.String), pl.lit(":"), "file").alias("file"))
-    print("\nper athlete (all seeds):")
-    print(backward_time_scores(segments, truth, by=["athlete_id"]).sort("athlete_id"))
-    overall = backward_time_scores(segments, truth).row(0, named=True)
-    print(f"\noverall: precision {overall['precision']:.3f}  recall {overall['recall']:.3f}  "
-          f"labelled intervals missed: {missed_labelled(segments, truth).height}")
+            judged.append(segment_correctness(segments, truth))
+    print("\ncalibration of segment confidence (both modes):")
+    print(calibration_table(pl.concat(judged)))
+    print("\nreal corpus files, one athlete per source (running activities):")
+    corpus = real_corpus(config)
+    print(corpus)
+    total = corpus.select(pl.exclude("source", "statuses").sum()).row(0, named=True)
+    print(
+        f"backward {total['backward_s']:.0f} s; forward {total['forward_s'] / total['running_s']:.1%} of running time "
+        f"(pauses excluded), {total['scorable_forward_s'] / total['scorable_s']:.1%} of the running time of "
+        f"activities gait can score (status scored or scored_with_prior), "
+        f"{total['run_gait_forward_s'] / total['run_gait_s']:.1%} of their time at a running gait"
+    )
     return 0
 
 

@@ -38,9 +38,10 @@ def load_files(paths: list[Path], root: Path | None = None) -> Frames:
         relative = path.relative_to(root).as_posix() if root else path.name
         athlete = relative.split("/")[0] if root and "/" in relative else path.stem
         ids = [
-            pl.when(pl.col("session") == 0).then(pl.lit(relative)).otherwise(
-                pl.lit(relative + "#") + pl.col("session").cast(pl.String)
-            ).alias("activity_id"),
+            pl.when(pl.col("session") == 0)
+            .then(pl.lit(relative))
+            .otherwise(pl.lit(relative + "#") + pl.col("session").cast(pl.String))
+            .alias("activity_id"),
             pl.lit(athlete).alias("athlete_id"),
         ]
         recs = decoded.records.with_columns(ids)
@@ -66,6 +67,12 @@ def _seconds(expr: pl.Expr) -> pl.Expr:
     return expr.dt.total_microseconds() / 1e6
 
 
+def _overlap_s(start: str, end: str, other_start: str, other_end: str) -> pl.Expr:
+    """Seconds two intervals share (0 where either is missing: min/max_horizontal skip nulls)."""
+    shared = _seconds(pl.min_horizontal(end, other_end) - pl.max_horizontal(start, other_start)).clip(lower_bound=0.0)
+    return pl.when(pl.col(other_start).is_not_null() & pl.col(start).is_not_null()).then(shared).otherwise(0.0)
+
+
 def backward_overlap(segments: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     """Per truth interval: its duration and the seconds of it the segments call backward.
 
@@ -78,13 +85,7 @@ def backward_overlap(segments: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFram
         intervals.select("_interval", "file", "start_ts", "end_ts")
         .join(backward, on="file", how="left")
         .group_by("_interval")
-        .agg(
-            _seconds(pl.min_horizontal("end_ts", "_e") - pl.max_horizontal("start_ts", "_s"))
-            .clip(lower_bound=0.0)
-            .fill_null(0.0)
-            .sum()
-            .alias("found_s")
-        )
+        .agg(_overlap_s("start_ts", "end_ts", "_s", "_e").sum().alias("found_s"))
     )
     return (
         intervals.join(found, on="_interval", how="left")
@@ -123,3 +124,43 @@ def missed_labelled(segments: pl.DataFrame, truth: pl.DataFrame, min_share: floa
     """Labelled truth intervals of which less than `min_share` was detected as backward."""
     overlap = backward_overlap(segments, truth.filter(pl.col("labelled")))
     return overlap.filter(pl.col("found_s") < min_share * pl.col("truth_s"))
+
+
+def segment_correctness(segments: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """Forward and backward segments with `truth_backward_share` (of their time inside true backward
+    intervals) and `correct`: a backward segment mostly inside them, a forward one mostly outside."""
+    called = segments.filter(pl.col("direction").is_in(["forward", "backward"])).with_row_index("_segment")
+    overlap = (
+        called.select("_segment", "file", pl.col("start_ts").alias("_s"), pl.col("end_ts").alias("_e"))
+        .join(truth.select("file", "start_ts", "end_ts"), on="file", how="left")
+        .group_by("_segment")
+        .agg(_overlap_s("start_ts", "end_ts", "_s", "_e").sum().alias("_inside_s"))
+    )
+    share = (pl.col("_inside_s") / pl.col("duration_s")).clip(0.0, 1.0)
+    return (
+        called.join(overlap, on="_segment")
+        .sort("_segment")
+        .with_columns(share.alias("truth_backward_share"))
+        .with_columns(
+            pl.when(pl.col("direction") == "backward")
+            .then(pl.col("truth_backward_share") >= 0.5)
+            .otherwise(pl.col("truth_backward_share") < 0.5)
+            .alias("correct")
+        )
+        .drop("_segment", "_inside_s")
+    )
+
+
+def calibration_table(judged: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
+    """Per decile of stated confidence: segments, mean confidence, share correct, and their gap."""
+    return (
+        judged.with_columns((pl.col("confidence") * bins).floor().clip(0, bins - 1).cast(pl.Int32).alias("bin"))
+        .group_by("bin")
+        .agg(
+            pl.len().alias("segments"),
+            pl.col("confidence").mean().alias("mean_confidence"),
+            pl.col("correct").mean().alias("share_correct"),
+        )
+        .with_columns((pl.col("share_correct") - pl.col("mean_confidence")).alias("gap"))
+        .sort("bin")
+    )

@@ -109,8 +109,20 @@ def fit_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
     body = bytearray(data[start:end])
     fix = rng.random() < 0.85  # most mutants pass the CRC check so that the decoders meet the damage
     kind = rng.choice(
-        ["bitflip", "bytes", "truncate", "truncate-clean", "splice", "field-size", "definition",
-         "data-size", "drop-messages", "repeat-messages", "header-byte", "compressed-time"]
+        [
+            "bitflip",
+            "bytes",
+            "truncate",
+            "truncate-clean",
+            "splice",
+            "field-size",
+            "definition",
+            "data-size",
+            "drop-messages",
+            "repeat-messages",
+            "header-byte",
+            "compressed-time",
+        ]
     )
     if kind == "bitflip":
         return kind, refit(_flip(bytes(body), rng, 0), header, fix)
@@ -137,7 +149,9 @@ def fit_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
         at = pos - start
         if kind == "field-size" and count:
             slot = at + 6 + 3 * rng.randrange(count) + 1
-            body[slot] = rng.choice([0, 1, 2, 3, 5, 7, body[slot] + 1, max(body[slot] - 1, 0), body[slot] * 2 % 256, 255])
+            body[slot] = rng.choice(
+                [0, 1, 2, 3, 5, 7, body[slot] + 1, max(body[slot] - 1, 0), body[slot] * 2 % 256, 255]
+            )
         else:
             what = rng.choice(["global", "architecture", "count", "base", "number", "header", "dev-count"])
             if what == "global":
@@ -148,7 +162,28 @@ def fit_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
                 body[at + 5] = rng.choice([0, 1, max(count - 1, 0), count + 1, 255])
             elif what == "base" and count:
                 body[at + 6 + 3 * rng.randrange(count) + 2] = rng.choice(
-                    [0x00, 0x01, 0x02, 0x83, 0x84, 0x85, 0x86, 0x07, 0x88, 0x89, 0x8A, 0x8B, 0x8C, 0x0D, 0x8E, 0x8F, 0x90, 0x0A, 0x1F, 0xFF]
+                    [
+                        0x00,
+                        0x01,
+                        0x02,
+                        0x83,
+                        0x84,
+                        0x85,
+                        0x86,
+                        0x07,
+                        0x88,
+                        0x89,
+                        0x8A,
+                        0x8B,
+                        0x8C,
+                        0x0D,
+                        0x8E,
+                        0x8F,
+                        0x90,
+                        0x0A,
+                        0x1F,
+                        0xFF,
+                    ]
                 )
             elif what == "number" and count:
                 body[at + 6 + 3 * rng.randrange(count)] = rng.choice([253, 0, 2, 3, 5, 6, 7, 255, rng.randrange(256)])
@@ -196,14 +231,36 @@ def _flip(data: bytes, rng: random.Random, protect: int) -> bytes:
 # --- GPX -------------------------------------------------------------------------------------------
 
 _ABSURD = ["400", "-400", "1e309", "-1e309", "nan", "inf", "", "abc", "99999999999999999999999", "0x10", " 12 ", "1,5"]
-_TIMES = ["1970-01-01T00:00:00Z", "2100-06-01T12:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-          "2019-13-45T25:61:61Z", "yesterday", "", "2019-05-01T10:00:00+25:00", "2019-05-01 10:00:00"]
+_TIMES = [
+    "1970-01-01T00:00:00Z",
+    "2100-06-01T12:00:00Z",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "2019-13-45T25:61:61Z",
+    "yesterday",
+    "",
+    "2019-05-01T10:00:00+25:00",
+    "2019-05-01 10:00:00",
+]
 _NUMBER = re.compile(rb'(lat|lon)="[^"]*"|<(ele|hr|cad|atemp|power|speed)>[^<]*<|<time>[^<]*<')
 
 
 def gpx_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> tuple[str, bytes]:
     """(mutation name, mutated bytes) of the GPX file `data`."""
-    kind = rng.choice(["truncate", "bitflip", "values", "values", "drop-span", "repeat-span", "splice", "encoding", "nesting", "entity"])
+    kind = rng.choice(
+        [
+            "truncate",
+            "bitflip",
+            "values",
+            "values",
+            "drop-span",
+            "repeat-span",
+            "splice",
+            "encoding",
+            "nesting",
+            "entity",
+        ]
+    )
     if kind == "truncate":
         return kind, data[: rng.randrange(len(data))]
     if kind == "bitflip":
@@ -234,10 +291,12 @@ def gpx_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
             return kind, data[:b] + data[a:b] * rng.randint(1, 3) + data[b:]
         donor = other or data
         donor_tags = [m.start() for m in re.finditer(rb"<", donor)] or [0]
-        return kind, data[:a] + donor[rng.choice(donor_tags):]
+        return kind, data[:a] + donor[rng.choice(donor_tags) :]
     if kind == "encoding":
         at = rng.randrange(len(data))
-        return kind, data[:at] + rng.choice([b"\xff\xfe", b"\xc3\x28", b"\x00", b"\xef\xbb\xbf", "é".encode("latin-1")]) + data[at:]
+        return kind, data[:at] + rng.choice(
+            [b"\xff\xfe", b"\xc3\x28", b"\x00", b"\xef\xbb\xbf", "é".encode("latin-1")]
+        ) + data[at:]
     if kind == "nesting":
         at = data.find(b"<trkseg>")
         at = at if at >= 0 else len(data) // 2
@@ -250,6 +309,10 @@ def gpx_mutant(data: bytes, rng: random.Random, other: bytes | None = None) -> t
 # --- the watched child process ---------------------------------------------------------------------
 
 
+#: An exception's class name in a reason ("TypeError: ..."): the ledger says what is wrong in words.
+PYTHON_ERROR = re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception)\b")
+
+
 def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     """(status, reason, records) of one decode as the importer would see it; status 'bug' for an
     exception other than DecodeError or a result that breaks the decoders' contract."""
@@ -259,6 +322,7 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
     from retrostride.connectors.fit_columnar import decode_fit_columnar
     from retrostride.connectors.frames import warehouse_frames
     from retrostride.connectors.gpx import decode_gpx
+    from retrostride.connectors.tcx import decode_tcx
     from retrostride.warehouse.schema import (
         FILE_ACTIVITIES,
         FILE_BODY_MEASUREMENTS,
@@ -267,7 +331,7 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
         DecodeError,
     )
 
-    decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx}
+    decoders = {"fitparse": decode_fit, "columnar": decode_fit_columnar, "gpx": decode_gpx, "tcx": decode_tcx}
     if ":" in decoder:  # "module:function", e.g. a misbehaving decoder that tests the harness
         import importlib
 
@@ -277,12 +341,21 @@ def decode_outcome(decoder: str, path: str) -> tuple[str, str | None, int]:
         decoded = decoders[decoder](Path(path))
     except DecodeError as error:
         reason = str(error)
-        return ("failed", reason, 0) if reason.strip() else ("bug", "DecodeError without a reason", 0)
+        if not reason.strip():
+            return "bug", "DecodeError without a reason", 0
+        if PYTHON_ERROR.search(reason):
+            return "bug", f"Python exception text in the reason: {reason}", 0
+        return "failed", reason, 0
     except Exception:
         return "bug", traceback.format_exc(limit=6), 0
     problems = [
-        name for name, frame, schema in [("records", decoded.records, FILE_RECORDS), ("activities", decoded.activities, FILE_ACTIVITIES),
-                                         ("laps", decoded.laps, FILE_LAPS), ("body_measurements", decoded.body_measurements, FILE_BODY_MEASUREMENTS)]
+        name
+        for name, frame, schema in [
+            ("records", decoded.records, FILE_RECORDS),
+            ("activities", decoded.activities, FILE_ACTIVITIES),
+            ("laps", decoded.laps, FILE_LAPS),
+            ("body_measurements", decoded.body_measurements, FILE_BODY_MEASUREMENTS),
+        ]
         if not isinstance(frame, pl.DataFrame) or frame.schema != schema
     ]
     if problems:
@@ -329,7 +402,7 @@ class Harness:
         self.process = None
         self.connection = None
 
-    def __enter__(self) -> "Harness":
+    def __enter__(self) -> Harness:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -375,22 +448,24 @@ class Harness:
 
 
 def run(files: list[Path], mutants: int, seed: int, timeout_s: float = 60.0, progress=None) -> list[Result]:
-    """`mutants` mutants of `files` (FIT through both FIT decoders, GPX through gpxpy), seeded."""
+    """`mutants` mutants of `files` (FIT through both FIT decoders, GPX and TCX through theirs, with
+    the same XML mutations), seeded."""
     rng = random.Random(seed)
     contents = {p: p.read_bytes() for p in files}
     fits = [p for p in files if p.suffix.lower() == ".fit"]
-    gpxs = [p for p in files if p.suffix.lower() == ".gpx"]
+    xmls = [p for p in files if p.suffix.lower() in (".gpx", ".tcx")]
     results: list[Result] = []
     with Harness(timeout_s) as harness:
         for i in range(mutants):
             local = random.Random(rng.getrandbits(64))
-            is_fit = bool(fits) and (not gpxs or local.random() < 0.7)
-            pool = fits if is_fit else gpxs
+            is_fit = bool(fits) and (not xmls or local.random() < 0.7)
+            pool = fits if is_fit else xmls
             source = local.choice(pool)
             other = contents[local.choice(pool)]
             mutation, mutant = (fit_mutant if is_fit else gpx_mutant)(contents[source], local, other)
-            for decoder in (("fitparse", "columnar") if is_fit else ("gpx",)):
-                status, reason, records = harness.decode(decoder, mutant, ".fit" if is_fit else ".gpx")
+            suffix = source.suffix.lower()
+            for decoder in ("fitparse", "columnar") if is_fit else (suffix[1:],):
+                status, reason, records = harness.decode(decoder, mutant, suffix)
                 results.append(Result(decoder, source.name, mutation, status, reason, records, mutant))
             if progress:
                 progress(i + 1, results)

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpora import CORPORA  # noqa: E402
-from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial  # noqa: E402
+from benchmarks.corpora import CORPORA
+from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial
 
 
 def main() -> int:
@@ -35,8 +35,10 @@ def main() -> int:
         export = build_export(folder, CORPORA)
         reference, clean = clean_import(folder, export)
         work = clean.elapsed_s - (clean.started_work_s or 0)
-        print(f"clean import: {clean.elapsed_s:.1f} s ({work:.1f} s after the warehouse appears); "
-              + ", ".join(f"{t} {n}" for t, (n, _) in reference.items()))
+        print(
+            f"clean import: {clean.elapsed_s:.1f} s ({work:.1f} s after the warehouse appears); "
+            + ", ".join(f"{t} {n}" for t, (n, _) in reference.items())
+        )
         survived = killed = 0
         started = time.perf_counter()
         for i, moment in enumerate(kill_moments(clean, args.trials, args.seed)):
@@ -44,12 +46,17 @@ def main() -> int:
             survived += trial.survived
             killed += trial.killed
             verdict = "same result" if trial.survived else "DIFFERS: " + "; ".join(trial.differences + trial.problems)
-            print(f"trial {i:3}: killed {'at' if trial.killed else 'after the end,'} {moment:5.2f} s: {verdict}", flush=True)
+            print(
+                f"trial {i:3}: killed {'at' if trial.killed else 'after the end,'} {moment:5.2f} s: {verdict}",
+                flush=True,
+            )
             if not trial.survived and args.keep:
                 shutil.copytree(folder / f"trial-{i}", args.keep / f"trial-{i}", dirs_exist_ok=True)
             shutil.rmtree(folder / f"trial-{i}", ignore_errors=True)
-        print(f"{survived}/{args.trials} trials ended with the clean import's tables and lake "
-              f"({killed} killed mid-import) in {time.perf_counter() - started:.0f} s")
+        print(
+            f"{survived}/{args.trials} trials ended with the clean import's tables and lake "
+            f"({killed} killed mid-import) in {time.perf_counter() - started:.0f} s"
+        )
         return 0 if survived == args.trials else 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpora import CORPORA  # noqa: E402
+from benchmarks.corpora import CORPORA
 
 BIN = Path(sys.executable).parent
 #: Real runs, each of a different day, so each drop adds one activity.
@@ -59,8 +59,12 @@ def load() -> str:
 
 
 def environment(home: Path, poll_s: int | None) -> dict[str, str]:
-    env = {**os.environ, "RETROSTRIDE_HOME": str(home / "data"), "RETROSTRIDE_INBOX": str(home / "inbox"),
-           "DAGSTER_HOME": str(home / "dagster")}
+    env = {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(home / "data"),
+        "RETROSTRIDE_INBOX": str(home / "inbox"),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
     env.pop("RETROSTRIDE_POLL_S", None)
     if poll_s is not None:
         env["RETROSTRIDE_POLL_S"] = str(poll_s)
@@ -69,8 +73,12 @@ def environment(home: Path, poll_s: int | None) -> dict[str, str]:
 
 def count_activities(env: dict[str, str]) -> int:
     """Activities the readers' warehouse holds, asked the way a user asks (`retrostride sql`)."""
-    out = subprocess.run([str(BIN / "retrostride"), "sql", "SELECT count(*) AS n FROM activities", "--format", "csv"],
-                         env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "retrostride"), "sql", "SELECT count(*) AS n FROM activities", "--format", "csv"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         return 0
     lines = out.stdout.strip().splitlines()
@@ -83,12 +91,25 @@ def inbox_latency(drops: int, poll_s: int | None) -> list[float]:
     inbox = home / "inbox" / "ann"
     inbox.mkdir(parents=True)
     # the shipped instance config, as `retrostride ui` installs it
-    subprocess.run([str(BIN / "python"), "-c", "from retrostride.assets.settings import Settings; "
-                    "from retrostride.pipelines.runs import instance_for; instance_for(Settings.from_env())"],
-                   env=env, check=True)
-    log = open(home / "daemon.log", "w")
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "from retrostride.assets.settings import Settings; "
+            "from retrostride.pipelines.runs import instance_for; instance_for(Settings.from_env())",
+        ],
+        env=env,
+        check=True,
+    )
+    log = open(home / "daemon.log", "w")  # noqa: SIM115 - the daemon writes it until the finally below
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     seconds = []
     try:
         time.sleep(10)  # the daemon's code server and first sensor tick
@@ -119,8 +140,12 @@ def warm_home(prefix: str) -> tuple[Path, dict[str, str]]:
     """A home with one file imported: the warehouse and the Dagster instance exist."""
     home = Path(tempfile.mkdtemp(prefix=prefix))
     env = environment(home, None)
-    subprocess.run([str(BIN / "retrostride"), "import", str(CORPORA / DROPS[0]), "--athlete", "ann"], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "retrostride"), "import", str(CORPORA / DROPS[0]), "--athlete", "ann"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return home, env
 
 
@@ -135,7 +160,9 @@ def timed(commands: list[list[str]], env: dict[str, str]) -> list[float]:
 
 def one_import(repeats: int) -> list[float]:
     home, env = warm_home("latency-import-")
-    commands = [[str(BIN / "retrostride"), "import", str(CORPORA / name), "--athlete", "ann"] for name in DROPS[1:1 + repeats]]
+    commands = [
+        [str(BIN / "retrostride"), "import", str(CORPORA / name), "--athlete", "ann"] for name in DROPS[1 : 1 + repeats]
+    ]
     seconds = timed(commands, env)
     shutil.rmtree(home, ignore_errors=True)
     return seconds
@@ -155,7 +182,9 @@ def summary(name: str, seconds: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drops", type=int, default=10)
-    parser.add_argument("--poll-s", type=int, default=None, help="RETROSTRIDE_POLL_S for the daemon (default: the product's)")
+    parser.add_argument(
+        "--poll-s", type=int, default=None, help="RETROSTRIDE_POLL_S for the daemon (default: the product's)"
+    )
     parser.add_argument("--skip-daemon", action="store_true")
     args = parser.parse_args()
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
@@ -165,7 +194,7 @@ def main() -> None:
         results.append(summary("inbox → visible in SQL", inbox_latency(args.drops, args.poll_s)))
     print(f"2. retrostride import FILE, whole process (load {load()}):", flush=True)
     results.append(summary("retrostride import FILE", one_import(5)))
-    print(f"3. retrostride sql \"select 1\", whole process (load {load()}):", flush=True)
+    print(f'3. retrostride sql "select 1", whole process (load {load()}):', flush=True)
     results.append(summary('retrostride sql "select 1"', one_query(10)))
     print("\n".join(results))
     print(f"load after: {load()}")

@@ -10,8 +10,8 @@ week.  `--records N` adds N noisy samples per activity, to see what publishing t
 from __future__ import annotations
 
 import argparse
-import sys
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,11 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
 from benchmarks.warehouse_docs import example_queries
+from retrostride.warehouse.marts import MARTS
 from retrostride.warehouse.store import Warehouse, view_sql
-
-MARTS = ("mileage_daily", "mileage_weekly", "mileage_monthly", "mileage_yearly", "mileage_rolling",
-         "backward_streaks", "longest_backward_streak", "outcomes_6wk", "study_comparison",
-         "study_comparison_summary")
 
 
 def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) -> dict[str, int]:
@@ -79,8 +76,10 @@ def synthesize(warehouse: Warehouse, athletes: int, years: int, records: int) ->
                        40.0 + random() * 20 AS altitude_m, s * 2.8 AS distance_m, 2.5 + random() AS speed_mps,
                        round(140 + random() * 40) AS heart_rate_bpm, round(160 + random() * 20) AS cadence_spm
                 FROM runs, range({records}) AS r(s)""")
-        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                for t in ("activities", "segments", "body_measurements", "records")}
+        return {
+            t: c.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("activities", "segments", "body_measurements", "records")
+        }
 
 
 def timed(warehouse: Warehouse, sql: str, repeats: int = 5) -> float:

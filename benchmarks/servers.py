@@ -26,10 +26,11 @@ def free_port() -> int:
 
 
 def postgres_tool(name: str) -> str:
-    found = shutil.which(name) or max(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None,
-                                      key=lambda p: int(Path(p).parts[4]))
+    found = shutil.which(name) or max(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None, key=lambda p: int(Path(p).parts[4])
+    )
     if found is None:
-        raise RuntimeError(f"{name} not found: install PostgreSQL (`make test` runs .ci/system-packages.sh postgresql)")
+        raise RuntimeError(f"{name} not found: install PostgreSQL (`make test` runs .ci/system-packages.sh)")
     return found
 
 
@@ -45,15 +46,44 @@ def postgres_server() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", free_port()
     try:
-        subprocess.run([*as_user, postgres_tool("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_user,
+                postgres_tool("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run([*as_user, postgres_tool("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
-                        "-w", "start"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_user,
+                postgres_tool("pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(folder / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, postgres_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, postgres_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -79,8 +109,12 @@ def s3_server() -> Iterator[dict[str, str]]:
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        yield {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
     finally:
         server.stop()
 

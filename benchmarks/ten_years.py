@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,17 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "benchmarks" / ".cache"
 
 #: Ten years: ~3,100 activities, ~10 M samples at 1 Hz.  --small: a year of two athletes.
-FULL = dict(athletes=3, weeks=522, start="2015-01-05", seed=11, sample_interval_s=1,
-            weekly_sessions=(1, 2, 2, 2, 3), easy_minutes=(35, 65), gpx_share=0.03)
+FULL = dict(
+    athletes=3,
+    weeks=522,
+    start="2015-01-05",
+    seed=11,
+    sample_interval_s=1,
+    weekly_sessions=(1, 2, 2, 2, 3),
+    easy_minutes=(35, 65),
+    gpx_share=0.03,
+    weigh_in_days=(7, 14),
+)
 SMALL = {**FULL, "athletes": 2, "weeks": 52, "start": "2024-01-01"}
 
 
@@ -59,10 +68,19 @@ def export_for(params: dict) -> tuple[Path, Path]:
     print(f"Generating the export into {folder} (once) …", flush=True)
     started = time.perf_counter()
     generate_export(
-        export, seed=params["seed"], athletes=params["athletes"], weeks=params["weeks"],
-        start=date.fromisoformat(params["start"]), sample_interval_s=params["sample_interval_s"],
+        export,
+        seed=params["seed"],
+        athletes=params["athletes"],
+        weeks=params["weeks"],
+        start=date.fromisoformat(params["start"]),
+        sample_interval_s=params["sample_interval_s"],
         truth_dir=folder / "truth",
-        volume=TrainingVolume(tuple(params["weekly_sessions"]), tuple(params["easy_minutes"]), params["gpx_share"]),
+        volume=TrainingVolume(
+            tuple(params["weekly_sessions"]),
+            tuple(params["easy_minutes"]),
+            params["gpx_share"],
+            tuple(params["weigh_in_days"]),
+        ),
     )
     athlete = sorted(p for p in export.iterdir() if p.is_dir())[0]
     runs = sorted(p for p in athlete.glob("*.fit") if not p.name.startswith("weight-"))
@@ -92,10 +110,18 @@ class ImportResult:
 
 def run_import(home: Path, paths: list[Path], workers: int, environment: dict[str, str] | None = None) -> ImportResult:
     """`paths` imported in a child process with `home` as RETROSTRIDE_HOME (and `environment` on top)."""
-    env = {**os.environ, "RETROSTRIDE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-           "RETROSTRIDE_INBOX": str(home / "inbox"), "RETROSTRIDE_WORKERS": str(workers), **(environment or {})}
+    env = {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "RETROSTRIDE_INBOX": str(home / "inbox"),
+        "RETROSTRIDE_WORKERS": str(workers),
+        **(environment or {}),
+    }
     started, cpu = time.perf_counter(), _children_cpu_s()
-    child = subprocess.Popen([sys.executable, __file__, "--child", *map(str, paths)], env=env, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", *map(str, paths)], env=env, stdout=subprocess.PIPE, text=True
+    )
     peak = PeakTreeRss(child.pid)
     peak.start()
     out, _ = child.communicate()
@@ -122,7 +148,7 @@ def child_import(paths: list[Path]) -> None:
     settings = Settings.from_env()
     instance = instance_for(settings)
     before = {r.run_id for r in instance.get_runs()}
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     started = time.perf_counter()
     import_paths(settings, paths, instance=instance)
     wall_s = time.perf_counter() - started
@@ -136,24 +162,47 @@ def child_import(paths: list[Path]) -> None:
         kinds = events.setdefault(run.job_name, {})
         for entry in instance.all_logs(run.run_id):
             kind = entry.dagster_event.event_type_value if entry.dagster_event else "log message"
-            kind = kind if kind in ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "log message") else "other"
+            kind = (
+                kind if kind in ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "log message") else "other"
+            )
             kinds[kind] = kinds.get(kind, 0) + 1
     ledger = Warehouse(settings.catalog).query(
         "SELECT format, status, count(*) AS files, sum(records) AS records, sum(decode_s) AS decode_s "
-        "FROM import_ledger WHERE imported_at >= ? GROUP BY ALL", [since]
+        "FROM import_ledger WHERE imported_at >= ? GROUP BY ALL",
+        [since],
     )
     files = {s: int(ledger.filter(ledger["status"] == s)["files"].sum()) for s in sorted(set(ledger["status"]))}
     decode = {}
     for fmt in sorted(set(ledger["format"].drop_nulls())):
         rows = ledger.filter((ledger["format"] == fmt) & ledger["status"].is_in(["ok", "partial"]))
-        decode[fmt] = {"files": int(rows["files"].sum()), "records": int(rows["records"].sum() or 0), "seconds": float(rows["decode_s"].sum() or 0)}
-    for fmt, decoder, files_read in Warehouse(settings.catalog).query(
-        "SELECT format, decoder, count(*) FROM import_ledger WHERE imported_at >= ? AND decoder IS NOT NULL GROUP BY ALL ORDER BY ALL", [since]
-    ).rows():
+        decode[fmt] = {
+            "files": int(rows["files"].sum()),
+            "records": int(rows["records"].sum() or 0),
+            "seconds": float(rows["decode_s"].sum() or 0),
+        }
+    for fmt, decoder, files_read in (
+        Warehouse(settings.catalog)
+        .query(
+            "SELECT format, decoder, count(*) FROM import_ledger WHERE imported_at >= ? AND decoder IS NOT NULL GROUP BY ALL ORDER BY ALL",
+            [since],
+        )
+        .rows()
+    ):
         decode.setdefault(fmt, {}).setdefault("decoders", {})[decoder] = files_read
     records = sum(d.get("records", 0) for d in decode.values())
-    print(json.dumps({"wall_s": wall_s, "files": files, "records": records, "decode": decode, "steps": steps, "runs": len(runs),
-                      "events": events}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall_s,
+                "files": files,
+                "records": records,
+                "decode": decode,
+                "steps": steps,
+                "runs": len(runs),
+                "events": events,
+            }
+        )
+    )
 
 
 class PeakTreeRss(threading.Thread):
@@ -220,47 +269,65 @@ def decoder_baseline(export: Path, files: int) -> dict:
 # -- the report ------------------------------------------------------------------------------
 
 
-def report(params: dict, bulk: ImportResult, incremental: ImportResult, baseline: dict, workers: int, home_mb: float) -> None:
+def report(
+    params: dict, bulk: ImportResult, incremental: ImportResult, baseline: dict, workers: int, home_mb: float
+) -> None:
     from benchmarks.decode_corpus import machine
 
     print()
-    print(f"Machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {workers} decoder workers")
-    print(f"Export: {params['athletes']} athletes × {params['weeks']} weeks from {params['start']}, "
-          f"{bulk.decode.get('fit', {}).get('files', 0) + bulk.decode.get('gpx', {}).get('files', 0)} files decoded, "
-          f"{bulk.records:,} samples; warehouse home afterwards {home_mb:,.0f} MB")
+    print(
+        f"Machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {workers} decoder workers"
+    )
+    print(
+        f"Export: {params['athletes']} athletes × {params['weeks']} weeks from {params['start']}, "
+        f"{bulk.decode.get('fit', {}).get('files', 0) + bulk.decode.get('gpx', {}).get('files', 0)} files decoded, "
+        f"{bulk.records:,} samples; warehouse home afterwards {home_mb:,.0f} MB"
+    )
     print()
     head = f"{'':34} {'wall s':>8} {'records/s':>12} {'peak RSS MB':>12} {'CPU s':>8}"
     print(head)
     print("-" * len(head))
     for label, result in (("ten-year export, end to end", bulk), ("one new file into it", incremental)):
         print(f"{label:34} {result.wall_s:8.1f} {_rate(result.records, result.wall_s):>12}")
-        print(f"{'  … the whole process (start-up too)':34} {result.process_s:8.1f} {'':>12} {result.peak_rss_mb:12.0f} {result.cpu_s:8.1f}")
+        print(
+            f"{'  … the whole process (start-up too)':34} {result.process_s:8.1f} {'':>12} {result.peak_rss_mb:12.0f} {result.cpu_s:8.1f}"
+        )
     print()
     print(f"Dagster steps (summed over runs; bulk: {bulk.runs} runs, one new file: {incremental.runs} runs)")
     print(f"{'step':34} {'bulk s':>8} {'new file s':>10}")
     for step in sorted(set(bulk.steps) | set(incremental.steps), key=lambda s: -bulk.steps.get(s, 0)):
         print(f"{step:34} {bulk.steps.get(step, 0):8.2f} {incremental.steps.get(step, 0):10.2f}")
     outside = bulk.wall_s - sum(bulk.steps.values())
-    print(f"{'(between steps: Dagster, planning)':34} {outside:8.2f} {incremental.wall_s - sum(incremental.steps.values()):10.2f}")
+    print(
+        f"{'(between steps: Dagster, planning)':34} {outside:8.2f} {incremental.wall_s - sum(incremental.steps.values()):10.2f}"
+    )
     for label, result in (("bulk", bulk), ("one new file", incremental)):
-        counts = "; ".join(f"{job}: " + ", ".join(f"{n} {kind.lower().replace('_', ' ')}" for kind, n in sorted(kinds.items()))
-                           for job, kinds in sorted((result.events or {}).items()))
+        counts = "; ".join(
+            f"{job}: " + ", ".join(f"{n} {kind.lower().replace('_', ' ')}" for kind, n in sorted(kinds.items()))
+            for job, kinds in sorted((result.events or {}).items())
+        )
         print(f"Dagster events stored, {label}: {counts}")
     print()
     print("Decoding in the bulk import (seconds summed over workers: decode, frames, lake write)")
     for fmt, d in bulk.decode.items():
         decoders = ", ".join(f"{n:,} by {name}" for name, n in d.get("decoders", {}).items())
-        print(f"  {fmt}: {d.get('files', 0):,} files ({decoders}), {d.get('records', 0):,} records, {d.get('seconds', 0):.1f} s, "
-              f"{_rate(d.get('records', 0), d.get('seconds', 0))} records/s per worker")
+        print(
+            f"  {fmt}: {d.get('files', 0):,} files ({decoders}), {d.get('records', 0):,} records, {d.get('seconds', 0):.1f} s, "
+            f"{_rate(d.get('records', 0), d.get('seconds', 0))} records/s per worker"
+        )
     fitparse, columnar = baseline["fitparse"], baseline["columnar"]
-    print(f"Baseline, {baseline['files']} of the export's FIT runs decoded in this process: "
-          f"fitparse {fitparse['seconds']:.2f} s ({_rate(fitparse['records'], fitparse['seconds'])} records/s), "
-          f"columnar {columnar['seconds']:.3f} s ({_rate(columnar['records'], columnar['seconds'])} records/s): "
-          f"{fitparse['seconds'] / columnar['seconds']:.0f}×")
+    print(
+        f"Baseline, {baseline['files']} of the export's FIT runs decoded in this process: "
+        f"fitparse {fitparse['seconds']:.2f} s ({_rate(fitparse['records'], fitparse['seconds'])} records/s), "
+        f"columnar {columnar['seconds']:.3f} s ({_rate(columnar['records'], columnar['seconds'])} records/s): "
+        f"{fitparse['seconds'] / columnar['seconds']:.0f}×"
+    )
     fit_records = bulk.decode.get("fit", {}).get("records", 0)
     if fitparse["records"]:
-        print(f"  fitparse alone would need ~{fit_records / (fitparse['records'] / fitparse['seconds']) / 60:.0f} min "
-              f"of one core for the export's {fit_records:,} FIT records")
+        print(
+            f"  fitparse alone would need ~{fit_records / (fitparse['records'] / fitparse['seconds']) / 60:.0f} min "
+            f"of one core for the export's {fit_records:,} FIT records"
+        )
 
 
 def _rate(records: int, seconds: float) -> str:
@@ -274,8 +341,12 @@ def _size_mb(folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a year of two athletes instead of ten years of three")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoder processes (default: CPU count)")
-    parser.add_argument("--baseline-files", type=int, default=20, help="FIT runs decoded by both decoders for the baseline")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="decoder processes (default: CPU count)"
+    )
+    parser.add_argument(
+        "--baseline-files", type=int, default=20, help="FIT runs decoded by both decoders for the baseline"
+    )
     parser.add_argument("--child", nargs="+", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

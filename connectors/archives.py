@@ -2,7 +2,10 @@
 
 Sizes are counted on the bytes actually decompressed (a member's declared size can lie), against
 a per-member limit, a per-archive total shared with everything nested inside, and a compression
-ratio.  Member names are only reported, never used as paths: staged copies get generated names, so
+ratio: per member, and over the whole archive (many small members of 1,000:1 each are a bomb too).
+Once an archive is refused as a whole, its remaining members are refused unread.  A zip whose
+entries overlap (David Fifield's "better zip bomb": many entries reading the same compressed bytes)
+is refused up front, from its central directory alone.  Member names are only reported, never used as paths: staged copies get generated names, so
 `../../etc/passwd` or `/abs/path` cannot land outside the staging folder; such members are refused.
 """
 
@@ -14,12 +17,13 @@ import re
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from retrostride.connectors.limits import IntakeLimits
+from retrostride.warehouse.disk import DiskFull, is_disk_full
 
 CHUNK = 1 << 20
 #: A refused member's quarantine copy keeps at most its first bytes.
@@ -40,9 +44,21 @@ class Refused(Exception):
 
 @dataclass
 class Budget:
-    """Decompressed bytes one top-level archive (with everything nested in it) may still produce."""
+    """Decompressed bytes one top-level archive (with everything nested in it) may still produce; the
+    bytes it started from on disk and has produced so far (the archive's compression ratio); and the
+    reason the archive was refused as a whole, once it was."""
 
     remaining: int
+    packed: int = 0
+    expanded: int = 0
+    refused: str | None = None
+    produced: set[Path] = field(default_factory=set)  # staged copies this expansion decompressed
+
+    def opening(self, container: Path) -> None:
+        """Count a container about to be expanded in the archive's packed bytes, unless this expansion
+        produced it (a nested archive's bytes are already counted as expanded ones)."""
+        if container not in self.produced:
+            self.packed += container.stat().st_size
 
 
 class Staging:
@@ -77,6 +93,8 @@ def copy_bounded(source: BinaryIO, target: Path, *, packed_bytes: int, limits: I
 
     On refusal the target keeps only its first QUARANTINE_SAMPLE_BYTES (for the quarantine copy).
     """
+    if budget.refused is not None:
+        raise Refused(f"{budget.refused} (member not read)")
     written = 0
     try:
         with open(target, "wb") as out:
@@ -87,19 +105,37 @@ def copy_bounded(source: BinaryIO, target: Path, *, packed_bytes: int, limits: I
     except Refused:
         os.truncate(target, min(written, QUARANTINE_SAMPLE_BYTES))
         raise
+    except OSError as error:
+        if is_disk_full(error):
+            target.unlink(missing_ok=True)
+            raise DiskFull(target.parent, written + CHUNK) from None
+        raise
     finally:
         budget.remaining -= written
+        budget.expanded += written
+        budget.produced.add(target)
 
 
 def _check(written: int, packed: int, limits: IntakeLimits, budget: Budget) -> None:
     if written > limits.max_file_bytes:
         raise Refused(f"refused: expands past the {limits.max_file_bytes}-byte file limit")
     if written > budget.remaining:
-        raise Refused("refused: archive expands past its total limit of "
-                      f"{limits.max_archive_bytes} bytes (possible zip bomb)")
+        budget.refused = (
+            f"refused: archive expands past its total limit of {limits.max_archive_bytes} bytes (possible zip bomb)"
+        )
+        raise Refused(budget.refused)
     if written > limits.ratio_floor_bytes and written > limits.max_ratio * max(packed, 1):
-        raise Refused(f"refused: compression ratio over {limits.max_ratio:g}:1 "
-                      f"({packed} bytes expand past {written}; possible zip bomb)")
+        raise Refused(
+            f"refused: compression ratio over {limits.max_ratio:g}:1 "
+            f"({packed} bytes expand past {written}; possible zip bomb)"
+        )
+    expanded = budget.expanded + written
+    if expanded > limits.ratio_floor_bytes and expanded > limits.max_ratio * max(budget.packed, 1):
+        budget.refused = (
+            f"refused: archive compression ratio over {limits.max_ratio:g}:1 "
+            f"({budget.packed} bytes expand past {expanded}; possible zip bomb)"
+        )
+        raise Refused(budget.refused)
 
 
 def gunzip(path: Path, staging: Staging, name: str, limits: IntakeLimits, budget: Budget) -> Path:
@@ -111,8 +147,43 @@ def gunzip(path: Path, staging: Staging, name: str, limits: IntakeLimits, budget
     except Refused as refusal:
         raise Refused(f"{refusal.reason} (gzip)", target) from None
     except (OSError, EOFError, zlib.error) as error:
-        raise Refused(f"damaged gzip file: {type(error).__name__}: {error}", target) from None
+        raise Refused(f"damaged gzip file: {damage(error)}", target) from None
     return target
+
+
+#: The fixed part of a zip's local file header, before the member's name and extra field.
+LOCAL_HEADER_BYTES = 30
+
+
+def overlapping_entries(infos: list[zipfile.ZipInfo], central_directory: int) -> str | None:
+    """Why a zip's entries overlap, or None: each entry's header and compressed data must end before
+    the next entry (by offset) begins, and the last before the central directory.  A lower bound of
+    each entry's extent is used (fixed header + compressed size), so a sound zip is never refused."""
+    ordered = sorted(infos, key=lambda info: info.header_offset)
+    ends = [*(info.header_offset for info in ordered[1:]), central_directory]
+    for info, end in zip(ordered, ends, strict=True):
+        if info.header_offset + LOCAL_HEADER_BYTES + info.compress_size > end:
+            return (
+                f"refused: overlapping entries in the archive ({info.filename!r} reaches into the next "
+                "entry; a zip bomb of shared compressed data)"
+            )
+    return None
+
+
+def damage(error: BaseException) -> str:
+    """What a decompression error says about the bytes, in words (no exception text in the ledger)."""
+    if isinstance(error, EOFError):
+        return "it ends before its compressed data does (truncated)"
+    if isinstance(error, zlib.error):
+        return "its compressed data is corrupt"
+    if isinstance(error, NotImplementedError):
+        return "compressed with a method that is not supported"
+    if isinstance(error, RuntimeError):
+        return "encrypted or unreadable"
+    message = str(error).splitlines()[0] if str(error) else "unreadable"
+    return (
+        message[0].lower() + message[1:] if isinstance(error, zipfile.BadZipFile) or "CRC" in message else "unreadable"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +199,7 @@ class Member:
     @property
     def modified_at(self) -> datetime | None:
         try:
-            return datetime(*self.info.date_time, tzinfo=timezone.utc)
+            return datetime(*self.info.date_time, tzinfo=UTC)
         except ValueError:
             return None
 
@@ -146,12 +217,16 @@ class ZipArchive:
         if len(infos) > limits.max_members:
             self.zip.close()
             raise Refused(f"refused: archive has {len(infos)} entries, over the {limits.max_members}-entry limit")
+        overlap = overlapping_entries(infos, self.zip.start_dir)
+        if overlap is not None:
+            self.zip.close()
+            raise Refused(overlap)
         self.members = [Member(i) for i in infos if not i.is_dir()]
 
     def close(self) -> None:
         self.zip.close()
 
-    def __enter__(self) -> "ZipArchive":
+    def __enter__(self) -> ZipArchive:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -179,9 +254,11 @@ class ZipArchive:
         target = staging.new_path(member.name)
         try:
             with self.zip.open(member.info) as stream:
-                copy_bounded(stream, target, packed_bytes=member.info.compress_size, limits=self.limits, budget=self.budget)
+                copy_bounded(
+                    stream, target, packed_bytes=member.info.compress_size, limits=self.limits, budget=self.budget
+                )
         except Refused as refusal:
             raise Refused(refusal.reason, target) from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as error:
-            raise Refused(f"damaged archive member: {type(error).__name__}: {error}", target) from None
+            raise Refused(f"damaged archive member: {damage(error)}", target) from None
         return target

@@ -22,7 +22,17 @@ COLUMNS = {
     "date": ("date", "datetime", "time", "timestamp", "measured_at", "day", "datum", "zeit"),
     "weight_kg": ("weight", "weight_kg", "weight (kg)", "weight kg", "mass_kg", "gewicht", "gewicht (kg)"),
     "weight_lb": ("weight_lb", "weight (lb)", "weight (lbs)", "weight lb", "weight lbs"),
-    "body_fat_pct": ("body_fat", "body fat", "body_fat_pct", "body fat (%)", "fat (%)", "fat_pct", "fat %", "körperfett", "körperfett (%)"),
+    "body_fat_pct": (
+        "body_fat",
+        "body fat",
+        "body_fat_pct",
+        "body fat (%)",
+        "fat (%)",
+        "fat_pct",
+        "fat %",
+        "körperfett",
+        "körperfett (%)",
+    ),
 }
 
 
@@ -39,12 +49,22 @@ def decode_body_csv(path: Path) -> DecodedFile:
     table = read_text_table(path, "body-measurement CSV")
     found = pick(table.columns, COLUMNS)
     if "date" not in found or not ({"weight_kg", "weight_lb"} & set(found)):
-        raise DecodeError("body-measurement CSV needs a date and a weight column (headers: " + ", ".join(table.columns[:6]) + ")")
+        raise DecodeError(
+            "body-measurement CSV needs a date and a weight column (headers: " + ", ".join(table.columns[:6]) + ")"
+        )
     weight = number(found["weight_kg"]) if "weight_kg" in found else number(found["weight_lb"]) * POUND_KG
     frame = table.select(
-        timestamp(found["date"]).alias("ts"), weight.alias("weight_kg"), number(found.get("body_fat_pct")).alias("body_fat_pct")
+        timestamp(found["date"]).alias("ts"),
+        weight.alias("weight_kg"),
+        number(found.get("body_fat_pct")).alias("body_fat_pct"),
     ).filter(pl.col("ts").is_not_null() & (pl.col("weight_kg") > 0))
     if table.height and not frame.height:
         raise DecodeError(f"body-measurement CSV: none of its {table.height} rows has a readable date and weight")
-    return DecodedFile(format="csv", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       body_measurements=conform(frame.sort("ts"), FILE_BODY_MEASUREMENTS))
+    skipped = table.height - frame.height
+    return DecodedFile(
+        format="csv",
+        decoder=DECODER,
+        decoder_version=DECODER_VERSION,
+        body_measurements=conform(frame.sort("ts"), FILE_BODY_MEASUREMENTS),
+        notes=f"{skipped} of {table.height} row(s) without a readable date and weight skipped" if skipped else None,
+    )

@@ -64,7 +64,9 @@ def _from_arrow(array: pa.Array) -> Column:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if array.null_count == n:
-        return nulls(n, np.int64 if pa.types.is_integer(array.type) or pa.types.is_timestamp(array.type) else np.float64)
+        return nulls(
+            n, np.int64 if pa.types.is_integer(array.type) or pa.types.is_timestamp(array.type) else np.float64
+        )
     validity, data = array.buffers()[:2]
     dtype = np.int64 if pa.types.is_timestamp(array.type) else array.type.to_pandas_dtype()
     values = np.frombuffer(data, dtype=dtype, count=n + array.offset)[array.offset :]
@@ -90,4 +92,6 @@ def frame(n: int, columns: dict[str, pa.Array], schema: pl.Schema) -> pl.DataFra
 def arrow_type(dtype: pl.DataType) -> pa.DataType:
     if isinstance(dtype, pl.Datetime):
         return pa.timestamp(dtype.time_unit, dtype.time_zone)
-    return {pl.Float64: pa.float64(), pl.Int32: pa.int32(), pl.Int64: pa.int64(), pl.String: pa.large_string()}[dtype.base_type()]
+    return {pl.Float64: pa.float64(), pl.Int32: pa.int32(), pl.Int64: pa.int64(), pl.String: pa.large_string()}[
+        dtype.base_type()
+    ]

@@ -15,7 +15,9 @@ from typing import Literal
 
 Role = Literal[
     "activity",  # an activity file (or an archive or .gz of them): sniffed and decoded
-    "strava_activities", "strava_profile", "strava_privacy_zones",
+    "strava_activities",
+    "strava_profile",
+    "strava_privacy_zones",
     "garmin_summaries",  # names for the FIT files, matched by start time (no rows of its own)
     "garmin_biometrics",
     "ignore",
@@ -36,7 +38,7 @@ class Layout:
             return "activity"
         if not name.startswith(self.root):
             return "ignore"
-        relative = name[len(self.root):]
+        relative = name[len(self.root) :]
         lower = relative.lower()
         if self.platform == "strava":
             if lower == "activities.csv":
@@ -58,7 +60,7 @@ class Layout:
 
     def file_key(self, name: str) -> str:
         """A file's name as the export's own tables spell it (Strava's Filename: `activities/123.fit.gz`)."""
-        return name[len(self.root):] if name.startswith(self.root) else name
+        return name[len(self.root) :] if name.startswith(self.root) else name
 
 
 def detect_layout(names: list[str]) -> Layout:

@@ -7,7 +7,7 @@ each message is read field by field, keeping the first non-null value, never thr
 from __future__ import annotations
 
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
@@ -46,7 +46,11 @@ def settle(decoded: DecodedFile, damage: tuple[str, bool] | None, min_recovered_
     if not recoverable or len(decoded.records) < min_recovered_records:
         raise DecodeError(reason)
     return DecodedFile(
-        **{**decoded.__dict__, "status": "partial", "reason": f"{reason}; kept the {len(decoded.records)} records before it"}
+        **{
+            **decoded.__dict__,
+            "status": "partial",
+            "reason": f"{reason}; kept the {len(decoded.records)} records before it",
+        }
     )
 
 
@@ -72,9 +76,25 @@ def _read_messages(path: Path) -> tuple[FitMessages, tuple[str, bool] | None]:
         except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
             # fitparse meets bytes it does not expect (a bit flip in a field value, a field size its
             # type processors cannot read) with plain Python errors: damage all the same
-            damage = damage_reason("corrupt", _offset(fit), f"fitparse failed: {type(error).__name__}: {error}")
+            damage = damage_reason(
+                "corrupt",
+                _offset(fit),
+                f"a value fitparse cannot read ({_PLAIN_ERRORS.get(type(error), 'damaged field')})",
+            )
     messages = {name: _to_frame(found, FIT_FIELDS[name]) for name, found in rows.items() if found}
     return messages, damage
+
+
+#: What fitparse's plain Python errors mean in a damaged file, for the ledger (no exception text there).
+_PLAIN_ERRORS = {
+    TypeError: "a field of the wrong type",
+    KeyError: "an unknown field or message number",
+    IndexError: "a field shorter than its type",
+    struct.error: "a field shorter than its type",
+    ValueError: "an impossible field value",
+    ZeroDivisionError: "a scale of zero",
+    OverflowError: "a field value out of range",
+}
 
 
 def _to_frame(rows: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
@@ -120,11 +140,11 @@ def _first(values: tuple | list):
 
 def _unix_us(moment: datetime) -> int:
     """A naive UTC (fitparse) or aware datetime as µs since 1970-01-01 UTC."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return round((aware - _UNIX_EPOCH).total_seconds() * 1e6)
 
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _reason(error: FitParseError, fit: fitparse.FitFile | None) -> tuple[str, bool]:

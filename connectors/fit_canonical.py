@@ -13,6 +13,7 @@ session starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -28,16 +29,39 @@ from retrostride.warehouse.schema import (
     empty,
 )
 
+#: Developer fields of record messages read as `facing_deg`, strongest first: the FIT profile has no
+#: body-facing field, so only an app's magnetometer/compass heading (degrees from north) can give it.
+FACING_FIELDS = ("facing", "compass_heading", "heading")
+
 #: The message fields the canonical schema uses, per FIT message type.
 FIT_FIELDS: dict[str, tuple[str, ...]] = {
     "file_id": ("type", "manufacturer", "product", "garmin_product", "time_created"),
     "record": (
-        "timestamp", "position_lat", "position_long", "altitude", "enhanced_altitude", "distance",
-        "speed", "enhanced_speed", "heart_rate", "cadence", "fractional_cadence", "power",
-        "step_length", "stance_time", "vertical_oscillation", "temperature",
+        "timestamp",
+        "position_lat",
+        "position_long",
+        "altitude",
+        "enhanced_altitude",
+        "distance",
+        "speed",
+        "enhanced_speed",
+        "heart_rate",
+        "cadence",
+        "fractional_cadence",
+        "power",
+        "step_length",
+        "stance_time",
+        "vertical_oscillation",
+        "temperature",
+        *FACING_FIELDS,
     ),
     "session": (
-        "timestamp", "start_time", "sport", "sub_sport", "total_elapsed_time", "total_timer_time",
+        "timestamp",
+        "start_time",
+        "sport",
+        "sub_sport",
+        "total_elapsed_time",
+        "total_timer_time",
         "total_distance",
     ),
     "lap": ("timestamp", "start_time", "total_distance", "intensity", "lap_trigger", "wkt_step_index"),
@@ -45,8 +69,14 @@ FIT_FIELDS: dict[str, tuple[str, ...]] = {
     "workout": ("wkt_name",),
     "workout_step": ("message_index", "wkt_step_name"),
     "weight_scale": (
-        "timestamp", "weight", "percent_fat", "percent_hydration", "muscle_mass", "bone_mass",
-        "bmi", "user_profile_index",
+        "timestamp",
+        "weight",
+        "percent_fat",
+        "percent_hydration",
+        "muscle_mass",
+        "bone_mass",
+        "bmi",
+        "user_profile_index",
     ),
 }
 
@@ -58,19 +88,27 @@ FOOT_SPORTS = {"running", "walking", "hiking", "training", "generic"}
 
 _UTC = arrow_type(FILE_RECORDS["ts"])
 _EMPTY_RECORDS, _EMPTY_ACTIVITIES, _EMPTY_LAPS, _EMPTY_BODY = (
-    empty(FILE_RECORDS), empty(FILE_ACTIVITIES), empty(FILE_LAPS), empty(FILE_BODY_MEASUREMENTS)
+    empty(FILE_RECORDS),
+    empty(FILE_ACTIVITIES),
+    empty(FILE_LAPS),
+    empty(FILE_BODY_MEASUREMENTS),
 )
 
 
 def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -> DecodedFile:
     """Canonical frames of one FIT file: one activity per session, samples assigned by time."""
+    messages, anchored = _anchored(messages)
     sessions = _sessions(messages)
     records = _records(messages, sessions)
     return DecodedFile(
         format="fit",
         decoder=decoder,
         decoder_version=decoder_version,
-        activities=_activities(messages, sessions) if len(records) or len(sessions) else _EMPTY_ACTIVITIES.clear(),
+        kind=_file_type(messages),
+        notes=ANCHORED_NOTE if anchored else None,
+        activities=_activities(messages, sessions, anchored)
+        if len(records) or len(sessions)
+        else _EMPTY_ACTIVITIES.clear(),
         records=records,
         laps=_laps(messages, sessions),
         body_measurements=_body_measurements(messages),
@@ -118,7 +156,10 @@ def _sessions(messages: FitMessages) -> _Sessions:
             return _Sessions(nulls(0, np.int64), nulls(0, np.int64), [], pa.nulls(0, pa.large_string()), {})
         times = micros(records, "timestamp")
         found = times.values[times.valid]
-        first, last = (Column(np.array([f(found)]), np.ones(1, bool)) if len(found) else nulls(1, np.int64) for f in (np.min, np.max))
+        first, last = (
+            Column(np.array([f(found)]), np.ones(1, bool)) if len(found) else nulls(1, np.int64)
+            for f in (np.min, np.max)
+        )
         return _Sessions(first, last, [None], pa.nulls(1, pa.large_string()), {})
     end = micros(table, "timestamp")
     elapsed = numbers(table, "total_elapsed_time")
@@ -127,9 +168,16 @@ def _sessions(messages: FitMessages) -> _Sessions:
     start = micros(table, "start_time").or_else(from_end)
     order = np.lexsort((np.where(start.valid, start.values, 0), ~start.valid))  # stable, nulls last
     pick = lambda c: Column(c.values[order], c.valid[order])  # noqa: E731
-    totals = {"total_elapsed_s": elapsed, "total_timer_s": numbers(table, "total_timer_time"), "total_distance_m": numbers(table, "total_distance")}
+    totals = {
+        "total_elapsed_s": elapsed,
+        "total_timer_s": numbers(table, "total_timer_time"),
+        "total_distance_m": numbers(table, "total_distance"),
+    }
     return _Sessions(
-        pick(start), pick(end), texts(table, "sport").take(order).to_pylist(), texts(table, "sub_sport").take(order),
+        pick(start),
+        pick(end),
+        texts(table, "sport").take(order).to_pylist(),
+        texts(table, "sub_sport").take(order),
         {name: pick(c) for name, c in totals.items()},
     )
 
@@ -157,13 +205,64 @@ def _records(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         "stance_time_ms": number("stance_time"),
         "vertical_oscillation_mm": number("vertical_oscillation"),
         "temperature_c": number("temperature"),
+        "facing_deg": _facing(number),
     }
     arrays = {name: to_arrow(c, arrow_type(FILE_RECORDS[name])) for name, c in columns.items()}
     return frame(len(table), {**arrays, "ts": to_arrow(ts, _UTC)}, FILE_RECORDS)
 
 
+def _facing(number) -> Column:
+    """Degrees from north of the first developer facing field present, folded into 0–360."""
+    facing = number(FACING_FIELDS[0])
+    for name in FACING_FIELDS[1:]:
+        facing = facing.or_else(number(name))
+    return _scaled(facing, lambda v: np.mod(v, 360.0))
+
+
 def _scaled(column: Column, scale) -> Column:
     return Column(scale(column.values), column.valid)
+
+
+#: What the ledger says of a file whose clock was device-relative.
+ANCHORED_NOTE = (
+    "device-relative times placed by the activity's local time (UTC offset unknown: local time taken as UTC)"
+)
+#: Where a device-relative clock's times are placed: `activities.utc_offset_source`.
+LOCAL_CLOCK = "device_local_clock"
+_TIMES = ("timestamp", "start_time", "time_created")
+
+
+def _anchored(messages: FitMessages) -> tuple[FitMessages, bool]:
+    """Messages whose times are device-relative (seconds since the device powered on: integers here,
+    not dates) placed on the calendar by the `activity` message's `local_timestamp` (its local
+    wall clock at its own relative `timestamp`); unchanged, and False, when there is nothing to do."""
+    activity = _message(messages, "activity")
+    if (
+        activity is None
+        or activity.schema.get("timestamp") != pl.Int64
+        or not isinstance(activity.schema.get("local_timestamp"), pl.Datetime)
+    ):
+        return messages, False
+    both = activity.select("timestamp", "local_timestamp").drop_nulls()
+    if both.is_empty():
+        return messages, False
+    relative, local = both.row(0)
+    origin = local.replace(tzinfo=None) - timedelta(seconds=relative)
+
+    def placed(frame: pl.DataFrame) -> pl.DataFrame:
+        columns = [c for c in _TIMES if frame.schema.get(c) == pl.Int64]
+        return frame.with_columns(
+            (pl.lit(origin) + pl.duration(seconds=pl.col(c))).dt.replace_time_zone("UTC").alias(c) for c in columns
+        )
+
+    return {name: placed(frame) for name, frame in messages.items()}, True
+
+
+def _file_type(messages: FitMessages) -> str | None:
+    """The FIT file's type (`activity`, `settings`, `workout`, `monitoring_b`, ...), as its file_id says."""
+    file_id = _message(messages, "file_id")
+    kind = file_id["type"][0] if file_id is not None and "type" in file_id.columns else None
+    return str(kind) if kind is not None else None
 
 
 def _device(messages: FitMessages) -> str | None:
@@ -180,7 +279,11 @@ def _utc_offset_s(messages: FitMessages) -> int | None:
     activity = _message(messages, "activity")
     if activity is None or not {"timestamp", "local_timestamp"} <= set(activity.columns):
         return None
-    both = [(u, loc) for u, loc in zip(activity["timestamp"].to_list(), activity["local_timestamp"].to_list()) if u is not None and loc is not None]
+    both = [
+        (u, loc)
+        for u, loc in zip(activity["timestamp"].to_list(), activity["local_timestamp"].to_list())
+        if u is not None and loc is not None
+    ]
     if not both:
         return None
     utc, local = both[0]
@@ -191,9 +294,9 @@ def _utc_offset_s(messages: FitMessages) -> int | None:
     return offset if abs(offset) <= 14 * 3600 else None
 
 
-def _activities(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
+def _activities(messages: FitMessages, sessions: _Sessions, anchored: bool = False) -> pl.DataFrame:
     n = len(sessions)
-    offset = _utc_offset_s(messages)
+    offset = _utc_offset_s(messages)  # 0 on an anchored clock: its times are the local ones
     workout = _message(messages, "workout")
     name = workout["wkt_name"].drop_nulls().first() if workout is not None and "wkt_name" in workout.columns else None
     local = Column(sessions.start.values + (offset or 0) * 1_000_000, sessions.start.valid & (offset is not None))
@@ -207,7 +310,9 @@ def _activities(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         "start_ts": to_arrow(sessions.start, _UTC),
         "local_start_ts": to_arrow(local, arrow_type(FILE_ACTIVITIES["local_start_ts"])),
         "utc_offset_s": constant(offset, pa.int32()),
-        "utc_offset_source": constant("device_activity" if offset is not None else None, pa.large_string()),
+        "utc_offset_source": constant(
+            LOCAL_CLOCK if anchored else "device_activity" if offset is not None else None, pa.large_string()
+        ),
         **{name: to_arrow(c, pa.float64()) for name, c in sessions.totals.items()},
     }
     return frame(n, columns, FILE_ACTIVITIES)
@@ -219,7 +324,11 @@ def _laps(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         return _EMPTY_LAPS.clear()
     start = micros(laps, "start_time").or_else(micros(laps, "timestamp"))
     session = sessions.of(start)
-    steps = laps["wkt_step_index"].cast(pl.Int32) if "wkt_step_index" in laps.columns else pl.repeat(None, len(laps), dtype=pl.Int32, eager=True)
+    steps = (
+        laps["wkt_step_index"].cast(pl.Int32)
+        if "wkt_step_index" in laps.columns
+        else pl.repeat(None, len(laps), dtype=pl.Int32, eager=True)
+    )
     names = _step_names(messages)
     columns = {
         "session": pa.array(session),
@@ -264,11 +373,19 @@ def _body_measurements(messages: FitMessages) -> pl.DataFrame:
     if scale is None:
         return _EMPTY_BODY.clear()
     fields = {
-        "weight_kg": "weight", "body_fat_pct": "percent_fat", "body_water_pct": "percent_hydration",
-        "muscle_mass_kg": "muscle_mass", "bone_mass_kg": "bone_mass", "bmi": "bmi",
+        "weight_kg": "weight",
+        "body_fat_pct": "percent_fat",
+        "body_water_pct": "percent_hydration",
+        "muscle_mass_kg": "muscle_mass",
+        "bone_mass_kg": "bone_mass",
+        "bmi": "bmi",
     }
     values = {column: numbers(scale, field) for column, field in fields.items()}  # "calculating" etc. → null
-    profile = scale["user_profile_index"].cast(pl.Int32, strict=False).to_arrow() if "user_profile_index" in scale.columns else pa.nulls(len(scale), pa.int32())
+    profile = (
+        scale["user_profile_index"].cast(pl.Int32, strict=False).to_arrow()
+        if "user_profile_index" in scale.columns
+        else pa.nulls(len(scale), pa.int32())
+    )
     columns = {
         "ts": to_arrow(micros(scale, "timestamp"), _UTC),
         **{name: to_arrow(c, pa.float64()) for name, c in values.items()},

@@ -77,7 +77,7 @@ def decode_fit_columnar(path: Path, *, min_recovered_records: int = MIN_RECOVERE
         raise DecodeError(reason[0])  # a bad header or CRC: nothing in the file can be trusted
     decoded = to_canonical(read.messages, decoder=DECODER, decoder_version=DECODER_VERSION)
     if read.irregular:
-        decoded = replace(decoded, notes="; ".join(read.irregular))
+        decoded = replace(decoded, notes="; ".join([*read.irregular, *([decoded.notes] if decoded.notes else [])]))
     return settle(decoded, reason, min_recovered_records)
 
 
@@ -87,7 +87,7 @@ def _fall_back(path: Path, construct: str, min_recovered_records: int) -> Decode
         decoded = decode_fit(path, min_recovered_records=min_recovered_records)
     except DecodeError as error:
         raise DecodeError(f"{error}; {note}") from None
-    return replace(decoded, notes=note)
+    return replace(decoded, notes="; ".join([note, *([decoded.notes] if decoded.notes else [])]))
 
 
 class FitRead(NamedTuple):
@@ -136,7 +136,9 @@ class _Decoder:
     def messages(self) -> FitMessages:
         definitions = self.framing.definitions
         layouts: dict[tuple, int] = {}
-        group_of_definition = np.array([layouts.setdefault(d.layout, len(layouts)) for d in definitions], dtype=np.int64)
+        group_of_definition = np.array(
+            [layouts.setdefault(d.layout, len(layouts)) for d in definitions], dtype=np.int64
+        )
         first_of_group = {}
         for d, g in zip(definitions, group_of_definition.tolist()):
             first_of_group.setdefault(g, d)
@@ -149,7 +151,8 @@ class _Decoder:
         for g, d in first_of_group.items():
             spec = self.specs.get(d.global_num)
             has_time = self.need_times and (
-                any(num == TIMESTAMP_FIELD for num, _, _ in d.fields) or any(f[0] == TIMESTAMP_FIELD for f in d.dev_fields)
+                any(num == TIMESTAMP_FIELD for num, _, _ in d.fields)
+                or any(f[0] == TIMESTAMP_FIELD for f in d.dev_fields)
             )
             if spec is None and not has_time:
                 continue
@@ -281,7 +284,9 @@ def _stack(parts: list, name: str, rank: int, order: np.ndarray) -> _Source:
             values.append(np.zeros(len(index), dtype=dtype))
             valid.append(np.zeros(len(index), dtype=bool))
             pending.append(np.zeros(len(index), dtype=bool))
-    return _Source(np.concatenate(values)[order], np.concatenate(valid)[order], accumulate, np.concatenate(pending)[order])
+    return _Source(
+        np.concatenate(values)[order], np.concatenate(valid)[order], accumulate, np.concatenate(pending)[order]
+    )
 
 
 def _definition_of(headers: np.ndarray, definitions: list[Definition]) -> np.ndarray:
@@ -298,7 +303,10 @@ def _definition_of(headers: np.ndarray, definitions: list[Definition]) -> np.nda
 def _counts(spec: MessageSpec, d: Definition, name: str) -> bool:
     """Whether definition `d` has a field whose component counts into column `name`."""
     return any(
-        c.accumulate and c.target == name for num, _, _ in d.fields if num in spec.fields for c in spec.fields[num].components
+        c.accumulate and c.target == name
+        for num, _, _ in d.fields
+        if num in spec.fields
+        for c in spec.fields[num].components
     )
 
 
@@ -317,7 +325,9 @@ def _at_segment_start(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
     return values[np.maximum.accumulate(np.where(first, np.arange(len(values)), 0))]
 
 
-def _roll_forward(anchor_key: np.ndarray, anchor_value: np.ndarray, key: np.ndarray, low: np.ndarray, bits: int) -> np.ndarray:
+def _roll_forward(
+    anchor_key: np.ndarray, anchor_value: np.ndarray, key: np.ndarray, low: np.ndarray, bits: int
+) -> np.ndarray:
     """Times given only by their low `bits` bits, each after the previous one or the last anchor.
 
     t = previous + ((low - previous) mod 2**bits): the FIT rule for compressed-timestamp headers
@@ -353,7 +363,9 @@ def _decode_layout(data: bytes, starts: np.ndarray, d: Definition, spec: Message
         profile = spec.fields.get(num) if spec else None
         timing = has_time and num == TIMESTAMP_FIELD
         if profile is not None or timing or num in wanted_refs:
-            form = _format(endian, size, base, profile.spec.kind if profile else None, spec, d, num, strict=profile is not None)
+            form = _format(
+                endian, size, base, profile.spec.kind if profile else None, spec, d, num, strict=profile is not None
+            )
             if form is not None:
                 names.append(f"f{i}")
                 formats.append(form)
@@ -367,7 +379,11 @@ def _decode_layout(data: bytes, starts: np.ndarray, d: Definition, spec: Message
         if column is not None or timing:
             if column is not None and column.kind != "number":
                 raise Unsupported(f"developer field '{name}' in place of the {column.kind} field of {spec.name}")
-            form = _format(endian, size, base, "number", spec, d, num, strict=column is not None) if base is not None else None
+            form = (
+                _format(endian, size, base, "number", spec, d, num, strict=column is not None)
+                if base is not None
+                else None
+            )
             if form is not None:
                 names.append(f"d{i}")
                 formats.append(form)
@@ -381,12 +397,12 @@ def _decode_layout(data: bytes, starts: np.ndarray, d: Definition, spec: Message
     rows = view[starts]
 
     raw = {}
-    for key, num, size, base, profile, timing in plan:
+    for key, _num, _size, base, _profile, _timing in plan:
         raw[key] = _raw(rows[key], base)
 
     sources: dict[str, list[_Source]] = {}
     times = []
-    for key, num, size, base, profile, timing in plan:
+    for key, _num, size, base, profile, timing in plan:
         values, valid = raw[key]
         if timing and values.dtype.kind in "iu":
             times.append((values, valid))

@@ -46,7 +46,9 @@ _NUMERIC_TYPES = {"date_time", "local_date_time", "message_index"}
 
 #: fitparse's older profile types weight_scale.weight as `weight`, whose 0xFFFE means 'calculating';
 #: the SDK types it uint16.  Either way it is no weight: null.
-_NOT_A_VALUE = {("weight_scale", "weight"): frozenset(v for v, n in Profile["types"]["weight"].items() if n == "calculating")}
+_NOT_A_VALUE = {
+    ("weight_scale", "weight"): frozenset(v for v, n in Profile["types"]["weight"].items() if n == "calculating")
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class ProfileField:
     num: int
     spec: FieldSpec
     components: tuple[Component, ...]  # only those whose target is wanted
-    subfields: tuple[tuple[FieldSpec, frozenset[tuple[int, int]]], ...]  # wanted subfields and their (field, raw) switches
+    subfields: tuple[
+        tuple[FieldSpec, frozenset[tuple[int, int]]], ...
+    ]  # wanted subfields and their (field, raw) switches
     wanted: bool  # its own value is a wanted column
 
 
@@ -129,6 +133,8 @@ def _message_specs(fit_fields: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[
                 target = next((f for f in message["fields"].values() if f["name"] == column), None)
                 if target is not None:
                     names[column] = _spec(name, target, target["type"])
+                else:  # not in the profile: only a developer field can carry it, as a plain number
+                    names[column] = FieldSpec(column, "number", 1.0, 0.0, None)
         specs[num] = MessageSpec(num, name, wanted, fields, names)
     return specs
 
@@ -157,7 +163,11 @@ def _components(message: dict, field: dict) -> list[Component]:
     for i, target_num in enumerate(field["components"]):
         target = message["fields"][target_num]
         bits = field["bits"][i]
-        out.append(Component(target["name"], bit_offset, bits, field["scale"][i], field["offset"][i], bool(target["is_accumulated"])))
+        out.append(
+            Component(
+                target["name"], bit_offset, bits, field["scale"][i], field["offset"][i], bool(target["is_accumulated"])
+            )
+        )
         bit_offset += bits
     return out
 

@@ -57,9 +57,7 @@ class Walk:
 
 
 def walk(data: bytes) -> Walk:
-    """Headers, definitions and data-message offsets of every chained file in `data`, up to any damage.
-
-    """
+    """Headers, definitions and data-message offsets of every chained file in `data`, up to any damage."""
     out = Walk()
     n = len(data)
     pos = 0
@@ -114,7 +112,9 @@ def walk(data: bytes) -> Walk:
             return out
 
 
-def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, Definition], descriptions: dict, out: Walk):
+def _slow_path(
+    data: bytes, pos: int, size_of: list[int], local_defs: dict[int, Definition], descriptions: dict, out: Walk
+):
     """Read the definition or special data message at `pos`; the next position, or the damage."""
     n = len(data)
     header = data[pos]
@@ -149,7 +149,9 @@ def _slow_path(data: bytes, pos: int, size_of: list[int], local_defs: dict[int, 
     for note in irregular:
         if not any(known.startswith(note) for known in out.irregular):
             out.irregular.append(f"{note} (definition at byte {pos}): read as uint8, as the FIT SDK does")
-    dev_fields = tuple((num, field_size, *descriptions.get((index, num), (None, None))) for num, field_size, index in dev_raw)
+    dev_fields = tuple(
+        (num, field_size, *descriptions.get((index, num), (None, None))) for num, field_size, index in dev_raw
+    )
     local = header & 0xF
     definition = Definition(local, global_num, big_endian, fields, dev_fields, size, len(out.starts))
     local_defs[local] = definition
@@ -184,8 +186,8 @@ def _layout(raw: bytes) -> tuple:
         size += field_size
     dev_fields = []
     if raw[0] & 0x20:
-        at = 6 + 3 * raw[5]
-        for at in range(at + 1, at + 1 + 3 * raw[at], 3):
+        count_at = 6 + 3 * raw[5]
+        for at in range(count_at + 1, count_at + 1 + 3 * raw[count_at], 3):
             dev_fields.append((raw[at], raw[at + 1], raw[at + 2]))
             size += raw[at + 1]
     return global_num, big_endian, tuple(fields), tuple(dev_fields), size, tuple(irregular)
@@ -222,7 +224,9 @@ def _raw_values(data: bytes, pos: int, definition: Definition) -> dict[int, int 
             text = data[at : at + size].split(b"\0", 1)[0]
             values[num] = text.decode("utf-8", errors="replace") or None
         elif kind is not None and kind[1][0] in "iu" and size == BASE_SIZES[base]:
-            value = int.from_bytes(data[at : at + size], "big" if definition.big_endian else "little", signed=kind[1][0] == "i")
+            value = int.from_bytes(
+                data[at : at + size], "big" if definition.big_endian else "little", signed=kind[1][0] == "i"
+            )
             values[num] = None if value == kind[2] else value
         at += size
     return values
@@ -252,7 +256,11 @@ def _header(data: bytes, pos: int, first: bool):
         stored = data[pos + 12] | data[pos + 13] << 8
         computed = fit_crc(memoryview(data)[pos : pos + 12])
         if stored not in (0, computed):  # 0: the writer left the header CRC out
-            return ("crc", None if first else pos + 14, f"CRC Mismatch [computed: 0x{computed:04X}, read: 0x{stored:04X}]")
+            return (
+                "crc",
+                None if first else pos + 14,
+                f"CRC Mismatch [computed: 0x{computed:04X}, read: 0x{stored:04X}]",
+            )
         if n - pos < header_size:
             return cut
     data_start = pos + max(header_size, 12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -14,9 +15,6 @@ from retrostride.connectors.tcx import decode_tcx
 from retrostride.warehouse.schema import DecodedFile, DecodeError
 
 Decoder = Callable[[Path], DecodedFile]
-
-#: Name suffixes a listing picks up; anything else in a source folder is reported as unsupported.
-SUFFIXES = {".fit", ".gpx", ".tcx", ".gz", ".zip", ".csv"}
 
 
 def sniff(head: bytes) -> str:
@@ -40,7 +38,12 @@ def sniff(head: bytes) -> str:
 
 #: FIT goes through the columnar decoder, which hands what it cannot read to fitparse (the reference)
 #: and says so: the ledger's `decoder` column names the decoder that produced the frames.
-DECODERS: dict[str, Decoder] = {"fit": decode_fit_columnar, "gpx": decode_gpx, "tcx": decode_tcx, "body_csv": body_csv.decode_body_csv}
+DECODERS: dict[str, Decoder] = {
+    "fit": decode_fit_columnar,
+    "gpx": decode_gpx,
+    "tcx": decode_tcx,
+    "body_csv": body_csv.decode_body_csv,
+}
 
 #: Decoders for files chosen by their role in a platform export (connectors/exports.py), not their bytes.
 ROLE_DECODERS = {
@@ -48,6 +51,26 @@ ROLE_DECODERS = {
     "strava_privacy_zones": strava.decode_privacy_zones,
     "garmin_biometrics": garmin.decode_biometrics,
 }
+
+
+#: XML root elements (local names, lower case) → format.
+XML_ROOTS = {"gpx": "gpx", "trainingcenterdatabase": "tcx"}
+#: How far into an XML file its root element is looked for, past declarations, comments and a DTD.
+XML_ROOT_WITHIN = 1 << 20
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.S)
+_ELEMENT = re.compile(rb"\s*<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
+
+
+def xml_root(path: Path) -> str | None:
+    """The local name (lower case) of an XML file's root element, found within its first
+    XML_ROOT_WITHIN bytes; None when there is none there."""
+    with open(path, "rb") as handle:
+        data = handle.read(XML_ROOT_WITHIN).removeprefix(b"\xef\xbb\xbf")
+    position = 0
+    while (item := _PROLOG_ITEM.match(data, position)) and item.end() > position:
+        position = item.end()
+    element = _ELEMENT.match(data, position)
+    return element.group(1).decode("ascii").lower() if element else None
 
 
 def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | None = None) -> tuple[str, Decoder]:
@@ -65,10 +88,14 @@ def decoder_for(path: Path, kind: str | None = None, modified_at: datetime | Non
     if not head:
         raise DecodeError("empty file (0 bytes)")
     fmt = sniff(head)
+    if fmt == "unknown" and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        fmt = XML_ROOTS.get(xml_root(path), "unknown")  # a root element after a long comment
     if fmt == "unknown" and strava.is_activities_table(path):
         return "strava_activities", strava.decode_activities
     if fmt in ("gzip", "zip"):
         raise DecodeError(f"unsupported format: {fmt} archive here (archives are expanded only when listed as sources)")
     if fmt not in DECODERS:
-        raise DecodeError(f"unsupported format: not FIT, GPX, TCX or a body-measurement CSV ({path.suffix or 'no suffix'})")
+        raise DecodeError(
+            f"unsupported format: not FIT, GPX, TCX or a body-measurement CSV ({path.suffix or 'no suffix'})"
+        )
     return fmt, DECODERS[fmt]

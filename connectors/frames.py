@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from retrostride.connectors.activity_types import activity_types, sample_evidence
 from retrostride.connectors.batches import FILE, DecodedBatch
 from retrostride.connectors.timezones import start_zones, utc_offsets
 from retrostride.warehouse.motion import with_motion
@@ -50,8 +51,10 @@ def batch_frames(batch: DecodedBatch, owners: list[FileOwner]) -> dict[str, pl.D
         },
         schema_overrides={FILE: pl.Int32, "_athlete_zone": pl.String},
     )
-    owned = {name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
-             for name in ("body_measurements", "privacy_zones")}
+    owned = {
+        name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
+        for name in ("body_measurements", "privacy_zones")
+    }
     activities, records, laps = (frames[name] for name in ("activities", "records", "laps"))
     if activities.height or records.height or laps.height:
         activities, records, laps = _activity_frames(activities, records, laps, files)
@@ -71,16 +74,19 @@ def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return conform(frame, pl.Schema({**schema, FILE: pl.Int32}))
 
 
-def _activity_frames(activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame,
-                     files: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+def _activity_frames(
+    activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame, files: pl.DataFrame
+) -> tuple[pl.DataFrame, ...]:
     ids = files.select(FILE, "source_sha256", "athlete_id")
-    records = records.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
+    records = records.join(ids, on=FILE, how="left").with_columns(
+        activity_ids(pl.col("source_sha256")).alias("activity_id")
+    )
     activities = activities.join(files, on=FILE, how="left").with_columns(
         activity_ids(pl.col("source_sha256")).alias("activity_id")
     )
     activities = with_local_time(activities.join(start_zones(records), on="activity_id", how="left"))
     laps = laps.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
-    return summarize(activities, records), records, laps
+    return activity_types(summarize(activities, records), sample_evidence(records)), records, laps
 
 
 def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
@@ -88,7 +94,11 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
     (FIT `activity.local_timestamp − timestamp`) stays; else the zone of the start position
     (`start_zone`, when the frame has it); else the athlete's zone (`_athlete_zone`); else UTC,
     marked as assumed.  Never the device's settings, never today's offset."""
-    frame = activities if "start_zone" in activities.columns else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
+    frame = (
+        activities
+        if "start_zone" in activities.columns
+        else activities.with_columns(pl.lit(None, pl.String).alias("start_zone"))
+    )
     frame = utc_offsets(frame, "start_ts", "start_zone", "_position_offset")
     frame = utc_offsets(frame, "start_ts", "_athlete_zone", "_athlete_offset")
     has_start = pl.col("start_ts").is_not_null()
@@ -105,41 +115,78 @@ def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:
         source.otherwise(pl.lit("utc_assumed")).alias("utc_offset_source"),
     ).drop("_position_offset", "_athlete_zone", "_athlete_offset")
     return filled.with_columns(
-        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias("local_start_ts")
+        (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias(
+            "local_start_ts"
+        )
     )
 
 
+#: A file's own session start or end further than this from its samples is not trusted (s).
+SESSION_TIME_TRUST_S = 86_400.0
+#: Below this share of samples with a speed (a pool swim, an indoor session), moving time is the file's timer time.
+SPEED_COVERAGE = 0.5
+
+
 def summarize(activities: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
-    """Add end, duration, moving time, distance, elevation gain and sample count from the records."""
+    """Add end, duration, moving time, distance, elevation gain and sample count from the records.
+
+    An activity starts at the earlier of its file's start and its first sample (a file's start more
+    than a day off its samples is ignored).  Its duration is a FIT session's own elapsed time (the
+    device's clock, pauses without samples included), else first to last sample; it ends at its
+    last sample or start + duration, whichever is later.  Moving time is counted from speed, or is
+    the file's timer time where few samples have a speed, and never exceeds the duration."""
     stats = (
         with_motion(records)
         .group_by("activity_id")
         .agg(
             pl.col("ts").min().alias("_first"),
-            pl.col("ts").max().alias("end_ts"),
+            pl.col("ts").max().alias("_last"),
             pl.col("_moving").sum().alias("_moving_s"),
             (pl.col("distance_m").max() - pl.col("distance_m").min()).alias("_distance"),
             pl.col("_climb").sum().alias("elevation_gain_m"),
             pl.len().cast(pl.Int64).alias("records"),
-            pl.col("speed_mps").is_not_null().any().alias("_has_speed"),
+            pl.col("speed_mps").is_not_null().mean().alias("_speed_share"),
         )
     )
     return (
         activities.join(stats, on="activity_id", how="left")
         .with_columns(
-            pl.coalesce("start_ts", "_first").alias("start_ts"),
+            pl.min_horizontal(_trusted("start_ts", "_first"), "_first").alias("start_ts"),
             pl.col("records").fill_null(0),
         )
         .with_columns(
             pl.coalesce(
-                (pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds().truediv(1e6), pl.col("total_elapsed_s")
+                pl.when(pl.col("source") == "fit").then(pl.col("total_elapsed_s")),
+                (pl.col("_last") - pl.col("start_ts")).dt.total_microseconds() / 1e6,
+                pl.col("total_elapsed_s"),
             ).alias("duration_s"),
-            pl.when(pl.col("_has_speed")).then(pl.col("_moving_s")).otherwise(pl.col("total_timer_s")).alias("moving_time_s"),
+        )
+        .with_columns(
+            pl.max_horizontal(
+                "_last", pl.col("start_ts") + pl.duration(microseconds=(pl.col("duration_s") * 1e6).cast(pl.Int64))
+            ).alias("end_ts"),
+        )
+        .with_columns(
+            pl.min_horizontal(
+                pl.when(pl.col("_speed_share") >= SPEED_COVERAGE)
+                .then(pl.col("_moving_s"))
+                .otherwise(pl.coalesce("total_timer_s", "_moving_s")),
+                "duration_s",
+            ).alias("moving_time_s"),
             pl.coalesce("_distance", "total_distance_m").alias("distance_m"),
             pl.col("start_ts").dt.date().alias("start_day"),
-            (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).dt.date().alias("local_day"),
+            (pl.col("start_ts").dt.replace_time_zone(None) + pl.duration(seconds=pl.col("utc_offset_s"))).alias(
+                "local_start_ts"
+            ),
         )
+        .with_columns(pl.col("local_start_ts").dt.date().alias("local_day"))
     )
+
+
+def _trusted(file_time: str, sample_time: str) -> pl.Expr:
+    """The file's own time, unless it lies more than `SESSION_TIME_TRUST_S` from its samples' time."""
+    near = (pl.col(file_time) - pl.col(sample_time)).dt.total_seconds().abs().fill_null(0) <= SESSION_TIME_TRUST_S
+    return pl.when(near).then(pl.col(file_time))
 
 
 def placeable(earliest: date, latest: date) -> pl.Expr:

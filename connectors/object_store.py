@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from retrostride.connectors.archives import CHUNK, QUARANTINE_SAMPLE_BYTES, Refused, Staging
@@ -41,10 +41,10 @@ class ObjectUrl:
     key: str
 
     @classmethod
-    def parse(cls, url: str) -> "ObjectUrl":
+    def parse(cls, url: str) -> ObjectUrl:
         if not is_object_url(url):
             raise ValueError(f"not an s3:// URL: {url!r}")
-        bucket, _, key = url[len(SCHEME):].partition("/")
+        bucket, _, key = url[len(SCHEME) :].partition("/")
         if not bucket:
             raise ObjectStoreError(f"{url}: no bucket named (expected s3://bucket/prefix)")
         return cls(bucket, key)
@@ -104,7 +104,7 @@ class ObjectStore:
                     item = single[0]
                     return [_stored(PurePosixPath(prefix).name, item)]
             for item in self._objects(url.bucket, folder):
-                name = item["Key"][len(folder):]
+                name = item["Key"][len(folder) :]
                 if name and not name.endswith("/"):
                     found.append(_stored(name, item))
         except ObjectStoreError:
@@ -131,8 +131,11 @@ class ObjectStore:
         url = f"{SCHEME}{bucket}/{item.key}"
         if item.size > max_bytes:
             self._fetch(bucket, item.key, target, QUARANTINE_SAMPLE_BYTES, url, sample=True)
-            raise Refused(f"refused: file is {item.size} bytes, over the {max_bytes}-byte limit "
-                          "(max_file_mb in retrostride.toml; the object was not downloaded)", target)
+            raise Refused(
+                f"refused: file is {item.size} bytes, over the {max_bytes}-byte limit "
+                "(max_file_mb in retrostride.toml; the object was not downloaded)",
+                target,
+            )
         written = self._fetch(bucket, item.key, target, max_bytes + 1, url)
         if written > max_bytes:  # it grew since it was listed
             os.truncate(target, QUARANTINE_SAMPLE_BYTES)
@@ -155,7 +158,9 @@ class ObjectStore:
         except ClientError as error:
             if _code(error) in ("NoSuchBucket",):
                 raise ObjectStoreError(f"cannot read {url}: {_describe(error, bucket)}") from None
-            raise Refused(f"could not download the object: {_describe(error, bucket)}", target if target.exists() else None) from None
+            raise Refused(
+                f"could not download the object: {_describe(error, bucket)}", target if target.exists() else None
+            ) from None
         except Exception as error:
             raise ObjectStoreError(f"cannot read {url}: {_describe(error, bucket)}") from None
         return written
@@ -164,7 +169,7 @@ class ObjectStore:
 def _stored(name: str, item: dict) -> StoredObject:
     modified = item.get("LastModified")
     if modified is not None and modified.tzinfo is None:
-        modified = modified.replace(tzinfo=timezone.utc)
+        modified = modified.replace(tzinfo=UTC)
     return StoredObject(name, item["Key"], int(item.get("Size", 0)), str(item.get("ETag", "")).strip('"'), modified)
 
 

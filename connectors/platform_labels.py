@@ -5,7 +5,8 @@ import as a Parquet file of LABELS rows; each activity file of the export carrie
 pointing at it, and the decoder's activities are enriched after decoding: matched on the file's name
 in the export (Strava) or on the start time within a tolerance (Garmin).  Names and descriptions
 from the platform win (users edit them there; the detector reads them); a sport the file itself
-states wins over the platform's.
+states wins over the platform's (FIT `generic` states none), and a platform's sport types an activity
+whose file stated none (`activities.activity_type`).
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from pathlib import Path
 
 import polars as pl
 
+from retrostride.connectors.activity_types import stated, stated_type
 from retrostride.warehouse.schema import UTC_US, DecodedFile, conform
 
-LABELS = pl.Schema({
-    "file": pl.String,  # the activity file's path inside the export (Strava's Filename)
-    "start_ts": UTC_US,
-    "name": pl.String,
-    "description": pl.String,
-    "sport": pl.String,
-    "calories_kcal": pl.Float64,
-    "platform": pl.String,
-    "platform_activity_id": pl.String,
-})
+LABELS = pl.Schema(
+    {
+        "file": pl.String,  # the activity file's path inside the export (Strava's Filename)
+        "start_ts": UTC_US,
+        "name": pl.String,
+        "description": pl.String,
+        "sport": pl.String,
+        "calories_kcal": pl.Float64,
+        "platform": pl.String,
+        "platform_activity_id": pl.String,
+    }
+)
 #: A Garmin summary and a FIT session start within this many seconds of each other are the same activity.
 START_TOLERANCE_S = 120
 
@@ -73,16 +77,33 @@ def label_activities(activities: pl.DataFrame, labels: PlatformLabels) -> pl.Dat
     else:
         rows = table.filter(pl.col("start_ts").is_not_null()).sort("start_ts").collect().drop("file")
         dated = activities.filter(pl.col("start_ts").is_not_null()).sort("start_ts")
-        matched = pl.concat([
-            dated.join_asof(rows, on="start_ts", strategy="nearest", tolerance=f"{int(labels.tolerance_s)}s", suffix="_platform"),
-            activities.filter(pl.col("start_ts").is_null()),
-        ], how="diagonal").sort("session")
+        matched = pl.concat(
+            [
+                dated.join_asof(
+                    rows, on="start_ts", strategy="nearest", tolerance=f"{int(labels.tolerance_s)}s", suffix="_platform"
+                ),
+                activities.filter(pl.col("start_ts").is_null()),
+            ],
+            how="diagonal",
+        ).sort("session")
         if not matched["platform_platform"].is_not_null().any():
             return None
+    platform_sport = ~stated(pl.col("sport")) & stated(pl.col("sport_platform"))  # the file states none
+    if "activity_type" in matched.columns:  # the lake's frame, typed from samples before the export came
+        matched = matched.with_columns(
+            pl.when(platform_sport)
+            .then(stated_type(pl.col("sport_platform")))
+            .otherwise("activity_type")
+            .alias("activity_type"),
+            pl.when(platform_sport)
+            .then(pl.format("the platform's sport ({})", pl.col("sport_platform")))
+            .otherwise("activity_type_basis")
+            .alias("activity_type_basis"),
+        )
     enriched = matched.with_columns(
         pl.coalesce("name_platform", "name").alias("name"),
         pl.coalesce("description_platform", "description").alias("description"),
-        pl.coalesce("sport", "sport_platform").alias("sport"),
+        pl.when(platform_sport).then(pl.col("sport_platform")).otherwise("sport").alias("sport"),
         pl.coalesce("calories_kcal_platform", "calories_kcal").alias("calories_kcal"),
         pl.coalesce("platform_platform", "platform").alias("platform"),
         pl.coalesce("platform_activity_id_platform", "platform_activity_id").alias("platform_activity_id"),

@@ -5,7 +5,10 @@ directly in it to the default athlete.  Zip archives (and `.gz` files) are *sour
 expanded under limits into staged member files that flow through the same ingest as loose files,
 each with a ledger path like `export.zip!activities/123.fit.gz`.  A Strava or Garmin export (zip or
 unpacked folder) adds its metadata: tables decoded on their own, and labels for its activity files.
-Symbolic links and anything refused while expanding are listed with a `refusal`, never skipped.
+Symbolic links, FIFOs, sockets, devices, files the importer may not read and anything refused while
+expanding are listed with a `refusal`, never skipped, and never opened for reading (a FIFO would
+block); a hidden archive member is listed as `ignored`.  Ledger paths are `printable`: bytes that are
+not UTF-8 and control characters escaped.
 An object-store prefix (`s3://bucket/prefix`, `connectors/object_store.py`) is read like a folder:
 each object is streamed into the staging folder under the size limit and goes on like a local file,
 with its `s3://bucket/key` as the ledger path.
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -43,7 +47,8 @@ class SourceFile:
 
     `path` holds the bytes (a staged copy for an archive member or a `.gz`); `origin` is what the
     ledger calls it (default: `path`).  `kind` names a decoder chosen by the file's role in an export
-    (None: sniff the bytes); `refusal` says why the file was refused while listing.
+    (None: sniff the bytes); `refusal` says why the file was refused while listing, `ignored` why it
+    is deliberately not imported (a hidden member of an archive).
     """
 
     path: Path
@@ -51,12 +56,13 @@ class SourceFile:
     origin: str | None = None
     kind: str | None = None
     refusal: str | None = None
+    ignored: str | None = None
     labels: PlatformLabels | None = None
     modified_at: datetime | None = None
 
     @property
     def ledger_path(self) -> str:
-        return self.origin or str(self.path)
+        return printable(self.origin or str(self.path))
 
 
 #: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
@@ -70,8 +76,13 @@ def as_location(value: str | Path) -> Location:
 
 
 @contextmanager
-def expanded_sources(paths: Iterable[Location], athlete_id: str | None, staging_root: Path,
-                     limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[list[SourceFile]]:
+def expanded_sources(
+    paths: Iterable[Location],
+    athlete_id: str | None,
+    staging_root: Path,
+    limits: IntakeLimits = IntakeLimits(),
+    store: ObjectStore | None = None,
+) -> Iterator[list[SourceFile]]:
     """Every source file under `paths`, archives expanded (and objects downloaded) into a staging
     folder removed afterwards.  Raises ObjectStoreError when an object store cannot be read."""
     folder = Path(staging_root) / uuid.uuid4().hex
@@ -81,11 +92,17 @@ def expanded_sources(paths: Iterable[Location], athlete_id: str | None, staging_
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, *, staging: Path | None = None,
-                      limits: IntakeLimits = IntakeLimits(), store: ObjectStore | None = None) -> Iterator[SourceFile]:
+def list_source_files(
+    paths: Iterable[Location],
+    athlete_id: str | None = None,
+    *,
+    staging: Path | None = None,
+    limits: IntakeLimits = IntakeLimits(),
+    store: ObjectStore | None = None,
+) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
-    Hidden files and folders (".name") are skipped.  Archives and `.gz` files need `staging`; without
+    Hidden files and folders (".name") of a folder are skipped.  Archives and `.gz` files need `staging`; without
     it they are listed as they are (and the decoder says what they are).  `s3://` URLs need it too.
     """
     expander = _Expander(Staging(staging), limits) if staging is not None else None
@@ -96,15 +113,15 @@ def list_source_files(paths: Iterable[Location], athlete_id: str | None = None, 
             yield from _walk_objects(expander, store or ObjectStore(), ObjectUrl.parse(root), athlete_id)
             continue
         root = Path(root)
-        if root.is_symlink():
-            yield SourceFile(root, athlete_id or DEFAULT_ATHLETE, refusal=symlink_refusal(root))
-        elif root.is_file():
-            yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
-        else:
+        if root.is_dir() and not root.is_symlink() or not os.path.lexists(root):
             yield from _walk(expander, root, athlete_id)
+        else:
+            yield from _loose(expander, root, athlete_id or DEFAULT_ATHLETE)
 
 
-def count_source_files(paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None) -> int:
+def count_source_files(
+    paths: Iterable[Location], athlete_id: str | None = None, store: ObjectStore | None = None
+) -> int:
     """Roughly how many files `list_source_files` yields, without expanding anything (zips count their
     entries; an object-store prefix counts its objects, zips among them as one)."""
     paths = list(paths)
@@ -128,7 +145,52 @@ def _hidden(name: str) -> bool:
 
 
 def symlink_refusal(path: Path) -> str:
-    return f"refused: symbolic link to {os.readlink(path)} (only regular files are imported)"
+    return f"refused: symbolic link to {printable(os.readlink(path))} (only regular files are imported)"
+
+
+#: File types that are not regular files, by `stat.S_IFMT`, as a refusal names them.
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def file_refusal(path: Path) -> str | None:
+    """Why a listed path cannot be imported as a file (a symbolic link, a FIFO, a socket, a device, no
+    read permission), or None.  Opens without blocking and reads nothing: a FIFO never hangs a listing."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as error:
+        return f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+    if stat.S_ISLNK(mode):
+        return symlink_refusal(path)
+    if not stat.S_ISREG(mode):
+        return f"refused: not a regular file ({_FILE_TYPES.get(stat.S_IFMT(mode), 'an unknown kind')})"
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)))
+    except PermissionError:
+        return "refused: permission denied (the importer may not read this file)"
+    except OSError as error:
+        return f"refused: cannot be read ({(error.strerror or str(error)).lower()})"
+    return None
+
+
+def printable(name: str) -> str:
+    """A path or name for the ledger and logs: bytes that are not UTF-8 (a file system hands them over
+    as surrogates) and control characters escaped as `\\xNN`, so the row can be stored and read."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else _escaped(c) for c in name)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of a byte that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Iterator[SourceFile]:
@@ -143,27 +205,27 @@ def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Ite
             yield from expander.expand(tree, str(here), owner or DEFAULT_ATHLETE, depth=1, budget=expander.new_budget())
             continue
         for name in sorted(files + [d for d in dirs if (here / d).is_symlink()]):
-            path = here / name
             if name.startswith("."):
                 continue
-            if path.is_symlink():
+            if (here / name).is_symlink():
                 dirs[:] = [d for d in dirs if d != name]
-                yield SourceFile(path, owner or DEFAULT_ATHLETE, refusal=symlink_refusal(path))
-            else:
-                yield from _loose(expander, path, owner or DEFAULT_ATHLETE)
+            yield from _loose(expander, here / name, owner or DEFAULT_ATHLETE)
 
 
 def _loose(expander: _Expander | None, path: Path, athlete: str) -> Iterator[SourceFile]:
+    """A file named in a listing: refused when it cannot be read as a regular file, else itself (or
+    what it contains, when it is an archive and there is a staging folder)."""
     plain = SourceFile(path, athlete, origin=str(path), modified_at=_mtime(path))
-    if expander is None:
-        yield plain
+    refusal = file_refusal(path)
+    if refusal is not None or expander is None:
+        yield replace(plain, refusal=refusal)
     else:
         yield from expander.dispatch(plain, path.name, depth=0, budget=expander.new_budget())
 
 
 def _mtime(path: Path) -> datetime | None:
     try:
-        return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     except OSError:
         return None
 
@@ -177,7 +239,9 @@ def list_objects(url: ObjectUrl, store: ObjectStore) -> list[StoredObject]:
     return [o for o in listed if not _hidden(o.name)]
 
 
-def _walk_objects(expander: _Expander, store: ObjectStore, url: ObjectUrl, athlete_id: str | None) -> Iterator[SourceFile]:
+def _walk_objects(
+    expander: _Expander, store: ObjectStore, url: ObjectUrl, athlete_id: str | None
+) -> Iterator[SourceFile]:
     """The objects under `url` as `_walk` reads a folder: athlete folders, unpacked exports, archives."""
     objects = {o.name: o for o in list_objects(url, store)}
     if len(objects) == 1 and next(iter(objects.values())).key == url.key:  # the URL names one object
@@ -195,8 +259,12 @@ def _walk_objects(expander: _Expander, store: ObjectStore, url: ObjectUrl, athle
         elif folder not in expanded:  # the whole export folder is one source, as in `_walk`
             expanded.add(folder)
             owner = athlete_id or (folder.split("/", 1)[0] if folder else None) or DEFAULT_ATHLETE
-            tree = _PrefixTree(store, url.bucket, {n[len(folder):]: o for n, o in objects.items() if n.startswith(folder)},
-                               expander.limits)
+            tree = _PrefixTree(
+                store,
+                url.bucket,
+                {n[len(folder) :]: o for n, o in objects.items() if n.startswith(folder)},
+                expander.limits,
+            )
             origin = url.child(base + folder).rstrip("/")
             yield from expander.expand(tree, origin, owner, depth=1, budget=expander.new_budget())
 
@@ -222,12 +290,14 @@ def _export_folders(names: list[str]) -> list[str]:
     for folder in sorted(candidates, key=lambda f: (f.count("/"), f)):
         if any(folder.startswith(outer) for outer in found):
             continue
-        if detect_layout([n[len(folder):] for n in names if n.startswith(folder)]).platform is not None:
+        if detect_layout([n[len(folder) :] for n in names if n.startswith(folder)]).platform is not None:
             found.append(folder)
     return found
 
 
-def _object(expander: _Expander, store: ObjectStore, url: ObjectUrl, item: StoredObject, athlete: str) -> Iterator[SourceFile]:
+def _object(
+    expander: _Expander, store: ObjectStore, url: ObjectUrl, item: StoredObject, athlete: str
+) -> Iterator[SourceFile]:
     """One object, downloaded into staging (or refused), then read like a local file."""
     plain = SourceFile(Path(), athlete, origin=url.child(item.key), modified_at=item.modified_at)
     try:
@@ -242,6 +312,8 @@ class _PrefixTree:
     """An unpacked export under an object-store prefix, read like an export folder; each object is
     downloaded once, when the expansion asks for it."""
 
+    hidden = ()  # left out by the listing
+
     def __init__(self, store: ObjectStore, bucket: str, objects: dict[str, StoredObject], limits: IntakeLimits):
         self.store, self.bucket, self.objects, self.limits = store, bucket, objects, limits
         self.names = sorted(objects)
@@ -253,7 +325,9 @@ class _PrefixTree:
 
     def stage(self, name: str, staging: Staging) -> Path:
         if name not in self._staged:
-            self._staged[name] = self.store.download(self.bucket, self.objects[name], staging, self.limits.max_file_bytes)
+            self._staged[name] = self.store.download(
+                self.bucket, self.objects[name], staging, self.limits.max_file_bytes
+            )
         return self._staged[name]
 
     def modified_at(self, name: str) -> datetime | None:
@@ -266,6 +340,8 @@ class _PrefixTree:
 class _FolderTree:
     """An unpacked export folder, read like an archive."""
 
+    hidden = ()  # hidden files of a folder are not listed, as in any other folder
+
     def __init__(self, folder: Path):
         self.folder = folder
         self._names: list[str] | None = None
@@ -273,10 +349,16 @@ class _FolderTree:
     @property
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = sorted(
-                p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
-                if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
-            ) if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists() else []
+            self._names = (
+                sorted(
+                    p.relative_to(self.folder).as_posix()
+                    for p in self.folder.rglob("*")
+                    if (p.is_symlink() or not p.is_dir())
+                    and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+                )
+                if (self.folder / "activities.csv").exists() or (self.folder / "DI_CONNECT").exists()
+                else []
+            )
         return self._names
 
     @property
@@ -284,8 +366,7 @@ class _FolderTree:
         return detect_layout(self.names)
 
     def refusal(self, name: str) -> str | None:
-        path = self.folder / name
-        return symlink_refusal(path) if path.is_symlink() else None
+        return file_refusal(self.folder / name)
 
     def stage(self, name: str, staging: Staging) -> Path:
         return self.folder / name
@@ -304,6 +385,7 @@ class _ZipTree:
         self.archive = archive
         self.by_name = {m.name: m for m in archive.members}
         self.names = [m.name for m in archive.members if not _hidden(m.name)]
+        self.hidden = [m.name for m in archive.members if _hidden(m.name)]
         self.layout = detect_layout(self.names)
 
     def refusal(self, name: str) -> str | None:
@@ -339,13 +421,16 @@ class _Expander:
         if depth >= self.limits.max_depth:
             yield replace(source, refusal=f"refused: {container} nested more than {self.limits.max_depth} levels deep")
             return
+        budget.opening(source.path)
         if container == "gzip":
             try:
                 inner = archives.gunzip(source.path, self.staging, name, self.limits, budget)
             except Refused as refusal:
                 yield replace(source, path=refusal.partial or source.path, refusal=refusal.reason)
                 return
-            yield from self.dispatch(replace(source, path=inner), name.removesuffix(".gz"), depth=depth + 1, budget=budget)
+            yield from self.dispatch(
+                replace(source, path=inner), name.removesuffix(".gz"), depth=depth + 1, budget=budget
+            )
             return
         try:
             tree = _ZipTree(ZipArchive(source.path, self.limits, budget))
@@ -353,20 +438,35 @@ class _Expander:
             yield replace(source, refusal=refusal.reason)
             return
         try:
-            yield from self.expand(tree, source.ledger_path, source.athlete_id, depth=depth + 1, budget=budget, labels=source.labels)
+            yield from self.expand(
+                tree, source.ledger_path, source.athlete_id, depth=depth + 1, budget=budget, labels=source.labels
+            )
         finally:
             tree.close()
 
-    def expand(self, tree, origin: str, athlete: str, *, depth: int, budget: Budget,
-               labels: PlatformLabels | None = None) -> Iterator[SourceFile]:
+    def expand(
+        self, tree, origin: str, athlete: str, *, depth: int, budget: Budget, labels: PlatformLabels | None = None
+    ) -> Iterator[SourceFile]:
         """The source files of a zip or export folder whose ledger name is `origin`."""
         layout: Layout = tree.layout
         roles = {name: layout.role(name) for name in tree.names}
         table, unreadable = self._labels_table(tree, layout, roles)
+        for name in tree.hidden:  # counted and visible in the ledger, never read
+            yield SourceFile(
+                Path(),
+                athlete,
+                origin=f"{origin}!{name}",
+                modified_at=tree.modified_at(name),
+                ignored="ignored: hidden archive member (a name starting with '.', or __MACOSX/)",
+            )
         for name in tree.names:
             role, refusal = roles[name], tree.refusal(name)
-            member = SourceFile(Path(), athlete, origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",
-                                modified_at=tree.modified_at(name))
+            member = SourceFile(
+                Path(),
+                athlete,
+                origin=f"{origin}!{name}" if isinstance(tree, _ZipTree) else f"{origin}/{name}",
+                modified_at=tree.modified_at(name),
+            )
             if name in unreadable:
                 yield replace(member, path=unreadable[name][1], refusal=unreadable[name][0])
                 continue
@@ -382,12 +482,16 @@ class _Expander:
             elif role == "activity":
                 member_labels = labels
                 if table is not None:
-                    member_labels = PlatformLabels(table, file=layout.file_key(name) if layout.platform == "strava" else None)
+                    member_labels = PlatformLabels(
+                        table, file=layout.file_key(name) if layout.platform == "strava" else None
+                    )
                 yield from self.dispatch(replace(member, labels=member_labels), name, depth=depth, budget=budget)
             else:
                 yield replace(member, kind=role)
 
-    def _labels_table(self, tree, layout: Layout, roles: dict[str, str]) -> tuple[str | None, dict[str, tuple[str, Path]]]:
+    def _labels_table(
+        self, tree, layout: Layout, roles: dict[str, str]
+    ) -> tuple[str | None, dict[str, tuple[str, Path]]]:
         """Stage and read the export's activity tables; write their labels for the activity files.
 
         Also returns the Garmin summaries that could not be read (name → reason, staged copy): they
@@ -407,7 +511,9 @@ class _Expander:
                     unreadable[name] = (str(error), path)
         if not frames:
             return None, unreadable
-        table = write_labels(pl.concat(frames, how="diagonal"), self.staging.folder, f"{self.staging.count:06d}-{layout.platform}")
+        table = write_labels(
+            pl.concat(frames, how="diagonal"), self.staging.folder, f"{self.staging.count:06d}-{layout.platform}"
+        )
         return table, unreadable
 
 

@@ -51,25 +51,49 @@ ZONE_COLUMNS = {
 }
 #: Strava activity types (English and German) → canonical sport.
 SPORTS = {
-    "run": "running", "trail run": "running", "virtual run": "running", "lauf": "running", "laufen": "running",
-    "traillauf": "running", "walk": "walking", "spaziergang": "walking", "gehen": "walking",
-    "hike": "hiking", "wanderung": "hiking", "wandern": "hiking", "ride": "cycling", "radfahrt": "cycling",
-    "swim": "swimming", "schwimmen": "swimming",
+    "run": "running",
+    "trail run": "running",
+    "virtual run": "running",
+    "lauf": "running",
+    "laufen": "running",
+    "traillauf": "running",
+    "walk": "walking",
+    "spaziergang": "walking",
+    "gehen": "walking",
+    "hike": "hiking",
+    "wanderung": "hiking",
+    "wandern": "hiking",
+    "ride": "cycling",
+    "radfahrt": "cycling",
+    "swim": "swimming",
+    "schwimmen": "swimming",
 }
 
 #: What activities.csv says about each activity (the `labels` side of the join on files).
-ACTIVITY_ROWS = pl.Schema({
-    "platform_activity_id": pl.String, "start_ts": pl.Datetime("us", "UTC"), "name": pl.String, "description": pl.String,
-    "sport": pl.String, "calories_kcal": pl.Float64, "weight_kg": pl.Float64, "file": pl.String,
-    "total_elapsed_s": pl.Float64, "total_timer_s": pl.Float64, "total_distance_m": pl.Float64,
-})
+ACTIVITY_ROWS = pl.Schema(
+    {
+        "platform_activity_id": pl.String,
+        "start_ts": pl.Datetime("us", "UTC"),
+        "name": pl.String,
+        "description": pl.String,
+        "sport": pl.String,
+        "calories_kcal": pl.Float64,
+        "weight_kg": pl.Float64,
+        "file": pl.String,
+        "total_elapsed_s": pl.Float64,
+        "total_timer_s": pl.Float64,
+        "total_distance_m": pl.Float64,
+    }
+)
 
 
 def is_activities_table(path: Path) -> bool:
     """Whether the file's header names Strava's activity id and date columns."""
     with open(path, "rb") as handle:
         header = handle.readline(4096).decode("utf-8-sig", errors="replace").lower()
-    return any(a.lower() in header for a in ACTIVITY_COLUMNS["activity_id"]) and any(a.lower() in header for a in ACTIVITY_COLUMNS["date"])
+    return any(a.lower() in header for a in ACTIVITY_COLUMNS["activity_id"]) and any(
+        a.lower() in header for a in ACTIVITY_COLUMNS["date"]
+    )
 
 
 def read_activities(path: Path) -> pl.DataFrame:
@@ -77,8 +101,10 @@ def read_activities(path: Path) -> pl.DataFrame:
     table = read_text_table(path, "Strava activities.csv")
     found = pick(table.columns, ACTIVITY_COLUMNS)
     if "activity_id" not in found or "date" not in found:
-        raise DecodeError("Strava activities.csv has no Activity ID / Activity Date column (headers: "
-                          f"{', '.join(table.columns[:6])}, …)")
+        raise DecodeError(
+            "Strava activities.csv has no Activity ID / Activity Date column (headers: "
+            f"{', '.join(table.columns[:6])}, …)"
+        )
     col = found.get
     distance = pl.coalesce(number(col("distance_m")), number(col("distance")) * 1000.0)  # the first one is km
     rows = table.select(
@@ -110,8 +136,13 @@ def decode_activities(path: Path) -> DecodedFile:
         .filter(pl.col("weight_kg") != pl.col("weight_kg").shift(1).fill_null(-1.0))
         .select(pl.col("start_ts").alias("ts"), "weight_kg")
     )
-    return DecodedFile(format="strava", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       activities=conform(manual, FILE_ACTIVITIES), body_measurements=conform(weights, FILE_BODY_MEASUREMENTS))
+    return DecodedFile(
+        format="strava",
+        decoder=DECODER,
+        decoder_version=DECODER_VERSION,
+        activities=conform(manual, FILE_ACTIVITIES),
+        body_measurements=conform(weights, FILE_BODY_MEASUREMENTS),
+    )
 
 
 def decode_profile(path: Path, recorded_at: datetime | None) -> DecodedFile:
@@ -122,8 +153,12 @@ def decode_profile(path: Path, recorded_at: datetime | None) -> DecodedFile:
         raise DecodeError("Strava profile.csv: no date for its weight (the export's time is unknown)")
     weights = table.select(number(found.get("weight_kg")).alias("weight_kg")).filter(pl.col("weight_kg") > 0)
     weights = weights.with_columns(pl.lit(recorded_at).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("ts"))
-    return DecodedFile(format="strava", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       body_measurements=conform(weights.head(1), FILE_BODY_MEASUREMENTS))
+    return DecodedFile(
+        format="strava",
+        decoder=DECODER,
+        decoder_version=DECODER_VERSION,
+        body_measurements=conform(weights.head(1), FILE_BODY_MEASUREMENTS),
+    )
 
 
 def decode_privacy_zones(path: Path) -> DecodedFile:
@@ -136,5 +171,9 @@ def decode_privacy_zones(path: Path) -> DecodedFile:
         number(found.get("lat_deg")).alias("lat_deg"),
         number(found.get("lon_deg")).alias("lon_deg"),
     )
-    return DecodedFile(format="strava", decoder=DECODER, decoder_version=DECODER_VERSION,
-                       privacy_zones=conform(zones, FILE_PRIVACY_ZONES))
+    return DecodedFile(
+        format="strava",
+        decoder=DECODER,
+        decoder_version=DECODER_VERSION,
+        privacy_zones=conform(zones, FILE_PRIVACY_ZONES),
+    )

@@ -15,10 +15,31 @@ from retrostride.warehouse.schema import DecodeError
 
 #: German month names and abbreviations → English abbreviations, so one format string reads both.
 MONTHS_DE = {
-    "Januar": "Jan", "Februar": "Feb", "März": "Mar", "April": "Apr", "Mai": "May", "Juni": "Jun",
-    "Juli": "Jul", "August": "Aug", "September": "Sep", "Oktober": "Oct", "November": "Nov", "Dezember": "Dec",
-    "Jan.": "Jan", "Feb.": "Feb", "Mär.": "Mar", "Apr.": "Apr", "Jun.": "Jun", "Jul.": "Jul", "Aug.": "Aug",
-    "Sept.": "Sep", "Sep.": "Sep", "Okt.": "Oct", "Nov.": "Nov", "Dez.": "Dec", "Mrz.": "Mar",
+    "Januar": "Jan",
+    "Februar": "Feb",
+    "März": "Mar",
+    "April": "Apr",
+    "Mai": "May",
+    "Juni": "Jun",
+    "Juli": "Jul",
+    "August": "Aug",
+    "September": "Sep",
+    "Oktober": "Oct",
+    "November": "Nov",
+    "Dezember": "Dec",
+    "Jan.": "Jan",
+    "Feb.": "Feb",
+    "Mär.": "Mar",
+    "Apr.": "Apr",
+    "Jun.": "Jun",
+    "Jul.": "Jul",
+    "Aug.": "Aug",
+    "Sept.": "Sep",
+    "Sep.": "Sep",
+    "Okt.": "Oct",
+    "Nov.": "Nov",
+    "Dez.": "Dec",
+    "Mrz.": "Mar",
 }
 #: Date formats tried in order (after German months are translated and "2." becomes "2").
 DATE_FORMATS = (
@@ -71,7 +92,11 @@ def number(column: str | None) -> pl.Expr:
         return pl.lit(None, dtype=pl.Float64)
     raw = text(column)
     decimal_comma = raw.str.contains(",", literal=True) & ~raw.str.contains(".", literal=True)
-    cleaned = pl.when(decimal_comma).then(raw.str.replace(",", ".", literal=True)).otherwise(raw.str.replace_all(",", "", literal=True))
+    cleaned = (
+        pl.when(decimal_comma)
+        .then(raw.str.replace(",", ".", literal=True))
+        .otherwise(raw.str.replace_all(",", "", literal=True))
+    )
     return cleaned.str.replace_all(r"[^0-9.eE+\-]", "").cast(pl.Float64, strict=False)
 
 
@@ -82,4 +107,8 @@ def timestamp(column: str | None, time_zone: str = "UTC") -> pl.Expr:
     raw = text(column).str.replace_many(list(MONTHS_DE), list(MONTHS_DE.values())).str.replace(r"^(\d{1,2})\. ", "$1 ")
     parsed = [raw.str.to_datetime(f, time_unit="us", strict=False) for f in DATE_FORMATS]
     parsed += [raw.str.to_date(f, strict=False).cast(pl.Datetime("us")) for f in DAY_FORMATS]
-    return pl.coalesce(parsed).dt.replace_time_zone(time_zone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    return (
+        pl.coalesce(parsed)
+        .dt.replace_time_zone(time_zone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )

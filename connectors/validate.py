@@ -13,8 +13,9 @@ The ranges are declared once here; `retrostride.toml` may override them (`[plaus
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from retrostride.connectors.batches import FILE, DecodedBatch
@@ -91,6 +92,9 @@ def validate_batch(
     frames = batch.frames
     records = _null_outside(frames["records"], ranges, notes)
     records = _null_stray_times(records, earliest, latest, notes)
+    records = _clean_time_order(records, notes)
+    records = _drop_clock_glitches(records, notes)
+    records = _merge_same_time(records, notes)
     activities = _null_outside(frames["activities"], ranges, notes)
     laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
     body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
@@ -103,8 +107,8 @@ def validate_batch(
 
 
 def _in_window(ts: pl.Expr, earliest: date, latest: date) -> pl.Expr:
-    low = datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone.utc)
-    high = datetime(latest.year, latest.month, latest.day, tzinfo=timezone.utc) + timedelta(days=1)
+    low = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
+    high = datetime(latest.year, latest.month, latest.day, tzinfo=UTC) + timedelta(days=1)
     return (ts >= low) & (ts < high)
 
 
@@ -115,7 +119,9 @@ def _counts(frame: pl.DataFrame, *counts: pl.Expr) -> list[tuple[int, dict[str, 
     return [(file, {name: n for name, n in row.items() if n}) for file, row in found if any(row.values())]
 
 
-def _null_outside(frame: pl.DataFrame, ranges: dict[str, Range], notes: list[list[str]], what: str = "") -> pl.DataFrame:
+def _null_outside(
+    frame: pl.DataFrame, ranges: dict[str, Range], notes: list[list[str]], what: str = ""
+) -> pl.DataFrame:
     """Null values outside their range (NaN and ±inf included); adds notes with counts per column."""
     columns = [c for c in frame.columns if c in ranges and frame.schema[c].is_numeric()]
     if not columns or frame.height == 0:
@@ -147,5 +153,139 @@ def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes
     return records.filter(~stray)
 
 
+#: Record columns a decoder may derive from the time step (no step: no value), left out when
+#: deciding whether a sample repeats the one before.
+RATES = ("speed_mps",)
+
+
+def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Drop samples without a readable time in an activity whose other samples have one (a date like
+    2024-02-30, an offset of +25:00) and samples that repeat the sample before them exactly; count
+    samples that share their time with the one before (2 Hz recorders with whole-second times) and
+    steps back in time: both stay, in file order (clock glitches are the detector's concern)."""
+    if records.height == 0:
+        return records
+    group = (FILE, "session")
+    ts = pl.col("ts")
+    previous = ts.forward_fill().shift(1).over(group)
+    flags = records.select(
+        (ts.is_null() & ts.is_not_null().any().over(group)).alias("untimed"),
+        (ts == previous).fill_null(False).alias("same_time"),  # the first sample has no previous: null
+        (ts < previous).fill_null(False).alias("backwards"),
+        pl.col(FILE),
+    )
+    seen = flags.select(pl.col("untimed", "same_time", "backwards").any()).row(0, named=True)
+    if not any(seen.values()):
+        return records
+    duplicate = flags["same_time"]
+    if seen["same_time"]:  # which of them repeat the sample before in every value (checked only then: costly)
+        duplicate = (
+            duplicate
+            & records.select(
+                pl.all_horizontal(
+                    pl.col(c).eq_missing(pl.col(c).shift(1).over(group))
+                    for c in records.columns
+                    if c not in (FILE, *RATES)
+                )
+            ).to_series()
+        )
+    flags = flags.with_columns(duplicate.alias("duplicate")).with_columns(pl.col("same_time") & ~pl.col("duplicate"))
+    said = {
+        "untimed": "sample(s) without a readable time in a timed activity dropped",
+        "duplicate": "sample(s) repeating the sample before exactly dropped",
+        "same_time": "sample(s) with the time of the sample before (kept)",
+        "backwards": "step(s) back in time (the samples stay in file order)",
+    }
+    for file, found in _counts(flags, *(pl.col(name).sum() for name in said)):
+        notes[file] += [f"ts: {n} {said[name]}" for name, n in found.items()]
+    return records.filter(~(flags["untimed"] | flags["duplicate"]))
+
+
 def _bound(value: float) -> str:
     return f"{value:g}"
+
+
+#: A jump in a session's clock this long or longer may split it (shorter: a pause).
+CLOCK_JUMP_MIN_S = 3_600.0
+#: Samples beyond a clock jump are a glitch when they are at most this share of the session's samples.
+CLOCK_GLITCH_MAX_SHARE = 1 / 3
+
+
+def _drop_clock_glitches(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Drop samples off their session's time line: beyond a clock jump longer than the rest of the
+    session and an hour (a jump years ahead, a reset to the device epoch), when they are the smaller
+    part; then samples dated before one recorded ahead of them (a clock stepping back)."""
+    if records.height == 0:
+        return records
+    keys = [FILE, "session"]
+    ts = pl.col("ts").dt.epoch("us")
+    back = (ts < ts.cum_max().shift(1)).over(keys)
+    sorted_gap = ts.sort().diff().max().over(keys)
+    suspect = records.select(
+        (back.any().over(keys) | (sorted_gap >= CLOCK_JUMP_MIN_S * 1e6)).fill_null(False)
+    ).to_series()
+    if not suspect.any():
+        return records
+    frame = records.with_row_index("_row")
+    flagged = frame.filter(suspect & pl.col("ts").is_not_null()).select("_row", FILE, "session", ts.alias("_us"))
+    off, behind = [], []
+    for (file, _), group in flagged.group_by(keys, maintain_order=True):
+        far = _off_time_line(group["_us"].to_numpy())
+        rest = group.filter(~pl.Series(far))
+        earlier = rest.select(pl.col("_us") < pl.col("_us").cum_max().shift(1)).to_series().fill_null(False)
+        off.append((file, group["_row"].filter(pl.Series(far))))
+        behind.append((file, rest["_row"].filter(earlier)))
+    dropped = pl.concat([rows for _, rows in off + behind])
+    for what, found in (
+        ("off the activity's time line (a clock jump)", off),
+        ("dated before a sample recorded ahead of them", behind),
+    ):
+        per_file: dict[int, int] = {}
+        for file, rows in found:
+            per_file[file] = per_file.get(file, 0) + len(rows)
+        for file, count in per_file.items():
+            if count:
+                notes[file].append(f"ts: {count} sample(s) {what} dropped")
+    return frame.filter(~pl.col("_row").is_in(dropped.implode())).drop("_row")
+
+
+def _off_time_line(micros: np.ndarray) -> np.ndarray:
+    """Which samples (µs, one session) lie beyond clock jumps: repeatedly, at the largest gap of the
+    sorted times, the smaller side goes when the gap is over an hour, longer than the larger side's
+    span, and the smaller side holds at most a third of the samples."""
+    order = np.argsort(micros, kind="stable")
+    times = micros[order].astype(np.float64) / 1e6
+    low, high = 0, len(times)  # the kept stretch, in sorted order
+    while high - low > 1:
+        gaps = np.diff(times[low:high])
+        at = int(np.argmax(gaps)) + low  # the gap lies between at and at + 1
+        left, right = at + 1 - low, high - at - 1
+        larger_span = times[at] - times[low] if left >= right else times[high - 1] - times[at + 1]
+        smaller = min(left, right)
+        if gaps.max() < CLOCK_JUMP_MIN_S or gaps.max() <= larger_span or smaller > CLOCK_GLITCH_MAX_SHARE * len(times):
+            break
+        low, high = (low, at + 1) if left >= right else (at + 1, high)
+    far = np.ones(len(times), dtype=bool)
+    far[order[low:high]] = False
+    return far
+
+
+def _merge_same_time(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+    """Merge samples of a session that share a timestamp (Strava's Android app writes speed in one
+    row and distance in the next): one sample, each value the first recorded."""
+    keys = [FILE, "session", "ts"]
+    shared = pl.col("ts").is_not_null() & pl.struct(keys).is_duplicated()
+    if records.height == 0 or not records.select(shared.any()).item():
+        return records
+    for file, found in _counts(records, (shared & ~pl.struct(keys).is_first_distinct()).sum().alias("merged")):
+        notes[file].append(f"ts: {found['merged']} sample(s) sharing a timestamp with an earlier one merged into it")
+    frame = records.with_columns(shared.alias("_shared"))
+    merged = (
+        frame.filter("_shared")
+        .group_by(keys, maintain_order=True)
+        .agg(pl.all().exclude(keys).drop_nulls().first())
+        .select(records.columns)
+    )
+    return pl.concat([frame.filter(~pl.col("_shared")).drop("_shared"), merged]).sort(
+        FILE, "session", "ts", nulls_last=True, maintain_order=True
+    )

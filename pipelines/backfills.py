@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
@@ -40,6 +40,31 @@ class BackfillRun:
     assets: tuple[str, ...]
     run_id: str
     success: bool
+    rows: dict[str, int] = field(default_factory=dict)  # table → rows the run wrote (replacing the months' rows)
+    model_versions: frozenset[str] = frozenset()  # of the detection and energy rows written
+
+
+def activities_between(settings: Settings, first: date, last: date) -> int:
+    """Activities starting (UTC day) from `first` to `last`; 0 without a warehouse."""
+    if not settings.catalog.exists():
+        return 0
+    found = Warehouse(settings.catalog).query(
+        "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last]
+    )
+    return int(found["n"][0])
+
+
+def _changes(result: dg.ExecuteInProcessResult) -> tuple[dict[str, int], frozenset[str]]:
+    """Rows written per table and the model versions, from a run's materializations."""
+    rows, versions = {}, set()
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if "rows" in metadata:
+            table = event.asset_key.to_user_string()
+            rows[table] = rows.get(table, 0) + int(metadata["rows"].value)
+        if "model_version" in metadata:
+            versions.add(str(metadata["model_version"].value))
+    return rows, frozenset(versions)
 
 
 def current_model_versions(settings: Settings) -> dict[str, str]:
@@ -68,9 +93,15 @@ def select_assets(defs: dg.Definitions, names: Sequence[str] | None, job: str = 
     return sorted(keys)
 
 
-def backfill_months(settings: Settings, first: date, last: date, assets: Sequence[str] | None = None,
-                    progress: StageProgress | None = None, instance: dg.DagsterInstance | None = None,
-                    tags: Mapping[str, str] | None = None) -> BackfillRun:
+def backfill_months(
+    settings: Settings,
+    first: date,
+    last: date,
+    assets: Sequence[str] | None = None,
+    progress: StageProgress | None = None,
+    instance: dg.DagsterInstance | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> BackfillRun:
     """One run of the publish job over months first..last (any day in them), optionally for some assets."""
     first, last = first.replace(day=1), last.replace(day=1)
     if last < first:
@@ -82,16 +113,26 @@ def backfill_months(settings: Settings, first: date, last: date, assets: Sequenc
     run_id = str(uuid.uuid4())
     with _watching(instance, run_id, progress):
         result = defs.resolve_job_def("publish").execute_in_process(
-            instance=instance, run_config=QUIET, asset_selection=selection, run_id=run_id, raise_on_error=False,
+            instance=instance,
+            run_config=QUIET,
+            asset_selection=selection,
+            run_id=run_id,
+            raise_on_error=False,
             tags={**range_tags(first, last), "retrostride/trigger": "backfill", **process_tags(), **(tags or {})},
         )
     success = result.success
+    rows, versions = _changes(result)
     if success:  # then the marts and the readers' snapshot, as after an import
         marts_run = str(uuid.uuid4())
         with _watching(instance, marts_run, progress):
-            success = defs.resolve_job_def("marts").execute_in_process(
-                instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()).success
-    return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success)
+            success = (
+                defs.resolve_job_def("marts")
+                .execute_in_process(
+                    instance=instance, run_config=QUIET, run_id=marts_run, raise_on_error=False, tags=process_tags()
+                )
+                .success
+            )
+    return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success, rows, versions)
 
 
 def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
@@ -102,8 +143,12 @@ def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) 
     return month_ranges(stale, occupied_months(warehouse))
 
 
-def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, progress: StageProgress | None = None,
-              instance: dg.DagsterInstance | None = None) -> list[BackfillRun]:
+def reprocess(
+    settings: Settings,
+    versions: Mapping[str, str] | None = None,
+    progress: StageProgress | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[BackfillRun]:
     """Backfill exactly the stale months: every stage derived from the published tables (gait
     baselines, segments, energy, marts) re-runs there; the tables decoded files fill are left as they are."""
     versions = current_model_versions(settings) if versions is None else versions
@@ -112,8 +157,10 @@ def reprocess(settings: Settings, versions: Mapping[str, str] | None = None, pro
     derived = sorted(k.to_user_string() for k in in_job if k not in PUBLISHED)
     instance = instance or instance_for(settings)
     assets = derived or None
-    return [backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
-            for first, last in stale_ranges(settings, versions)]
+    return [
+        backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
+        for first, last in stale_ranges(settings, versions)
+    ]
 
 
 class _watching:
@@ -145,7 +192,7 @@ class _watching:
             entries = self.instance.all_logs(self.run_id, of_type=types)
         except Exception:  # the run's log may not exist yet
             return
-        for entry in entries[self.seen:]:
+        for entry in entries[self.seen :]:
             event = entry.dagster_event
             if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                 self.progress(event.asset_key.to_user_string(), "materialized")

@@ -8,14 +8,24 @@ from retrostride.assets.detection import athlete_gait_baselines, scored_activiti
 from retrostride.assets.imports import activity_tables, body_measurements, source_files
 from retrostride.assets.maintenance import compacted_warehouse, maintenance_job, maintenance_schedule
 from retrostride.assets.marts import mart_views, published_warehouse
-from retrostride.assets.resources import ImportProgress, Models, Storage, no_progress
+from retrostride.assets.reports import athlete_reports
+from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.import_job import import_job
 from retrostride.pipelines.schedules import nightly_schedule
 from retrostride.pipelines.sensors import build_sensors
 
-ASSETS = [source_files, activity_tables, body_measurements, athlete_gait_baselines, scored_activities, mart_views,
-          published_warehouse, compacted_warehouse]
+ASSETS = [
+    source_files,
+    activity_tables,
+    body_measurements,
+    athlete_gait_baselines,
+    scored_activities,
+    mart_views,
+    published_warehouse,
+    athlete_reports,
+    compacted_warehouse,
+]
 
 publish_job = dg.define_asset_job(
     "publish",
@@ -26,12 +36,13 @@ publish_job = dg.define_asset_job(
 )
 marts_job = dg.define_asset_job(
     "marts",
-    selection=dg.AssetSelection.assets(mart_views, published_warehouse),
-    description="Refresh the marts and publish the snapshot readers query (after a backfill; imports run `import_files`).",
+    selection=dg.AssetSelection.assets(mart_views, published_warehouse, athlete_reports),
+    description="Refresh the marts, publish the snapshot readers query and redraw the HTML report (after a backfill; "
+    "imports run `import_files`).",
 )
 
 
-def build_definitions(settings: Settings, progress: ImportProgress = no_progress) -> dg.Definitions:
+def build_definitions(settings: Settings, progress: RunProgress = no_progress) -> dg.Definitions:
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
         assets=ASSETS,
@@ -43,7 +54,7 @@ def build_definitions(settings: Settings, progress: ImportProgress = no_progress
         resources={
             "storage": Storage.from_settings(settings),
             "models": Models.from_settings(settings),
-            "import_progress": progress,
+            "progress": progress,
         },
     )
 

@@ -12,7 +12,6 @@ and records their materializations, per month partition where the assets are par
 asset graph shows what the run did. Backfills and `reprocess` materialize the assets themselves.
 """
 
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -27,36 +26,47 @@ from retrostride.assets.imports import (
     summary_metadata,
 )
 from retrostride.assets.marts import publish_readers_snapshot
-from retrostride.assets.resources import ImportProgress, Models, Storage
+from retrostride.assets.reports import draw_report
+from retrostride.assets.resources import Models, RunProgress, Storage
 from retrostride.pipelines.planning import month_end, months_between, months_of, plan_ranges
 from retrostride.warehouse.marts import refresh_marts
 from retrostride.warehouse.publish import mark_published
 
-#: The job's steps, in order (the CLI shows one progress line per step).
-STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot")
-
 
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
-def import_new_files(context: dg.OpExecutionContext, config: ImportConfig, storage: Storage,
-                 import_progress: dg.ResourceParam[ImportProgress]) -> list[date]:
-    summary = import_sources(config, storage, context.log, import_progress)
+def import_new_files(
+    context: dg.OpExecutionContext, config: ImportConfig, storage: Storage, progress: dg.ResourceParam[RunProgress]
+) -> list[date]:
+    summary = import_sources(config, storage, context.log, progress)
     context.log_event(dg.AssetMaterialization("source_files", metadata=summary_metadata(summary)))
     context.log_event(_evaluation(failed_files_check(summary)))
     context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage)))
     return summary.days
 
 
-@dg.op(pool="warehouse", description="Publish, detect and score the months the import touched; then they are no longer pending.")
-def publish_months(context: dg.OpExecutionContext, days: list[date], storage: Storage, models: Models
-                   ) -> list[tuple[date, date]]:
+@dg.op(
+    pool="warehouse",
+    description="Publish, detect and score the months the import touched; then they are no longer pending.",
+)
+def publish_months(
+    context: dg.OpExecutionContext,
+    days: list[date],
+    storage: Storage,
+    models: Models,
+    progress: dg.ResourceParam[RunProgress],
+) -> list[tuple[date, date]]:
     ranges = plan_ranges(months_of(days))
+    months = sum(len(months_between(first, last)) for first, last in ranges)
+    progress.start("publish", months)
+    progress.start("detect", months)
     for first, last in ranges:
         for name, metadata in publish_range(storage, first, month_end(last), context.log).items():
             _materialized(context, name, first, last, metadata)
+        progress.advance("publish", len(months_between(first, last)))
     if ranges:
         context.log_event(dg.AssetMaterialization("athlete_gait_baselines", metadata=refit_baselines(storage, models)))
     for first, last in ranges:
-        for result in score_range(storage, models, first, month_end(last) + timedelta(days=1), context.log):
+        for result in score_range(storage, models, first, month_end(last) + timedelta(days=1), context.log, progress):
             if isinstance(result, dg.AssetCheckResult):
                 context.log_event(_evaluation(result))
             else:
@@ -67,17 +77,37 @@ def publish_months(context: dg.OpExecutionContext, days: list[date], storage: St
 
 
 @dg.op(pool="warehouse", description="Refresh the marts, then publish the snapshot readers query.")
-def refresh_marts_and_snapshot(context: dg.OpExecutionContext, ranges: list[tuple[date, date]], storage: Storage,
-                               models: Models) -> None:
+def refresh_marts_and_snapshot(
+    context: dg.OpExecutionContext,
+    ranges: list[tuple[date, date]],
+    storage: Storage,
+    models: Models,
+    progress: dg.ResourceParam[RunProgress],
+) -> None:
+    progress.start("marts", 1)
+    progress.start("snapshot", 1)
     for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
         context.log_event(dg.AssetMaterialization(name, metadata={"rows": rows}))
+    progress.advance("marts")
     context.log_event(dg.AssetMaterialization("published_warehouse", metadata=publish_readers_snapshot(storage)))
+    progress.advance("snapshot")
 
 
-@dg.job(name="import_files", description="Import new files and publish them: decode, publish and score the months "
-                                   "they touched, refresh the marts and the readers' snapshot, in one run.")
+@dg.op(
+    ins={"after": dg.In(dg.Nothing)},
+    description="Redraw the HTML report from the readers' snapshot (read-only: outside the warehouse pool).",
+)
+def redraw_report(context: dg.OpExecutionContext, storage: Storage) -> None:
+    context.log_event(dg.AssetMaterialization("athlete_reports", metadata=draw_report(storage)))
+
+
+@dg.job(
+    name="import_files",
+    description="Import new files and publish them: decode, publish and score the months "
+    "they touched, refresh the marts and the readers' snapshot, redraw the report, in one run.",
+)
 def import_job():
-    refresh_marts_and_snapshot(publish_months(import_new_files()))
+    redraw_report(after=refresh_marts_and_snapshot(publish_months(import_new_files())))
 
 
 def published_ranges(result: dg.ExecuteInProcessResult) -> list[tuple[date, date]]:
@@ -93,5 +123,11 @@ def _materialized(context: dg.OpExecutionContext, asset: str, first: date, last:
 
 def _evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """An asset check's result as an event an op can log."""
-    return dg.AssetCheckEvaluation(asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
-                                   metadata=result.metadata, severity=result.severity, description=result.description)
+    return dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+    )

@@ -68,15 +68,17 @@ class SourceCursor:
     gone: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, text: str | None) -> "SourceCursor":
+    def from_json(cls, text: str | None) -> SourceCursor:
         if not text:
             return cls()
         data = json.loads(text)
         return cls({k: (v[0], v[1], v[2]) for k, v in data.get("files", {}).items()}, list(data.get("gone", [])))
 
     def to_json(self) -> str:
-        return json.dumps({"v": 1, "files": {k: list(v) for k, v in sorted(self.files.items())}, "gone": self.gone},
-                          separators=(",", ":"))
+        return json.dumps(
+            {"v": 1, "files": {k: list(v) for k, v in sorted(self.files.items())}, "gone": self.gone},
+            separators=(",", ":"),
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,13 @@ class ImportPlan:
     deferred: int  # stable new files over the batch limit: next tick
 
 
-def plan_import(cursor: SourceCursor, listing: list[FileStat], content_hash: Callable[[FileStat], str],
-                max_files: int = 5000, remember_gone: int = 5000) -> tuple[ImportPlan, SourceCursor]:
+def plan_import(
+    cursor: SourceCursor,
+    listing: list[FileStat],
+    content_hash: Callable[[FileStat], str],
+    max_files: int = 5000,
+    remember_gone: int = 5000,
+) -> tuple[ImportPlan, SourceCursor]:
     """Decide what to import from a source's `listing`, given what its sensor saw last tick.
 
     A file is imported once its size and modification time are the same on two consecutive ticks

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from datetime import date
 from importlib import resources
 from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.resources import ImportProgress, no_progress
+from retrostride.assets.resources import RunProgress, no_progress
 from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
-from retrostride.warehouse.migrate import Migration, migrate_file
+from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.migrate import ensure_migrated
+from retrostride.warehouse.rebuild import Rebuilt, rebuild_warehouse
 from retrostride.warehouse.store import Warehouse
 
-#: Dagster's console log at WARNING: the CLI shows its own progress.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Dagster's console log off in the terminal (its lines stay in the run's log): the CLI shows its own
+#: progress and one-line warnings, and a failure as one sentence.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 #: One planned-materialization event per asset and run instead of one per asset and month, each
 #: a write to run storage before the run's first step (README, "Partitions are monthly").  Dagster's own switch, inherited by `retrostride ui`'s webserver and daemon.  Its price:
@@ -105,25 +109,33 @@ def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:
             pass
 
 
-def ensure_migrated(settings: Settings) -> Migration | None:
-    """Move a home's warehouse from before DuckLake into the DuckLake, once (None: nothing to move)."""
-    if not settings.legacy_warehouse.exists():
-        return None
-    return migrate_file(settings.legacy_warehouse, Warehouse(settings.catalog))
-
-
-def import_paths(settings: Settings, paths: list[Path | str], athlete: str | None = None,
-                 progress: ImportProgress = no_progress, instance: dg.DagsterInstance | None = None) -> list[tuple[date, date]]:
+def import_paths(
+    settings: Settings,
+    paths: list[Path | str],
+    athlete: str | None = None,
+    progress: RunProgress = no_progress,
+    instance: dg.DagsterInstance | None = None,
+) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) in one run of the `import_files` job, the
     one the daemon's sensors request; returns the published month ranges."""
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
-    ensure_migrated(settings)
+    ensure_migrated(settings.legacy_warehouse, settings.catalog)
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
     result = defs.resolve_job_def("import_files").execute_in_process(
-        run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags())
+        run_config={"ops": {"import_new_files": {"config": config}}, **QUIET}, instance=instance, tags=process_tags()
+    )
     return published_ranges(result)
+
+
+def rebuild(settings: Settings, instance: dg.DagsterInstance | None = None) -> tuple[Rebuilt, list[tuple[date, date]]]:
+    """Recreate the warehouse from the lake (`warehouse.rebuild`: the damaged file is kept aside),
+    then run the `import_files` job on an empty folder, which publishes every day the rebuilt ledger
+    left pending; what was rebuilt and the published month ranges."""
+    rebuilt = rebuild_warehouse(Warehouse(settings.catalog), Lake(settings.home))
+    with tempfile.TemporaryDirectory(dir=settings.home) as nothing_new:
+        return rebuilt, import_paths(settings, [nothing_new], instance=instance)
 
 
 RANGE_START = "dagster/asset_partition_range_start"

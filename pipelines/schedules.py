@@ -23,17 +23,27 @@ def nightly_cron(clock: str) -> str:
 
 def nightly_run_config(settings: Settings) -> dict:
     """Import every watched folder: read like the inbox, or for its athlete if it names one."""
-    return {"ops": {"import_new_files": {"config": {"sources": {str(s.root): s.athlete or "" for s in settings.sources}}}}}
+    return {
+        "ops": {"import_new_files": {"config": {"sources": {str(s.root): s.athlete or "" for s in settings.sources}}}}
+    }
 
 
 def nightly_schedule(settings: Settings, import_job) -> dg.ScheduleDefinition:
     """On by default: `dagster dev` or `dagster-daemon` run it at RETROSTRIDE_NIGHTLY in RETROSTRIDE_TIMEZONE."""
 
-    @dg.schedule(name="nightly_import", cron_schedule=nightly_cron(settings.nightly), job=import_job,
-                 execution_timezone=settings.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"Imports everything new at {settings.nightly} ({settings.timezone}) and refreshes the marts.")
+    @dg.schedule(
+        name="nightly_import",
+        cron_schedule=nightly_cron(settings.nightly),
+        job=import_job,
+        execution_timezone=settings.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Imports everything new at {settings.nightly} ({settings.timezone}) and refreshes the marts.",
+    )
     def nightly_import(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else None,
-                             run_config=nightly_run_config(settings), tags={"retrostride/trigger": "nightly"})
+        return dg.RunRequest(
+            run_key=context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else None,
+            run_config=nightly_run_config(settings),
+            tags={"retrostride/trigger": "nightly"},
+        )
 
     return nightly_import

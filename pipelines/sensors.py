@@ -8,6 +8,7 @@ re-imported). The run does the rest (`pipelines/import_job.py`): publish, score,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -39,7 +40,9 @@ def list_stats(source: WatchedSource) -> list[FileStat]:
         except FileNotFoundError:  # removed while listing
             continue
         key = str(Path(item.path).relative_to(source.root))
-        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns))
+        # a file that cannot be read (a FIFO, no permission) is named by its refusal, never opened
+        refused = hashlib.sha256(f"{item.path}\0{item.refusal}".encode()).hexdigest() if item.refusal else None
+        stats.append(FileStat(key, str(item.path), item.athlete_id, stat.st_size, stat.st_mtime_ns, refused))
     return stats
 
 
@@ -71,9 +74,13 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int | None, settle_
     remote = is_object_url(source.root)
     interval = poll_s or (OBJECT_STORE_POLL_S if remote else FOLDER_POLL_S)
 
-    @dg.sensor(name=f"{source.name}_sensor", job=import_job, minimum_interval_seconds=interval,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               description=f"Imports new files from {source.root} once they stop changing.")
+    @dg.sensor(
+        name=f"{source.name}_sensor",
+        job=import_job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Imports new files from {source.root} once they stop changing.",
+    )
     def watch_source(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         try:
             listing = list_stats(source)
@@ -102,11 +109,14 @@ def athlete_requests(source: WatchedSource, plan) -> list[dg.RunRequest]:
     by_athlete: dict[str, dict[str, str]] = {}
     for path, athlete in plan.files.items():
         by_athlete.setdefault(athlete, {})[path] = athlete
-    return [dg.RunRequest(
-        run_key=plan.run_key if len(by_athlete) == 1 else f"{plan.run_key}-{athlete}",
-        run_config={"ops": {"import_new_files": {"config": {"sources": files}}}},
-        tags={SOURCE_TAG: source.name, ATHLETE_TAG: athlete, "retrostride/files": str(len(files))},
-    ) for athlete, files in sorted(by_athlete.items())]
+    return [
+        dg.RunRequest(
+            run_key=plan.run_key if len(by_athlete) == 1 else f"{plan.run_key}-{athlete}",
+            run_config={"ops": {"import_new_files": {"config": {"sources": files}}}},
+            tags={SOURCE_TAG: source.name, ATHLETE_TAG: athlete, "retrostride/files": str(len(files))},
+        )
+        for athlete, files in sorted(by_athlete.items())
+    ]
 
 
 def build_sensors(settings: Settings, import_job) -> list:

@@ -21,8 +21,13 @@ pytest_plugins = ["tests.servers"]  # postgres_url, s3_endpoint: real servers th
 
 def settings_for(home: Path, settle_s: float = 0.0) -> Settings:
     """Settings of a home under `home`; sensors decide tick by tick (no settling within a tick) unless asked."""
-    return Settings(home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1,
-                    settle_s=settle_s)
+    return Settings(
+        home=home / "data",
+        inbox=home / "inbox",
+        athletes_file=home / "data" / "athletes.toml",
+        workers=1,
+        settle_s=settle_s,
+    )
 
 
 @pytest.fixture

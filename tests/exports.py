@@ -12,7 +12,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -25,12 +25,46 @@ CORPUS_TCX = CORPORA / "tcx" / "python-tcxparser" / "test.tcx"
 
 #: Strava's activities.csv headers, in file order (two "Distance" and two "Elapsed Time" columns).
 STRAVA_HEADERS = {
-    "en": ["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Activity Description", "Elapsed Time",
-           "Distance", "Max Heart Rate", "Relative Effort", "Commute", "Activity Gear", "Filename", "Athlete Weight",
-           "Bike Weight", "Elapsed Time", "Moving Time", "Distance", "Calories"],
-    "de": ["Aktivitäts-ID", "Datum der Aktivität", "Name der Aktivität", "Aktivitätsart", "Beschreibung der Aktivität",
-           "Verstrichene Zeit", "Distanz", "Max. Herzfrequenz", "Relative Leistung", "Pendeln", "Aktivitätsausrüstung",
-           "Dateiname", "Gewicht des Athleten", "Fahrradgewicht", "Verstrichene Zeit", "Bewegungszeit", "Distanz", "Kalorien"],
+    "en": [
+        "Activity ID",
+        "Activity Date",
+        "Activity Name",
+        "Activity Type",
+        "Activity Description",
+        "Elapsed Time",
+        "Distance",
+        "Max Heart Rate",
+        "Relative Effort",
+        "Commute",
+        "Activity Gear",
+        "Filename",
+        "Athlete Weight",
+        "Bike Weight",
+        "Elapsed Time",
+        "Moving Time",
+        "Distance",
+        "Calories",
+    ],
+    "de": [
+        "Aktivitäts-ID",
+        "Datum der Aktivität",
+        "Name der Aktivität",
+        "Aktivitätsart",
+        "Beschreibung der Aktivität",
+        "Verstrichene Zeit",
+        "Distanz",
+        "Max. Herzfrequenz",
+        "Relative Leistung",
+        "Pendeln",
+        "Aktivitätsausrüstung",
+        "Dateiname",
+        "Gewicht des Athleten",
+        "Fahrradgewicht",
+        "Verstrichene Zeit",
+        "Bewegungszeit",
+        "Distanz",
+        "Kalorien",
+    ],
 }
 GERMAN_MONTHS = ["Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."]
 
@@ -38,7 +72,9 @@ GERMAN_MONTHS = ["Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.",
 @dataclass
 class BuiltExport:
     path: Path
-    activities: pl.DataFrame  # what each activity should be called: file (None: manual), name, description, sport, calories
+    activities: (
+        pl.DataFrame
+    )  # what each activity should be called: file (None: manual), name, description, sport, calories
     weights: list[tuple[datetime, float]]  # (UTC time, kg) the export's body measurements should hold
     files: int  # activity files inside
     home: tuple[float, float] | None = None  # the centre of the export's privacy zone
@@ -63,26 +99,90 @@ def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: 
         name = f"activities/{number}.{activity['format']}" + (".gz" if activity["format"] == "fit" else "")
         members[name] = gzip.compress(data, mtime=0) if name.endswith(".gz") else data
         title = "Rückwärts laufen, Intervalle" if activity["labelled"] else f"Lauf {index}"
-        description = f"Zeile eins, mit Komma\nZeile \"zwei\" {index}"
-        rows.append(_strava_row(language, 9_000_000_000 + index, activity["start_ts"], title, "Run", description,
-                                name, weight[index % len(weight)], 400.0 + index, activity["distance_m"]))
-        expected.append({"file": name, "name": title, "description": description, "sport": "running", "calories_kcal": 400.0 + index})
-    tcx_start = datetime(2012, 12, 26, 21, 29, 53, tzinfo=timezone.utc)
+        description = f'Zeile eins, mit Komma\nZeile "zwei" {index}'
+        rows.append(
+            _strava_row(
+                language,
+                9_000_000_000 + index,
+                activity["start_ts"],
+                title,
+                "Run",
+                description,
+                name,
+                weight[index % len(weight)],
+                400.0 + index,
+                activity["distance_m"],
+            )
+        )
+        expected.append(
+            {
+                "file": name,
+                "name": title,
+                "description": description,
+                "sport": "running",
+                "calories_kcal": 400.0 + index,
+            }
+        )
+    tcx_start = datetime(2012, 12, 26, 21, 29, 53, tzinfo=UTC)
     members["activities/11900.tcx"] = CORPUS_TCX.read_bytes()
-    rows.append(_strava_row(language, 8_000_000_001, tcx_start, "TCX evening run", "Run", "", "activities/11900.tcx", None, 380.0, 4688.0))
-    expected.append({"file": "activities/11900.tcx", "name": "TCX evening run", "description": "Aerobics",  # the file's own notes
-                     "sport": "running", "calories_kcal": 380.0})
-    manual_start = datetime(2024, 1, 3, 17, 0, tzinfo=timezone.utc)
-    rows.append(_strava_row(language, 8_000_000_002, manual_start, "Rückwärts auf dem Laufband", "Walk",
-                            "manual entry,\nno file", "", 69.8, 120.0, 2000.0))
-    expected.append({"file": None, "name": "Rückwärts auf dem Laufband", "description": "manual entry,\nno file", "sport": "walking", "calories_kcal": 120.0})
+    rows.append(
+        _strava_row(
+            language,
+            8_000_000_001,
+            tcx_start,
+            "TCX evening run",
+            "Run",
+            "",
+            "activities/11900.tcx",
+            None,
+            380.0,
+            4688.0,
+        )
+    )
+    expected.append(
+        {
+            "file": "activities/11900.tcx",
+            "name": "TCX evening run",
+            "description": "Aerobics",  # the file's own notes
+            "sport": "running",
+            "calories_kcal": 380.0,
+        }
+    )
+    manual_start = datetime(2024, 1, 3, 17, 0, tzinfo=UTC)
+    rows.append(
+        _strava_row(
+            language,
+            8_000_000_002,
+            manual_start,
+            "Rückwärts auf dem Laufband",
+            "Walk",
+            "manual entry,\nno file",
+            "",
+            69.8,
+            120.0,
+            2000.0,
+        )
+    )
+    expected.append(
+        {
+            "file": None,
+            "name": "Rückwärts auf dem Laufband",
+            "description": "manual entry,\nno file",
+            "sport": "walking",
+            "calories_kcal": 120.0,
+        }
+    )
     members["activities.csv"] = _csv(STRAVA_HEADERS[language], rows)
-    members["profile.csv"] = _csv(["Athlete ID", "Email Address", "First Name", "Last Name", "Sex", "Description", "Weight"],
-                                  [["42", "a@example.org", "Alice", "Doe", "F", "runs backward", "69,5" if language == "de" else "69.5"]])
+    members["profile.csv"] = _csv(
+        ["Athlete ID", "Email Address", "First Name", "Last Name", "Sex", "Description", "Weight"],
+        [["42", "a@example.org", "Alice", "Doe", "F", "runs backward", "69,5" if language == "de" else "69.5"]],
+    )
     home = _first_position(folder / truth.filter(pl.col("format") == "gpx")["file"][0])  # a run that starts at home
-    members["privacy_zones.csv"] = _csv(["Address", "Radius", "Latitude", "Longitude"], [["Home Street 1, Berlin", "200", *map(str, home)]])
+    members["privacy_zones.csv"] = _csv(
+        ["Address", "Radius", "Latitude", "Longitude"], [["Home Street 1, Berlin", "200", *map(str, home)]]
+    )
     members["media/photo.jpg"] = b"\xff\xd8\xff\xe0not really a jpeg"
-    when = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
+    when = datetime(2024, 2, 1, 12, 0, tzinfo=UTC)
     path = root / ("export_4242.zip" if zipped else "export_4242")
     _write_tree(path, members, zipped, when)
     readings = [(ts, weight[i % len(weight)]) for i, ts in enumerate(truth["start_ts"].to_list())]
@@ -103,25 +203,54 @@ def garmin_export(root: Path, older_layout: bool = False, weeks: int = 2, seed: 
     for index, activity in enumerate(truth.iter_rows(named=True)):
         start_ms = int(activity["start_ts"].timestamp() * 1000) + 20_000  # summaries and files disagree by seconds
         name = "Backward hill repeats" if activity["labelled"] else f"Run {index}"
-        summaries.append({"activityId": 5_000_000 + index, "name": name, "activityType": "running", "sportType": "RUNNING",
-                          "beginTimestamp": start_ms, "startTimeGmt": start_ms, "duration": 1_800_000.0,
-                          "distance": 500_000.0, "calories": 300.0 + index, "description": f"note {index}"})
-        expected.append({"file": activity["file"], "name": name, "description": f"note {index}", "sport": "running",
-                         "calories_kcal": 300.0 + index})
+        summaries.append(
+            {
+                "activityId": 5_000_000 + index,
+                "name": name,
+                "activityType": "running",
+                "sportType": "RUNNING",
+                "beginTimestamp": start_ms,
+                "startTimeGmt": start_ms,
+                "duration": 1_800_000.0,
+                "distance": 500_000.0,
+                "calories": 300.0 + index,
+                "description": f"note {index}",
+            }
+        )
+        expected.append(
+            {
+                "file": activity["file"],
+                "name": name,
+                "description": f"note {index}",
+                "sport": "running",
+                "calories_kcal": 300.0 + index,
+            }
+        )
     summaries.append({"activityId": 1, "name": "Unmatched", "activityType": "running", "beginTimestamp": 0})
-    weights = [(datetime(2024, 1, 1, 7, 0, tzinfo=timezone.utc), 71_200.0), (datetime(2024, 1, 5, 7, 0, tzinfo=timezone.utc), 70_900.0)]
-    biometrics = [{"weight": {"weight": grams, "timestampGMT": ts.strftime("%Y-%m-%dT%H:%M:%S.0"), "sourceType": "INDEX_SCALE"},
-                   "metaData": {"calendarDate": ts.strftime("%Y-%m-%dT00:00:00.0")}} for ts, grams in weights]
+    weights = [(datetime(2024, 1, 1, 7, 0, tzinfo=UTC), 71_200.0), (datetime(2024, 1, 5, 7, 0, tzinfo=UTC), 70_900.0)]
+    biometrics = [
+        {
+            "weight": {
+                "weight": grams,
+                "timestampGMT": ts.strftime("%Y-%m-%dT%H:%M:%S.0"),
+                "sourceType": "INDEX_SCALE",
+            },
+            "metaData": {"calendarDate": ts.strftime("%Y-%m-%dT00:00:00.0")},
+        }
+        for ts, grams in weights
+    ]
     fitness = "DI_CONNECT/DI-Connect-Fitness"
     uploaded = fitness if older_layout else "DI_CONNECT/DI-Connect-Uploaded-Files"
     members = {
         f"{uploaded}/UploadedFiles_0-_Part1.zip": uploads.getvalue(),
-        f"{fitness}/someone@example.org_0_summarizedActivities.json": json.dumps([{"summarizedActivitiesExport": summaries}]).encode(),
+        f"{fitness}/someone@example.org_0_summarizedActivities.json": json.dumps(
+            [{"summarizedActivitiesExport": summaries}]
+        ).encode(),
         "DI_CONNECT/DI-Connect-Wellness/12345_userBioMetrics.json": json.dumps(biometrics).encode(),
         "DI_CONNECT/DI-Connect-User/user_profile.json": b'{"userName": "someone"}',
     }
     path = root / "garmin-export.zip"
-    _write_tree(path, members, True, datetime(2024, 2, 1, tzinfo=timezone.utc))
+    _write_tree(path, members, True, datetime(2024, 2, 1, tzinfo=UTC))
     return BuiltExport(path, pl.DataFrame(expected), [(ts, grams / 1000) for ts, grams in weights], files=len(truth))
 
 
@@ -130,7 +259,9 @@ def _first_position(gpx: Path) -> tuple[float, float]:
     return first["lat_deg"], first["lon_deg"]
 
 
-def _strava_row(language, activity_id, start, name, kind, description, filename, weight, calories, distance_m) -> list[str]:
+def _strava_row(
+    language, activity_id, start, name, kind, description, filename, weight, calories, distance_m
+) -> list[str]:
     if language == "de":
         date = f"{start.day}. {GERMAN_MONTHS[start.month - 1]} {start.year}, {start:%H:%M:%S}"
         number = lambda v: "" if v is None else f"{v:.1f}".replace(".", ",")  # noqa: E731
@@ -138,8 +269,26 @@ def _strava_row(language, activity_id, start, name, kind, description, filename,
     else:
         date = f"{start:%b} {start.day}, {start.year}, {start.hour % 12 or 12}:{start:%M:%S} {'AM' if start.hour < 12 else 'PM'}"
         number = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
-    return [str(activity_id), date, name, kind, description, "1800", number(distance_m / 1000), "170", "40", "false", "",
-            filename, number(weight), "", "1800.0", "1750.0", number(distance_m), number(calories)]
+    return [
+        str(activity_id),
+        date,
+        name,
+        kind,
+        description,
+        "1800",
+        number(distance_m / 1000),
+        "170",
+        "40",
+        "false",
+        "",
+        filename,
+        number(weight),
+        "",
+        "1800.0",
+        "1750.0",
+        number(distance_m),
+        number(calories),
+    ]
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> bytes:
@@ -152,7 +301,9 @@ def _write_tree(path: Path, members: dict[str, bytes], zipped: bool, when: datet
     if zipped:
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data in members.items():
-                archive.writestr(zipfile.ZipInfo(name, date_time=when.timetuple()[:6]), data, compress_type=zipfile.ZIP_DEFLATED)
+                archive.writestr(
+                    zipfile.ZipInfo(name, date_time=when.timetuple()[:6]), data, compress_type=zipfile.ZIP_DEFLATED
+                )
         return
     import os
 

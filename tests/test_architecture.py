@@ -71,9 +71,11 @@ def test_no_package_imports_one_above_it():
 
 
 def test_only_the_dagster_layer_imports_dagster():
-    offenders = [module for module, imported in modules().items()
-                 if any(name == "dagster" or name.startswith("dagster.") for name in imported)
-                 and package_of(module) in PURE]
+    offenders = [
+        module
+        for module, imported in modules().items()
+        if any(name == "dagster" or name.startswith("dagster.") for name in imported) and package_of(module) in PURE
+    ]
     assert not offenders
     assert all(package_of(m) in DAGSTER_LAYER for m, i in modules().items() if "dagster" in i)
 
@@ -84,8 +86,10 @@ def test_the_documented_import_graph_is_the_real_one():
 
 
 def test_the_product_is_installed_under_one_namespace_only(tmp_path):
-    probe = ("import importlib.util as u; "
-             "print([n for n in ('assets', 'connectors', 'pipelines', 'warehouse') if u.find_spec(n)]); "
-             "import retrostride.pipelines.definitions")
+    probe = (
+        "import importlib.util as u; "
+        "print([n for n in ('assets', 'connectors', 'pipelines', 'warehouse') if u.find_spec(n)]); "
+        "import retrostride.pipelines.definitions"
+    )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -21,23 +21,40 @@ STATE = """
            (SELECT count(*) FROM outcomes_6wk) AS windows"""
 
 
-def test_queries_in_other_processes_see_the_warehouse_before_or_after_an_import_never_between(imported_export, tmp_path):
+def test_queries_in_other_processes_see_the_warehouse_before_or_after_an_import_never_between(
+    imported_export, tmp_path
+):
     settings = copied_home(imported_export, tmp_path / "home")
     generate_export(tmp_path / "more", seed=23, athletes=2, weeks=1, start=date(2024, 3, 4))
-    environment = {**os.environ, "RETROSTRIDE_HOME": str(settings.home), "DAGSTER_HOME": str(tmp_path / "dagster"),
-                   "RETROSTRIDE_INBOX": str(tmp_path / "inbox"), "RETROSTRIDE_WORKERS": "1"}
+    environment = {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(settings.home),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "RETROSTRIDE_INBOX": str(tmp_path / "inbox"),
+        "RETROSTRIDE_WORKERS": "1",
+    }
     published = Reading(settings.catalog)
     before = read_only_query(published, STATE).row(0, named=True)
     assert before["unscored"] == 0 and before["sessions"] == before["activities"]
 
-    importer = subprocess.Popen([RETROSTRIDE, "import", str(tmp_path / "more")], env=environment,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    importer = subprocess.Popen(
+        [RETROSTRIDE, "import", str(tmp_path / "more")],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen, during, readers = [], 0, 0
     try:
         while importer.poll() is None:
             if readers < 3 and len(seen) % 20 == 10:  # now and then a whole `retrostride sql` process
-                answer = subprocess.run([RETROSTRIDE, "sql", STATE, "--format", "json"], env=environment,
-                                        capture_output=True, text=True, timeout=120)
+                answer = subprocess.run(
+                    [RETROSTRIDE, "sql", STATE, "--format", "json"],
+                    env=environment,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 assert answer.returncode == 0, answer.stdout + answer.stderr
                 state = json.loads(answer.stdout)[0]
                 readers += 1

@@ -35,13 +35,17 @@ def export(tmp_path_factory):
 def test_an_import_killed_at_any_moment_resumes_to_the_clean_result(export, tmp_path):
     reference, clean = clean_import(tmp_path, export)
     assert reference["activities"][0] > 0 and reference["records"][0] > 0
-    trials = [kill_trial(tmp_path / f"trial-{i}", export, reference, moment, resume=resume_in_process)
-              for i, moment in enumerate(kill_moments(clean, TRIALS, seed=20261123))]
+    trials = [
+        kill_trial(tmp_path / f"trial-{i}", export, reference, moment, resume=resume_in_process)
+        for i, moment in enumerate(kill_moments(clean, TRIALS, seed=20261123))
+    ]
     failed = [(t.kill_after_s, t.differences + t.problems) for t in trials if not t.survived]
     assert failed == []
 
 
-def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_changes_nothing(export, tmp_path, instance):
+def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_changes_nothing(
+    export, tmp_path, instance
+):
     """The moment the kill trials found first: the ledger said 'imported', the warehouse had nothing."""
     from retrostride.connectors.ingest.importer import import_files
     from retrostride.connectors.sources import list_source_files
@@ -65,6 +69,10 @@ def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_cha
     assert differences(first, table_checksums(warehouse)) == []
 
     with warehouse.transaction() as connection:  # and the checksum does see a changed value
-        connection.execute("UPDATE records SET heart_rate_bpm = coalesce(heart_rate_bpm, 0) + 1 WHERE ts = (SELECT min(ts) FROM records)")
+        connection.execute(
+            "UPDATE records SET heart_rate_bpm = coalesce(heart_rate_bpm, 0) + 1 WHERE ts = (SELECT min(ts) FROM records)"
+        )
     rows = first["records"][0]
-    assert differences(first, table_checksums(warehouse)) == [f"records: expected {rows} rows, got {rows} (same count, different content)"]
+    assert differences(first, table_checksums(warehouse)) == [
+        f"records: expected {rows} rows, got {rows} (same count, different content)"
+    ]

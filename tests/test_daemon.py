@@ -26,13 +26,25 @@ DEADLINE_S = 300
 @pytest.mark.slow
 def test_the_daemon_imports_files_dropped_in_the_inbox(tmp_path, monkeypatch):
     settings = settings_for(tmp_path)
-    env = {**os.environ, "RETROSTRIDE_HOME": str(settings.home), "RETROSTRIDE_INBOX": str(settings.inbox),
-           "DAGSTER_HOME": str(tmp_path / "dagster"), "RETROSTRIDE_WORKERS": "1", "RETROSTRIDE_POLL_S": "2"}
+    env = {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(settings.home),
+        "RETROSTRIDE_INBOX": str(settings.inbox),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "RETROSTRIDE_WORKERS": "1",
+        "RETROSTRIDE_POLL_S": "2",
+    }
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     instance = instance_for(settings)  # the shipped dagster.yaml, as `retrostride ui` installs it
-    log = open(tmp_path / "daemon.log", "w")
-    daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - the daemon writes it until the finally below
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         (settings.inbox / "ann").mkdir(parents=True)
         for name in ("activity-small-fenix2-run.fit", "garmin-fenix-5-run.fit"):
@@ -41,8 +53,12 @@ def test_the_daemon_imports_files_dropped_in_the_inbox(tmp_path, monkeypatch):
         while time.monotonic() < deadline and _activities(settings) < 2:  # in the snapshot SQL users read
             assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
             time.sleep(2)
-        assert _activities(settings) == 2, f"not in the warehouse after {DEADLINE_S} s:\n" + (tmp_path / "daemon.log").read_text()[-3000:]
-        while time.monotonic() < deadline and (_pending_days(settings) or instance.get_runs(dg.RunsFilter(statuses=list(_UNFINISHED)))):
+        assert _activities(settings) == 2, (
+            f"not in the warehouse after {DEADLINE_S} s:\n" + (tmp_path / "daemon.log").read_text()[-3000:]
+        )
+        while time.monotonic() < deadline and (
+            _pending_days(settings) or instance.get_runs(dg.RunsFilter(statuses=list(_UNFINISHED)))
+        ):
             time.sleep(1)  # the run's days cleared, and every run ended, before stopping the daemon
         runs = instance.get_runs()
         assert {r.job_name for r in runs} == {"import_files"}  # one run per drop: import, publish, score, marts
@@ -61,8 +77,12 @@ def test_the_daemon_imports_files_dropped_in_the_inbox(tmp_path, monkeypatch):
             log.close()
 
 
-_UNFINISHED = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED}
+_UNFINISHED = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+}
 
 
 def _activities(settings) -> int:

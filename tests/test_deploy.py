@@ -25,7 +25,9 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def _help(*command: str) -> str:
-    result = subprocess.run([str(BIN / command[0]), *command[1:], "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(BIN / command[0]), *command[1:], "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -34,7 +36,9 @@ def _options_exist(command: list[str], subcommands: int = 0) -> None:
     """Every option of `command` appears in its --help."""
     text = _help(*command[: 1 + subcommands])
     for option in (word for word in command if word.startswith("-")):
-        assert re.search(rf"(^|[\s,]){re.escape(option)}[\s,=]", text), f"{option} not an option of {command[:1 + subcommands]}"
+        assert re.search(rf"(^|[\s,]){re.escape(option)}[\s,=]", text), (
+            f"{option} not an option of {command[: 1 + subcommands]}"
+        )
 
 
 @pytest.mark.parametrize("service", ["webserver", "daemon"])
@@ -50,7 +54,11 @@ def test_compose_points_the_warehouse_and_dagster_at_its_postgres_and_object_sto
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("RETROSTRIDE_HOME", str(tmp_path))
     catalog = Settings.from_env().catalog
-    assert catalog.shared and catalog.metadata.endswith("@postgres:5432/warehouse") and catalog.data == "s3://retrostride/warehouse/"
+    assert (
+        catalog.shared
+        and catalog.metadata.endswith("@postgres:5432/warehouse")
+        and catalog.data == "s3://retrostride/warehouse/"
+    )
     assert "postgres:5432/dagster" in environment["DAGSTER_POSTGRES_URL"]
     assert "CREATE DATABASE warehouse" in (ROOT / "deploy" / "postgres-init.sql").read_text()
     assert set(COMPOSE["services"]) >= {"postgres", "minio", "webserver", "daemon"}
@@ -65,7 +73,9 @@ def test_the_dockerfile_installs_extras_that_exist_and_runs_a_cli_that_does():
     [cmd] = re.findall(r"^CMD (\[.*\])$", DOCKERFILE, re.M)
     _options_exist(json.loads(cmd))
     [script] = re.findall(r'python -c "(.*?)"', DOCKERFILE)
-    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout == shipped_instance_config(True)
+    assert subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    ).stdout == shipped_instance_config(True)
 
 
 def test_the_shipped_postgres_instance_config_is_dagsters():
@@ -79,8 +89,12 @@ def test_helm_values_load_the_code_location_and_launch_runs_on_kubernetes():
     arguments = deployment["dagsterApiGrpcArgs"]
     _options_exist(["dagster", "api", "grpc", *arguments], subcommands=2)
     module, attribute = arguments[arguments.index("--module-name") + 1], arguments[arguments.index("--attribute") + 1]
-    check = subprocess.run([sys.executable, "-c", f"import {module} as m; assert hasattr(m, '{attribute}')"],
-                           capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [sys.executable, "-c", f"import {module} as m; assert hasattr(m, '{attribute}')"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0, check.stderr
     assert HELM["runLauncher"]["type"] == "K8sRunLauncher"
     launcher = HELM["runLauncher"]["config"]["k8sRunLauncher"]

@@ -15,16 +15,16 @@ import pytest
 
 pytest.importorskip("retrostride.connectors.fit", reason="connectors.fit (decode_fit) is not there yet")
 
-from benchmarks.evaluation import (  # noqa: E402
+from benchmarks.evaluation import (
     backward_overlap,
     backward_time_scores,
     load_files,
 )
-from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy  # noqa: E402
-from retrostride.assets.transforms.gait import fit_gait_baselines  # noqa: E402
-from retrostride.assets.transforms.model_config import DetectionConfig  # noqa: E402
-from retrostride.assets.transforms.segments import backward_seconds, detect_segments  # noqa: E402
-from retrostride.warehouse.schema import BODY_MEASUREMENTS  # noqa: E402
+from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy
+from retrostride.assets.transforms.gait import fit_gait_baselines
+from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.segments import backward_seconds, detect_segments
+from retrostride.warehouse.schema import BODY_MEASUREMENTS
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 FORWARD_RUNS = ["activity-small-fenix2-run.fit", "2013-02-06-12-11-14.fit", "garmin-fenix-5-run.fit"]

@@ -21,7 +21,9 @@ def _as_gpx(fit_path: Path, out: Path) -> Path:
     track = gpxpy.gpx.GPXTrack(name="Morning Run")
     segment = gpxpy.gpx.GPXTrackSegment()
     for row in records.select("ts", "lat_deg", "lon_deg", "altitude_m").iter_rows(named=True):
-        segment.points.append(gpxpy.gpx.GPXTrackPoint(row["lat_deg"], row["lon_deg"], elevation=row["altitude_m"], time=row["ts"]))
+        segment.points.append(
+            gpxpy.gpx.GPXTrackPoint(row["lat_deg"], row["lon_deg"], elevation=row["altitude_m"], time=row["ts"])
+        )
     track.segments.append(segment)
     document = gpxpy.gpx.GPX()
     document.tracks.append(track)
@@ -42,11 +44,12 @@ def test_one_run_from_two_sources_is_one_canonical_activity_in_either_order(one_
     fit, gpx = one_run_two_sources
     settings = settings_for(tmp_path)
     with dg.instance_for_test() as instance:
-        for path in ([fit, gpx] if order == "fit first" else [gpx, fit]):
+        for path in [fit, gpx] if order == "fit first" else [gpx, fit]:
             import_paths(settings, [path], athlete="alice", instance=instance)
         import_paths(settings, [fit, gpx], athlete="alice", instance=instance)  # re-import: nothing changes
     activities = Warehouse(settings.catalog).query(
-        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source")
+        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source"
+    )
     assert activities["source"].to_list() == ["fit", "gpx"]
     fit_row, gpx_row = activities.rows(named=True)
     assert fit_row["duplicate_of"] is None and gpx_row["duplicate_of"] == fit_row["activity_id"]
@@ -65,7 +68,8 @@ def test_the_configured_preference_chooses_the_canonical_copy(one_run_two_source
     with dg.instance_for_test() as instance:
         import_paths(settings, [fit, gpx], athlete="alice", instance=instance)
     activities = Warehouse(settings.catalog).query(
-        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source")
+        "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source"
+    )
     fit_row, gpx_row = activities.rows(named=True)
     assert gpx_row["duplicate_of"] is None and fit_row["duplicate_of"] == gpx_row["activity_id"]
 
@@ -74,7 +78,7 @@ def test_the_configured_preference_chooses_the_canonical_copy(one_run_two_source
     ("text", "message"),
     [
         ('[duplicates]\nprefer = ["newest"]\n', "unknown entries ['newest']"),
-        ("[duplicates]\nprefer = \"fit\"\n", "prefer must be a list"),
+        ('[duplicates]\nprefer = "fit"\n', "prefer must be a list"),
         ("[duplicates]\ndistance_tolerance = 2\n", "distance_tolerance in [0, 1)"),
         ("[duplicates]\nstart_window = 60\n", "unknown keys ['start_window']"),
     ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -25,7 +25,7 @@ from retrostride.assets.transforms.segments import SEGMENTS
 from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, RECORDS, conform
 
 CONFIG = EnergyConfig()
-START = datetime(2024, 5, 6, 7, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
 
 
 def value(expr: pl.Expr) -> float:
@@ -89,14 +89,29 @@ def level_run(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A 1-Hz run at constant speed up a constant grade `climb`."""
     rows = [
-        {"activity_id": activity_id, "athlete_id": "ana", "ts": START + timedelta(seconds=i),
-         "distance_m": speed * i, "speed_mps": speed, "altitude_m": 100.0 + climb * speed * i,
-         "heart_rate_bpm": heart_rate, "cadence_spm": 170.0}
+        {
+            "activity_id": activity_id,
+            "athlete_id": "ana",
+            "ts": START + timedelta(seconds=i),
+            "distance_m": speed * i,
+            "speed_mps": speed,
+            "altitude_m": 100.0 + climb * speed * i,
+            "heart_rate_bpm": heart_rate,
+            "cadence_spm": 170.0,
+        }
         for i in range(seconds + 1)
     ]
     activity = conform(
-        pl.DataFrame([{"activity_id": activity_id, "athlete_id": "ana", "start_ts": START,
-                       "end_ts": START + timedelta(seconds=seconds)}]),
+        pl.DataFrame(
+            [
+                {
+                    "activity_id": activity_id,
+                    "athlete_id": "ana",
+                    "start_ts": START,
+                    "end_ts": START + timedelta(seconds=seconds),
+                }
+            ]
+        ),
         ACTIVITIES,
     )
     return conform(pl.DataFrame(rows), RECORDS), activity
@@ -106,10 +121,22 @@ def segments_of(activity_id: str, pieces: list[tuple[int, int, str, str]]) -> pl
     """Segments (start s, end s, direction, gait) as detection would hand them over."""
     return pl.DataFrame(
         [
-            {"activity_id": activity_id, "athlete_id": "ana", "segment_index": i, "direction": d, "gait": g,
-             "start_ts": START + timedelta(seconds=s), "end_ts": START + timedelta(seconds=e),
-             "duration_s": float(e - s), "distance_m": None, "mean_speed_mps": None, "mean_cadence_spm": None,
-             "evidence": "gait", "confidence": 0.9, "model_version": DetectionConfig().model_version}
+            {
+                "activity_id": activity_id,
+                "athlete_id": "ana",
+                "segment_index": i,
+                "direction": d,
+                "gait": g,
+                "start_ts": START + timedelta(seconds=s),
+                "end_ts": START + timedelta(seconds=e),
+                "duration_s": float(e - s),
+                "distance_m": None,
+                "mean_speed_mps": None,
+                "mean_cadence_spm": None,
+                "evidence": "gait",
+                "confidence": 0.9,
+                "model_version": DetectionConfig().model_version,
+            }
             for i, (s, e, d, g) in enumerate(pieces)
         ],
         schema=SEGMENTS,
@@ -249,8 +276,12 @@ def test_implausible_values_are_reported_for_asset_checks():
     body = masses(activity)
     totals = activity_energy(record_energy(records, segments_of("a1", [(0, 400, "forward", "run")]), body), body)
     assert implausible_energy(totals).is_empty()
-    broken = totals.with_columns(pl.col("kcal_net") * 4, pl.col("kcal_net_per_kg_km") * 4,
-                                 (pl.col("distance_m") * 2).alias("backward_distance_m"))
+    broken = totals.with_columns(
+        pl.col("kcal_net") * 4,
+        pl.col("kcal_net_per_kg_km") * 4,
+        (pl.col("distance_m") * 2).alias("backward_distance_m"),
+    )
     assert sorted(implausible_energy(broken)["problem"]) == [
-        "backward distance above 100 %", "net cost on level ground outside 0.5–2.5 kcal/kg/km"
+        "backward distance above 100 %",
+        "net cost on level ground outside 0.5–2.5 kcal/kg/km",
     ]

@@ -46,7 +46,9 @@ def garmin(tmp_path_factory):
 
 
 def _labels(warehouse: Warehouse) -> pl.DataFrame:
-    return warehouse.query("SELECT name, description, sport, calories_kcal, records, platform FROM activities ORDER BY name")
+    return warehouse.query(
+        "SELECT name, description, sport, calories_kcal, records, platform FROM activities ORDER BY name"
+    )
 
 
 def test_a_strava_export_gives_every_file_and_manual_entry_its_name(strava):
@@ -79,10 +81,18 @@ def test_strava_members_are_explained_one_by_one_and_the_rest_left_alone(strava)
     assert "media/photo.jpg" not in names
     assert {"activities.csv", "profile.csv", "privacy_zones.csv"} <= set(names)
     assert set(ledger["status"]) == {"ok"}
-    assert "activities/11000.fit.gz" in names and ledger.filter(pl.col("path").str.ends_with("11000.fit.gz"))["format"][0] == "fit"
+    assert (
+        "activities/11000.fit.gz" in names
+        and ledger.filter(pl.col("path").str.ends_with("11000.fit.gz"))["format"][0] == "fit"
+    )
     zones_sha = warehouse.query("SELECT sha256 FROM import_ledger WHERE path LIKE '%privacy_zones.csv'")["sha256"][0]
     zones = Lake(settings.home).read_file(zones_sha, current_packs(warehouse)[zones_sha])["privacy_zones"]
-    assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == ("Home Street 1, Berlin", 200.0, *export.home, "alice")
+    assert zones.select("address", "radius_m", "lat_deg", "lon_deg", "athlete_id").row(0) == (
+        "Home Street 1, Berlin",
+        200.0,
+        *export.home,
+        "alice",
+    )
 
 
 def test_strava_privacy_zones_hide_the_positions_inside_them(strava):
@@ -110,7 +120,11 @@ def test_reimporting_a_strava_export_changes_nothing(strava):
     before = {t: warehouse.query(f"SELECT * FROM {t} ORDER BY ALL").drop("imported_at", strict=False) for t in TABLES}
     assert import_paths(settings, [export.path], athlete="alice", instance=instance) == []
     for table in TABLES:
-        assert warehouse.query(f"SELECT * FROM {table} ORDER BY ALL").drop("imported_at", strict=False).equals(before[table]), table
+        assert (
+            warehouse.query(f"SELECT * FROM {table} ORDER BY ALL")
+            .drop("imported_at", strict=False)
+            .equals(before[table])
+        ), table
     assert not any((settings.home / "staging").iterdir())  # expanded members are cleaned up
 
 
@@ -175,15 +189,25 @@ def test_real_tcx_files_decode_with_their_reference_sample_counts():
     for item in files:
         decoded = decode_tcx(item.path)
         assert len(decoded.records) == item.reference_records, item.path.name
-        assert decoded.records["ts"].null_count() == 0 and decoded.records["lat_deg"].null_count() < len(decoded.records)
+        assert decoded.records["ts"].null_count() == 0 and decoded.records["lat_deg"].null_count() < len(
+            decoded.records
+        )
     hr = decode_tcx(next(f.path for f in files if f.path.name == "test.tcx")).records["heart_rate_bpm"]
-    assert hr.null_count() < len(hr) and decode_tcx(next(f.path for f in files if f.path.name == "no_hr.tcx")).records["heart_rate_bpm"].null_count() == 384
+    assert (
+        hr.null_count() < len(hr)
+        and decode_tcx(next(f.path for f in files if f.path.name == "no_hr.tcx")).records["heart_rate_bpm"].null_count()
+        == 384
+    )
 
 
 def test_a_gzipped_file_of_any_format_imports_like_the_file(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
-    sources = {f.path.suffix: f.path for f in corpus_files() if f.expect == "ok" and f.path.name in ("test.tcx", "garmin-fenix-5-run.fit")}
+    sources = {
+        f.path.suffix: f.path
+        for f in corpus_files()
+        if f.expect == "ok" and f.path.name in ("test.tcx", "garmin-fenix-5-run.fit")
+    }
     gpx = next(f for f in corpus_files("gpx", "ok") if f.reference_records and f.reference_records > 10)
     sources[".gpx"] = gpx.path
     for suffix, path in sources.items():
@@ -192,20 +216,29 @@ def test_a_gzipped_file_of_any_format_imports_like_the_file(tmp_path):
     ledger = warehouse.query("SELECT path, format, status, records FROM import_ledger ORDER BY path")
     assert ledger["status"].to_list() == ["ok"] * 3
     assert sorted(ledger["format"]) == ["fit", "gpx", "tcx"]
-    expected = {f"run{s}.gz": next(f.reference_records for f in corpus_files() if f.path == p) for s, p in sources.items()}
+    expected = {
+        f"run{s}.gz": next(f.reference_records for f in corpus_files() if f.path == p) for s, p in sources.items()
+    }
     assert {Path(p).name: n for p, n in zip(ledger["path"], ledger["records"])} == expected
 
 
 def test_a_body_measurement_csv_from_a_spreadsheet_gives_weights_and_body_fat(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
-    (drop / "scale.csv").write_text("Date,Weight (kg),Body Fat (%)\n2024-01-02,71.3,24.5\n2024-01-09 07:15,70.9,\nnot a date,70,\n")
+    (drop / "scale.csv").write_text(
+        "Date,Weight (kg),Body Fat (%)\n2024-01-02,71.3,24.5\n2024-01-09 07:15,70.9,\nnot a date,70,\n"
+    )
     (drop / "waage.csv").write_text("Datum;Gewicht;Körperfett\n16.01.2024;70,4;23,9\n", encoding="utf-8")
     (drop / "pounds.csv").write_text("date,weight_lb\n2024-01-20,154.0\n")
     warehouse, lake = _import_directly(tmp_path, [drop])
     assert set(warehouse.query("SELECT status FROM import_ledger")["status"]) == {"ok"}
     got = _lake_frame(warehouse, lake, "body_measurements").sort("ts")
-    assert [str(ts)[:16] for ts in got["ts"]] == ["2024-01-02 00:00", "2024-01-09 07:15", "2024-01-16 00:00", "2024-01-20 00:00"]
+    assert [str(ts)[:16] for ts in got["ts"]] == [
+        "2024-01-02 00:00",
+        "2024-01-09 07:15",
+        "2024-01-16 00:00",
+        "2024-01-20 00:00",
+    ]
     assert got["weight_kg"].round(2).to_list() == [71.3, 70.9, 70.4, 69.85]
     assert got["body_fat_pct"].to_list()[:3] == [24.5, None, 23.9]
     assert set(got["source"]) == {"csv"}
@@ -221,12 +254,19 @@ def test_unreadable_export_tables_are_explained_and_the_activity_files_still_imp
         archive.writestr("DI_CONNECT/DI-Connect-Fitness/x_0_summarizedActivities.json", "[{not json")
         archive.writestr("DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json", '[{"weight": {"weight": 70000.0}}]')
     warehouse, _ = _import_directly(tmp_path, [strava_zip, garmin_zip])
-    rows = {p.split("!", 1)[1]: (s, r) for p, s, r in warehouse.query("SELECT path, status, reason FROM import_ledger").iter_rows()}
+    rows = {
+        p.split("!", 1)[1]: (s, r)
+        for p, s, r in warehouse.query("SELECT path, status, reason FROM import_ledger").iter_rows()
+    }
     assert rows["activities/1.gpx"] == ("ok", None)
-    assert rows["activities.csv"][0] == "failed" and "no Activity ID / Activity Date column" in rows["activities.csv"][1]
+    assert (
+        rows["activities.csv"][0] == "failed" and "no Activity ID / Activity Date column" in rows["activities.csv"][1]
+    )
     summaries = rows["DI_CONNECT/DI-Connect-Fitness/x_0_summarizedActivities.json"]
     assert summaries[0] == "failed" and summaries[1].startswith("Garmin summarized activities is not valid JSON")
-    assert rows["DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json"][0] == "ok"  # a reading without a date is skipped, not fatal
+    assert (
+        rows["DI_CONNECT/DI-Connect-Wellness/1_userBioMetrics.json"][0] == "ok"
+    )  # a reading without a date is skipped, not fatal
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +278,18 @@ def watch_runs_and_an_export(tmp_path_factory) -> tuple[Path, Path, str, int]:
     folder, truth = generated(root, seed=7, weeks=2)
     run = truth.filter(pl.col("format") == "fit", pl.col("has_backward"), ~pl.col("labelled")).row(0, named=True)
     fit = folder / run["file"]
-    row = _strava_row("en", 9_100_000_001, run["start_ts"], "Backward intervals", "Run", "8 x 200 m backward",
-                      "activities/777.fit", 70.0, 512.0, run["distance_m"])
+    row = _strava_row(
+        "en",
+        9_100_000_001,
+        run["start_ts"],
+        "Backward intervals",
+        "Run",
+        "8 x 200 m backward",
+        "activities/777.fit",
+        70.0,
+        512.0,
+        run["distance_m"],
+    )
     export = root / "export_77.zip"
     with zipfile.ZipFile(export, "w") as archive:
         archive.writestr("activities.csv", _csv(STRAVA_HEADERS["en"], [row]))
@@ -263,19 +313,31 @@ def test_an_export_names_the_activity_of_its_file_imported_loose_before(watch_ru
     assert copy["status"] == "duplicate" and copy["notes"].startswith("strava labels attached")
     sha = loose_first.query(f"SELECT sha256 FROM import_ledger WHERE path LIKE '%/{name}'")["sha256"][0]
     activity = loose_first.query(
-        "SELECT activity_id, name, description, calories_kcal, platform, platform_activity_id FROM activities WHERE source_sha256 = ?", [sha])
-    assert activity.select(pl.exclude("activity_id")).rows() == [("Backward intervals", "8 x 200 m backward", 512.0, "strava", "9100000001")]
+        "SELECT activity_id, name, description, calories_kcal, platform, platform_activity_id FROM activities WHERE source_sha256 = ?",
+        [sha],
+    )
+    assert activity.select(pl.exclude("activity_id")).rows() == [
+        ("Backward intervals", "8 x 200 m backward", 512.0, "strava", "9100000001")
+    ]
     total = loose_first.query("SELECT count(*) AS n FROM activities")["n"][0]
     assert total == runs  # no second activity for the export's copy
-    evidence = loose_first.query("SELECT count(*) AS n FROM segments WHERE activity_id = ? AND evidence LIKE '%label%'",
-                                 [activity["activity_id"][0]])["n"][0]
+    evidence = loose_first.query(
+        "SELECT count(*) AS n FROM segments WHERE activity_id = ? AND evidence LIKE '%label%'",
+        [activity["activity_id"][0]],
+    )["n"][0]
     assert evidence > 0  # the detector read the export's name once the month was published again
 
     export_first = _import_in_order(tmp_path / "b", [export, watch])
-    for table, order in (("activities", "activity_id"), ("segments", "activity_id, start_ts"), ("activity_energy", "activity_id")):
+    for table, order in (
+        ("activities", "activity_id"),
+        ("segments", "activity_id, start_ts"),
+        ("activity_energy", "activity_id"),
+    ):
         a = loose_first.query(f"SELECT * FROM {table} ORDER BY {order}")
         b = export_first.query(f"SELECT * FROM {table} ORDER BY {order}")
-        assert_frame_equal(a, b, rel_tol=1e-9, abs_tol=1e-9)  # float sums vary in their last bits (Polars adds in parallel)
+        assert_frame_equal(
+            a, b, rel_tol=1e-9, abs_tol=1e-9
+        )  # float sums vary in their last bits (Polars adds in parallel)
 
 
 MARTS = ["mileage_daily", "mileage_weekly", "backward_streaks", "outcomes_6wk"]
@@ -284,8 +346,13 @@ MARTS = ["mileage_daily", "mileage_weekly", "backward_streaks", "outcomes_6wk"]
 def test_a_strava_and_a_garmin_export_of_the_same_runs_give_the_same_marts_in_either_order(tmp_path):
     strava = strava_export(tmp_path / "strava", seed=3, weeks=3)
     garmin = garmin_export(tmp_path / "garmin", seed=3, weeks=3)
-    homes = {order: _import_in_order(tmp_path / order, paths)
-             for order, paths in {"strava first": [strava.path, garmin.path], "garmin first": [garmin.path, strava.path]}.items()}
+    homes = {
+        order: _import_in_order(tmp_path / order, paths)
+        for order, paths in {
+            "strava first": [strava.path, garmin.path],
+            "garmin first": [garmin.path, strava.path],
+        }.items()
+    }
     for warehouse in homes.values():
         ledger = dict(warehouse.query("SELECT status, count(*) AS n FROM import_ledger GROUP BY 1").iter_rows())
         assert ledger["duplicate"] == garmin.files  # the same bytes in both exports, decoded once

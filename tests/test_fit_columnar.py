@@ -53,7 +53,9 @@ COROS = CORPORA / "fit" / "python-fitparse" / "coros-pace-2-cycling-misaligned-f
 SDK_WAY = "read as uint8, as the FIT SDK does"
 
 
-@pytest.mark.parametrize("item", corpus_files("fit", "ok") + corpus_files("fit", "recoverable"), ids=lambda f: f.path.name)
+@pytest.mark.parametrize(
+    "item", corpus_files("fit", "ok") + corpus_files("fit", "recoverable"), ids=lambda f: f.path.name
+)
 def test_every_decodable_corpus_file_gives_fitparse_frames_value_by_value(item):
     reference, columnar = _decoded(decode_fit, item.path), _decoded(decode_fit_columnar, item.path)
     assert isinstance(reference, DecodedFile) and isinstance(columnar, DecodedFile)
@@ -116,7 +118,16 @@ def test_a_field_size_fitparse_rejects_is_read_as_the_fit_sdk_reads_it():
     messages = read_fit_messages(COROS.read_bytes()).messages["record"]
     by_sdk = _sdk_records(COROS)
     assert len(by_sdk) == len(messages)
-    for field in ("position_lat", "position_long", "distance", "heart_rate", "enhanced_altitude", "enhanced_speed", "cadence", "power"):
+    for field in (
+        "position_lat",
+        "position_long",
+        "distance",
+        "heart_rate",
+        "enhanced_altitude",
+        "enhanced_speed",
+        "cadence",
+        "power",
+    ):
         expected = [row.get(field) for row in by_sdk]
         assert messages[field].to_list() == expected if field in messages.columns else set(expected) == {None}, field
     seconds = (messages["timestamp"].dt.epoch("s") - 631065600).to_list()
@@ -127,8 +138,12 @@ def _sdk_records(path: Path) -> list[dict]:
     from garmin_fit_sdk import Decoder, Stream
 
     found, errors = Decoder(Stream.from_file(str(path))).read(
-        apply_scale_and_offset=True, convert_datetimes_to_dates=False, convert_types_to_strings=True,
-        expand_sub_fields=True, expand_components=True, merge_heart_rates=False,
+        apply_scale_and_offset=True,
+        convert_datetimes_to_dates=False,
+        convert_types_to_strings=True,
+        expand_sub_fields=True,
+        expand_components=True,
+        merge_heart_rates=False,
     )
     assert errors == []
     return found["record_mesgs"]
@@ -141,7 +156,10 @@ def test_an_unsupported_field_falls_back_to_fitparse_and_the_file_says_so(tmp_pa
     path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, RECORD_DEF, *records, odd, later])
     decoded = decode_fit_columnar(path)
     assert decoded.decoder == "fitparse"
-    assert decoded.notes == "decoded by fitparse: the columnar decoder does not support field 3 of record: an array of 3 uint8"
+    assert (
+        decoded.notes
+        == "decoded by fitparse: the columnar decoder does not support field 3 of record: an array of 3 uint8"
+    )
     assert decoded.status == "partial"  # fitparse's verdict, kept
     assert "expected a multiple of 2" in decoded.reason and decoded.reason.startswith("corrupt FIT data at byte")
     assert_frame_equal(decoded.records, decode_fit(path).records)
@@ -176,7 +194,9 @@ def test_a_developer_field_named_like_a_wanted_field_fills_in_after_the_native_o
     ]
     record = _definition(1, RECORD, [(253, 4, UINT32), (3, 1, UINT8)], developer=[(7, 1, 0)])
     native = [None if i % 3 == 0 else 130 for i in range(70)]
-    records = [_data(1, struct.pack("<IBB", FIT_2020 + i, 0xFF if hr is None else hr, 90)) for i, hr in enumerate(native)]
+    records = [
+        _data(1, struct.pack("<IBB", FIT_2020 + i, 0xFF if hr is None else hr, 90)) for i, hr in enumerate(native)
+    ]
     path = _write(tmp_path, [FILE_ID_DEF, FILE_ID, *developer, record, *records])
     columnar, reference = decode_fit_columnar(path), decode_fit(path)
     assert columnar.decoder == DECODER
@@ -212,7 +232,9 @@ FILE_ID_NUM, RECORD, EVENT, DEVELOPER_DATA_ID, FIELD_DESCRIPTION = 0, 20, 21, 20
 FIT_2020 = 946684800  # 2020-01-01T00:00:00Z in FIT seconds
 
 
-def _definition(local: int, global_num: int, fields: list[tuple[int, int, int]], developer: list | None = None) -> bytes:
+def _definition(
+    local: int, global_num: int, fields: list[tuple[int, int, int]], developer: list | None = None
+) -> bytes:
     body = bytes([0, 0]) + struct.pack("<H", global_num) + bytes([len(fields)]) + b"".join(bytes(f) for f in fields)
     if developer is not None:
         body += bytes([len(developer)]) + b"".join(bytes(f) for f in developer)

@@ -54,7 +54,9 @@ def test_local_time_comes_from_the_activity_message():
     assert activity["local_start_ts"].hour == activity["start_ts"].hour + 2
 
 
-@pytest.mark.parametrize("name, sessions", [("activity-large-fenxi2-multisport.fit", 7), ("sample_mulitple_header.fit", 5)])
+@pytest.mark.parametrize(
+    "name, sessions", [("activity-large-fenxi2-multisport.fit", 7), ("sample_mulitple_header.fit", 5)]
+)
 def test_multi_session_and_chained_files_yield_one_activity_per_session(name, sessions):
     decoded = decode_fit(FIT / name)
     assert len(decoded.activities) == sessions

@@ -17,11 +17,15 @@ SMALL = 60 * 1024  # fitparse decodes ~5,000 records/s: small files keep the qui
 
 @pytest.mark.slow
 def test_mutated_corpus_files_are_decoded_or_rejected_with_a_reason():
-    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx") and f.path.stat().st_size <= SMALL]
+    files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx") and f.path.stat().st_size <= SMALL]
     if not files:
         pytest.skip(f"corpora not found at {CORPORA}")
     results = run(files, MUTANTS, seed=20261123, timeout_s=60)
-    bugs = [f"{r.decoder} on a {r.mutation} mutant of {r.source}: {r.status}: {r.reason}" for r in results if r.status not in ACCEPTED]
+    bugs = [
+        f"{r.decoder} on a {r.mutation} mutant of {r.source}: {r.status}: {r.reason}"
+        for r in results
+        if r.status not in ACCEPTED
+    ]
     assert bugs == []
     counts = summary(results)
     for decoder in ("fitparse", "columnar", "gpx"):  # the mutants reach every outcome, not only rejection

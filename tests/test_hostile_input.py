@@ -24,8 +24,14 @@ from tests.conftest import CORPORA
 GOOD_FIT = CORPORA / "fit" / "python-fitparse" / "activity-small-fenix2-run.fit"
 OTHER_FIT = CORPORA / "fit" / "python-fitparse" / "2013-02-06-12-11-14.fit"
 GOOD_GPX = CORPORA / "gpx" / "gpxpy" / "around-visnjan-with-car.gpx"  # small: every batch has one good file
-SMALL = IntakeLimits(max_file_bytes=2 * MIB, max_archive_bytes=4 * MIB, max_ratio=50, ratio_floor_bytes=256 * 1024,
-                     max_depth=3, max_members=50)
+SMALL = IntakeLimits(
+    max_file_bytes=2 * MIB,
+    max_archive_bytes=4 * MIB,
+    max_ratio=50,
+    ratio_floor_bytes=256 * 1024,
+    max_depth=3,
+    max_members=50,
+)
 
 
 def zip_bytes(members: dict[str, bytes], **infos) -> bytes:
@@ -47,7 +53,9 @@ def run_import(tmp_path: Path, files: dict[str, bytes], limits: IntakeLimits = S
         (drop / name).write_bytes(data)
     lake, warehouse = Lake(tmp_path / "home"), Warehouse.embedded(tmp_path / "home")
     with expanded_sources([drop], "eve", tmp_path / "staging", limits) as sources:
-        import_files(sources, lake, warehouse, limits=ImportLimits(max_file_bytes=limits.max_file_bytes, archives=limits))
+        import_files(
+            sources, lake, warehouse, limits=ImportLimits(max_file_bytes=limits.max_file_bytes, archives=limits)
+        )
     rows = warehouse.query("SELECT * FROM import_ledger").to_dicts()
     by_path = {row["path"].removeprefix(str(drop) + "/"): row for row in rows}
     assert by_path["good.gpx"]["status"] == "ok"  # the batch went on
@@ -75,7 +83,8 @@ def test_an_archive_past_its_total_size_is_refused_member_by_member(tmp_path):
     assert len(statuses) == 4
     refused = [n for n, reason in statuses.items() if "archive expands past its total limit of 4194304 bytes" in reason]
     assert refused == ["big.zip!part2.fit", "big.zip!part3.fit"]
-    quarantined(tmp_path, rows["big.zip!part3.fit"], "part3.fit")
+    quarantined(tmp_path, rows["big.zip!part2.fit"], "part2.fit")
+    assert statuses["big.zip!part3.fit"].endswith("(member not read)")  # the archive is refused as a whole by then
 
 
 def test_a_member_that_lies_about_its_size_is_measured_not_believed(tmp_path):
@@ -94,7 +103,11 @@ def test_a_member_over_the_file_limit_is_refused(tmp_path):
 def test_a_huge_loose_file_is_refused_and_only_its_start_quarantined(tmp_path):
     rows = run_import(tmp_path, {"huge.fit": GOOD_FIT.read_bytes() + os.urandom(3 * MIB)})
     row = rows["huge.fit"]
-    assert row["status"] == "failed" and row["reason"].startswith("refused: file is") and "over the 2097152-byte limit" in row["reason"]
+    assert (
+        row["status"] == "failed"
+        and row["reason"].startswith("refused: file is")
+        and "over the 2097152-byte limit" in row["reason"]
+    )
     assert quarantined(tmp_path, row, "huge.fit").stat().st_size == MIB
 
 
@@ -106,17 +119,24 @@ def test_archives_nested_too_deep_are_refused(tmp_path):
     [row] = [r for name, r in rows.items() if name.startswith("deep.zip!")]
     assert row["path"].endswith("deep.zip!level3.zip!level2.zip!level1.zip")
     assert row["reason"] == "refused: zip nested more than 3 levels deep"
-    two_deep = run_import(tmp_path / "ok", {"two.zip": zip_bytes({"inner.zip": zip_bytes({"run.fit": OTHER_FIT.read_bytes()})})})
+    two_deep = run_import(
+        tmp_path / "ok", {"two.zip": zip_bytes({"inner.zip": zip_bytes({"run.fit": OTHER_FIT.read_bytes()})})}
+    )
     assert two_deep["two.zip!inner.zip!run.fit"]["status"] == "ok"
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("../../escaped.fit", "refused: path traversal ('..') in archive member name"),
-    ("/etc/cron.d/escaped.fit", "refused: absolute path in archive member name"),
-    ("C:\\Windows\\escaped.fit", "refused: absolute path in archive member name"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("../../escaped.fit", "refused: path traversal ('..') in archive member name"),
+        ("/etc/cron.d/escaped.fit", "refused: absolute path in archive member name"),
+        ("C:\\Windows\\escaped.fit", "refused: absolute path in archive member name"),
+    ],
+)
 def test_members_that_point_outside_the_archive_are_refused(tmp_path, name, reason):
-    rows = run_import(tmp_path, {"evil.zip": zip_bytes({name: GOOD_FIT.read_bytes(), "fine.fit": OTHER_FIT.read_bytes()})})
+    rows = run_import(
+        tmp_path, {"evil.zip": zip_bytes({name: GOOD_FIT.read_bytes(), "fine.fit": OTHER_FIT.read_bytes()})}
+    )
     row = rows[f"evil.zip!{name}"]
     assert (row["status"], row["reason"]) == ("failed", reason)
     assert quarantined(tmp_path, row, Path(name.replace("\\", "/")).name).read_bytes() == GOOD_FIT.read_bytes()
@@ -127,7 +147,9 @@ def test_members_that_point_outside_the_archive_are_refused(tmp_path, name, reas
 def test_a_symbolic_link_inside_an_archive_is_refused(tmp_path):
     link = zipfile.ZipInfo("run.fit")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
-    row = run_import(tmp_path, {"links.zip": zip_bytes({"run.fit": b"/etc/passwd"}, **{"run.fit": link})})["links.zip!run.fit"]
+    row = run_import(tmp_path, {"links.zip": zip_bytes({"run.fit": b"/etc/passwd"}, **{"run.fit": link})})[
+        "links.zip!run.fit"
+    ]
     assert row["reason"] == "refused: symbolic link inside the archive (only regular files are imported)"
     assert quarantined(tmp_path, row, "run.fit").read_bytes() == b"/etc/passwd"
 
@@ -147,10 +169,17 @@ def test_symbolic_links_in_folders_are_refused_visibly(tmp_path):
     assert not any("secret.fit" in path for path in rows)
 
 
-@pytest.mark.parametrize("suffix, root", [("gpx", '<gpx version="1.1" creator="x">&lol9;</gpx>'),
-                                          ("tcx", "<TrainingCenterDatabase>&lol9;</TrainingCenterDatabase>")])
+@pytest.mark.parametrize(
+    "suffix, root",
+    [
+        ("gpx", '<gpx version="1.1" creator="x">&lol9;</gpx>'),
+        ("tcx", "<TrainingCenterDatabase>&lol9;</TrainingCenterDatabase>"),
+    ],
+)
 def test_xml_entity_expansion_is_refused(tmp_path, suffix, root):
-    entities = '<!ENTITY lol "lol">' + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10))
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10)
+    )
     bomb = f'<?xml version="1.0"?>\n<!DOCTYPE lolz [{entities}]>\n{root}'.encode()
     external = f'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n{root.replace("&lol9;", "&xxe;")}'.encode()
     rows = run_import(tmp_path, {f"laughs.{suffix}": bomb, f"external.{suffix}": external})
@@ -177,8 +206,11 @@ def test_refusals_are_not_repeated_when_the_same_drop_is_imported_again(tmp_path
 
 def test_archive_limits_are_configured_in_retrostride_toml(tmp_path):
     config = tmp_path / "retrostride.toml"
-    config.write_text("[import]\nmax_file_mb = 64\nmax_archive_mb = 1024\nmax_compression_ratio = 20\n"
-                      "max_archive_depth = 2\nmax_archive_entries = 500\n")
-    assert load_limits(config).intake == IntakeLimits(max_file_bytes=64 * MIB, max_archive_bytes=1024 * MIB, max_ratio=20.0,
-                                                      max_depth=2, max_members=500)
+    config.write_text(
+        "[import]\nmax_file_mb = 64\nmax_archive_mb = 1024\nmax_compression_ratio = 20\n"
+        "max_archive_depth = 2\nmax_archive_entries = 500\n"
+    )
+    assert load_limits(config).intake == IntakeLimits(
+        max_file_bytes=64 * MIB, max_archive_bytes=1024 * MIB, max_ratio=20.0, max_depth=2, max_members=500
+    )
     assert load_limits(tmp_path / "absent.toml").intake == IntakeLimits()

@@ -45,7 +45,11 @@ def test_one_decoder_batch_is_one_pack_named_in_the_ledger(tmp_path):
     packs = current_packs(warehouse)
     assert len(packs) == 3 and len(set(packs.values())) == 1
     [pack] = set(packs.values())
-    assert sorted(p.name for p in lake.pack_dir(pack).iterdir()) == ["activities.parquet", "laps.parquet", "records.parquet"]
+    assert sorted(p.name for p in lake.pack_dir(pack).iterdir()) == [
+        "activities.parquet",
+        "laps.parquet",
+        "records.parquet",
+    ]
     ledger = warehouse.query("SELECT sha256, records FROM import_ledger")
     for sha, records in ledger.iter_rows():
         assert len(lake.read_file(sha, pack)["records"]) == records  # each file's own rows, none of the others'
@@ -68,8 +72,12 @@ def test_a_file_decoded_again_after_a_killed_import_is_published_once(tmp_path):
 def test_packs_no_current_rows_are_in_go_once_old(tmp_path):
     lake, warehouse = _import(tmp_path, RUNS[:1])
     [kept] = set(current_packs(warehouse).values())
-    orphan = lake.pack_dir(lake.write_pack({"records": lake.read_file(*next(iter(current_packs(warehouse).items())))["records"]}))
-    fresh = lake.pack_dir(lake.write_pack({"laps": lake.read_file(*next(iter(current_packs(warehouse).items())))["laps"]}))
+    orphan = lake.pack_dir(
+        lake.write_pack({"records": lake.read_file(*next(iter(current_packs(warehouse).items())))["records"]})
+    )
+    fresh = lake.pack_dir(
+        lake.write_pack({"laps": lake.read_file(*next(iter(current_packs(warehouse).items())))["laps"]})
+    )
     _age(orphan, 7200)
     _age(lake.pack_dir(kept), 7200)
     _import(tmp_path, RUNS[1:2])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -14,7 +14,7 @@ from retrostride.warehouse.marts import refresh_marts
 from retrostride.warehouse.schema import ACTIVITIES, BODY_MEASUREMENTS, SEGMENT_TABLE, conform
 from retrostride.warehouse.store import Warehouse, insert
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class Builder:
@@ -26,42 +26,78 @@ class Builder:
         self.segments: list[dict] = []
         self.weighings: list[dict] = []
 
-    def activity(self, athlete: str, start: datetime, offset_h: float = 0.0, km: float = 5.0,
-                 minutes: float = 30.0, climb: float = 10.0, sport: str = "running",
-                 parts: list[tuple[str, str, float, float, float]] | None = None) -> str:
+    def activity(
+        self,
+        athlete: str,
+        start: datetime,
+        offset_h: float = 0.0,
+        km: float = 5.0,
+        minutes: float = 30.0,
+        climb: float = 10.0,
+        sport: str = "running",
+        parts: list[tuple[str, str, float, float, float]] | None = None,
+    ) -> str:
         """One activity starting at `start` (UTC) in a zone `offset_h` ahead of UTC; `parts` are
         its segments: (direction, gait, km, minutes, kcal_net)."""
         activity_id = f"{athlete}-{len(self.activities)}"
         local = start.replace(tzinfo=None) + timedelta(hours=offset_h)
-        self.activities.append({
-            "activity_id": activity_id, "athlete_id": athlete, "sport": sport, "start_ts": start,
-            "start_day": start.date(), "local_start_ts": local, "local_day": local.date(),
-            "utc_offset_s": int(offset_h * 3600), "distance_m": km * 1000, "moving_time_s": minutes * 60,
-            "duration_s": minutes * 60, "elevation_gain_m": climb,
-        })
+        self.activities.append(
+            {
+                "activity_id": activity_id,
+                "athlete_id": athlete,
+                "sport": sport,
+                "start_ts": start,
+                "start_day": start.date(),
+                "local_start_ts": local,
+                "local_day": local.date(),
+                "utc_offset_s": int(offset_h * 3600),
+                "distance_m": km * 1000,
+                "moving_time_s": minutes * 60,
+                "duration_s": minutes * 60,
+                "elevation_gain_m": climb,
+            }
+        )
         for index, (direction, gait, part_km, part_minutes, kcal) in enumerate(parts or []):
-            self.segments.append({
-                "activity_id": activity_id, "athlete_id": athlete, "segment_index": index, "direction": direction,
-                "gait": gait, "distance_m": part_km * 1000, "moving_time_s": part_minutes * 60,
-                "duration_s": part_minutes * 60, "elevation_gain_m": 1.0, "kcal_net": kcal, "kcal_gross": kcal + 10,
-            })
+            self.segments.append(
+                {
+                    "activity_id": activity_id,
+                    "athlete_id": athlete,
+                    "segment_index": index,
+                    "direction": direction,
+                    "gait": gait,
+                    "distance_m": part_km * 1000,
+                    "moving_time_s": part_minutes * 60,
+                    "duration_s": part_minutes * 60,
+                    "elevation_gain_m": 1.0,
+                    "kcal_net": kcal,
+                    "kcal_gross": kcal + 10,
+                }
+            )
         return activity_id
 
     def backward_run(self, athlete: str, day: date, minutes: float = 20.0, kcal: float = 100.0) -> str:
         """A run at 07:00 UTC on `day`: `minutes` backward (3 m/s) and 10 forward."""
-        return self.activity(athlete, datetime(day.year, day.month, day.day, 7, tzinfo=UTC),
-                             km=(minutes + 10) * 0.18, minutes=minutes + 10,
-                             parts=[("forward", "run", 1.8, 10, 60.0), ("backward", "run", minutes * 0.18, minutes, kcal)])
+        return self.activity(
+            athlete,
+            datetime(day.year, day.month, day.day, 7, tzinfo=UTC),
+            km=(minutes + 10) * 0.18,
+            minutes=minutes + 10,
+            parts=[("forward", "run", 1.8, 10, 60.0), ("backward", "run", minutes * 0.18, minutes, kcal)],
+        )
 
     def weighing(self, athlete: str, at: datetime, weight: float, body_fat: float | None = None) -> None:
-        self.weighings.append({"athlete_id": athlete, "ts": at, "weight_kg": weight, "body_fat_pct": body_fat, "source": "fit"})
+        self.weighings.append(
+            {"athlete_id": athlete, "ts": at, "weight_kg": weight, "body_fat_pct": body_fat, "source": "fit"}
+        )
 
     def build(self, config: MartConfig = MartConfig()) -> Warehouse:
         self.warehouse.ensure_schema()
         with self.warehouse.transaction() as connection:
-            for table, rows, schema in (("activities", self.activities, ACTIVITIES),
-                                        ("segments", self.segments, SEGMENT_TABLE),
-                                        ("body_measurements", self.weighings, BODY_MEASUREMENTS)):
+            for table, rows, schema in (
+                ("activities", self.activities, ACTIVITIES),
+                ("segments", self.segments, SEGMENT_TABLE),
+                ("body_measurements", self.weighings, BODY_MEASUREMENTS),
+            ):
                 connection.execute(f"DELETE FROM {table}")
                 if rows:
                     insert(connection, table, conform(pl.DataFrame(rows), schema))
@@ -83,24 +119,41 @@ def test_an_unscored_activity_counts_as_unknown_with_its_own_totals_and_no_kcal(
     warehouse = build.build()
     [week] = rows(warehouse, "SELECT * FROM mileage_weekly")
     assert (week["direction"], week["gait"], week["sessions"]) == ("unknown", "unknown", 1)
-    assert week["distance_km"] == pytest.approx(8.0) and week["moving_time_s"] == 2700 and week["elevation_gain_m"] == 60
+    assert (
+        week["distance_km"] == pytest.approx(8.0) and week["moving_time_s"] == 2700 and week["elevation_gain_m"] == 60
+    )
     assert week["kcal_net"] is None and week["kcal_gross"] is None
 
 
 def test_a_scored_activity_is_split_by_its_segments_direction_and_gait(build):
-    build.activity("ann", datetime(2024, 5, 6, 7, tzinfo=UTC), km=6.0, parts=[
-        ("forward", "run", 3.0, 15, 200.0), ("backward", "run", 1.0, 6, 90.0),
-        ("forward", "run", 1.5, 8, 100.0), ("backward", "walk", 0.5, 7, 30.0)])
+    build.activity(
+        "ann",
+        datetime(2024, 5, 6, 7, tzinfo=UTC),
+        km=6.0,
+        parts=[
+            ("forward", "run", 3.0, 15, 200.0),
+            ("backward", "run", 1.0, 6, 90.0),
+            ("forward", "run", 1.5, 8, 100.0),
+            ("backward", "walk", 0.5, 7, 30.0),
+        ],
+    )
     warehouse = build.build()
     got = {(r["direction"], r["gait"]): r for r in rows(warehouse, "SELECT * FROM mileage_daily")}
     assert set(got) == {("forward", "run"), ("backward", "run"), ("backward", "walk")}
-    assert got["forward", "run"]["distance_km"] == pytest.approx(4.5) and got["forward", "run"]["moving_time_s"] == 23 * 60
+    assert (
+        got["forward", "run"]["distance_km"] == pytest.approx(4.5) and got["forward", "run"]["moving_time_s"] == 23 * 60
+    )
     assert got["forward", "run"]["kcal_net"] == 300.0 and got["forward", "run"]["kcal_gross"] == 320.0
     assert got["backward", "walk"]["elevation_gain_m"] == 1.0 and got["backward", "run"]["kcal_net"] == 90.0
     assert all(r["sessions"] == 1 for r in got.values())
     for mart, period in (("mileage_monthly", "month_start"), ("mileage_yearly", "year")):
-        total = rows(warehouse, f"SELECT {period} AS period, sum(distance_km) AS km, sum(kcal_net) AS kcal FROM {mart} GROUP BY 1")
-        assert total == [{"period": date(2024, 5, 1) if period == "month_start" else 2024, "km": pytest.approx(6.0), "kcal": 420.0}]
+        total = rows(
+            warehouse,
+            f"SELECT {period} AS period, sum(distance_km) AS km, sum(kcal_net) AS kcal FROM {mart} GROUP BY 1",
+        )
+        assert total == [
+            {"period": date(2024, 5, 1) if period == "month_start" else 2024, "km": pytest.approx(6.0), "kcal": 420.0}
+        ]
 
 
 def test_activities_count_on_their_local_day_and_iso_week_across_daylight_saving(build):
@@ -113,20 +166,34 @@ def test_activities_count_on_their_local_day_and_iso_week_across_daylight_saving
     warehouse = build.build()
     days = rows(warehouse, "SELECT day, distance_km FROM mileage_daily ORDER BY day")
     assert [(d["day"], d["distance_km"]) for d in days] == [
-        (date(2024, 3, 31), pytest.approx(5.0)), (date(2024, 4, 1), pytest.approx(7.0)), (date(2024, 12, 31), pytest.approx(3.0))]
-    weeks = rows(warehouse, "SELECT week_start, iso_year, iso_week, distance_km FROM mileage_weekly ORDER BY week_start")
+        (date(2024, 3, 31), pytest.approx(5.0)),
+        (date(2024, 4, 1), pytest.approx(7.0)),
+        (date(2024, 12, 31), pytest.approx(3.0)),
+    ]
+    weeks = rows(
+        warehouse, "SELECT week_start, iso_year, iso_week, distance_km FROM mileage_weekly ORDER BY week_start"
+    )
     assert [(w["week_start"], w["iso_year"], w["iso_week"]) for w in weeks] == [
-        (date(2024, 3, 25), 2024, 13), (date(2024, 4, 1), 2024, 14), (date(2024, 12, 30), 2025, 1)]
+        (date(2024, 3, 25), 2024, 13),
+        (date(2024, 4, 1), 2024, 14),
+        (date(2024, 12, 30), 2025, 1),
+    ]
 
 
 def test_rolling_totals_include_rest_days_and_stop_at_7_and_28_days(build):
     first = date(2024, 1, 1)
     for offset, km in ((0, 1.0), (6, 2.0), (7, 4.0), (27, 8.0), (28, 16.0)):
-        build.activity("ann", datetime.combine(first + timedelta(days=offset), datetime.min.time(), UTC) + timedelta(hours=7), km=km)
+        build.activity(
+            "ann",
+            datetime.combine(first + timedelta(days=offset), datetime.min.time(), UTC) + timedelta(hours=7),
+            km=km,
+        )
     warehouse = build.build()
     got = {r["day"]: r for r in rows(warehouse, "SELECT * FROM mileage_rolling WHERE athlete_id = 'ann'")}
     assert len(got) == 29  # every day from the first to the last, rest days included
-    assert got[first + timedelta(days=3)]["distance_km"] == 0 and got[first + timedelta(days=3)]["distance_km_7d"] == pytest.approx(1.0)
+    assert got[first + timedelta(days=3)]["distance_km"] == 0 and got[first + timedelta(days=3)][
+        "distance_km_7d"
+    ] == pytest.approx(1.0)
     assert got[first + timedelta(days=6)]["distance_km_7d"] == pytest.approx(3.0)  # days 0..6
     assert got[first + timedelta(days=7)]["distance_km_7d"] == pytest.approx(6.0)  # day 0 has left
     assert got[first + timedelta(days=7)]["sessions_7d"] == 2
@@ -143,7 +210,11 @@ def test_the_longest_backward_streak_is_the_latest_of_the_longest_runs_of_days(b
     streaks = rows(warehouse, "SELECT streak_start, days FROM backward_streaks WHERE athlete_id = 'ann' ORDER BY 1")
     assert [(s["streak_start"].day, s["days"]) for s in streaks] == [(1, 3), (5, 1), (7, 3)]
     longest = {r["athlete_id"]: r for r in rows(warehouse, "SELECT * FROM longest_backward_streak")}
-    assert (longest["ann"]["days"], longest["ann"]["streak_start"], longest["ann"]["streak_end"]) == (3, date(2024, 6, 7), date(2024, 6, 9))
+    assert (longest["ann"]["days"], longest["ann"]["streak_start"], longest["ann"]["streak_end"]) == (
+        3,
+        date(2024, 6, 7),
+        date(2024, 6, 9),
+    )
     assert (longest["ann"]["streaks"], longest["ann"]["backward_days"]) == (3, 7)
     assert (longest["bob"]["days"], longest["bob"]["streak_start"]) == (0, None)
 
@@ -154,7 +225,9 @@ def test_a_day_with_too_little_backward_time_breaks_a_streak_when_configured(bui
     build.backward_run("ann", date(2024, 6, 3), minutes=20)
     assert rows(build.build(), "SELECT days FROM longest_backward_streak") == [{"days": 3}]
     strict = build.build(MartConfig(streak_min_backward_minutes=10))
-    assert rows(strict, "SELECT days, streak_start FROM longest_backward_streak") == [{"days": 1, "streak_start": date(2024, 6, 3)}]
+    assert rows(strict, "SELECT days, streak_start FROM longest_backward_streak") == [
+        {"days": 1, "streak_start": date(2024, 6, 3)}
+    ]
 
 
 def first_window(warehouse: Warehouse, athlete: str = "ann", start: date | None = None) -> dict:
@@ -221,7 +294,9 @@ def test_predicted_change_follows_the_energy_balance_static_and_dynamic(build):
     assert abs(window["dynamic_weight_change_pct"]) < abs(window["predicted_weight_change_pct"])
 
 
-def protocol_weeks(build: Builder, athlete: str, monday: date, sessions_per_week: list[int], minutes: float = 20.0) -> None:
+def protocol_weeks(
+    build: Builder, athlete: str, monday: date, sessions_per_week: list[int], minutes: float = 20.0
+) -> None:
     for week, sessions in enumerate(sessions_per_week):
         for session in range(sessions):
             build.backward_run(athlete, monday + timedelta(days=7 * week + 2 * session), minutes=minutes)
@@ -257,7 +332,9 @@ def test_windows_of_the_studys_protocol_are_compared_with_its_result(build):
 def test_mart_parameters_come_from_the_marts_table_of_the_model_file(tmp_path):
     model = tmp_path / "model.toml"
     assert load_mart_config(model) == MartConfig()
-    model.write_text("[energy]\nbackward_multiplier = 1.3\n[marts]\noutcome_window_days = 56\nmeasurement_tolerance_days = 2\n")
+    model.write_text(
+        "[energy]\nbackward_multiplier = 1.3\n[marts]\noutcome_window_days = 56\nmeasurement_tolerance_days = 2\n"
+    )
     config = load_mart_config(model)
     assert (config.outcome_window_days, config.measurement_tolerance_days, config.outcome_step_days) == (56, 2.0, 7)
     model.write_text("[marts]\noutcome_windw_days = 56\n")
@@ -273,7 +350,10 @@ def test_configured_windows_are_what_the_views_use_and_show(build):
     build.backward_run("ann", date(2024, 4, 1))
     warehouse = build.build(MartConfig(outcome_window_days=56, outcome_step_days=14))
     assert rows(warehouse, "SELECT outcome_window_days, outcome_step_days FROM mart_settings") == [
-        {"outcome_window_days": 56, "outcome_step_days": 14}]
+        {"outcome_window_days": 56, "outcome_step_days": 14}
+    ]
     windows = rows(warehouse, "SELECT window_start, window_end FROM outcomes_6wk ORDER BY 1 LIMIT 2")
-    assert windows == [{"window_start": date(2024, 1, 1), "window_end": date(2024, 2, 25)},
-                       {"window_start": date(2024, 1, 15), "window_end": date(2024, 3, 10)}]
+    assert windows == [
+        {"window_start": date(2024, 1, 1), "window_end": date(2024, 2, 25)},
+        {"window_start": date(2024, 1, 15), "window_end": date(2024, 3, 10)},
+    ]

@@ -21,16 +21,23 @@ def test_marts_split_every_kilometre_and_kcal_of_the_scored_activities(imported_
                (SELECT count(*) FROM mileage_weekly WHERE kcal_net IS NULL) AS unscored_rows""").row(0, named=True)
     assert totals["weekly_km"] == pytest.approx(totals["activity_km"], rel=1e-3)
     assert totals["yearly_km"] == pytest.approx(totals["weekly_km"])
-    assert totals["monthly_backward_km"] == pytest.approx(totals["segment_backward_km"]) and totals["segment_backward_km"] > 0
+    assert (
+        totals["monthly_backward_km"] == pytest.approx(totals["segment_backward_km"])
+        and totals["segment_backward_km"] > 0
+    )
     assert totals["daily_kcal"] == pytest.approx(totals["energy_kcal"], rel=1e-6) and totals["unscored_rows"] == 0
 
 
 def test_streaks_are_made_of_the_days_with_backward_running_in_the_truth(imported_export):
     truth, warehouse = imported_export.truth, imported_export.warehouse
-    true_days = set(truth.activities.filter(pl.col("has_backward"))
-                    .select("athlete_id", pl.col("local_start_ts").dt.date()).iter_rows())
-    found_days = set(warehouse.query(
-        "SELECT DISTINCT athlete_id, day FROM mileage_daily WHERE direction = 'backward'").iter_rows())
+    true_days = set(
+        truth.activities.filter(pl.col("has_backward"))
+        .select("athlete_id", pl.col("local_start_ts").dt.date())
+        .iter_rows()
+    )
+    found_days = set(
+        warehouse.query("SELECT DISTINCT athlete_id, day FROM mileage_daily WHERE direction = 'backward'").iter_rows()
+    )
     assert len(true_days & found_days) >= 0.9 * max(len(true_days), len(found_days))  # detection is not perfect
     streak_days = warehouse.query("SELECT CAST(sum(days) AS BIGINT) AS n FROM backward_streaks")["n"][0]
     assert streak_days == len(found_days)

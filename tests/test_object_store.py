@@ -31,9 +31,12 @@ from retrostride.warehouse.store import Warehouse
 from tests.conftest import settings_for
 from tests.exports import strava_export
 
-BROKEN_FIT = b"\x0e\x10\x98\x00\x20\x00\x00\x00.FIT" + b"\x00" * 12  # a FIT header promising 32 bytes that are not there
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
 
-
+BROKEN_FIT = (
+    b"\x0e\x10\x98\x00\x20\x00\x00\x00.FIT" + b"\x00" * 12
+)  # a FIT header promising 32 bytes that are not there
 
 
 def _upload_tree(client, bucket: str, prefix: str, folder: Path) -> list[str]:
@@ -59,15 +62,26 @@ def history(s3_endpoint, tmp_path_factory):
     client.put_object(Bucket=bucket, Key="history/carol/export_4242.zip", Body=export.path.read_bytes())
     other = generate_export(root / "other", seed=12, athletes=1, weeks=1)
     run = root / "other" / other.activities["file"][0]
-    client.put_object(Bucket=bucket, Key=f"history/morning{run.suffix}.gz", Body=gzip.compress(run.read_bytes(), mtime=0))
+    client.put_object(
+        Bucket=bucket, Key=f"history/morning{run.suffix}.gz", Body=gzip.compress(run.read_bytes(), mtime=0)
+    )
     client.put_object(Bucket=bucket, Key="history/alice/.DS_Store", Body=b"\x00\x00\x00\x01Bud1")
     client.put_object(Bucket=bucket, Key="history/empty/", Body=b"")
     settings = settings_for(root)
     url = f"s3://{bucket}/history"
     with dg.instance_for_test() as instance:
         import_paths(settings, [url], instance=instance)
-        yield dict(url=url, bucket=bucket, client=client, settings=settings, instance=instance, truth=truth,
-                   loose=loose, export=export, warehouse=Warehouse(settings.catalog))
+        yield dict(
+            url=url,
+            bucket=bucket,
+            client=client,
+            settings=settings,
+            instance=instance,
+            truth=truth,
+            loose=loose,
+            export=export,
+            warehouse=Warehouse(settings.catalog),
+        )
 
 
 def test_a_prefix_imports_like_a_folder_with_athletes_from_its_folders(history):
@@ -132,7 +146,10 @@ def test_a_missing_bucket_is_named_in_a_sentence_and_the_warehouse_is_untouched(
 
 def test_a_missing_bucket_fails_the_dagster_run_with_the_same_sentence(s3_endpoint, tmp_path):
     settings = settings_for(tmp_path)
-    with dg.instance_for_test() as instance, pytest.raises(ObjectStoreError, match="cannot list s3://nowhere-.*: there is no bucket 'nowhere-"):
+    with (
+        dg.instance_for_test() as instance,
+        pytest.raises(ObjectStoreError, match="cannot list s3://nowhere-.*: there is no bucket 'nowhere-"),
+    ):
         import_paths(settings, [f"s3://nowhere-{uuid.uuid4().hex[:8]}/x"], instance=instance)
 
 
@@ -151,7 +168,9 @@ def test_objects_over_the_size_limit_are_refused_without_downloading_them(s3_end
     client, bucket = _bucket()
     client.put_object(Bucket=bucket, Key="in/big.fit", Body=b"\x0e" * 5000)
     client.put_object(Bucket=bucket, Key="in/small.fit", Body=b"\x0e" * 100)
-    with expanded_sources([f"s3://{bucket}/in/"], None, tmp_path / "staging", IntakeLimits(max_file_bytes=1000)) as files:
+    with expanded_sources(
+        [f"s3://{bucket}/in/"], None, tmp_path / "staging", IntakeLimits(max_file_bytes=1000)
+    ) as files:
         by_name = {f.ledger_path.rsplit("/", 1)[1]: f for f in files}
         assert by_name["big.fit"].refusal.startswith("refused: file is 5000 bytes, over the 1000-byte limit")
         assert by_name["small.fit"].refusal is None and by_name["small.fit"].path.stat().st_size == 100
@@ -189,9 +208,13 @@ def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpo
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
             cursor, requests = data.cursor, requests + list(data.run_requests or [])
         [request] = requests
-        assert request.run_config["ops"]["import_new_files"]["config"]["sources"] == {f"s3://{bucket}/sync/ann/run.fit": "ann"}
+        assert request.run_config["ops"]["import_new_files"]["config"]["sources"] == {
+            f"s3://{bucket}/sync/ann/run.fit": "ann"
+        }
         defs.resolve_job_def("import_files").execute_in_process(run_config=request.run_config, instance=instance)
-        missing = defs.resolve_sensor_def("watch_x_sensor").evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        missing = defs.resolve_sensor_def("watch_x_sensor").evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs)
+        )
         assert not missing.run_requests and "there is no bucket 'no-such-bucket-here'" in missing.skip_message
     ledger = Warehouse(settings.catalog).query("SELECT path, athlete_id, status FROM import_ledger")
     assert ledger.rows() == [(f"s3://{bucket}/sync/ann/run.fit", "ann", "ok")]

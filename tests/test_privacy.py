@@ -18,14 +18,18 @@ HOME = {"lat": 52.5145, "lon": 13.3501}  # alice's generated home, where her run
 
 
 def test_positions_inside_a_zone_become_null_and_nothing_else_changes():
-    records = pl.DataFrame({
-        "athlete_id": ["a", "a", "a", "b"],
-        "lat_deg": [52.5145, 52.5160, 52.5300, 52.5145],
-        "lon_deg": [13.3501, 13.3501, 13.3501, 13.3501],
-        "distance_m": [0.0, 167.0, 1720.0, 0.0],
-    })
-    zones = pl.DataFrame([{"athlete_id": "a", "lat_deg": 52.5145, "lon_deg": 13.3501, "radius_m": 200.0, "source": "profile"}],
-                         schema=PRIVACY_ZONES)
+    records = pl.DataFrame(
+        {
+            "athlete_id": ["a", "a", "a", "b"],
+            "lat_deg": [52.5145, 52.5160, 52.5300, 52.5145],
+            "lon_deg": [13.3501, 13.3501, 13.3501, 13.3501],
+            "distance_m": [0.0, 167.0, 1720.0, 0.0],
+        }
+    )
+    zones = pl.DataFrame(
+        [{"athlete_id": "a", "lat_deg": 52.5145, "lon_deg": 13.3501, "radius_m": 200.0, "source": "profile"}],
+        schema=PRIVACY_ZONES,
+    )
     masked = mask_positions(records, zones)
     assert masked["lat_deg"].to_list() == [None, None, 52.53, 52.5145]  # b has no zone here
     assert masked["distance_m"].equals(records["distance_m"])
@@ -35,21 +39,28 @@ def test_an_athletes_zone_hides_their_positions_in_the_warehouse(imported_export
     settings = copied_home(imported_export, tmp_path)
     text = settings.athletes_file.read_text()
     settings.athletes_file.write_text(
-        text.replace("[athletes.alice]", f"[athletes.alice]\nprivacy_zones = [{{lat = {HOME['lat']}, lon = {HOME['lon']}, radius_m = 400}}]")
+        text.replace(
+            "[athletes.alice]",
+            f"[athletes.alice]\nprivacy_zones = [{{lat = {HOME['lat']}, lon = {HOME['lon']}, radius_m = 400}}]",
+        )
     )
     warehouse = Warehouse(settings.catalog)
-    before = warehouse.query("SELECT athlete_id, count(lat_deg) AS positions, sum(distance_m) AS d FROM records GROUP BY 1 ORDER BY 1")
+    before = warehouse.query(
+        "SELECT athlete_id, count(lat_deg) AS positions, sum(distance_m) AS d FROM records GROUP BY 1 ORDER BY 1"
+    )
     assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
 
-    after = warehouse.query("SELECT athlete_id, count(lat_deg) AS positions, sum(distance_m) AS d FROM records GROUP BY 1 ORDER BY 1")
+    after = warehouse.query(
+        "SELECT athlete_id, count(lat_deg) AS positions, sum(distance_m) AS d FROM records GROUP BY 1 ORDER BY 1"
+    )
     assert ((after["d"] - before["d"]).abs() <= 1e-12 * before["d"]).all()  # distance stays (sums: row order)
     alice = dict(zip(after["athlete_id"], after["positions"]))["alice"]
     assert 0 < alice < dict(zip(before["athlete_id"], before["positions"]))["alice"]
     others = after.filter(pl.col("athlete_id") != "alice")
     assert others.drop("d").equals(before.filter(pl.col("athlete_id") != "alice").drop("d"))
-    near = warehouse.query("SELECT lat_deg, lon_deg FROM records WHERE athlete_id = 'alice' AND lat_deg IS NOT NULL").select(
-        haversine_m(pl.col("lat_deg"), pl.col("lon_deg"), pl.lit(HOME["lat"]), pl.lit(HOME["lon"])).alias("m")
-    )
+    near = warehouse.query(
+        "SELECT lat_deg, lon_deg FROM records WHERE athlete_id = 'alice' AND lat_deg IS NOT NULL"
+    ).select(haversine_m(pl.col("lat_deg"), pl.col("lon_deg"), pl.lit(HOME["lat"]), pl.lit(HOME["lon"])).alias("m"))
     assert near["m"].min() > 400
 
 

@@ -22,8 +22,11 @@ def _items(count: int):
 def test_work_in_processes_comes_back_in_order_with_the_answers_of_one_process(tmp_path: Path):
     here = list(map_in_processes(summed, _items(5), 1, tmp_path, offset=7))
     there = list(map_in_processes(summed, _items(5), 2, tmp_path, offset=7))
-    assert [(k, a[0]) for k, a in here] == [(k, a[0]) for k, a in there] == \
-        [(n, sum(range(n * 1000, n * 1000 + 1000)) + 7) for n in range(5)]
+    assert (
+        [(k, a[0]) for k, a in here]
+        == [(k, a[0]) for k, a in there]
+        == [(n, sum(range(n * 1000, n * 1000 + 1000)) + 7) for n in range(5)]
+    )
     assert {a[1] for _, a in there} == {"1"}  # one Polars thread per worker process
     assert os.environ.get("POLARS_MAX_THREADS", "") == here[0][1][1]  # and this process's setting is back
     assert list(tmp_path.rglob("*.arrow")) == []  # hand-over files are gone

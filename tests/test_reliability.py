@@ -2,7 +2,7 @@
 
 import os
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -46,8 +46,15 @@ def ledger(home: Path) -> dict[str, dict]:
     return {Path(r["path"]).name: r for r in rows.iter_rows(named=True)}
 
 
-SMALL_RUNS = ["garmin-fenix-5-run.fit", "garmin-fenix-5-walk.fit", "garmin-fenix-5-bike.fit", "garmin-edge-820-bike.fit",
-              "2015-10-13-08-43-15.fit", "activity-settings.fit", "Activity.fit"]
+SMALL_RUNS = [
+    "garmin-fenix-5-run.fit",
+    "garmin-fenix-5-walk.fit",
+    "garmin-fenix-5-bike.fit",
+    "garmin-edge-820-bike.fit",
+    "2015-10-13-08-43-15.fit",
+    "activity-settings.fit",
+    "Activity.fit",
+]
 
 
 def copies(folder: Path, *names: str) -> list[SourceFile]:
@@ -61,12 +68,15 @@ def copies(folder: Path, *names: str) -> list[SourceFile]:
 def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path, faulty_fit_decoder):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "a.fit", "hang.fit", "b.fit", "segfault.fit", "c.fit", "exit.fit", "d.fit")
-    summary = import_files(files, Lake(home), Warehouse.embedded(home), workers=2,
-                           limits=ImportLimits(decode_timeout_s=10))  # roomy: a busy machine is slow to start workers
+    summary = import_files(
+        files, Lake(home), Warehouse.embedded(home), workers=2, limits=ImportLimits(decode_timeout_s=10)
+    )  # roomy: a busy machine is slow to start workers
     rows = ledger(home)
     for name in ("a.fit", "b.fit", "c.fit", "d.fit"):
         assert rows[name]["status"] == "ok", rows[name]["reason"]
-    assert rows["hang.fit"]["status"] == "failed" and rows["hang.fit"]["reason"].startswith("decoder timed out after 10 s")
+    assert rows["hang.fit"]["status"] == "failed" and rows["hang.fit"]["reason"].startswith(
+        "decoder timed out after 10 s"
+    )
     assert rows["segfault.fit"]["reason"].startswith("decoder process died (killed by SIGSEGV")
     assert rows["exit.fit"]["reason"].startswith("decoder process died (exit code 3")
     for name in ("hang.fit", "segfault.fit", "exit.fit"):
@@ -81,7 +91,12 @@ def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path, faulty_fit_d
     summary = import_files(files, Lake(home), Warehouse.embedded(home))
     rows = ledger(home)
     assert rows["a.fit"]["status"] == rows["b.fit"]["status"] == "ok"
-    assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith("decoder crashed:")
+    assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith(
+        "decoder crashed: an internal error"
+    )
+    assert (
+        "Error" not in rows["badframes.fit"]["reason"] and "Error" in rows["badframes.fit"]["notes"]
+    )  # the exception: in notes
     assert summary.count("ok") == 2 and summary.records == rows["a.fit"]["records"] + rows["b.fit"]["records"]
 
 
@@ -127,28 +142,38 @@ def _file(records: dict, body: dict | None = None) -> DecodedFile:
     n = len(next(iter(records.values())))
     frame = pl.DataFrame({"session": [0] * n, **records}).cast({"session": pl.Int32})
     frame = frame.with_columns(pl.col(c).cast(t) for c, t in FILE_RECORDS.items() if c in frame.columns)
-    full = pl.DataFrame(schema=FILE_RECORDS).vstack(frame.select(
-        [pl.col(c) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in FILE_RECORDS.items()]))
+    full = pl.DataFrame(schema=FILE_RECORDS).vstack(
+        frame.select([pl.col(c) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in FILE_RECORDS.items()])
+    )
     bodies = pl.DataFrame(schema=FILE_BODY_MEASUREMENTS)
     if body:
         b = pl.DataFrame(body)
-        bodies = bodies.vstack(b.select([pl.col(c).cast(t) if c in b.columns else pl.lit(None, t).alias(c) for c, t in FILE_BODY_MEASUREMENTS.items()]))
+        bodies = bodies.vstack(
+            b.select(
+                [
+                    pl.col(c).cast(t) if c in b.columns else pl.lit(None, t).alias(c)
+                    for c, t in FILE_BODY_MEASUREMENTS.items()
+                ]
+            )
+        )
     return DecodedFile("fit", "test", "0", records=full, body_measurements=bodies)
 
 
 def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def test_absurd_values_are_nulled_and_counted_in_the_notes():
-    decoded = _file({
-        "ts": [utc(2024, 5, 1, 10, 0, s) for s in range(5)],
-        "lat_deg": [52.0, 400.0, 52.0, 52.0, float("nan")],
-        "lon_deg": [13.0, 13.0, 13.0, 13.0, 13.0],
-        "heart_rate_bpm": [140.0, 2000.0, 141.0, None, 142.0],
-        "speed_mps": [3.0, 3.0, 200.0, 3.0, float("inf")],
-        "distance_m": [0.0, 3.0, -6.0, 9.0, 12.0],
-    })
+    decoded = _file(
+        {
+            "ts": [utc(2024, 5, 1, 10, 0, s) for s in range(5)],
+            "lat_deg": [52.0, 400.0, 52.0, 52.0, float("nan")],
+            "lon_deg": [13.0, 13.0, 13.0, 13.0, 13.0],
+            "heart_rate_bpm": [140.0, 2000.0, 141.0, None, 142.0],
+            "speed_mps": [3.0, 3.0, 200.0, 3.0, float("inf")],
+            "distance_m": [0.0, 3.0, -6.0, 9.0, 12.0],
+        }
+    )
     cleaned, notes = validate(decoded, latest=date(2026, 12, 31))
     records = cleaned.records
     assert records["lat_deg"].to_list() == [52.0, None, 52.0, 52.0, None]
@@ -175,8 +200,14 @@ def test_stray_dates_are_dropped_but_an_activity_wholly_out_of_range_is_kept_for
 
 
 def test_absurd_body_measurements_are_nulled_and_misdated_ones_dropped():
-    decoded = _file({"ts": [utc(2024, 5, 1)]}, body={
-        "ts": [utc(2024, 5, 1), utc(2024, 5, 2), utc(1970, 1, 1)], "weight_kg": [61.5, 6150.0, 60.0], "body_fat_pct": [22.0, 22.0, 130.0]})
+    decoded = _file(
+        {"ts": [utc(2024, 5, 1)]},
+        body={
+            "ts": [utc(2024, 5, 1), utc(2024, 5, 2), utc(1970, 1, 1)],
+            "weight_kg": [61.5, 6150.0, 60.0],
+            "body_fat_pct": [22.0, 22.0, 130.0],
+        },
+    )
     cleaned, notes = validate(decoded, latest=date(2026, 12, 31))
     assert cleaned.body_measurements["weight_kg"].to_list() == [61.5, None]
     assert "body measurements: 1 dated outside 1990-01-01..2026-12-31 dropped" in notes
@@ -198,7 +229,9 @@ def test_a_gpx_point_off_the_globe_is_nulled_without_bending_the_track(tmp_path)
         for i, lat in enumerate(["52.0", "400.0", "52.00001", "52.00002"])
     )
     path = tmp_path / "run.gpx"
-    path.write_text(f'<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>{points}</trkseg></trk></gpx>')
+    path.write_text(
+        f'<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>{points}</trkseg></trk></gpx>'
+    )
     cleaned, notes = validate(decode_gpx(path), latest=date(2026, 12, 31))
     assert cleaned.records["lat_deg"].null_count() == 1
     assert cleaned.records["distance_m"].max() < 3.0  # 2.2 m, not a trip to latitude 400

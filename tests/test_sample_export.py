@@ -64,7 +64,9 @@ def test_the_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path)
     assert first.activities.equals(again.activities)
     assert first.backward_intervals.equals(again.backward_intervals)
     assert first.weights.equals(again.weights)
-    assert set(file_hashes(tmp_path / "a" / "inbox").values()).isdisjoint(file_hashes(tmp_path / "c" / "inbox").values())
+    assert set(file_hashes(tmp_path / "a" / "inbox").values()).isdisjoint(
+        file_hashes(tmp_path / "c" / "inbox").values()
+    )
     assert not first.activities.equals(other.activities)
 
 
@@ -74,7 +76,10 @@ def test_layout_is_one_folder_per_athlete_and_the_truth_lives_beside_it(export):
     assert {p.suffix for p in out.rglob("*") if p.is_file()} == {".fit", ".gpx"}
     truth_dir = out.with_name("inbox.truth")
     assert {p.name for p in truth_dir.iterdir()} == {
-        "activities.parquet", "backward_intervals.parquet", "weights.parquet", "weekly_distance.parquet",
+        "activities.parquet",
+        "backward_intervals.parquet",
+        "weights.parquet",
+        "weekly_distance.parquet",
         "athletes.toml",
     }
     listed = set(truth.activities["file"]) | set(truth.weights["file"])
@@ -210,7 +215,10 @@ def test_gpx_tracks_carry_heart_rate_and_cadence_extensions(export):
 
 def _haversine(a, b) -> float:
     lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(math.radians(b.longitude - a.longitude) / 2) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin(math.radians(b.longitude - a.longitude) / 2) ** 2
+    )
     return 2 * 6_371_000.0 * math.asin(math.sqrt(h))
 
 
@@ -218,8 +226,11 @@ def test_walks_stay_below_running_cadence(export):
     out, truth = export
     walks = [a for a in activities(truth, "fit") if a["sport"] == "walking"]
     for activity in walks:
-        cadences = [2 * (r["cadence"] + r["fractional_cadence"]) for r in fit_messages(out / activity["file"])["record"]
-                    if r.get("cadence") and r.get("enhanced_speed", r.get("speed", 0)) > 1.2]
+        cadences = [
+            2 * (r["cadence"] + r["fractional_cadence"])
+            for r in fit_messages(out / activity["file"])["record"]
+            if r.get("cadence") and r.get("enhanced_speed", r.get("speed", 0)) > 1.2
+        ]
         assert sorted(cadences)[len(cadences) // 2] < 140
 
 
@@ -240,8 +251,9 @@ def test_weight_files_hold_weight_scale_readings_matching_the_truth(export):
 def test_weekly_distance_is_the_sum_of_the_activities(export):
     _, truth = export
     expected = (
-        truth.activities.with_columns(week_start=pl.col("local_start_ts").dt.date() - pl.duration(
-            days=pl.col("local_start_ts").dt.weekday() - 1))
+        truth.activities.with_columns(
+            week_start=pl.col("local_start_ts").dt.date() - pl.duration(days=pl.col("local_start_ts").dt.weekday() - 1)
+        )
         .group_by("athlete_id", "week_start")
         .agg(distance_km=pl.col("distance_m").sum() / 1000, sessions=pl.len())
         .sort("athlete_id", "week_start")

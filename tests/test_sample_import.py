@@ -7,9 +7,15 @@ def test_weekly_distance_matches_the_generator(imported_export):
     truth, warehouse = imported_export.truth, imported_export.warehouse
     got = warehouse.query(
         "SELECT athlete_id, week_start, sum(distance_km) AS km FROM mileage_weekly GROUP BY ALL"
-    ).join(warehouse.query(  # sessions per week without counting an activity once per direction
-        "SELECT athlete_id, CAST(date_trunc('week', day) AS DATE) AS week_start, CAST(sum(sessions) AS BIGINT) AS n"
-        " FROM mileage_rolling GROUP BY ALL HAVING n > 0"), on=["athlete_id", "week_start"], how="full", coalesce=True)
+    ).join(
+        warehouse.query(  # sessions per week without counting an activity once per direction
+            "SELECT athlete_id, CAST(date_trunc('week', day) AS DATE) AS week_start, CAST(sum(sessions) AS BIGINT) AS n"
+            " FROM mileage_rolling GROUP BY ALL HAVING n > 0"
+        ),
+        on=["athlete_id", "week_start"],
+        how="full",
+        coalesce=True,
+    )
     joined = truth.weekly_distance.join(got, on=["athlete_id", "week_start"], how="full", coalesce=True)
     assert joined["km"].null_count() == 0 and joined["distance_km"].null_count() == 0
     assert (joined["n"] == joined["sessions"]).all()
@@ -40,4 +46,8 @@ def test_labelled_backward_laps_keep_their_workout_step_names(imported_export):
     truth, warehouse = imported_export.truth, imported_export.warehouse
     labelled = truth.backward_intervals.filter(pl.col("labelled")).height
     laps = warehouse.query("SELECT count(*) AS n FROM laps WHERE name ILIKE 'backward%'")["n"][0]
-    assert labelled > 0 and laps >= labelled - truth.backward_intervals.filter(pl.col("labelled") & pl.col("file").str.ends_with(".gpx")).height
+    assert (
+        labelled > 0
+        and laps
+        >= labelled - truth.backward_intervals.filter(pl.col("labelled") & pl.col("file").str.ends_with(".gpx")).height
+    )

@@ -12,6 +12,7 @@ from polars.testing import assert_frame_equal
 from benchmarks.evaluation import backward_time_scores, missed_labelled
 from retrostride.assets import detection
 from retrostride.assets.settings import ConfigError, load_model_config
+from retrostride.assets.transforms.detection_status import STATUSES
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.runs import QUIET, RANGE_END, RANGE_START
 from retrostride.warehouse.store import Warehouse
@@ -59,10 +60,12 @@ def test_backward_running_is_found_where_the_generator_put_it(imported_export):
 def test_energy_uses_the_weight_measured_before_each_activity(imported_export):
     energy = imported_export.warehouse.query(
         "SELECT e.activity_id, e.athlete_id, a.start_ts, e.mass_kg, e.mass_source"
-        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY a.start_ts")
+        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY a.start_ts"
+    )
     weights = imported_export.truth.weights.select("athlete_id", "ts", "weight_kg").sort("ts")
-    expected = energy.join_asof(weights, left_on="start_ts", right_on="ts", by="athlete_id", strategy="backward",
-                                check_sortedness=False)  # both sorted by time above
+    expected = energy.join_asof(
+        weights, left_on="start_ts", right_on="ts", by="athlete_id", strategy="backward", check_sortedness=False
+    )  # both sorted by time above
     measured = expected.filter(pl.col("weight_kg").is_not_null())
     assert len(measured) > 0
     assert (measured["mass_source"] == "measurement").all()
@@ -92,7 +95,8 @@ def _rematerialise(settings, first: date, last: date) -> dg.ExecuteInProcessResu
 def _versions(warehouse: Warehouse, table: str) -> dict[str, set[str]]:
     rows = warehouse.query(
         f"SELECT strftime(a.start_day, '%Y-%m') AS month, t.model_version FROM {table} t"
-        " JOIN activities a USING (activity_id) GROUP BY ALL")
+        " JOIN activities a USING (activity_id) GROUP BY ALL"
+    )
     return {m: set(rows.filter(pl.col("month") == m)["model_version"]) for m in rows["month"].unique()}
 
 
@@ -117,7 +121,8 @@ def test_changing_a_threshold_changes_the_version_of_the_rows_it_touches_only(im
     assert warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id").equals(baseline_before)
     kcal_after = warehouse.query(
         "SELECT e.activity_id, e.kcal_net, e.kcal_backward, strftime(a.start_day, '%Y-%m') AS month"
-        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY 1")
+        " FROM activity_energy e JOIN activities a USING (activity_id) ORDER BY 1"
+    )
     joined = kcal_before.join(kcal_after, on="activity_id", suffix="_after")
     feb = joined.filter((pl.col("month") == "2024-02") & (pl.col("kcal_backward") > 0))
     assert len(feb) > 0
@@ -157,13 +162,17 @@ def test_baselines_are_refit_only_for_athletes_whose_latest_runs_changed(importe
         connection.execute(
             "UPDATE activities SET name = 'Backward intervals' WHERE activity_id ="
             " (SELECT activity_id FROM activities WHERE athlete_id = ? AND coalesce(sport, 'running') = 'running'"
-            " ORDER BY start_ts DESC LIMIT 1)", [athlete])
+            " ORDER BY start_ts DESC LIMIT 1)",
+            [athlete],
+        )
     renamed = _rematerialise(settings, date(2024, 1, 1), date(2024, 1, 1))  # publishing February would undo it
     assert renamed.success and _refit(renamed) == [athlete]
     after = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
     assert after.filter(pl.col("athlete_id") != athlete).equals(before.filter(pl.col("athlete_id") != athlete))
-    assert after.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list() != \
-        before.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list()
+    assert (
+        after.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list()
+        != before.filter(pl.col("athlete_id") == athlete)["inputs_sha256"].to_list()
+    )
 
 
 @pytest.mark.parametrize(
@@ -184,9 +193,9 @@ def test_a_bad_model_file_says_what_is_wrong(tmp_path: Path, text: str, message:
 
 def test_model_file_values_override_the_defaults(tmp_path: Path):
     path = tmp_path / "model.toml"
-    path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 1\n")
+    path.write_text("[detection]\nlabel_words = ['rueckwaerts']\n[energy]\nbackward_multiplier = 2\n")
     detection, energy = load_model_config(path)
-    assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 1.0
+    assert detection.label_words == ("rueckwaerts",) and energy.backward_multiplier == 2.0  # an integer is a float here
 
 
 def test_real_forward_runs_imported_through_dagster_have_no_backward_second(imported_corpus):
@@ -205,8 +214,10 @@ def test_real_forward_runs_imported_through_dagster_have_no_backward_second(impo
 def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tmp_path: Path, monkeypatch):
     settings = replace(copied_home(imported_export, tmp_path), workers=2)
     warehouse = Warehouse(settings.catalog)
-    tables = {t: f"SELECT * FROM {t} ORDER BY activity_id, {key}" for t, key in
-              [("segments", "segment_index"), ("activity_energy", "model_version")]}
+    tables = {
+        t: f"SELECT * FROM {t} ORDER BY activity_id, {key}"
+        for t, key in [("segments", "segment_index"), ("activity_energy", "model_version")]
+    }
     before = {t: warehouse.query(sql) for t, sql in tables.items()}
     monkeypatch.setattr(detection, "SCORE_BATCH_RECORDS", 1)  # one batch per month: January and February at once
     monkeypatch.setattr(detection, "BATCHES_FOR_PROCESSES", 2)
@@ -222,8 +233,24 @@ def test_scoring_reads_only_record_columns_it_declares():
     from retrostride.warehouse.schema import RECORDS
 
     root = Path(__file__).resolve().parents[1]
-    used = [*(root / "assets" / "transforms").glob("*.py"), root / "connectors" / "frames.py"]  # with_motion, in_time_order
+    used = [
+        *(root / "assets" / "transforms").glob("*.py"),
+        root / "connectors" / "frames.py",
+    ]  # with_motion, in_time_order
     source = "\n".join(path.read_text(encoding="utf-8") for path in used)
     unread = [name for name in RECORDS.names() if name not in RECORD_COLUMNS]
     assert unread and all(f'"{name}"' not in source for name in unread)
     assert set(RECORD_COLUMNS) <= set(RECORDS.names())
+
+
+def test_every_activity_has_a_detection_status(imported_export):
+    warehouse = imported_export.warehouse
+    rows = warehouse.query(
+        "SELECT a.activity_id, d.detection_status, d.baseline_basis FROM activities a"
+        " LEFT JOIN activity_detection d USING (activity_id)"
+    )
+    assert rows["detection_status"].null_count() == 0
+    statuses = set(rows["detection_status"])
+    assert statuses <= set(STATUSES) and "scored" in statuses
+    scored = rows.filter(pl.col("detection_status").str.starts_with("scored"))
+    assert scored["baseline_basis"].null_count() == 0

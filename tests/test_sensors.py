@@ -7,7 +7,7 @@ import shutil
 import threading
 import time
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -72,8 +72,12 @@ def test_copies_and_renames_of_known_content_are_not_imported_again():
 
 
 def test_the_run_key_names_the_content_not_the_paths():
-    a, ca = plan_import(plan_import(SourceCursor(), [stat("x.fit", 1)], lambda f: "1" * 64)[1], [stat("x.fit", 1)], lambda f: "1" * 64)
-    b, cb = plan_import(plan_import(SourceCursor(), [stat("y.fit", 1)], lambda f: "1" * 64)[1], [stat("y.fit", 1)], lambda f: "1" * 64)
+    a, ca = plan_import(
+        plan_import(SourceCursor(), [stat("x.fit", 1)], lambda f: "1" * 64)[1], [stat("x.fit", 1)], lambda f: "1" * 64
+    )
+    b, cb = plan_import(
+        plan_import(SourceCursor(), [stat("y.fit", 1)], lambda f: "1" * 64)[1], [stat("y.fit", 1)], lambda f: "1" * 64
+    )
     assert a.run_key == b.run_key and SourceCursor.from_json(ca.to_json()) == ca
 
 
@@ -97,7 +101,11 @@ def test_reprocessing_covers_stale_months_exactly_bridging_only_empty_months():
     m = lambda y, mo: date(y, mo, 1)  # noqa: E731
     occupied = [m(2020, 1), m(2020, 2), m(2020, 4), m(2020, 5), m(2021, 1)]
     stale = [m(2020, 1), m(2020, 4), m(2021, 1)]  # 2020-02 and 2020-05 are up to date
-    assert month_ranges(stale, occupied) == [(m(2020, 1), m(2020, 1)), (m(2020, 4), m(2020, 4)), (m(2021, 1), m(2021, 1))]
+    assert month_ranges(stale, occupied) == [
+        (m(2020, 1), m(2020, 1)),
+        (m(2020, 4), m(2020, 4)),
+        (m(2021, 1), m(2021, 1)),
+    ]
     assert month_ranges([m(2020, 1), m(2020, 4)], [m(2020, 1), m(2020, 4)]) == [(m(2020, 1), m(2020, 4))]
 
 
@@ -106,7 +114,11 @@ def test_settings_name_the_watched_folders_and_the_nightly_time(tmp_path, monkey
     monkeypatch.setenv("RETROSTRIDE_NIGHTLY", "02:30")
     monkeypatch.setenv("RETROSTRIDE_TIMEZONE", "Europe/Berlin")
     settings = Settings.from_env()
-    assert [(s.name, s.athlete) for s in settings.sources] == [("inbox", None), ("watch_garmin_sync", None), ("watch_bob_watch", "bob")]
+    assert [(s.name, s.athlete) for s in settings.sources] == [
+        ("inbox", None),
+        ("watch_garmin_sync", None),
+        ("watch_bob_watch", "bob"),
+    ]
     assert settings.poll_s is None and settings.settle_s == 1.0  # 5 s for folders, 30 s for object stores
     defs = build_definitions(settings)
     assert defs.resolve_sensor_def("inbox_sensor").minimum_interval_seconds == 5
@@ -132,10 +144,13 @@ class Ticks:
         return list(data.run_requests or [])
 
 
-def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, job: str) -> dg.ExecuteInProcessResult:
+def execute(
+    defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, job: str
+) -> dg.ExecuteInProcessResult:
     """Run a sensor's run request in-process, as the daemon would launch it."""
     return defs.resolve_job_def(request.job_name or job).execute_in_process(
-        run_config=request.run_config, tags=request.tags, instance=instance)
+        run_config=request.run_config, tags=request.tags, instance=instance
+    )
 
 
 @pytest.fixture
@@ -162,10 +177,18 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
     result = execute(defs, instance, request, "import_files")  # one run: import, publish, score, marts, snapshot
     assert result.success
     assert published_ranges(result) == [(date(2015, 8, 1), date(2015, 8, 1)), (date(2017, 6, 1), date(2017, 6, 1))]
-    materialized = {(m.asset_key.to_user_string(), m.partition) for m in result.get_asset_materialization_events()
-                    for m in [m.materialization]}
-    assert {("segments", "2015-08-01"), ("segments", "2017-06-01"), ("activities", "2017-06-01"),
-            ("mileage_weekly", None), ("published_warehouse", None)} <= materialized
+    materialized = {
+        (m.asset_key.to_user_string(), m.partition)
+        for m in result.get_asset_materialization_events()
+        for m in [m.materialization]
+    }
+    assert {
+        ("segments", "2015-08-01"),
+        ("segments", "2017-06-01"),
+        ("activities", "2017-06-01"),
+        ("mileage_weekly", None),
+        ("published_warehouse", None),
+    } <= materialized
     warehouse = Warehouse(watched.catalog)
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
 
@@ -208,7 +231,9 @@ def test_with_a_settle_time_a_new_file_is_taken_in_the_tick_that_first_sees_it(s
     inbox = Ticks(defs, instance, "inbox_sensor")
     drop(settings.inbox / "ann", [RUNS[0]])
     [request] = inbox.tick()
-    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(settings.inbox / "ann" / RUNS[0])]
+    assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [
+        str(settings.inbox / "ann" / RUNS[0])
+    ]
     growing = settings.inbox / "ann" / "growing.fit"
     data = (FIT / RUNS[1]).read_bytes()
     growing.write_bytes(data[:1000])
@@ -243,8 +268,11 @@ def test_a_bulk_drop_of_500_files_is_one_import_run_per_athlete(settings, instan
 def test_weight_files_alone_refresh_the_marts(settings, instance):
     defs = build_definitions(settings)
     result = defs.resolve_job_def("import_files").execute_in_process(
-        run_config={"ops": {"import_new_files": {"config": {"sources": {str(FIT / "WeightScaleSingleUser.fit"): "ann"}}}}},
-        instance=instance)
+        run_config={
+            "ops": {"import_new_files": {"config": {"sources": {str(FIT / "WeightScaleSingleUser.fit"): "ann"}}}}
+        },
+        instance=instance,
+    )
     assert result.success and published_ranges(result) == []  # no activity days ...
     refreshed = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert {"body_measurements", "outcomes_6wk", "published_warehouse"} <= refreshed  # ... but the marts follow
@@ -259,10 +287,11 @@ def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
     drop(watched.inbox / "ann", [RUNS[0]])
     drop(watched.watch[0].root, [RUNS[1]])
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=timezone.utc))
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=UTC))
     [request] = schedule.evaluate_tick(context).run_requests
-    result = defs.resolve_job_def("import_files").execute_in_process(run_config=request.run_config, tags=request.tags,
-                                                                     instance=instance)
+    result = defs.resolve_job_def("import_files").execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance
+    )
     assert result.success
     ledger = Warehouse(watched.catalog).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
     assert ledger == [("ann", "ok"), ("bob", "ok")]
@@ -273,7 +302,8 @@ def test_a_failed_file_is_named_in_an_asset_check(settings, instance):
     defs = build_definitions(settings)
     result = defs.resolve_job_def("import_files").execute_in_process(
         run_config={"ops": {"import_new_files": {"config": {"sources": {str(FIT / "activity-filecrc.fit"): "ann"}}}}},
-        instance=instance)
+        instance=instance,
+    )
     assert result.success  # a bad file never fails the run ...
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # ... but it shows, with file and reason
@@ -288,7 +318,10 @@ def test_a_tick_asks_for_one_run_per_athlete_tagged_so_that_one_athlete_never_ha
     plan = ImportPlan({"/in/ann/a.fit": "ann", "/in/bob/b.fit": "bob", "/in/ann/c.fit": "ann"}, "import-x", 0, 0, 0)
     requests = athlete_requests(WatchedSource("inbox", tmp_path), plan)
     assert [(r.tags[ATHLETE_TAG], r.run_key) for r in requests] == [("ann", "import-x-ann"), ("bob", "import-x-bob")]
-    assert requests[0].run_config["ops"]["import_new_files"]["config"]["sources"] == {"/in/ann/a.fit": "ann", "/in/ann/c.fit": "ann"}
+    assert requests[0].run_config["ops"]["import_new_files"]["config"]["sources"] == {
+        "/in/ann/a.fit": "ann",
+        "/in/ann/c.fit": "ann",
+    }
     (tmp_path / "dagster.yaml").write_text(shipped_instance_config(postgres=False))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits

@@ -57,9 +57,16 @@ def shared(postgres_url, s3_endpoint, tmp_path, request):
 
 
 def _environment(settings, **more) -> dict[str, str]:
-    return {**os.environ, "RETROSTRIDE_HOME": str(settings.home), "RETROSTRIDE_INBOX": str(settings.inbox),
-            "RETROSTRIDE_CATALOG": settings.catalog_url, "RETROSTRIDE_DATA": settings.data_url,
-            "DAGSTER_HOME": str(settings.home / "dagster"), "RETROSTRIDE_WORKERS": "1", **more}
+    return {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(settings.home),
+        "RETROSTRIDE_INBOX": str(settings.inbox),
+        "RETROSTRIDE_CATALOG": settings.catalog_url,
+        "RETROSTRIDE_DATA": settings.data_url,
+        "DAGSTER_HOME": str(settings.home / "dagster"),
+        "RETROSTRIDE_WORKERS": "1",
+        **more,
+    }
 
 
 def test_settings_choose_the_embedded_or_the_shared_catalog(tmp_path):
@@ -100,8 +107,9 @@ def test_a_shared_warehouse_imports_answers_and_keeps_its_files_in_the_object_st
     bucket, prefix = shared.data_url.removeprefix("s3://").split("/", 1)
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
     assert any(k.startswith(f"{prefix}/main/records/") and k.endswith(".parquet") for k in keys)
-    answer = CliRunner().invoke(app, ["sql", "SELECT count(*) AS n FROM activities", "--format", "csv"],
-                                env=_environment(shared))
+    answer = CliRunner().invoke(
+        app, ["sql", "SELECT count(*) AS n FROM activities", "--format", "csv"], env=_environment(shared)
+    )
     assert answer.exit_code == 0, answer.output
     assert answer.output.split() == ["n", str(state["activities"])]
 
@@ -117,15 +125,24 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
     runner, env = CliRunner(), _environment(shared)
 
     def athletes_seen(*as_of: str) -> list[str]:
-        answer = runner.invoke(app, ["sql", "SELECT DISTINCT athlete_id FROM activities ORDER BY 1", "-f", "csv",
-                                     *as_of], env=env)
+        answer = runner.invoke(
+            app, ["sql", "SELECT DISTINCT athlete_id FROM activities ORDER BY 1", "-f", "csv", *as_of], env=env
+        )
         assert answer.exit_code == 0, answer.output
         return answer.output.split()[1:]
 
     assert first is not None
     assert athletes_seen() == athletes
-    unnoted = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM import_ledger WHERE status = 'ok' AND published_snapshot IS NULL",
-                                  "-f", "csv"], env=env)
+    unnoted = runner.invoke(
+        app,
+        [
+            "sql",
+            "SELECT count(*) AS n FROM import_ledger WHERE status = 'ok' AND published_snapshot IS NULL",
+            "-f",
+            "csv",
+        ],
+        env=env,
+    )
     assert unnoted.output.split() == ["n", "0"]  # readers see which snapshot published each file
     assert athletes_seen("--as-of", str(first)) == athletes[:1]
     assert athletes_seen("--as-of", moment) == athletes[:1]
@@ -140,14 +157,24 @@ def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, expor
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
     instance.dispose()
-    processes = [subprocess.Popen([RETROSTRIDE, "import", str(export / a), "--athlete", a], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for a in athletes]
+    processes = [
+        subprocess.Popen(
+            [RETROSTRIDE, "import", str(export / a), "--athlete", a],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for a in athletes
+    ]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     warehouse = Warehouse(shared.catalog)
     state = warehouse.query(SCORED).row(0, named=True)
     assert state["athletes"] == 2 and state["unscored"] == 0
-    files = warehouse.query("SELECT athlete_id, count(*) AS n FROM import_ledger WHERE status = 'ok' GROUP BY 1 ORDER BY 1")
+    files = warehouse.query(
+        "SELECT athlete_id, count(*) AS n FROM import_ledger WHERE status = 'ok' GROUP BY 1 ORDER BY 1"
+    )
     assert files["athlete_id"].to_list() == athletes
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
     with dg.instance_for_test() as instance:  # the same files again: nothing changes
@@ -177,16 +204,28 @@ def test_a_writer_killed_during_its_transaction_leaves_nothing_visible(where, re
     warehouse = Warehouse(settings.catalog)
     warehouse.ensure_schema()
     before = table_checksums(warehouse)
-    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, settings.catalog.metadata, settings.catalog.data],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, settings.catalog.metadata, settings.catalog.data],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout.readline().strip() == "inserted"  # its Parquet files are written, its commit not made
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert differences(before, table_checksums(warehouse)) == []
-    fresh = subprocess.run([sys.executable, "-c", "import sys; from retrostride.warehouse.store import Warehouse; "
-                            "from retrostride.warehouse.catalog import Catalog; "
-                            "print(Warehouse(Catalog(sys.argv[1], sys.argv[2])).query('SELECT count(*) AS n FROM records')['n'][0])",
-                            settings.catalog.metadata, settings.catalog.data], capture_output=True, text=True)
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from retrostride.warehouse.store import Warehouse; "
+            "from retrostride.warehouse.catalog import Catalog; "
+            "print(Warehouse(Catalog(sys.argv[1], sys.argv[2])).query('SELECT count(*) AS n FROM records')['n'][0])",
+            settings.catalog.metadata,
+            settings.catalog.data,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert fresh.stdout.strip() == "0", fresh.stderr  # another process sees the same: nothing half-written
     warehouse.write(lambda c: c.execute("INSERT INTO activities (activity_id, athlete_id) VALUES ('whole', 'ann')"))
     assert warehouse.query("SELECT activity_id FROM activities")["activity_id"].to_list() == ["whole"]
@@ -205,12 +244,16 @@ def test_a_home_from_before_ducklake_migrates_with_nothing_lost(imported_export,
             old.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows")
             old.unregister("rows")
     legacy.with_name("published.duckdb").write_bytes(legacy.read_bytes())
-    answer = CliRunner().invoke(app, ["migrate"], env=_environment(settings, RETROSTRIDE_CATALOG="", RETROSTRIDE_DATA=""))
+    answer = CliRunner().invoke(
+        app, ["migrate"], env=_environment(settings, RETROSTRIDE_CATALOG="", RETROSTRIDE_DATA="")
+    )
     assert answer.exit_code == 0, answer.output
     assert differences(table_checksums(source), table_checksums(Warehouse(settings.catalog))) == []
     assert not legacy.exists() and legacy.with_name(legacy.name + MIGRATED).exists()
     assert legacy.with_name("published.duckdb" + MIGRATED).exists()
-    again = CliRunner().invoke(app, ["migrate"], env=_environment(settings, RETROSTRIDE_CATALOG="", RETROSTRIDE_DATA=""))
+    again = CliRunner().invoke(
+        app, ["migrate"], env=_environment(settings, RETROSTRIDE_CATALOG="", RETROSTRIDE_DATA="")
+    )
     assert again.exit_code == 0 and "Nothing to migrate" in again.output
 
 
@@ -219,9 +262,13 @@ def test_the_maintenance_asset_merges_small_files_and_keeps_every_row(tmp_path):
     warehouse = Warehouse(settings.catalog)
     warehouse.ensure_schema()
     for day in range(1, 7):  # six publishes of one activity each: six small files
-        warehouse.write(lambda c, day=day: c.execute(
-            "INSERT INTO activities (activity_id, athlete_id, start_day) "
-            "SELECT 'a' || i || '-' || ?, 'ann', DATE '2024-05-01' + ? FROM range(20) t(i)", [day, day]))
+        warehouse.write(
+            lambda c, day=day: c.execute(
+                "INSERT INTO activities (activity_id, athlete_id, start_day) "
+                "SELECT 'a' || i || '-' || ?, 'ann', DATE '2024-05-01' + ? FROM range(20) t(i)",
+                [day, day],
+            )
+        )
     before, files = table_checksums(warehouse), data_files(warehouse)
     result = dg.materialize([compacted_warehouse], resources={"storage": Storage.from_settings(settings)})
     assert result.success

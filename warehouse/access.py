@@ -1,98 +1,115 @@
-"""Read-only SQL on the warehouse's newest snapshot, or an older one: what `retrostride sql` runs.
+"""Read-only SQL on the warehouse's newest published snapshot, or an older one: what `retrostride sql`
+and the report run.
 
-Statements are checked before they run: anything but reading (SELECT, DESCRIBE, SHOW, EXPLAIN,
-PRAGMA, SET, CALL) is refused with a sentence, not a DuckDB error.  The connection is read-only
-as well, so a check that missed something still cannot change the warehouse.
+The boundary is DuckDB's own: the DuckLake is attached read-only at the snapshot, then external
+access is turned off (no file outside the lake's own catalog and data folder, no URL, no ATTACH, no
+COPY), extension installing and loading off, and the configuration locked, so no `SET`/`PRAGMA` can
+write a log or profile anywhere or undo any of this.  Statements
+are also classified before they run, only to refuse writes with a sentence naming the write rather
+than a DuckDB error.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
-import polars as pl
 
 from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, open_engine
 
-_READING = {
-    duckdb.StatementType.SELECT,
-    duckdb.StatementType.EXPLAIN,
-    duckdb.StatementType.PRAGMA,
-    duckdb.StatementType.SET,
-    duckdb.StatementType.VARIABLE_SET,
-    duckdb.StatementType.CALL,
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Set once the lake is attached; `lock_configuration` (set last) keeps them so.
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
 }
+
+_SAVE = " To save a result, use --output FILE (csv, json or parquet)."
+_IMPORT = " The warehouse changes only through `retrostride import`."
+#: Statements refused before they run, with what they would do (the locked connection would refuse
+#: them too, in DuckDB's words).
+_WRITES = {
+    **dict.fromkeys(("INSERT", "UPDATE", "DELETE", "MERGE_INTO"), ("changes rows", _IMPORT)),
+    **dict.fromkeys(("CREATE", "CREATE_FUNC", "DROP", "ALTER"), ("changes the schema", _IMPORT)),
+    **dict.fromkeys(("COPY", "COPY_DATABASE", "EXPORT"), ("writes files", _SAVE)),
+    **dict.fromkeys(("ATTACH", "DETACH"), ("opens other databases", " Open them with DuckDB itself.")),
+    "LOAD": ("installs or loads extensions", ""),
+    **dict.fromkeys(("VACUUM", "ANALYZE"), ("rewrites the database", "")),
+}
+
+Fetched = TypeVar("Fetched")
 
 
 class RefusedStatement(Exception):
     """A statement that would change something; the message says which and why."""
 
 
-def refusal(statement_type: duckdb.StatementType, text: str) -> str:
-    """Why `retrostride sql` does not run a statement of this type."""
-    kind = text.strip().split(None, 1)[0].upper() if text.strip() else statement_type.name
-    advice = {
-        duckdb.StatementType.COPY: " To save a result, use --output FILE (csv, json or parquet).",
-        duckdb.StatementType.EXPORT: " To save a result, use --output FILE (csv, json or parquet).",
-        duckdb.StatementType.ATTACH: " Open other databases with DuckDB itself.",
-    }.get(statement_type, " The warehouse changes only through `retrostride import`.")
-    return f"Refused: the warehouse is read-only here, and {kind} is not a read-only statement.{advice}"
+def refusal(statement_type: duckdb.StatementType) -> str | None:
+    """Why `retrostride sql` does not run a statement of this type, or None if it may run.  The
+    type is the parser's, so `WITH ... INSERT` is named an INSERT."""
+    if statement_type.name not in _WRITES:
+        return None
+    does, advice = _WRITES[statement_type.name]
+    return f"Refused: {statement_type.name.replace('_', ' ')} {does}, and the warehouse is read-only here.{advice}"
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What a reader queries: the warehouse at `catalog`, at its newest snapshot or `as_of` (a
-    snapshot id or a timestamp)."""
+    """What a reader queries: the warehouse at `catalog`, at its newest published snapshot (a whole
+    import or none of it) or at `as_of` (a snapshot id or a timestamp)."""
 
     catalog: Catalog
     as_of: str | int | None = None
 
-
-_readers: dict[tuple, duckdb.DuckDBPyConnection] = {}
-_readers_lock = threading.Lock()
-
-
-def reader(reading: Reading) -> duckdb.DuckDBPyConnection:
-    """A cursor on the warehouse attached read-only at `as_of`, else at the newest published snapshot
-    (a whole import or none of it: the pipeline's steps in between are skipped).  One engine per
-    process and reading (opening one costs ~0.5 s); a new publish is attached beside it (~10 ms)."""
-    key = (os.getpid(), reading)
-    with _readers_lock:
-        engine = _readers.get(key)
-        if engine is None:
-            engine = _readers[key] = open_engine(reading.catalog, read_only=True, as_of=reading.as_of)
-        alias = ALIAS
-        if reading.as_of is None:
-            published = engine.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]
-            if published is not None:
-                alias = f"{ALIAS}_{published}"
-                attached = {row[0] for row in engine.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
-                if alias not in attached:
-                    engine.execute(reading.catalog.attach_sql(alias, as_of=published))
-                    for older in attached - {alias}:
-                        if older.startswith(f"{ALIAS}_"):  # readers of an older publish go on with theirs
-                            with suppress(duckdb.Error):
-                                engine.execute(f"DETACH {older}")
-    cursor = engine.cursor()
-    cursor.execute(f"USE {alias}")
-    cursor.execute("SET TimeZone = 'UTC'")
-    return cursor
+    def __str__(self) -> str:
+        return f"{self.catalog.metadata}" + (f" as of {self.as_of}" if self.as_of is not None else "")
 
 
-def read_only_query(reading: Reading, sql: str) -> pl.DataFrame:
-    """Run `sql` (one or more statements) on the warehouse, read-only; returns the last statement's
-    rows.  Raises RefusedStatement for writes and duckdb.Error for bad SQL."""
-    connection = reader(reading)
+def read_only_connection(reading: Reading) -> duckdb.DuckDBPyConnection:
+    """The warehouse of `reading`, attached read-only, reaching nothing else; times in UTC."""
+    connection = open_engine(reading.catalog, read_only=True, as_of=reading.as_of)
+    try:
+        if reading.as_of is None and (published := connection.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]):
+            connection.execute("USE memory")
+            connection.execute(f"DETACH {ALIAS}")
+            connection.execute(reading.catalog.attach_sql(ALIAS, as_of=published))
+            connection.execute(f"USE {ALIAS}")
+        lock_down(connection, reading.catalog)
+        return connection
+    except BaseException:
+        connection.close()
+        raise
+
+
+def lock_down(connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """External access off but for the lake's own files (DuckLake reads them as queries run), and
+    the configuration locked."""
+    if catalog.sqlite_file is not None:
+        connection.execute("SET allowed_paths = ?", [[str(catalog.sqlite_file)]])
+    connection.execute("SET allowed_directories = ?", [[catalog.data]])
+    for name, value in LOCKED_DOWN.items():
+        connection.execute(f"SET {name} = {str(value).lower()}")
+    connection.execute("SET lock_configuration = true")
+
+
+def read_only_answer(reading: Reading, sql: str, fetch: Callable[[duckdb.DuckDBPyRelation | None], Fetched]) -> Fetched:
+    """Run `sql` (one or more statements) on the warehouse of `reading`, read-only; returns `fetch` of the
+    last statement's relation (None when it has no rows to give).  Raises RefusedStatement for
+    writes and duckdb.Error for bad SQL or anything the locked connection refuses."""
+    connection = read_only_connection(reading)
     try:
         statements = connection.extract_statements(sql)
         for statement in statements:
-            if statement.type not in _READING:
-                raise RefusedStatement(refusal(statement.type, statement.query))
+            if (why := refusal(statement.type)) is not None:
+                raise RefusedStatement(why)
         if not statements:
-            return pl.DataFrame()
+            return fetch(None)
         for statement in statements[:-1]:
             connection.execute(statement.query).fetchall()
         last = statements[-1].query
@@ -101,6 +118,15 @@ def read_only_query(reading: Reading, sql: str) -> pl.DataFrame:
         except duckdb.Error:
             connection.execute(last)  # the same error, with the LINE and ^ the relational API drops
             raise
-        return pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table())
+        return fetch(relation)
     finally:
         connection.close()
+
+
+def read_only_query(reading: Reading, sql: str) -> pl.DataFrame:
+    """`read_only_answer` as a Polars frame (the demo and tests)."""
+    import polars as pl
+
+    return read_only_answer(
+        reading, sql, lambda relation: pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table())
+    )

@@ -33,8 +33,9 @@ ALIAS = "warehouse"
 #: The commit message of the snapshots readers see: a publish, after the pipeline's steps of an import.
 PUBLISHED = "published"
 #: The newest published snapshot's id (null before the first publish).
-PUBLISHED_SNAPSHOT_SQL = (f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}') "
-                          f"WHERE commit_message = '{PUBLISHED}'")
+PUBLISHED_SNAPSHOT_SQL = (
+    f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}') WHERE commit_message = '{PUBLISHED}'"
+)
 _ENGINE_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 
 
@@ -156,14 +157,22 @@ def attach(engine: duckdb.DuckDBPyConnection, statement: str, tries: int = 5) ->
 def s3_secret_sql() -> str:
     """A DuckDB secret for s3:// data from the AWS_* environment variables (AWS_ENDPOINT_URL: a local store)."""
     parts = ["TYPE s3"]
-    for option, variable in (("KEY_ID", "AWS_ACCESS_KEY_ID"), ("SECRET", "AWS_SECRET_ACCESS_KEY"),
-                             ("SESSION_TOKEN", "AWS_SESSION_TOKEN"), ("REGION", "AWS_DEFAULT_REGION")):
+    for option, variable in (
+        ("KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("SECRET", "AWS_SECRET_ACCESS_KEY"),
+        ("SESSION_TOKEN", "AWS_SESSION_TOKEN"),
+        ("REGION", "AWS_DEFAULT_REGION"),
+    ):
         if os.environ.get(variable):
             parts.append(f"{option} '{_quoted(os.environ[variable])}'")
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         url = urlparse(endpoint)
-        parts += [f"ENDPOINT '{_quoted(url.netloc)}'", "URL_STYLE 'path'", f"USE_SSL {str(url.scheme == 'https').lower()}"]
+        parts += [
+            f"ENDPOINT '{_quoted(url.netloc)}'",
+            "URL_STYLE 'path'",
+            f"USE_SSL {str(url.scheme == 'https').lower()}",
+        ]
     return f"CREATE OR REPLACE SECRET retrostride_s3 ({', '.join(parts)})"
 
 
@@ -184,3 +193,11 @@ def shared_engine(catalog: Catalog) -> duckdb.DuckDBPyConnection:
         if engine is None:
             engine = _engines[key] = open_engine(catalog)
         return engine
+
+
+def forget_engines(catalog: Catalog) -> None:
+    """Close this process's engine for `catalog` (the catalog file is being moved or replaced)."""
+    with _engines_lock:
+        engine = _engines.pop((os.getpid(), catalog), None)
+    if engine is not None:
+        engine.close()

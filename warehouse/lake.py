@@ -57,6 +57,11 @@ class Lake:
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Copies of the ledger's rows (`warehouse.ledger_copies`)."""
+        return self.home / "lake" / "ledger"
+
     def write_pack(self, frames: dict[str, pl.DataFrame]) -> str | None:
         """Write the frames of several files as a new pack, atomically; its id (None: no rows at all).
         An empty frame is not written."""
@@ -67,9 +72,13 @@ class Lake:
         final = self.pack_dir(pack)
         staging = final.with_name(f".{pack}")
         staging.mkdir(parents=True)
-        for name, frame in kept.items():  # lz4: cheaper to write than zstd, and faster to read
-            frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
-        staging.rename(final)
+        try:
+            for name, frame in kept.items():  # lz4: cheaper to write than zstd, and faster to read
+                frame.write_parquet(staging / f"{name}.parquet", statistics=True, compression="lz4")
+            staging.rename(final)
+        except BaseException:  # a full disk, a kill: nothing half-written stays
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return pack
 
     def frame_path(self, pack: str, frame: str) -> Path | None:
@@ -98,9 +107,12 @@ class Lake:
     def sweep(self, older_than_s: float = STALE_S) -> int:
         """Remove staging folders and temporary copies that a killed process left (hidden `.name`);
         recent ones may belong to an import running now and stay.  Returns how many went."""
-        roots = [r for r in (self.decoded_root, self.home / "raw", self.quarantine_dir()) if r.exists()]
-        return _remove_older([leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]],
-                             older_than_s)
+        roots = [
+            r for r in (self.decoded_root, self.ledger_dir, self.home / "raw", self.quarantine_dir()) if r.exists()
+        ]
+        return _remove_older(
+            [leftover for root in roots for leftover in [*root.glob(".*"), *root.glob("*/.*")]], older_than_s
+        )
 
     def keep_raw(self, source: Path, sha256: str, fmt: str) -> Path:
         """A content-addressed copy of the original bytes (kept once)."""
@@ -109,7 +121,9 @@ class Lake:
             _atomic_copy(source, target)
         return target
 
-    def quarantine(self, source: Path, sha256: str, reason: str, name: str | None = None, max_bytes: int | None = None) -> Path:
+    def quarantine(
+        self, source: Path, sha256: str, reason: str, name: str | None = None, max_bytes: int | None = None
+    ) -> Path:
         """Copy a rejected file aside (a symbolic link as a link; at most `max_bytes` of a regular
         file) with its reason next to it."""
         folder = self.quarantine_dir()
@@ -121,7 +135,7 @@ class Lake:
                 _atomic_write(target, _head(source, max_bytes))
         elif not target.exists() and not target.is_symlink():
             _atomic_copy(source, target, follow_symlinks=False)
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        _atomic_write(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
         return target
 
 
@@ -151,12 +165,20 @@ def _head(source: Path, count: int) -> bytes:
 def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_copy(source: Path, target: Path, follow_symlinks: bool = True) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    shutil.copy2(source, temporary, follow_symlinks=follow_symlinks)
-    os.replace(temporary, target)
+    try:
+        shutil.copy2(source, temporary, follow_symlinks=follow_symlinks)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -18,8 +18,10 @@ class Maintenance:
 
 def data_files(warehouse: Warehouse) -> int:
     """Parquet data files the newest snapshot reads, over every table."""
-    return sum(int(warehouse.query(f"SELECT count(*) AS n FROM ducklake_list_files('{ALIAS}', '{table}')")["n"][0])
-               for table in warehouse.tables)
+    return sum(
+        int(warehouse.query(f"SELECT count(*) AS n FROM ducklake_list_files('{ALIAS}', '{table}')")["n"][0])
+        for table in warehouse.tables
+    )
 
 
 def compact(warehouse: Warehouse, keep_days: int = 30) -> Maintenance:
@@ -29,7 +31,9 @@ def compact(warehouse: Warehouse, keep_days: int = 30) -> Maintenance:
     connection = warehouse.connect()
     try:
         connection.execute(f"CALL ducklake_merge_adjacent_files('{ALIAS}')")
-        connection.execute(f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => now() - INTERVAL {int(keep_days)} DAY)")
+        connection.execute(
+            f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => now() - INTERVAL {int(keep_days)} DAY)"
+        )
         deleted = len(connection.execute(f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
     finally:
         connection.close()

@@ -44,9 +44,7 @@ class MartConfig:
 
 
 #: The warehouse `mart_settings` table: one row, one column per MartConfig field.
-MART_SETTINGS = pl.Schema(
-    {f.name: pl.Int32 if f.type in (int, "int") else pl.Float64 for f in fields(MartConfig)}
-)
+MART_SETTINGS = pl.Schema({f.name: pl.Int32 if f.type in (int, "int") else pl.Float64 for f in fields(MartConfig)})
 
 
 def settings_row(config: MartConfig) -> pl.DataFrame:

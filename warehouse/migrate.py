@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from retrostride.warehouse.catalog import ALIAS, PUBLISHED
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED, Catalog
 from retrostride.warehouse.store import Warehouse
 
 #: The suffix an old warehouse file gets once its rows are in the DuckLake.
@@ -23,6 +23,13 @@ class Migration:
     kept_as: Path
 
 
+def ensure_migrated(legacy: Path, catalog: Catalog) -> Migration | None:
+    """Move a home's warehouse from before DuckLake (`legacy`) into the DuckLake, once (None: nothing to move)."""
+    if not legacy.exists():
+        return None
+    return migrate_file(legacy, Warehouse(catalog))
+
+
 def migrate_file(source: Path, warehouse: Warehouse) -> Migration:
     """Copy every base table of the DuckDB file `source` that the warehouse has into it (tables of
     the warehouse that are not empty are left alone: a migration runs once), then rename `source`
@@ -30,17 +37,24 @@ def migrate_file(source: Path, warehouse: Warehouse) -> Migration:
     warehouse.ensure_schema()
 
     def copy(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
-        old = {row[0] for row in connection.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'legacy'").fetchall()}
+        old = {
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'legacy'"
+            ).fetchall()
+        }
         rows = {}
         for table in warehouse.tables:
-            if table not in old or (table != "mart_settings" and connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]):
+            if table not in old or (
+                table != "mart_settings" and connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            ):
                 continue
             if table == "mart_settings":
                 connection.execute("DELETE FROM mart_settings")
             columns = ", ".join(f'"{c}"' for c in _shared_columns(connection, table))
             rows[table] = connection.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM legacy.{table}").fetchone()[0]
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM legacy.{table}"
+            ).fetchone()[0]
         connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")  # readers see it all
         return rows
 
@@ -61,9 +75,15 @@ def migrate_file(source: Path, warehouse: Warehouse) -> Migration:
 
 def _shared_columns(connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """Columns `table` has both in the old file and in the warehouse (a home from an older version may lack some)."""
+
     def columns(database: str) -> list[str]:
-        return [row[0] for row in connection.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? ORDER BY column_index",
-            [database, table]).fetchall()]
+        return [
+            row[0]
+            for row in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? ORDER BY column_index",
+                [database, table],
+            ).fetchall()
+        ]
+
     old = set(columns("legacy"))
     return [c for c in columns(connection.execute("SELECT current_database()").fetchone()[0]) if c in old]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import polars as pl
 
+from retrostride.warehouse.rolling import centred_rolling, run_ids
 from retrostride.warehouse.schema import in_time_order
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
@@ -24,9 +28,14 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
     """
     on_globe = pl.col("lat_deg").is_between(-90.0, 90.0) & pl.col("lon_deg").is_between(-180.0, 180.0)
     lat, lon = pl.when(on_globe).then(pl.col("lat_deg")), pl.when(on_globe).then(pl.col("lon_deg"))
-    step = pl.when(on_globe | pl.col("lat_deg").is_null()).then(haversine_m(  # from the last position on the globe
-        lat.forward_fill().shift(1).over("session"), lon.forward_fill().shift(1).over("session"), lat, lon,
-    ).fill_null(0.0))  # an impossible position has no distance or speed of its own
+    step = pl.when(on_globe | pl.col("lat_deg").is_null()).then(
+        haversine_m(  # from the last position on the globe
+            lat.forward_fill().shift(1).over("session"),
+            lon.forward_fill().shift(1).over("session"),
+            lat,
+            lon,
+        ).fill_null(0.0)
+    )  # an impossible position has no distance or speed of its own
     seconds = pl.col("ts").diff().over("session").dt.total_microseconds() / 1e6
     derived = records.with_columns(step.alias("_step"), seconds.alias("_dt")).with_columns(
         pl.col("_step").cum_sum().over("session").alias("_distance"),
@@ -43,17 +52,67 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
 MOVING_SPEED_MPS = 0.5
 #: A gap between samples longer than this is a pause, not movement (s).
 MAX_MOVING_GAP_S = 30.0
-#: Altitude is smoothed over this many samples before summing climbs.
-ELEVATION_SMOOTHING = 5
+#: An altitude further than this from the median of the minute around it is a spike, not terrain (m).
+ALTITUDE_SPIKE_M = 25.0
+ALTITUDE_SPIKE_WINDOW_S = 60.0
+#: Altitude is smoothed by a centred rolling median over this many seconds.
+ALTITUDE_SMOOTHING_S = 5.0
+#: Climb counts once altitude has left a band of this height (hysteresis): noise inside it is no climb.
+CLIMB_HYSTERESIS_M = 1.5
+
+
+def cleaned_altitude(records: pl.DataFrame) -> pl.Series:
+    """Altitude as climb is counted from it, for records sorted by activity and time: spikes (further
+    than `ALTITUDE_SPIKE_M` from the median of the minute around them) dropped, a centred median
+    over `ALTITUDE_SMOOTHING_S`, then a hysteresis band of `CLIMB_HYSTERESIS_M` (the altitude moves
+    only when the smoothed one leaves the band).  Null where the record has no altitude or time."""
+    timed = pl.col("ts").is_not_null()
+    frame = records.select("activity_id", "ts", "altitude_m").with_row_index("_row").filter(timed)
+    keys = ["activity_id"]
+    median = centred_rolling(frame, ALTITUDE_SPIKE_WINDOW_S, keys, [pl.col("altitude_m").median()]).to_series()
+    kept = frame.with_columns(
+        pl.when((pl.col("altitude_m") - median).abs() <= ALTITUDE_SPIKE_M)
+        .then(pl.col("altitude_m"))
+        .alias("altitude_m")
+    )
+    smooth = centred_rolling(kept, ALTITUDE_SMOOTHING_S, keys, [pl.col("altitude_m").median()]).to_series()
+    smooth = pl.when(kept["altitude_m"].is_not_null()).then(smooth).otherwise(None)
+    smoothed = kept.select(smooth.alias("altitude_m"), run_ids(keys).alias("_activity"), "_row")
+    banded = _hysteresis(smoothed["altitude_m"].to_numpy(), smoothed["_activity"].to_numpy(), CLIMB_HYSTERESIS_M)
+    out = np.full(records.height, np.nan)
+    out[smoothed["_row"].to_numpy()] = banded
+    return pl.Series("altitude_m", out, dtype=pl.Float64).fill_nan(None)
+
+
+def _hysteresis(altitude: np.ndarray, group: np.ndarray, band_m: float) -> np.ndarray:
+    """Each group's altitude through a play operator of width `band_m`: the output follows the input
+    only once it leaves [output, output + band]; NaN (no altitude) stays NaN and holds the output."""
+    out = np.full(len(altitude), np.nan)
+    level, current = None, None
+    for i, (value, g) in enumerate(zip(altitude.tolist(), group.tolist(), strict=True)):
+        if g != current:
+            level, current = None, g
+        if math.isnan(value):
+            continue
+        if level is None or value < level:
+            level = value
+        elif value > level + band_m:
+            level = value - band_m
+        out[i] = level
+    return out
 
 
 def with_motion(records: pl.DataFrame) -> pl.DataFrame:
     """Records sorted by activity and time, with each sample's `_moving` seconds (time since the
-    previous sample, when moving and not paused) and `_climb` metres (smoothed altitude gained)."""
+    previous sample, when moving and not paused) and `_climb` metres (cleaned altitude gained,
+    `cleaned_altitude`)."""
     gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
     moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
-    smooth_altitude = pl.col("altitude_m").rolling_mean(ELEVATION_SMOOTHING, min_samples=1).over("activity_id")
-    climb = smooth_altitude.diff().over("activity_id").clip(lower_bound=0)
-    return in_time_order(records).with_columns(
-        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.alias("_climb")
+    ordered = in_time_order(records)
+    cleaned = cleaned_altitude(ordered) if ordered.height else pl.Series("_clean", [], pl.Float64)
+    climb = pl.col("_clean").forward_fill().over("activity_id").diff().over("activity_id").clip(lower_bound=0)
+    return (
+        ordered.with_columns(cleaned.alias("_clean"))
+        .with_columns(pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.fill_null(0.0).alias("_climb"))
+        .drop("_clean")
     )

@@ -19,12 +19,18 @@ _CURRENT = f"""
     FROM import_ledger WHERE lake_pack IS NOT NULL OR {IMPORTED} GROUP BY sha256"""
 
 
-def current_packs(warehouse: Warehouse, where: str = "true", parameters: list | None = None,
-                  connection: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
+def current_packs(
+    warehouse: Warehouse,
+    where: str = "true",
+    parameters: list | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> dict[str, str]:
     """sha256 → pack, for the imported files with a ledger row (ok or partial) that satisfies `where`
     (read in `connection`'s transaction when given)."""
-    sql = (f"SELECT sha256, pack FROM ({_CURRENT}) WHERE sha256 IN "
-           f"(SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND ({where})) ORDER BY sha256")
+    sql = (
+        f"SELECT sha256, pack FROM ({_CURRENT}) WHERE sha256 IN "
+        f"(SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND ({where})) ORDER BY sha256"
+    )
     if connection is not None:
         return dict(connection.execute(sql, parameters or []).fetchall())
     return dict(warehouse.query(sql, parameters).iter_rows())

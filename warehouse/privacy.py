@@ -17,9 +17,13 @@ def mask_positions(records: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
     inside = (
         indexed.select("_row", "athlete_id", "lat_deg", "lon_deg")
         .filter(pl.col("lat_deg").is_not_null())
-        .join(zones.select("athlete_id", pl.col("lat_deg").alias("_zlat"), pl.col("lon_deg").alias("_zlon"), "radius_m"),
-              on="athlete_id")
-        .filter(haversine_m(pl.col("lat_deg"), pl.col("lon_deg"), pl.col("_zlat"), pl.col("_zlon")) <= pl.col("radius_m"))
+        .join(
+            zones.select("athlete_id", pl.col("lat_deg").alias("_zlat"), pl.col("lon_deg").alias("_zlon"), "radius_m"),
+            on="athlete_id",
+        )
+        .filter(
+            haversine_m(pl.col("lat_deg"), pl.col("lon_deg"), pl.col("_zlat"), pl.col("_zlon")) <= pl.col("radius_m")
+        )
         .select("_row")
         .unique()
     )

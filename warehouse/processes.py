@@ -62,8 +62,13 @@ class Lost:
     at: int = -1
 
 
-def supervised(tasks: Iterable[Task], function: Callable[[Task, Progress], Any], workers: int,
-               timeout_s: float | None, again: deque[Task] | None = None) -> Iterator[tuple[Task, Any]]:
+def supervised(
+    tasks: Iterable[Task],
+    function: Callable[[Task, Progress], Any],
+    workers: int,
+    timeout_s: float | None,
+    again: deque[Task] | None = None,
+) -> Iterator[tuple[Task, Any]]:
     """(task, `function(task, progress)` or `Lost`) for every task, in the order they finish.
 
     Each call runs in one of at most `workers` spawned processes (`function` and tasks must be
@@ -98,8 +103,10 @@ def supervised(tasks: Iterable[Task], function: Callable[[Task, Progress], Any],
             if not busy:
                 return
             soonest = min(w.deadline for w in busy) - time.monotonic()
-            wait([w.connection for w in busy] + [w.process.sentinel for w in busy],
-                 timeout=None if soonest == math.inf else max(soonest, 0.0))
+            wait(
+                [w.connection for w in busy] + [w.process.sentinel for w in busy],
+                timeout=None if soonest == math.inf else max(soonest, 0.0),
+            )
             for worker in busy:
                 task, result = worker.task, worker.collect(limit)
                 if result is _WORKING:

@@ -25,15 +25,23 @@ class AthleteProfile:
 
 
 def profiles_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
-    """Profiles as the energy model reads them (athlete_id, sex, birth_year, weight_kg, max_hr_bpm)."""
-    columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm")
+    """Profiles as the energy model and the gait prior read them (athlete_id, sex, birth_year, weight_kg,
+    max_hr_bpm, height_cm)."""
+    columns = ("athlete_id", "sex", "birth_year", "weight_kg", "max_hr_bpm", "height_cm")
     return pl.DataFrame([{c: getattr(p, c) for c in columns} for p in profiles.values()], schema=columns, orient="row")
 
 
 def privacy_zones_frame(profiles: dict[str, AthleteProfile]) -> pl.DataFrame:
     """Every configured privacy zone (athlete_id, lat_deg, lon_deg, radius_m, source)."""
     rows = [
-        {"athlete_id": p.athlete_id, "lat_deg": z["lat"], "lon_deg": z["lon"], "radius_m": z["radius_m"], "source": "profile"}
-        for p in profiles.values() for z in p.privacy_zones
+        {
+            "athlete_id": p.athlete_id,
+            "lat_deg": z["lat"],
+            "lon_deg": z["lon"],
+            "radius_m": z["radius_m"],
+            "source": "profile",
+        }
+        for p in profiles.values()
+        for z in p.privacy_zones
     ]
     return pl.DataFrame(rows, schema=PRIVACY_ZONES)

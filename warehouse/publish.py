@@ -27,7 +27,11 @@ from retrostride.warehouse.store import Warehouse, insert
 
 
 def publish_days(
-    warehouse: Warehouse, lake: Lake, first: date, last: date, privacy_zones: pl.DataFrame | None = None,
+    warehouse: Warehouse,
+    lake: Lake,
+    first: date,
+    last: date,
+    privacy_zones: pl.DataFrame | None = None,
     duplicates: DuplicatePolicy | None = None,
 ) -> dict[str, int]:
     """Replace the activities, records and laps of activities that started on days first..last (UTC);
@@ -44,13 +48,20 @@ def publish_days(
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
         for table in ("records", "laps"):
-            connection.execute(f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days)
+            connection.execute(
+                f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
+            )
         connection.execute(f"DELETE FROM activities WHERE {in_range}", days)
-        counts = {"activities": _insert_from_lake(connection, "activities", pack_files(lake, packs, "activities"), in_range, days),
-                  "laps": _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days),
-                  "records": _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)}
+        counts = {
+            "activities": _insert_from_lake(
+                connection, "activities", pack_files(lake, packs, "activities"), in_range, days
+            ),
+            "laps": _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days),
+            "records": _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones),
+        }
         link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
         return counts
+
     return warehouse.write(replace)
 
 
@@ -58,8 +69,9 @@ def publish_days(
 FILES_PER_CHUNK = 200
 
 
-def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame, in_range: str, days: dict,
-                     zones: pl.DataFrame) -> int:
+def _publish_records(
+    connection: duckdb.DuckDBPyConnection, files: pl.DataFrame, in_range: str, days: dict, zones: pl.DataFrame
+) -> int:
     """Records of the range straight from the lake; through `mask_positions`, a few packs at a time,
     when some athlete has privacy zones."""
     if zones.is_empty():
@@ -67,7 +79,9 @@ def _publish_records(connection: duckdb.DuckDBPyConnection, files: pl.DataFrame,
     count = 0
     for chunk in _chunks(files, FILES_PER_CHUNK):
         with _registered(connection, chunk):
-            rows = connection.sql(_lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}).to_arrow_table()
+            rows = connection.sql(
+                _lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}
+            ).to_arrow_table()
         count += insert(connection, "records", mask_positions(pl.from_arrow(rows), zones))
     return count
 
@@ -159,12 +173,55 @@ def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy
         """,
         {"first": first, "last": last, "tolerance": policy.start_tolerance_s, "share": policy.distance_tolerance},
     )
+    connection.execute(_UNION_OF_COPIES, {"first": first, "last": last})
+
+
+#: A canonical activity carries what its copies know, whatever the import order: a platform's name,
+#: description and calories first (users edit them there), then its own, then a copy's; the platform
+#: and its id from itself, else its first copy that has one.
+_UNION_OF_COPIES = """
+    WITH members AS (
+        SELECT coalesce(duplicate_of, activity_id) AS canonical, activity_id, name, description, calories_kcal,
+               platform, platform_activity_id, platform IS NULL AS from_file, duplicate_of IS NOT NULL AS is_copy
+        FROM activities
+        WHERE coalesce(duplicate_of, activity_id) IN (
+            SELECT duplicate_of FROM activities WHERE duplicate_of IS NOT NULL AND start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY)),
+    best AS (
+        SELECT canonical,
+               first(name ORDER BY from_file, is_copy, activity_id) FILTER (WHERE name IS NOT NULL) AS name,
+               first(description ORDER BY from_file, is_copy, activity_id) FILTER (WHERE description IS NOT NULL) AS description,
+               first(calories_kcal ORDER BY from_file, is_copy, activity_id) FILTER (WHERE calories_kcal IS NOT NULL) AS calories_kcal,
+               first(platform ORDER BY is_copy, activity_id) FILTER (WHERE platform_activity_id IS NOT NULL) AS platform,
+               first(platform_activity_id ORDER BY is_copy, activity_id) FILTER (WHERE platform_activity_id IS NOT NULL) AS platform_activity_id
+        FROM members GROUP BY canonical)
+    UPDATE activities SET name = best.name, description = best.description, calories_kcal = best.calories_kcal,
+           platform = coalesce(best.platform, activities.platform), platform_activity_id = best.platform_activity_id
+    FROM best WHERE activities.activity_id = best.canonical AND activities.start_day BETWEEN $first AND $last
+"""
+
+
+def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
+    """How many activities repeat another from a different source where either is from the files at
+    `paths` (ledger paths): the cross-source duplicates an import made."""
+    if not paths:
+        return 0
+    return int(
+        warehouse.query(
+            "WITH files AS (SELECT sha256 FROM import_ledger WHERE list_contains(?, path)) "
+            "SELECT count(*) FROM activities d JOIN activities c ON c.activity_id = d.duplicate_of "
+            "WHERE d.source_sha256 IN (SELECT sha256 FROM files) OR c.source_sha256 IN (SELECT sha256 FROM files)",
+            [paths],
+        ).item()
+    )
 
 
 def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
     """Clear days first..last from `pending_days` after a publish run over them succeeded."""
-    return warehouse.write(lambda connection: connection.execute(
-        "DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]).fetchone()[0])
+    return warehouse.write(
+        lambda connection: connection.execute(
+            "DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]
+        ).fetchone()[0]
+    )
 
 
 def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
@@ -177,7 +234,9 @@ def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
     def mark(connection: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")
         snapshot = connection.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')").fetchone()[0]
-        files = connection.execute(f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]).fetchone()[0]
+        files = connection.execute(
+            f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]
+        ).fetchone()[0]
         connection.execute("INSERT INTO publishes VALUES (now(), ?)", [files])
         return snapshot, files
 
@@ -189,10 +248,14 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
     files not yet published come in (only those are read, so a daily import costs no more than its
     files).  Returns the rows added."""
     imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
-    packs = current_packs(warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)")
+    packs = current_packs(
+        warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)"
+    )
+
     def replace(connection: duckdb.DuckDBPyConnection) -> int:
         connection.execute(f"DELETE FROM body_measurements WHERE source_sha256 NOT IN ({imported})")
         return _insert_from_lake(connection, "body_measurements", pack_files(lake, packs, "body_measurements"))
+
     return warehouse.write(replace)
 
 
@@ -206,19 +269,27 @@ def _lake_rows(frame: str, where: str) -> str:
     file's rows each Parquet file holds currently."""
     scan = "SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f"
     if frame in _BY_ACTIVITY:
-        return (f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
-                f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id")
+        return (
+            f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
+            f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id"
+        )
     return f"{scan} SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}"
 
 
-def _insert_from_lake(connection: duckdb.DuckDBPyConnection, table: str, files: pl.DataFrame, where: str = "true",
-                      parameters: dict | None = None) -> int:
+def _insert_from_lake(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    files: pl.DataFrame,
+    where: str = "true",
+    parameters: dict | None = None,
+) -> int:
     """Append the current rows of `files` (path, sha256: `warehouse.packs.pack_files`) that satisfy `where`; how many."""
     if files.is_empty():
         return 0
     with _registered(connection, files):
-        found = connection.execute(f"INSERT INTO {table} BY NAME {_lake_rows(table, where)}",
-                                   {**(parameters or {}), "paths": _paths(files)}).fetchone()
+        found = connection.execute(
+            f"INSERT INTO {table} BY NAME {_lake_rows(table, where)}", {**(parameters or {}), "paths": _paths(files)}
+        ).fetchone()
     return int(found[0]) if found else 0
 
 

@@ -122,6 +122,8 @@ ACTIVITIES = pl.Schema(
         "source_sha256": pl.String,
         "duplicate_of": pl.String,  # the canonical activity this one repeats (another file or source), else null
         **PLATFORM_FIELDS,
+        "activity_type": pl.String,  # running | walking | hiking | cycling | swimming | other | unknown
+        "activity_type_basis": pl.String,  # the file's sport, or the evidence it was told from, or why it could not be
     }
 )
 
@@ -198,6 +200,19 @@ ACTIVITY_ENERGY = pl.Schema(
 )
 
 
+#: The warehouse `activity_detection` table: why each activity's segments say what they say.
+ACTIVITY_DETECTION = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "athlete_id": pl.String,
+        "detection_status": pl.String,  # scored | scored_with_prior | not_on_foot | no_records | too_short | ...
+        "baseline_basis": pl.String,  # own | blended | prior (scored activities), else null
+        "baseline_runs": pl.Int32,  # the athlete's runs the baseline rests on (scored activities)
+        "model_version": pl.String,
+    }
+)
+
+
 #: The warehouse `gait_baselines` table: each athlete's forward gait, ln L = a + b·ln v.
 BASELINES = pl.Schema(
     {
@@ -211,6 +226,8 @@ BASELINES = pl.Schema(
         "residual_sd": pl.Float64,  # robust s.d. of ln L residuals (per-run speed-bin medians)
         "inlier_share": pl.Float64,  # share of training samples the robust fit kept
         "r_squared": pl.Float64,  # weighted, on inliers
+        "intercept_sd": pl.Float64,  # uncertainty of the level a (ln L): 0 for an own fit, else the prior's blend
+        "basis": pl.String,  # own (>= baseline_min_runs runs) | blended (prior moved towards fewer runs) | prior
         "model_version": pl.String,
         "inputs_sha256": pl.String,  # digest of the runs fit on (ids, names, sports): refit when it changes
     }
@@ -247,6 +264,7 @@ class DecodedFile:
     privacy_zones: pl.DataFrame = field(default_factory=lambda: empty(FILE_PRIVACY_ZONES))
     status: Status = "ok"
     reason: str | None = None  # why the import is partial
+    kind: str | None = None  # what the file says it is, when it does (a FIT file_id type: activity, settings, ...)
     notes: str | None = None  # how the decoder read what it had to read unusually (fallback, irregular fields)
 
 

@@ -14,7 +14,7 @@ from retrostride.warehouse.store import Warehouse, insert
 _STARTED_IN = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN ? AND ?)"
 
 #: Tables scoring writes, per activity.
-SCORE_TABLES = ("segments", "activity_energy")
+SCORE_TABLES = ("segments", "activity_energy", "activity_detection")
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,16 @@ class ActivityFrames:
         """The activities that started on days first..last, with their records and laps."""
         activities = self.activities.filter(pl.col("start_day").is_between(first, last))
         ids = activities["activity_id"].implode()
-        return ActivityFrames(activities, self.records.filter(pl.col("activity_id").is_in(ids)),
-                              self.laps.filter(pl.col("activity_id").is_in(ids)))
+        return ActivityFrames(
+            activities,
+            self.records.filter(pl.col("activity_id").is_in(ids)),
+            self.laps.filter(pl.col("activity_id").is_in(ids)),
+        )
 
 
-def activities_started(warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
-                       ) -> ActivityFrames:
+def activities_started(
+    warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
+) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records (only `record_columns`,
     default all) and laps (records in no set order: the filtered read interleaves activities, and
     `score_activities` sorts them)."""
@@ -49,8 +53,9 @@ def activities_started(warehouse: Warehouse, first: date, last: date, record_col
     )
 
 
-def batches_started(warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int,
-                    record_columns: tuple[str, ...] | None = None) -> Iterator[tuple[date, date, ActivityFrames]]:
+def batches_started(
+    warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int, record_columns: tuple[str, ...] | None = None
+) -> Iterator[tuple[date, date, ActivityFrames]]:
     """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
     a read scans the whole records table, so small batches are cheaper read together."""
     for start in range(0, len(batches), per_read):
@@ -112,31 +117,40 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
 
 def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
     """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
+
     def replace(connection) -> int:
-        connection.execute("DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
-                           " OR athlete_id NOT IN (SELECT athlete_id FROM activities)", [refit])
+        connection.execute(
+            "DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
+            " OR athlete_id NOT IN (SELECT athlete_id FROM activities)",
+            [refit],
+        )
         return insert(connection, "gait_baselines", baselines)
+
     return warehouse.write(replace)
 
 
 def replace_scores(warehouse: Warehouse, activity_ids: list[str], rows: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Replace the score rows (`segments`, `activity_energy`) of the activities scored, in one
-    transaction.  Only theirs: an activity another run published meanwhile keeps the rows that run
-    gave it, so a commit retried after a conflict loses nothing."""
+    """Replace the score rows (`segments`, `activity_energy`, `activity_detection`) of the activities
+    scored, in one transaction.  Only theirs: an activity another run published meanwhile keeps the
+    rows that run gave it, so a commit retried after a conflict loses nothing."""
+
     def replace(connection) -> dict[str, int]:
         counts = {}
         for table in SCORE_TABLES:
             connection.execute(f"DELETE FROM {table} WHERE list_contains(?, activity_id)", [activity_ids])
             counts[table] = insert(connection, table, rows[table])
         return counts
+
     return warehouse.write(replace)
 
 
 def drop_orphan_scores(warehouse: Warehouse) -> None:
     """Delete score rows of activities the warehouse no longer holds."""
+
     def drop(connection) -> None:
         for table in SCORE_TABLES:
             connection.execute(f"DELETE FROM {table} WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
+
     warehouse.write(drop)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -32,6 +33,7 @@ TABLES: dict[str, pl.Schema] = {
     "body_measurements": schema.BODY_MEASUREMENTS,
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,
+    "activity_detection": schema.ACTIVITY_DETECTION,
     "gait_baselines": schema.BASELINES,
     "mart_settings": MART_SETTINGS,
     "pending_days": schema.PENDING_DAYS,
@@ -53,6 +55,25 @@ _DUCKDB_TYPES = {
 #: How long a write keeps retrying commits that conflict with other writers'.
 WRITE_WAIT_S = 300.0
 T = TypeVar("T")
+
+
+#: What SQLite (the embedded catalog) and DuckDB say when they read a damaged catalog.
+DAMAGE_SAYS = ("database disk image is malformed", "file is not a database", "Corrupt database file")
+
+
+class WarehouseDamaged(Exception):
+    """The warehouse's catalog cannot be read: damaged (truncated, overwritten) or not a catalog."""
+
+    def __init__(self, where: Path | str, error: Exception | str):
+        detail = str(error).splitlines()[0][:200]
+        super().__init__(
+            f"The warehouse {where} cannot be opened ({detail}); run `retrostride rebuild` to "
+            "recreate it from the lake and the ledger copies kept there (the damaged catalog is kept aside)."
+        )
+
+
+def is_damage(error: BaseException) -> bool:
+    return any(says in str(error) for says in DAMAGE_SAYS)
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -83,6 +104,14 @@ class Warehouse:
         """The default warehouse of a home: catalog and files under it, no server."""
         return cls(Catalog.embedded(home), tables)
 
+    @property
+    def path(self) -> Path:
+        """Where its writes land on this machine (for a full disk's message): the embedded catalog,
+        else the data folder (or the working folder, for data on an object store)."""
+        if self.catalog.sqlite_file is not None:
+            return self.catalog.sqlite_file
+        return Path(self.catalog.data) if "://" not in self.catalog.data else Path.cwd()
+
     def exists(self) -> bool:
         return self.catalog.exists()
 
@@ -101,8 +130,13 @@ class Warehouse:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A cursor of this process's engine (UTC session time zone), its own transactions; a catalog
-        busy with another process's commit is waited for."""
-        parent = self._held if self._held is not None else shared_engine(self.catalog)
+        busy with another process's commit is waited for; a damaged one raises WarehouseDamaged."""
+        try:
+            parent = self._held if self._held is not None else shared_engine(self.catalog)
+        except (duckdb.Error, sqlite3.DatabaseError) as error:
+            if is_damage(error):
+                raise WarehouseDamaged(self.catalog.metadata, error) from None
+            raise
         cursor = parent.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
         deadline = time.monotonic() + WRITE_WAIT_S
@@ -111,10 +145,11 @@ class Warehouse:
                 cursor.execute(f"USE {ALIAS}")
                 return cursor
             except duckdb.Error as error:
-                if "database is locked" not in str(error) or time.monotonic() > deadline:
-                    cursor.close()
-                    raise
-                time.sleep(0.05 + random.random() * 0.2)
+                if "database is locked" in str(error) and time.monotonic() <= deadline:
+                    time.sleep(0.05 + random.random() * 0.2)
+                    continue
+                cursor.close()
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -147,20 +182,28 @@ class Warehouse:
 
     def ensure_schema(self) -> None:
         """Create missing tables and columns (partitioned by athlete where they have one), and (re)create the views."""
+
         def create(connection: duckdb.DuckDBPyConnection) -> None:
             for table, columns in self.tables.items():
                 if _ensure_table(connection, table, columns) and "athlete_id" in columns:
                     # one athlete's rows in files of their own: writers for different athletes delete from different files
                     connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
-            if "mart_settings" in self.tables and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]:
+            if (
+                "mart_settings" in self.tables
+                and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]
+            ):
                 insert(connection, "mart_settings", settings_row(MartConfig()))
-            existing = dict(connection.execute(
-                "SELECT view_name, comment FROM duckdb_views() WHERE database_name = current_database()").fetchall())
+            existing = dict(
+                connection.execute(
+                    "SELECT view_name, comment FROM duckdb_views() WHERE database_name = current_database()"
+                ).fetchall()
+            )
             for name, sql in view_sql().items():
                 version = hashlib.sha256(sql.encode()).hexdigest()[:16]
                 if existing.get(name) != version:  # an unchanged view is left alone: no snapshot, no conflict
                     connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
                     connection.execute(f"COMMENT ON VIEW {name} IS '{version}'")
+
         self.write(create)
 
     def query(self, sql: str, parameters: list | None = None) -> pl.DataFrame:
@@ -168,6 +211,10 @@ class Warehouse:
         connection = self.connect()
         try:
             return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
+        except duckdb.Error as error:
+            if is_damage(error):
+                raise WarehouseDamaged(self.catalog.metadata, error) from None
+            raise
         finally:
             connection.close()
 
@@ -193,9 +240,13 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
 def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> bool:
     """Create `table` or add the columns it lacks; True if it was created."""
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
-    existing = {row[0] for row in connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_name = ?",
-        [table]).fetchall()}
+    existing = {
+        row[0]
+        for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_name = ?",
+            [table],
+        ).fetchall()
+    }
     if not existing:
         connection.execute(f"CREATE TABLE {table} ({definition})")
         return True

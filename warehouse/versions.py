@@ -20,19 +20,27 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
     """
     if not warehouse.exists():
         return []
-    present = set(warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")["table_name"].to_list())
+    present = set(
+        warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")[
+            "table_name"
+        ].to_list()
+    )
     if "activities" not in present:
         return []
     parts, parameters = [], []
     for table, version in versions.items():
         if table in present:
-            parts.append(f"SELECT {_MONTH} AS month FROM activities a JOIN {table} t USING (activity_id) "
-                         "WHERE t.model_version IS DISTINCT FROM ?")
+            parts.append(
+                f"SELECT {_MONTH} AS month FROM activities a JOIN {table} t USING (activity_id) "
+                "WHERE t.model_version IS DISTINCT FROM ?"
+            )
             parameters.append(version)
     for table in required:
         if table in present:
-            parts.append(f"SELECT {_MONTH} AS month FROM activities a GROUP BY 1 "
-                         f"HAVING count(*) FILTER (WHERE a.activity_id IN (SELECT activity_id FROM {table})) = 0")
+            parts.append(
+                f"SELECT {_MONTH} AS month FROM activities a GROUP BY 1 "
+                f"HAVING count(*) FILTER (WHERE a.activity_id IN (SELECT activity_id FROM {table})) = 0"
+            )
     if not parts:
         return []
     rows = warehouse.query(f"SELECT DISTINCT month FROM ({' UNION ALL '.join(parts)}) ORDER BY month", parameters)
@@ -48,7 +56,11 @@ def occupied_months(warehouse: Warehouse) -> list[date]:
 
 def version_counts(warehouse: Warehouse, tables: Sequence[str]) -> dict[str, dict[str, int]]:
     """Rows per model_version in each of `tables` that exists: what a user checks after a reprocess."""
-    present = set(warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")["table_name"].to_list())
+    present = set(
+        warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")[
+            "table_name"
+        ].to_list()
+    )
     counts = {}
     for table in tables:
         if table in present:

@@ -8,6 +8,7 @@ import polars as pl
 from retrostride.assets.transforms.model_config import EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import timed_records, with_intervals
 from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
+from retrostride.warehouse.motion import cleaned_altitude
 from retrostride.warehouse.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
@@ -74,8 +75,11 @@ def keytel_kcal_per_min(
     def equation(c: tuple[float, float, float, float]) -> pl.Expr:
         return c[0] + c[1] * heart_rate + c[2] * mass_kg + c[3] * age_years
 
-    kj = pl.when(sex == "male").then(equation(config.keytel_male)).when(sex == "female").then(
-        equation(config.keytel_female)
+    kj = (
+        pl.when(sex == "male")
+        .then(equation(config.keytel_male))
+        .when(sex == "female")
+        .then(equation(config.keytel_female))
     )
     return kj / (config.joules_per_kcal / 1000.0)
 
@@ -136,8 +140,8 @@ def as_of_mass(
 
 
 def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
-    """Grade per sample: Δ smoothed altitude / Δ distance over a centred window (level when the
-    window covers too little distance or has no altitude)."""
+    """Grade per sample: Δ cleaned altitude (as climb is counted: `cleaned_altitude`) / Δ distance
+    over a centred window (level when the window covers too little distance or has no altitude)."""
     keys = ["_activity"]  # an integer key is cheaper to partition windows by than the string id
     frame = samples.select(
         run_ids(["activity_id"]).alias("_activity"),
@@ -145,9 +149,13 @@ def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
         "altitude_m",
         (pl.col("interval_m").cum_sum() - pl.col("interval_m")).over("activity_id").alias("_at_m"),
     )
-    smooth = centred_rolling(frame, config.altitude_smooth_s, keys, [pl.col("altitude_m").median()])
-    frame = with_edges(frame.with_columns(smooth.to_series().alias("_alt")), "alt", pl.col("_alt").is_not_null(),
-                       ["_alt", "_at_m"], keys)
+    frame = with_edges(
+        frame.with_columns(cleaned_altitude(samples).alias("_alt")),
+        "alt",
+        pl.col("_alt").is_not_null(),
+        ["_alt", "_at_m"],
+        keys,
+    )
     window = centred_rolling(frame, config.grade_window_s, keys, edge_aggs("alt", ["_alt", "_at_m"]))
     window = window.select(edge_change("alt", "_alt").alias("rise"), edge_change("alt", "_at_m").alias("run"))
     return window.select(
@@ -199,8 +207,10 @@ def record_energy(
         "speed_mps", pl.when(pl.col("interval_s") > 0).then(pl.col("interval_m") / pl.col("interval_s")), pl.lit(0.0)
     )
     s_m_min = speed * 60.0
-    vo2 = pl.when(walking).then(acsm_vo2(s_m_min, pl.col("grade"), config.acsm_walk)).otherwise(
-        acsm_vo2(s_m_min, pl.col("grade"), config.acsm_run)
+    vo2 = (
+        pl.when(walking)
+        .then(acsm_vo2(s_m_min, pl.col("grade"), config.acsm_walk))
+        .otherwise(acsm_vo2(s_m_min, pl.col("grade"), config.acsm_run))
     )
     rest = pl.when(walking).then(config.acsm_walk[0]).otherwise(config.acsm_run[0])
     vo2 = rest + multiplier * (vo2 - rest)  # the backward multiplier applies to the cost above rest
@@ -209,18 +219,37 @@ def record_energy(
     keytel = keytel_kcal_per_min(hr, mass, pl.col("age_years"), pl.col("sex"), config)
     kcal_net = multiplier * cost * mass * pl.col("interval_m") / config.joules_per_kcal
     # Lazily, so the shared sub-expressions (kcal_net, walking, minutes) are computed once.
-    return samples.lazy().with_columns(
-        kcal_net.alias("kcal_net"),
-        (kcal_net + config.resting_kcal_per_kg_h * mass * minutes / 60.0).alias("kcal_gross"),
-        (vo2 * mass * minutes / 1000.0 * config.kcal_per_l_o2).alias("kcal_acsm"),
-        # Heart rate already carries the backward cost: never multiplied by M_dir.
-        pl.when(hr_valid.fill_null(False)).then(keytel * minutes).alias("kcal_hr"),
-        pl.when(hr_valid.fill_null(False)).then(minutes * 60.0).otherwise(0.0).alias("hr_valid_s"),
-    ).select(
-        "activity_id", "athlete_id", "ts", "segment_index", "direction", "gait", "interval_s", "interval_m",
-        "grade", "mass_kg", "mass_source", "kcal_net", "kcal_gross", "kcal_acsm", "kcal_hr", "hr_valid_s",
-        "model_version",
-    ).collect()
+    return (
+        samples.lazy()
+        .with_columns(
+            kcal_net.alias("kcal_net"),
+            (kcal_net + config.resting_kcal_per_kg_h * mass * minutes / 60.0).alias("kcal_gross"),
+            (vo2 * mass * minutes / 1000.0 * config.kcal_per_l_o2).alias("kcal_acsm"),
+            # Heart rate already carries the backward cost: never multiplied by M_dir.
+            pl.when(hr_valid.fill_null(False)).then(keytel * minutes).alias("kcal_hr"),
+            pl.when(hr_valid.fill_null(False)).then(minutes * 60.0).otherwise(0.0).alias("hr_valid_s"),
+        )
+        .select(
+            "activity_id",
+            "athlete_id",
+            "ts",
+            "segment_index",
+            "direction",
+            "gait",
+            "interval_s",
+            "interval_m",
+            "grade",
+            "mass_kg",
+            "mass_source",
+            "kcal_net",
+            "kcal_gross",
+            "kcal_acsm",
+            "kcal_hr",
+            "hr_valid_s",
+            "model_version",
+        )
+        .collect()
+    )
 
 
 def _energy_version(detection_version: pl.Expr, config: EnergyConfig) -> pl.Expr:
@@ -269,7 +298,9 @@ def activity_energy(record_kcal: pl.DataFrame, masses: pl.DataFrame) -> pl.DataF
         pl.col("interval_m").sum().alias("distance_m"),
         pl.col("interval_m").filter(backward).sum().alias("backward_distance_m"),
         pl.col("interval_s").filter(backward).sum().alias("backward_s"),
-        ((pl.col("grade").abs() * pl.col("interval_m")).sum() / pl.col("interval_m").sum()).alias("mean_abs_grade"),
+        pl.when(pl.col("interval_m").sum() > 0)  # no distance: no grade (null, never NaN)
+        .then((pl.col("grade").abs() * pl.col("interval_m")).sum() / pl.col("interval_m").sum())
+        .alias("mean_abs_grade"),
         pl.col("model_version").first(),
     )
     per_kg_km = pl.when(pl.col("distance_m") > 0).then(
@@ -281,9 +312,12 @@ def activity_energy(record_kcal: pl.DataFrame, masses: pl.DataFrame) -> pl.DataF
         pl.col("kcal_net", "kcal_gross", "kcal_backward", "kcal_acsm", "hr_valid_s").fill_null(0.0),
         pl.col("distance_m", "backward_distance_m", "backward_s").fill_null(0.0),
     )
-    return totals.with_columns(per_kg_km.alias("kcal_net_per_kg_km")).select(ACTIVITY_ENERGY.names()).cast(
-        ACTIVITY_ENERGY
-    ).sort("activity_id")
+    return (
+        totals.with_columns(per_kg_km.alias("kcal_net_per_kg_km"))
+        .select(ACTIVITY_ENERGY.names())
+        .cast(ACTIVITY_ENERGY)
+        .sort("activity_id")
+    )
 
 
 def implausible_energy(

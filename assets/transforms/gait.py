@@ -7,10 +7,13 @@ Weyand 2001), so r = L / L_fwd(v) drops well below 1.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 
 import polars as pl
 
+from retrostride.assets.transforms.gait_prior import blended_levels, prior_line
 from retrostride.assets.transforms.label_evidence import labelled_activities, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import (
@@ -21,7 +24,7 @@ from retrostride.assets.transforms.windows import (
     run_ids,
     with_edges,
 )
-from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, in_time_order
+from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, conform, in_time_order
 
 
 def _window_speed(name: str) -> pl.Expr:
@@ -32,12 +35,36 @@ def _window_speed(name: str) -> pl.Expr:
 
 
 def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
+    """`windowed_gait_features` with windows wide enough for each activity's sampling: an activity
+    recorded every few seconds ("smart" recording) gets its windows widened by whole multiples, so
+    they hold about as many samples as a 1-s recording's 10-s window holds seconds' worth."""
+    timed = records.filter(pl.col("ts").is_not_null())
+    interval = (pl.col("ts").diff().dt.total_microseconds() / 1e6).median().over("activity_id")
+    widening = (config.gait_sampling_share * interval / config.gait_window_s).ceil().clip(1, 6).fill_null(1)
+    classes = timed.with_columns(widening.cast(pl.Int32).alias("_widening")).partition_by("_widening", as_dict=True)
+    if len(classes) <= 1:
+        return windowed_gait_features(timed, config, within)
+    parts = [
+        windowed_gait_features(
+            part.drop("_widening"),
+            dataclasses.replace(
+                config, gait_window_s=config.gait_window_s * k, speed_smooth_s=config.speed_smooth_s * k
+            ),
+            within,
+        )
+        for (k,), part in classes.items()
+    ]
+    return in_time_order(pl.concat(parts, how="diagonal_relaxed"))
+
+
+def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | None = None) -> pl.DataFrame:
     """Records sorted by activity and time, plus centred 10-s rolling gait columns.
 
     A sample is a running sample when its cadence is >= 140 spm and its speed, over a short centred
     window, is in 1.2–4.5 m/s (GPS-derived speeds are too noisy sample by sample).  A 10-s window
-    speaks only when most of its samples are running samples, so stops, turns and dropouts at its
-    edge cannot fake a short step; its speed is the distance covered over the window (else the median
+    speaks only when most of its samples are running samples and their cadence is steady (a sensor
+    jumping between 90 and 240 spm is not a gait), so stops, turns, dropouts and glitches cannot fake
+    a short step; its speed is the distance covered over the window (else the median
     speed), its cadence the median, and L = 60·v / spm.  Windows never straddle a change of the
     `within` run id (e.g. at the edge of a labelled lap; it must not decrease over time).  Adds
     `gait_speed_mps`, `gait_spm`, `gait_step_m` and `gait` ('run' | 'walk' | 'unknown', from the median cadence).
@@ -60,9 +87,12 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
-    inputs = with_edges(inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(),
-                        edge_columns, keys).with_columns(
-        pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"), pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"))
+    inputs = with_edges(
+        inputs.with_columns(ok.alias("_ok")), "ok", pl.col("_ok") & pl.col("_d").is_not_null(), edge_columns, keys
+    ).with_columns(
+        pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"),
+        pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"),
+    )
     rolled = centred_rolling(
         inputs,
         config.gait_window_s,
@@ -73,9 +103,13 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
             pl.col("_spm").median(),
+            ((pl.col("_spm_ok") - pl.col("_spm_ok").median()).abs().median() / pl.col("_spm_ok").median()).alias(
+                "_spm_spread"
+            ),
         ],
     )
-    speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share)
+    steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
+    speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
     # Running samples' medians are needed where the distance gives no speed, or where some of the
     # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
     mixed = pl.col("_ok_n") != pl.col("_spm_n")
@@ -171,8 +205,11 @@ def _weighted_line(points: pl.DataFrame, weight: str) -> pl.DataFrame:
     """Per athlete, weighted least squares of y on x: athlete_id, intercept, slope."""
     w, x, y = pl.col(weight), pl.col("x"), pl.col("y")
     sums = points.group_by("athlete_id").agg(
-        w.sum().alias("sw"), (w * x).sum().alias("sx"), (w * y).sum().alias("sy"),
-        (w * x * x).sum().alias("sxx"), (w * x * y).sum().alias("sxy"),
+        w.sum().alias("sw"),
+        (w * x).sum().alias("sx"),
+        (w * y).sum().alias("sy"),
+        (w * x * x).sum().alias("sxx"),
+        (w * x * y).sum().alias("sxy"),
     )
     det = pl.col("sw") * pl.col("sxx") - pl.col("sx") ** 2
     slope = pl.when(det > 0).then((pl.col("sw") * pl.col("sxy") - pl.col("sx") * pl.col("sy")) / det).otherwise(0.0)
@@ -197,8 +234,10 @@ def _theil_sen(points: pl.DataFrame) -> pl.DataFrame:
 
 
 def _residuals(points: pl.DataFrame, fit: pl.DataFrame) -> pl.DataFrame:
-    return points.drop("slope", "intercept", strict=False).join(fit, on="athlete_id").with_columns(
-        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid")
+    return (
+        points.drop("slope", "intercept", strict=False)
+        .join(fit, on="athlete_id")
+        .with_columns((pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid"))
     )
 
 
@@ -213,24 +252,24 @@ def _biweights(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
 
 
 def fit_gait_baselines(
-    records: pl.DataFrame, activities: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig
+    records: pl.DataFrame,
+    activities: pl.DataFrame,
+    laps: pl.DataFrame,
+    config: DetectionConfig,
+    profiles: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Per athlete with ≥ 5 forward runs: robust fit of ln L on ln v, its coverage and quality.
+    """Per athlete with forward runs: their baseline, its coverage and quality.
 
-    Each run's samples are reduced to medians per 0.1-m/s speed bin, so noise averages out and one
-    run cannot dominate; a Theil–Sen start is refined by Tukey-biweight IRLS, which gives zero weight
-    to points far below the line, such as unlabelled backward stretches in the training data.
+    With ≥ `baseline_min_runs` runs, a robust fit of ln L on ln v (`basis` 'own'): each run's samples
+    are reduced to medians per 0.1-m/s speed bin, so noise averages out and one run cannot dominate;
+    a Theil–Sen start is refined by Tukey-biweight IRLS, which gives zero weight to points far below
+    the line, such as unlabelled backward stretches in the training data.  With fewer runs, the
+    literature prior's line moved towards them (`basis` 'blended', `gait_prior.blended_levels`),
+    covering the prior's speeds as well as theirs.
     """
     samples = training_samples(records, activities, laps, config)
-    runs = (
-        samples.group_by("athlete_id", "activity_id")
-        .len()
-        .filter(pl.col("len") >= config.baseline_min_run_samples)
-    )
-    eligible = runs.group_by("athlete_id").len("runs").filter(pl.col("runs") >= config.baseline_min_runs)
-    samples = samples.join(runs.select("athlete_id", "activity_id"), on=["athlete_id", "activity_id"]).join(
-        eligible.select("athlete_id"), on="athlete_id"
-    )
+    runs = samples.group_by("athlete_id", "activity_id").len().filter(pl.col("len") >= config.baseline_min_run_samples)
+    samples = samples.join(runs.select("athlete_id", "activity_id"), on=["athlete_id", "activity_id"])
     if samples.is_empty():
         return pl.DataFrame(schema=BASELINES)
     points = (
@@ -244,6 +283,44 @@ def fit_gait_baselines(
         .filter(pl.col("n") >= config.baseline_min_bin_samples)
         .sort("athlete_id", "activity_id", "bin")  # a fixed order: float sums give the same bits every time
     )
+    counts = samples.group_by("athlete_id").agg(
+        pl.col("activity_id").n_unique().cast(pl.UInt32).alias("runs"), pl.len().cast(pl.UInt32).alias("samples")
+    )
+    own = counts.filter(pl.col("runs") >= config.baseline_min_runs).select("athlete_id")
+    fits = [_own_fits(_screened(points.join(own, on="athlete_id"), profiles, config), config)]
+    few = points.join(own, on="athlete_id", how="anti")
+    if not few.is_empty():
+        fits.append(_blended_fits(few, profiles, config))
+    baselines = (
+        pl.concat(fits, how="diagonal_relaxed")
+        .join(counts, on="athlete_id")
+        .join(training_digests(activities), on="athlete_id", how="left")
+        .with_columns(pl.lit(config.model_version).alias("model_version"))
+    )
+    return conform(baselines, BASELINES).sort("athlete_id")
+
+
+def _screened(points: pl.DataFrame, profiles: pl.DataFrame | None, config: DetectionConfig) -> pl.DataFrame:
+    """Points not far below the athlete's level on the prior's slope (`baseline_screen_ratio`):
+    unlabelled backward running done at its own speeds would otherwise tilt the line (a cluster of
+    short steps at low speed reads as a steep slope, which the biweight cannot tell from one)."""
+    if points.is_empty():
+        return points
+    level = blended_levels(points, prior_line(points, profiles, config), config)
+    resid = pl.col("y") - pl.col("_a") - pl.col("_b") * pl.col("x")
+    return (
+        points.join(
+            level.select("athlete_id", pl.col("intercept").alias("_a"), pl.col("slope").alias("_b")), on="athlete_id"
+        )
+        .filter(resid >= math.log(config.baseline_screen_ratio))
+        .drop("_a", "_b")
+    )
+
+
+def _own_fits(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """The robust line per athlete, with its quality and the speeds its inliers cover."""
+    if points.is_empty():
+        return pl.DataFrame(schema={"athlete_id": pl.String})
     fit = _theil_sen(points)
     for _ in range(config.baseline_iterations):  # a loop over iterations, not samples
         weighted = _biweights(_residuals(points, fit), config)
@@ -260,8 +337,18 @@ def fit_gait_baselines(
             "r_squared"
         )
     )
-    covered = (
-        inliers.group_by("athlete_id", "bin")
+    return (
+        fit.join(_coverage(inliers, config), on="athlete_id")
+        .join(quality, on="athlete_id")
+        .join(r_squared, on="athlete_id", how="left")
+        .with_columns(pl.lit(0.0).alias("intercept_sd"), pl.lit("own").alias("basis"))
+    )
+
+
+def _coverage(points: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """athlete_id, speed_min_mps, speed_max_mps: speed bins with enough samples."""
+    return (
+        points.group_by("athlete_id", "bin")
         .agg(pl.col("n").sum())
         .filter(pl.col("n") >= config.baseline_coverage_min_samples)
         .group_by("athlete_id")
@@ -270,18 +357,28 @@ def fit_gait_baselines(
             ((pl.col("bin").max() + 1) * config.baseline_bin_mps).alias("speed_max_mps"),
         )
     )
-    counts = samples.group_by("athlete_id").agg(
-        pl.col("activity_id").n_unique().cast(pl.UInt32).alias("runs"), pl.len().cast(pl.UInt32).alias("samples")
+
+
+def _blended_fits(points: pl.DataFrame, profiles: pl.DataFrame | None, config: DetectionConfig) -> pl.DataFrame:
+    """The prior moved towards the athlete's few runs, covering the speeds the prior is trusted at
+    (slower jogging often keeps a running cadence: its short steps must not be scored as backward)."""
+    levels = blended_levels(points, prior_line(points, profiles, config), config)
+    resid = points.join(levels, on="athlete_id").with_columns(
+        (pl.col("y") - pl.col("intercept") - pl.col("slope") * pl.col("x")).alias("resid")
     )
-    baselines = (
-        fit.join(covered, on="athlete_id")
-        .join(counts, on="athlete_id")
+    quality = resid.group_by("athlete_id").agg(
+        (1.4826 * (pl.col("resid") - pl.col("resid").median()).abs().median()).alias("residual_sd")
+    )
+    covered = levels.select(
+        "athlete_id",
+        pl.lit(config.prior_speed_min_mps).alias("speed_min_mps"),
+        pl.lit(config.prior_speed_max_mps).alias("speed_max_mps"),
+    )
+    return (
+        levels.join(covered, on="athlete_id")
         .join(quality, on="athlete_id")
-        .join(r_squared, on="athlete_id", how="left")
-        .join(training_digests(activities), on="athlete_id", how="left")
-        .with_columns(pl.lit(config.model_version).alias("model_version"))
+        .with_columns(pl.lit("blended").alias("basis"))
     )
-    return baselines.select(BASELINES.names()).cast(BASELINES).sort("athlete_id")
 
 
 def training_digests(activities: pl.DataFrame) -> pl.DataFrame:
@@ -293,8 +390,10 @@ def training_digests(activities: pl.DataFrame) -> pl.DataFrame:
         athlete: hashlib.sha256(group.select(columns).write_csv().encode()).hexdigest()
         for (athlete,), group in rows.group_by("athlete_id", maintain_order=True)
     }
-    return pl.DataFrame({"athlete_id": list(digests), "inputs_sha256": list(digests.values())},
-                        schema={"athlete_id": pl.String, "inputs_sha256": pl.String})
+    return pl.DataFrame(
+        {"athlete_id": list(digests), "inputs_sha256": list(digests.values())},
+        schema={"athlete_id": pl.String, "inputs_sha256": pl.String},
+    )
 
 
 def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: str) -> list[str]:
@@ -304,7 +403,12 @@ def stale_baselines(digests: pl.DataFrame, stored: pl.DataFrame, model_version: 
     return sorted(set(digests["athlete_id"]) - set(unchanged["athlete_id"]))
 
 
-def forward_step_m(speed: pl.Expr) -> pl.Expr:
-    """Expected forward step length at `speed` from a joined baseline row."""
-    return (pl.col("intercept") + pl.col("slope") * speed.log()).exp()
-
+def forward_step_m(speed: pl.Expr, slow_exponent: float = 1.0) -> pl.Expr:
+    """Expected forward step length at `speed` from a joined baseline row.  Below the speeds it covers
+    (`speed_min_mps`), the line is continued at constant cadence or steeper (exponent max(b, 1)):
+    runners slowing down keep their cadence and shorten their steps, so this never expects longer
+    forward steps than the fit would, and a slow forward jog does not read as backward."""
+    low = pl.col("speed_min_mps")
+    at_low = pl.col("intercept") + pl.col("slope") * low.log()
+    below = at_low + pl.max_horizontal(pl.col("slope"), pl.lit(slow_exponent)) * (speed.log() - low.log())
+    return pl.when(speed < low).then(below).otherwise(pl.col("intercept") + pl.col("slope") * speed.log()).exp()

@@ -39,18 +39,14 @@ def says_backward(text: pl.Expr, config: DetectionConfig) -> pl.Expr:
 
 def labelled_laps(laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """The laps whose name says backward: activity_id, lap_index, start_ts, end_ts."""
-    return laps.filter(says_backward(pl.col("name"), config)).select(
-        "activity_id", "lap_index", "start_ts", "end_ts"
-    )
+    return laps.filter(says_backward(pl.col("name"), config)).select("activity_id", "lap_index", "start_ts", "end_ts")
 
 
 def labelled_activities(activities: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """activity_id, activity_label: whether the activity's name or description says backward."""
     return activities.select(
         "activity_id",
-        (says_backward(pl.col("name"), config) | says_backward(pl.col("description"), config)).alias(
-            "activity_label"
-        ),
+        (says_backward(pl.col("name"), config) | says_backward(pl.col("description"), config)).alias("activity_label"),
     )
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 #: Bump when detection code changes what it outputs for the same configuration.
-DETECTION_CODE_VERSION = "d1"
+DETECTION_CODE_VERSION = "d2"
 #: Bump when energy code changes what it outputs for the same configuration.
 ENERGY_CODE_VERSION = "e1"
 
@@ -43,8 +43,6 @@ class DetectionConfig:
     label_words: tuple[str, ...] = BACKWARD_WORDS
     label_case_sensitive: bool = False
     label_accent_sensitive: bool = False
-    lap_label_confidence: float = 0.9  # a lap named "backward" is explicit
-    activity_label_confidence: float = 0.5  # the activity says "somewhere in here"; gait says where
 
     # Facing vs GPS course (§5.1).
     facing_angle_deg: float = 135.0
@@ -55,15 +53,19 @@ class DetectionConfig:
 
     # Gait signature (§5.3).
     gait_window_s: float = 10.0  # rolling median of speed, cadence and step length
+    gait_sampling_share: float = 3.0  # windows widen (×2, ×3 …) until this × the median sampling interval fits
     speed_smooth_s: float = 5.0  # a sample's speed for the 1.2–4.5 m/s check, over this window
     gait_min_samples: int = 3  # valid samples in a window, else the window says nothing
     gait_valid_share: float = 0.8  # of a window's samples: valid speed and a cadence
+    gait_max_cadence_spread: float = 0.05  # MAD / median of a window's running cadences; more: unsteady, says nothing
     enter_ratio: float = 0.85  # r = L / L_fwd(v) at or below: enter backward
     leave_ratio: float = 0.90  # at or above: leave backward (hysteresis)
     run_min_spm: float = 140.0  # below: walking, not scored against the running baseline
     speed_min_mps: float = 1.2  # samples outside 1.2–4.5 m/s are dropped from gait evidence
     speed_max_mps: float = 4.5
-    coverage_margin_mps: float = 0.25  # score only speeds the baseline covers ± this
+    slow_step_exponent: float = 1.0  # below a baseline's speeds: L ∝ v^max(b, this) (1: constant cadence)
+    activity_level_floor: float = 0.93  # a run's median step ratio below 1 (down to this) becomes its 1
+    coverage_margin_mps: float = 0.25  # score speeds up to this above the baseline's (below: constant cadence)
 
     # Forward gait baseline (§5.3): robust fit of log L on log v per athlete.
     baseline_min_runs: int = 5
@@ -77,7 +79,19 @@ class DetectionConfig:
     # Scored for direction and energy (a null sport too); other sports get one 'unknown' segment, no kcal.
     foot_sports: tuple[str, ...] = ("running", "walking", "hiking", "generic", "training")
     foot_max_mean_speed_mps: float = 6.5  # faster on average (moving): not on foot, whatever the sport says
+    baseline_screen_ratio: float = 0.88  # points this far below the athlete's level (prior slope) are not fitted
     baseline_max_runs: int = 60  # the athlete's latest running activities the baseline is fitted on
+
+    # Cold start (assets/transforms/gait_prior.py has the sources): ln L = a + b·ln v from the literature.
+    prior_intercept: float = -0.777  # a: 0.987 m steps at 2.6 m/s
+    prior_slope: float = 0.80  # b
+    prior_sd: float = 0.08  # between-runner spread of ln L at one speed
+    prior_height_cm: float = 172.0  # the height the prior's level stands for (scaled by height^(1 − b/2))
+    prior_speed_min_mps: float = 2.4  # speeds the prior is trusted at (van Oeveren 2017 measured 2.4–2.9)
+    prior_speed_max_mps: float = 4.5
+    run_offset_sd: float = 0.03  # one run's forward level around the athlete's own, ln L
+    prior_z: float = 1.0  # backward thresholds move down by exp(z · the baseline's level uncertainty)
+    prior_z_forward: float = 0.5  # forward thresholds move up by exp(this · the uncertainty)
 
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown
@@ -85,6 +99,12 @@ class DetectionConfig:
     max_dropout_s: float = 30.0  # and moving but unscored (cadence lost, window edges) up to this
     min_gait_s: float = 30.0  # shorter run/walk stretches take their neighbour's gait
     record_hold_s: float = 1.0  # after a recording gap > max_gap_s, a sample stands for this long
+    still_speed_mps: float = 0.5  # slower (smoothed) is standing still; a longer stop than max_gap_s is a pause
+
+    # Confidence (assets/transforms/confidence.py): logistic weights over its FEATURES, per direction,
+    # fitted by benchmarks/calibrate_confidence.py.
+    calibration_backward: tuple[float, ...] = (2.067, 2.067, 0.440, 0.002, 0.664, 0.0, 1.080)
+    calibration_forward: tuple[float, ...] = (2.148, 2.148, 0.310, 0.003, 0.0, 0.0, 1.406)
 
     @property
     def model_version(self) -> str:
@@ -100,7 +120,6 @@ class EnergyConfig:
     minetti_run: tuple[float, ...] = (155.4, -30.4, -43.3, 46.3, 19.5, 3.6)
     minetti_walk: tuple[float, ...] = (280.5, -58.7, -76.8, 51.9, 19.6, 2.5)
     grade_clamp: float = 0.45  # Minetti's measured range
-    altitude_smooth_s: float = 10.0  # centred rolling median of altitude
     grade_window_s: float = 30.0  # grade = Δ smoothed altitude / Δ distance over this window
     grade_min_distance_m: float = 10.0  # less horizontal distance than this: level
     joules_per_kcal: float = 4184.0

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from retrostride.assets.transforms.detection_status import detection_status
 from retrostride.assets.transforms.energy import activity_energy, as_of_mass, record_energy, segment_energy
+from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments
 from retrostride.warehouse.motion import with_motion
@@ -14,8 +16,19 @@ from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
 #: rest (power, running dynamics, temperature) are neither read from the warehouse nor handed over.
-RECORD_COLUMNS = ("activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "altitude_m", "distance_m", "speed_mps",
-                  "heart_rate_bpm", "cadence_spm", "facing_deg")
+RECORD_COLUMNS = (
+    "activity_id",
+    "athlete_id",
+    "ts",
+    "lat_deg",
+    "lon_deg",
+    "altitude_m",
+    "distance_m",
+    "speed_mps",
+    "heart_rate_bpm",
+    "cadence_spm",
+    "facing_deg",
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +37,7 @@ class Scores:
 
     segments: pl.DataFrame  # SEGMENT_TABLE
     activity_energy: pl.DataFrame  # ACTIVITY_ENERGY
+    activity_detection: pl.DataFrame  # ACTIVITY_DETECTION
 
 
 def score_activities(
@@ -38,16 +52,24 @@ def score_activities(
 ) -> Scores:
     """Segments with their moving time, climb and kcal, and each activity's energy.
 
-    Activities on foot (`detection.foot_sports`, or no sport, at foot speeds) are scored; the others (a ride, a swim)
-    get one 'unknown' segment carrying their totals, and no kcal: the energy model is for legs."""
+    Activities on foot (`activity_type` in `detection.foot_sports`, at foot speeds) are scored; the
+    others (a ride, a swim, an activity whose type could not be told) get one 'unknown' segment
+    carrying their totals, and no kcal: the energy model is for legs.  Rows published before types
+    were told go by their sport (null or on foot).  Athletes without a stored baseline are scored against the
+    literature prior (`gait_prior`)."""
+    if "activity_type" not in activities.columns:
+        activities = activities.with_columns(pl.lit(None, pl.String).alias("activity_type"))
     mean_speed = pl.col("distance_m") / pl.col("moving_time_s")
-    on_foot = (pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))) & (
+    by_sport = pl.col("sport").is_null() | pl.col("sport").is_in(list(detection.foot_sports))
+    typed = pl.col("activity_type").is_in(list(detection.foot_sports))
+    on_foot = pl.when(pl.col("activity_type").is_not_null()).then(typed).otherwise(by_sport) & (
         mean_speed <= detection.foot_max_mean_speed_mps
     ).fill_null(True)
     foot = activities.filter(on_foot)
     # sorted once here (a filtered warehouse read interleaves activities): each step after finds them in order
     records = in_time_order(records.filter(pl.col("activity_id").is_in(foot["activity_id"].implode())))
     laps = laps.filter(pl.col("activity_id").is_in(foot["activity_id"].implode()))
+    baselines = with_prior_baselines(baselines, foot, profiles, detection)
     segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
     record_kcal = record_energy(records, segments, masses, energy)
@@ -63,6 +85,9 @@ def score_activities(
         activity_energy=pl.concat([conform(totals, ACTIVITY_ENERGY), conform(unscored, ACTIVITY_ENERGY)])
         .with_columns(pl.col("model_version").fill_null(version))
         .sort("activity_id"),
+        activity_detection=detection_status(
+            activities, activities.select(on_foot).to_series(), records, baselines, detection
+        ),
     )
 
 

@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import polars as pl
 
+from retrostride.assets.transforms.confidence import confidence_features, segment_confidence
 from retrostride.assets.transforms.gait import facing_direction, facing_evidence, forward_step_m, gait_features
+from retrostride.assets.transforms.gait_prior import threshold_widening
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import run_ids
 from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform, in_time_order
 
 _ACTIVITY = ["activity_id"]
+#: The direction of a pause while segments are formed (it leaves as 'unknown', evidence 'pause').
+PAUSE = "pause"
 
 
 #: The record columns detection reads.
-_DETECTION_COLUMNS = ["activity_id", "athlete_id", "ts", "lat_deg", "lon_deg", "distance_m", "speed_mps", "cadence_spm",
-                      "facing_deg"]
+_DETECTION_COLUMNS = [
+    "activity_id",
+    "athlete_id",
+    "ts",
+    "lat_deg",
+    "lon_deg",
+    "distance_m",
+    "speed_mps",
+    "cadence_spm",
+    "facing_deg",
+]
 
 
 def timed_records(records: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -79,12 +92,6 @@ def _activity_labels(activities: pl.DataFrame, laps: pl.DataFrame, config: Detec
     return labelled_activities(activities, config).join(with_lap_labels, on="activity_id", how="anti")
 
 
-def _gait_confidence(ratio: pl.Expr, config: DetectionConfig) -> pl.Expr:
-    """0.5 at the middle of the hysteresis band, rising to 0.95 as r moves 0.15 (in ln) away."""
-    middle = (config.enter_ratio + config.leave_ratio) / 2
-    return (0.5 + (ratio / middle).log().abs() / 0.3).clip(0.5, 0.95)
-
-
 def classify_samples(
     records: pl.DataFrame,
     activities: pl.DataFrame,
@@ -99,35 +106,22 @@ def classify_samples(
     samples = samples.join(_activity_labels(activities, laps, config), on="activity_id", how="left").with_columns(
         pl.col("activity_label").fill_null(False)
     )
-    fits = baselines.select("athlete_id", "intercept", "slope", "speed_min_mps", "speed_max_mps")
+    fits = baselines.select("athlete_id", "intercept", "slope", "speed_min_mps", "speed_max_mps", "intercept_sd")
     samples = samples.join(fits, on="athlete_id", how="left")
 
     v = pl.col("gait_speed_mps")
     scored = (
         (pl.col("gait") == "run")
-        & v.is_between(
-            pl.col("speed_min_mps") - config.coverage_margin_mps, pl.col("speed_max_mps") + config.coverage_margin_mps
-        )
+        & v.is_between(config.speed_min_mps, pl.col("speed_max_mps") + config.coverage_margin_mps)
         & pl.col("gait_step_m").is_not_null()
     )
-    samples = samples.with_columns(
-        pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v)).alias("gait_ratio")
-    )
-    # Hysteresis: enter at r <= 0.85, leave at r >= 0.90, in between keep the last state.
-    signal = (
-        pl.when(pl.col("gait_ratio") <= config.enter_ratio)
-        .then(True)
-        .when(pl.col("gait_ratio") >= config.leave_ratio)
-        .then(False)
-    )
-    samples = samples.with_columns(signal.forward_fill().over(_ACTIVITY).alias("_backward_state"))
-    gait_direction = (
-        pl.when(pl.col("gait_ratio").is_null() | pl.col("_backward_state").is_null())
-        .then(None)
-        .when(pl.col("_backward_state"))
-        .then(pl.lit("backward"))
-        .otherwise(pl.lit("forward"))
-    )
+    ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v, config.slow_step_exponent))
+    # The day's own level: a run whose typical steps are shorter than the baseline's (tired legs
+    # after a bike leg, a bad day) is read against that level, down to `activity_level_floor`.
+    level = ratio.median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
+    samples = samples.with_columns((ratio / level).alias("gait_ratio"))
+    samples = samples.with_columns(_hysteresis(config).alias("_gait_state"))
+    gait_direction = pl.col("_gait_state")
     samples = samples.with_columns(
         gait_direction.alias("gait_direction"), facing_direction(config).alias("facing_direction")
     )
@@ -138,31 +132,52 @@ def classify_samples(
         pl.lit("unknown"),
     )
     samples = samples.with_columns(direction.alias("raw_direction"))
-    return _with_support(samples, config).drop("_backward_state", "intercept", "slope", "label_block")
+    return _with_support(samples, config).drop("_gait_state", "intercept", "slope", "label_block")
+
+
+def _hysteresis(config: DetectionConfig) -> pl.Expr:
+    """'backward' / 'forward' / null per sample from the gait ratio r, with hysteresis.
+
+    With the athlete's own baseline: backward from r <= enter_ratio until r >= leave_ratio, forward
+    from r >= leave_ratio until r <= enter_ratio.  A baseline resting on the prior moves each side's
+    thresholds away from the other by exp(z · intercept_sd): backward needs r low enough for the
+    shortest-striding plausible runner (z = `prior_z`), forward r high enough for a longer-striding
+    one (`prior_z_forward`, smaller: a wrong forward call only costs recall); in between, a state
+    that is not already held is unknown (a short-striding forward runner stays unknown, not backward).
+    Samples without a ratio keep the state they find."""
+    r, lower, higher = (
+        pl.col("gait_ratio"),
+        threshold_widening(config.prior_z),
+        threshold_widening(config.prior_z_forward),
+    )
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+
+    def last(condition: pl.Expr) -> pl.Expr:
+        return pl.when(condition).then(row).forward_fill().over(_ACTIVITY)
+
+    backward = last(r <= config.enter_ratio / lower) > last(r >= config.leave_ratio / lower).fill_null(-1)
+    forward = last(r >= config.leave_ratio * higher) > last(r <= config.enter_ratio * higher).fill_null(-1)
+    return (
+        pl.when(r.is_null())
+        .then(None)
+        .when(backward.fill_null(False))
+        .then(pl.lit("backward"))
+        .when(forward.fill_null(False))
+        .then(pl.lit("forward"))
+    )
 
 
 def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
-    """Which evidence supports each sample's direction, and the combined confidence."""
+    """Which evidence supports each sample's direction."""
     d = pl.col("raw_direction")
     by_facing = (pl.col("facing_direction") == d).fill_null(False)
     by_lap = pl.col("lap_label") & (d == "backward")
     by_gait = (pl.col("gait_direction") == d).fill_null(False)
     by_activity = pl.col("activity_label") & (d == "backward") & by_gait
-    share = pl.col("facing_backward_share")
-    c_facing = pl.when(by_facing).then(pl.when(d == "backward").then(share).otherwise(1 - share)).otherwise(0.0)
-    c_label = (
-        pl.when(by_lap)
-        .then(config.lap_label_confidence)
-        .when(by_activity)
-        .then(config.activity_label_confidence)
-        .otherwise(0.0)
-    )
-    c_gait = pl.when(by_gait).then(_gait_confidence(pl.col("gait_ratio"), config)).otherwise(0.0)
     return samples.with_columns(
         by_facing.alias("by_facing"),
         (by_lap | by_activity).alias("by_label"),
         by_gait.alias("by_gait"),
-        (1 - (1 - c_facing) * (1 - c_label) * (1 - c_gait)).alias("sample_confidence"),
     )
 
 
@@ -172,8 +187,11 @@ def _runs(frame: pl.DataFrame, column: str, within: list[str], **extra: pl.Expr)
     frame = frame.with_columns(run_ids([*within, column]).alias("_run"))
     runs = (
         frame.group_by("_run", maintain_order=True)
-        .agg(*(pl.col(c).first() for c in [*within, column]), pl.col("interval_s").sum().alias("_run_s"),
-             *(agg.alias(name) for name, agg in extra.items()))
+        .agg(
+            *(pl.col(c).first() for c in [*within, column]),
+            pl.col("interval_s").sum().alias("_run_s"),
+            *(agg.alias(name) for name, agg in extra.items()),
+        )
         .with_columns(
             pl.col(column).shift(1).over(within).alias("_prev"),
             pl.col(column).shift(-1).over(within).alias("_next"),
@@ -202,20 +220,33 @@ def _merge_gaps(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
 def _drop_short(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Forward or backward stretches shorter than `min_segment_s` say 'unknown'."""
     frame = _runs(frame, "direction", _ACTIVITY)
-    short = (pl.col("direction") != "unknown") & (pl.col("_run_s") < config.min_segment_s)
+    short = pl.col("direction").is_in(["forward", "backward"]) & (pl.col("_run_s") < config.min_segment_s)
     return frame.with_columns(pl.when(short).then(pl.lit("unknown")).otherwise(pl.col("direction")).alias("direction"))
 
 
 def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
     """Unknown stretches shorter than `min_segment_s` next to a forward stretch (a stop, a turn, a
-    cadence dropout) join it; next to backward ones only, they stay unknown (precision first)."""
+    cadence dropout) join it; next to backward ones only, they stay unknown (precision first).  One of
+    at most two gait windows between forward and backward is where the gait changed, blurred by the
+    windows straddling it: it is split at its middle, each half joining its neighbour."""
     frame = _runs(frame, "direction", _ACTIVITY)
-    joins = (
-        (pl.col("direction") == "unknown")
-        & (pl.col("_run_s") < config.min_segment_s)
-        & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
+    unknown = (pl.col("direction") == "unknown") & (pl.col("_run_s") < config.min_segment_s)
+    sides = pl.concat_list("_prev", "_next").list.sort()
+    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (
+        pl.col("_run_s") <= 2 * config.gait_window_s
     )
-    return frame.with_columns(pl.when(joins).then(pl.lit("forward")).otherwise(pl.col("direction")).alias("direction"))
+    before_middle = (pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2
+    joins = unknown & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
+    return frame.with_columns(
+        pl.when(unknown & change & before_middle)
+        .then("_prev")
+        .when(unknown & change)
+        .then("_next")
+        .when(joins)
+        .then(pl.lit("forward"))
+        .otherwise(pl.col("direction"))
+        .alias("direction")
+    )
 
 
 def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -246,20 +277,23 @@ def detect_segments(
     laps: pl.DataFrame,
     baselines: pl.DataFrame,
     config: DetectionConfig,
+    with_features: bool = False,
 ) -> pl.DataFrame:
-    """Contiguous forward/backward/unknown × run/walk/unknown segments covering each activity."""
+    """Contiguous forward/backward/unknown × run/walk/unknown segments covering each activity (with
+    `with_features`, also the confidence model's FEATURES, to calibrate it)."""
     samples = classify_samples(records, activities, laps, baselines, config)
-    samples = samples.with_columns(pl.col("raw_direction").alias("direction"))
+    samples = samples.with_columns(
+        pl.when(_paused(samples, config)).then(pl.lit(PAUSE)).otherwise("raw_direction").alias("direction")
+    )
     samples = _merge_gaps(samples, config)
     samples = _drop_short(samples, config)
     samples = _merge_gaps(samples, config)
     samples = _absorb_short_unknown(samples, config)
-    samples = _smooth_gait(samples, config)
-    samples = samples.with_columns(
-        run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment")
+    samples = _smooth_gait(samples, config).with_columns(
+        pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("segment_gait").alias("segment_gait")
     )
+    samples = samples.with_columns(run_ids([*_ACTIVITY, "direction", "segment_gait"]).alias("_segment"))
     supports = pl.col("raw_direction") == pl.col("direction")
-    weight = pl.col("interval_s")
     segments = (
         samples.group_by("activity_id", "_segment")
         .agg(
@@ -273,42 +307,80 @@ def detect_segments(
             (pl.col("by_facing") & supports).any().alias("_facing"),
             (pl.col("by_label") & supports).any().alias("_label"),
             (pl.col("by_gait") & supports).any().alias("_gait"),
-            (
-                (pl.when(supports).then(pl.col("sample_confidence")).otherwise(0.0) * weight).sum()
-                / weight.sum()
-            ).alias("_confidence"),
+            pl.col("gait_ratio").filter(pl.col("by_gait") & supports).log().mean().alias("_log_ratio"),
+            pl.col("intercept_sd").drop_nulls().first().alias("_intercept_sd"),
         )
         .sort("activity_id", "_segment")
     )
-    spans = activities.select("activity_id", pl.col("start_ts").alias("_act_start"), pl.col("end_ts").alias("_act_end"))
-    segments = segments.join(spans, on="activity_id", how="left")
-    first = pl.col("_segment") == pl.col("_segment").min().over(_ACTIVITY)
-    last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
-    segments = segments.with_columns(
-        pl.when(first)
-        .then(pl.min_horizontal("start_ts", "_act_start"))
-        .otherwise(pl.col("start_ts"))
-        .alias("start_ts"),
-        pl.when(last)
-        .then(pl.max_horizontal("_last_ts", "_act_end"))
-        .otherwise(pl.col("start_ts").shift(-1).over(_ACTIVITY))
-        .alias("end_ts"),
-    )
+    segments = _spanning_activities(segments, activities, config)
     duration = (pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds() / 1e6
-    unknown = pl.col("direction") == "unknown"
+    unknown = pl.col("direction").is_in(["unknown", PAUSE])
     segments = segments.with_columns(
-        (pl.col("_segment").rank("dense").over(_ACTIVITY) - 1).cast(pl.Int32).alias("segment_index"),
+        (pl.col("start_ts").rank("ordinal").over(_ACTIVITY) - 1).cast(pl.Int32).alias("segment_index"),
         duration.alias("duration_s"),
     ).with_columns(
         pl.when(pl.col("duration_s") > 0).then(pl.col("distance_m") / pl.col("duration_s")).alias("mean_speed_mps"),
-        pl.when(unknown).then(pl.lit("none")).otherwise(
-            _evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")})
-        ).alias("evidence"),
-        pl.when(unknown).then(0.0).otherwise(pl.col("_confidence").clip(0.0, 1.0)).alias("confidence"),
+        pl.when(pl.col("direction") == PAUSE)
+        .then(pl.lit(PAUSE))
+        .when(unknown)
+        .then(pl.lit("none"))
+        .otherwise(_evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")}))
+        .alias("evidence"),
+        pl.when(unknown).then(0.0).otherwise(segment_confidence(config)).alias("confidence"),
+        pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("direction").alias("direction"),
         pl.lit(config.model_version).alias("model_version"),
     )
     found = segments.select(SEGMENTS.names()).cast(SEGMENTS)
+    if with_features:
+        return found.with_columns(segments.select(confidence_features(config)).get_columns())
     return pl.concat([found, _empty_activities(activities, found, config)]).sort("activity_id", "segment_index")
+
+
+def _paused(samples: pl.DataFrame, config: DetectionConfig) -> pl.Series:
+    """Rows of a pause: a recording gap (timer stop) and the stillness around it, or standing still
+    (smoothed speed below `still_speed_mps`) for longer than `max_gap_s`."""
+    still = (pl.col("is_gap_marker") | (pl.col("gait_moving_mps") < config.still_speed_mps)).fill_null(False)
+    stretch = run_ids([*_ACTIVITY, "_still"])
+    long_enough = (pl.col("interval_s").sum() > config.max_gap_s) | pl.col("is_gap_marker").any()
+    return samples.with_columns(still.alias("_still")).select(pl.col("_still") & long_enough.over(stretch)).to_series()
+
+
+def _spanning_activities(segments: pl.DataFrame, activities: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Segments that tile their activity's span: each ends where the next starts; the first starts at
+    the activity's start and the last ends at its end, where the recording starts later or stops
+    earlier by more than `max_gap_s` (the timer ran without samples), a pause segment covers it."""
+    spans = activities.select("activity_id", pl.col("start_ts").alias("_act_start"), pl.col("end_ts").alias("_act_end"))
+    segments = segments.join(spans, on="activity_id", how="left").with_columns(
+        pl.col("start_ts").shift(-1).over(_ACTIVITY).alias("end_ts")
+    )
+    first = pl.col("_segment") == pl.col("_segment").min().over(_ACTIVITY)
+    last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
+    lead = ((pl.col("start_ts") - pl.col("_act_start")).dt.total_microseconds() / 1e6).fill_null(0.0)
+    trail = ((pl.col("_act_end") - pl.col("_last_ts")).dt.total_microseconds() / 1e6).fill_null(0.0)
+    long_edge = lambda gap: (gap > config.max_gap_s) & pl.col("direction").is_in(["forward", "backward"])  # noqa: E731
+    edges = pl.concat(
+        [
+            segments.filter(first & long_edge(lead)).select(
+                "activity_id", "athlete_id", pl.col("_act_start").alias("start_ts"), pl.col("start_ts").alias("end_ts")
+            ),
+            segments.filter(last & long_edge(trail)).select(
+                "activity_id", "athlete_id", pl.col("_last_ts").alias("start_ts"), pl.col("_act_end").alias("end_ts")
+            ),
+        ]
+    ).with_columns(pl.lit(PAUSE).alias("direction"), pl.lit("unknown").alias("gait"), pl.lit(0.0).alias("distance_m"))
+    segments = segments.with_columns(
+        pl.when(first & ~long_edge(lead))
+        .then(pl.min_horizontal("start_ts", "_act_start"))
+        .otherwise("start_ts")
+        .alias("start_ts"),
+        pl.when(last & long_edge(trail))
+        .then(pl.col("_last_ts"))
+        .when(last)
+        .then(pl.max_horizontal("_last_ts", "_act_end"))
+        .otherwise("end_ts")
+        .alias("end_ts"),
+    )
+    return pl.concat([segments, edges], how="diagonal_relaxed").sort("activity_id", "start_ts")
 
 
 def _empty_activities(activities: pl.DataFrame, found: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 
-from retrostride.connectors.archives import QUARANTINE_SAMPLE_BYTES, safe_name
+from retrostride.connectors.limits import MIB
+from retrostride.warehouse.disk import disk_full_as
 from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.ledger_copies import RETRIED, write_ledger, write_ledger_copy
 from retrostride.warehouse.schema import LEDGER, PENDING_DAYS
 from retrostride.warehouse.store import Warehouse, insert
 
 #: Ledger rows written per transaction (each costs a commit); a killed import decodes at most these again.
 LEDGER_CHUNK = 500
-
-
-#: Failures caused by the machine rather than the file: the next run tries the file again
-#: (an object the store would not hand over, e.g. access denied to one key, is one of them).
-RETRIED = ("decoder timed out", "decoder process died", "refused: file is", "could not download")
+#: Room a ledger write may need (DuckDB's write-ahead log and a new block), for a full disk's message.
+LEDGER_WRITE_BYTES = 4 * MIB
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Outcome:
 
     path: str
     athlete_id: str
-    status: str  # ok | partial | failed | duplicate | skipped
+    status: str  # ok | partial | no_activity | failed | duplicate | ignored | skipped
     reason: str | None = None
     records: int = 0
     days: tuple[date, ...] = ()
@@ -62,14 +61,15 @@ class ImportSummary:
 Progress = Callable[[Outcome], None]
 
 
-def failed_outcome(lake: Lake, path: Path, sha: str, athlete_id: str, reason: str, origin: str,
-            sample_only: bool = False) -> tuple[Outcome, dict]:
-    """A failed outcome and its ledger row, with a quarantine copy: a symbolic link as a link, and of
-    a file refused before decoding (huge, a bomb's partial expansion) only its first bytes."""
-    if path.is_file() or path.is_symlink():
-        limit = QUARANTINE_SAMPLE_BYTES if sample_only else None
-        lake.quarantine(path, sha, reason, name=safe_name(origin.rsplit("!", 1)[-1]), max_bytes=limit)
-    row = ledger_row(sha, path, athlete_id, origin, status="failed", reason=reason)
+def failed_outcome(
+    path: Path, sha: str, athlete_id: str, reason: str, origin: str, sample_only: bool = False, fmt: str | None = None
+) -> tuple[Outcome, dict]:
+    """A failed outcome and its ledger row, which asks for a quarantine copy (made by the importer,
+    `quarantine.quarantine_copy`): of a file refused before decoding (huge, a bomb's partial
+    expansion) only its first bytes."""
+    row = ledger_row(
+        sha, path, athlete_id, origin, status="failed", reason=reason, format=fmt, _quarantine=(str(path), sample_only)
+    )
     return Outcome(origin, athlete_id, "failed", reason), row
 
 
@@ -79,7 +79,7 @@ def unplaced_note(unplaced: list[datetime]) -> str:
 
 
 def ledger_row(sha: str, path: Path, athlete_id: str, origin: str, **values) -> dict:
-    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(timezone.utc)}
+    row = {"sha256": sha, "path": origin, "athlete_id": athlete_id, "imported_at": datetime.now(UTC)}
     try:
         row["bytes"] = path.stat().st_size if not path.is_symlink() else None
     except OSError:
@@ -108,22 +108,19 @@ def pending_days(warehouse: Warehouse) -> list[date]:
     return warehouse.query("SELECT DISTINCT day FROM pending_days ORDER BY day")["day"].to_list()
 
 
-def flush(warehouse: Warehouse, rows: list[dict]) -> None:
-    """Write ledger rows and the days they touch in one transaction; a retried file's old row goes."""
+def flush(warehouse: Warehouse, lake: Lake, rows: list[dict]) -> None:
+    """Write ledger rows and the days they touch in one transaction, and their copy in the lake; a
+    retried file's old row goes."""
     if not rows:
         return
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
     days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
-    retried = " OR ".join("reason LIKE ?" for _ in RETRIED)
 
     def write(connection) -> None:
-        connection.register("incoming_paths", frame.select("path"))
-        connection.execute(
-            f"DELETE FROM import_ledger WHERE status = 'failed' AND ({retried}) AND path IN (SELECT path FROM incoming_paths)",
-            [f"{prefix}%" for prefix in RETRIED],
-        )
-        connection.unregister("incoming_paths")
-        insert(connection, "import_ledger", frame)
+        write_ledger(connection, frame)
         insert(connection, "pending_days", days)
-    warehouse.write(write)
+
+    with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES):
+        write_ledger_copy(lake, frame)  # before the commit: a ledger row is never missing from the copies
+        warehouse.write(write)
     rows.clear()

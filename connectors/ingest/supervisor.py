@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 
 from retrostride.connectors.ingest.batch import Job, decode_into_lake
+from retrostride.warehouse.disk import DiskFull
 from retrostride.warehouse.processes import Lost, supervised
 
 #: Files a decoder process takes at a time, and their most bytes (a batch's frames are in memory
@@ -25,7 +26,9 @@ def supervised_decoding(jobs: Iterable[Job], workers: int, timeout_s: float) -> 
     only a file that kills a worker by itself comes back as (None, reason).
     """
     alone: deque[list[Job]] = deque()  # files of a batch whose worker died: one per batch, to find the culprit
-    for batch, result in supervised(_batches(jobs), decode_into_lake, workers, timeout_s, again=alone):
+    for batch, result in supervised(_batches(jobs), _decoded, workers, timeout_s, again=alone):
+        if isinstance(result, DiskFull):  # the import ends here, saying so in one sentence
+            raise result
         if not isinstance(result, Lost):
             yield from zip(batch, result)
         elif len(batch) == 1 or (result.hung and result.at >= 0):
@@ -34,6 +37,15 @@ def supervised_decoding(jobs: Iterable[Job], workers: int, timeout_s: float) -> 
             alone.extend([job] for i, job in enumerate(batch) if i != culprit)
         else:
             alone.extend([job] for job in batch)
+
+
+def _decoded(jobs: list[Job], progress) -> list | DiskFull:
+    """A worker's task: `decode_into_lake`, or the full disk that stopped it (handed back, not raised:
+    a raise would end the worker as a death, which the batch's files would be blamed for)."""
+    try:
+        return decode_into_lake(jobs, progress)
+    except DiskFull as full:
+        return full
 
 
 def _batches(jobs: Iterable[Job]) -> Iterator[list[Job]]:

@@ -108,16 +108,25 @@ def fit_time(moment: datetime) -> int:
     return int(moment.timestamp()) - FIT_EPOCH_S
 
 
-def write_activity(path: Path, plan: SessionPlan, athlete: Athlete, samples: pl.DataFrame,
-                   sample_interval_s: int) -> None:
+def write_activity(
+    path: Path, plan: SessionPlan, athlete: Athlete, samples: pl.DataFrame, sample_interval_s: int
+) -> None:
     """Write one activity: file_id, devices, workout (if labelled), records, laps, events,
     session and activity (with `local_timestamp`)."""
     device = athlete.device
     start = fit_time(plan.start_utc)
     end = start + int(samples["t_s"][-1])
     enc = CachingEncoder()
-    enc.on_mesg(MESG["FILE_ID"], {"type": "activity", "manufacturer": "garmin", "product": device.garmin_product,
-                                  "serial_number": device.serial_number, "time_created": start})
+    enc.on_mesg(
+        MESG["FILE_ID"],
+        {
+            "type": "activity",
+            "manufacturer": "garmin",
+            "product": device.garmin_product,
+            "serial_number": device.serial_number,
+            "time_created": start,
+        },
+    )
     enc.on_mesg(MESG["FILE_CREATOR"], {"software_version": round(SOFTWARE_VERSION * 100)})
     enc.on_mesg(MESG["EVENT"], _timer_event(start, "start", auto=False))
     _write_devices(enc, device, start)
@@ -144,15 +153,18 @@ def write_activity(path: Path, plan: SessionPlan, athlete: Athlete, samples: pl.
     enc.on_mesg(MESG["EVENT"], _timer_event(end, "stop_all", auto=False))
     enc.on_mesg(MESG["SESSION"], _session_message(samples, laps, plan, start, end, timer_s, device))
     local_end = datetime.fromtimestamp(end + FIT_EPOCH_S, ZoneInfo(athlete.timezone))
-    enc.on_mesg(MESG["ACTIVITY"], {
-        "timestamp": end,
-        "total_timer_time": timer_s,
-        "num_sessions": 1,
-        "type": "manual",
-        "event": "activity",
-        "event_type": "stop",
-        "local_timestamp": end + int(local_end.utcoffset().total_seconds()),
-    })
+    enc.on_mesg(
+        MESG["ACTIVITY"],
+        {
+            "timestamp": end,
+            "total_timer_time": timer_s,
+            "num_sessions": 1,
+            "type": "manual",
+            "event": "activity",
+            "event_type": "stop",
+            "local_timestamp": end + int(local_end.utcoffset().total_seconds()),
+        },
+    )
     path.write_bytes(enc.close())
 
 
@@ -246,8 +258,9 @@ def _lap_message(lap: dict, plan: SessionPlan, start: int, device: Device, *, fi
     return message
 
 
-def _session_message(samples: pl.DataFrame, laps: pl.DataFrame, plan: SessionPlan, start: int, end: int,
-                     timer_s: float, device: Device) -> dict:
+def _session_message(
+    samples: pl.DataFrame, laps: pl.DataFrame, plan: SessionPlan, start: int, end: int, timer_s: float, device: Device
+) -> dict:
     distance = float(samples["distance_m"][-1])
     totals = {
         "avg_hr": samples["heart_rate_bpm"].mean(),
@@ -315,51 +328,88 @@ def _timer_event(timestamp: int, event_type: str, *, auto: bool) -> dict:
 
 
 def _write_devices(enc: Encoder, device: Device, start: int) -> None:
-    enc.on_mesg(MESG["DEVICE_INFO"], {
-        "timestamp": start, "device_index": 0, "manufacturer": "garmin", "product": device.garmin_product,
-        "serial_number": device.serial_number, "software_version": SOFTWARE_VERSION, "source_type": "local",
-    })
+    enc.on_mesg(
+        MESG["DEVICE_INFO"],
+        {
+            "timestamp": start,
+            "device_index": 0,
+            "manufacturer": "garmin",
+            "product": device.garmin_product,
+            "serial_number": device.serial_number,
+            "software_version": SOFTWARE_VERSION,
+            "source_type": "local",
+        },
+    )
     if device.running_dynamics:
-        enc.on_mesg(MESG["DEVICE_INFO"], {
-            "timestamp": start, "device_index": 1, "device_type": 120, "manufacturer": "garmin",  # 120: heart_rate
-            "product": HRM_PRO, "serial_number": device.serial_number % 1_000_000 + 7, "software_version": 13.1,
-            "source_type": "antplus",
-        })
+        enc.on_mesg(
+            MESG["DEVICE_INFO"],
+            {
+                "timestamp": start,
+                "device_index": 1,
+                "device_type": 120,
+                "manufacturer": "garmin",  # 120: heart_rate
+                "product": HRM_PRO,
+                "serial_number": device.serial_number % 1_000_000 + 7,
+                "software_version": 13.1,
+                "source_type": "antplus",
+            },
+        )
 
 
 def _write_workout(enc: Encoder, plan: SessionPlan) -> None:
     """The structured workout the watch ran: laps point at these steps by `wkt_step_index`."""
-    enc.on_mesg(MESG["WORKOUT"], {"wkt_name": plan.name, "sport": plan.sport, "sub_sport": "generic",
-                                  "num_valid_steps": len(plan.steps)})
+    enc.on_mesg(
+        MESG["WORKOUT"],
+        {"wkt_name": plan.name, "sport": plan.sport, "sub_sport": "generic", "num_valid_steps": len(plan.steps)},
+    )
     for index, step in enumerate(plan.steps):
-        enc.on_mesg(MESG["WORKOUT_STEP"], {
-            "message_index": index,
-            "wkt_step_name": step.name,
-            "duration_type": "time",
-            "duration_value": step.duration_s * 1000,  # duration_time sub-field, in ms
-            "target_type": "open",
-            "intensity": step.intensity,
-        })
+        enc.on_mesg(
+            MESG["WORKOUT_STEP"],
+            {
+                "message_index": index,
+                "wkt_step_name": step.name,
+                "duration_type": "time",
+                "duration_value": step.duration_s * 1000,  # duration_time sub-field, in ms
+                "target_type": "open",
+                "intensity": step.intensity,
+            },
+        )
 
 
 def write_weight(path: Path, athlete: Athlete, reading: dict) -> None:
     """One weight-scale reading (`file_id.type = weight`): user profile and a `weight_scale` message."""
     when = fit_time(reading["ts"])
     enc = CachingEncoder()
-    enc.on_mesg(MESG["FILE_ID"], {"type": "weight", "manufacturer": "garmin", "product": SCALE.garmin_product,
-                                  "serial_number": SCALE.serial_number, "time_created": when})
-    enc.on_mesg(MESG["USER_PROFILE"], {
-        "message_index": 0, "gender": athlete.sex, "age": reading["ts"].year - athlete.birth_year,
-        "height": athlete.height_cm / 100.0,
-    })
-    enc.on_mesg(MESG["WEIGHT_SCALE"], {
-        "timestamp": when,
-        "weight": reading["weight_kg"],
-        "percent_fat": reading["body_fat_pct"],
-        "percent_hydration": reading["body_water_pct"],
-        "bone_mass": reading["bone_mass_kg"],
-        "muscle_mass": reading["muscle_mass_kg"],
-        "bmi": reading["bmi"],
-        "user_profile_index": 0,
-    })
+    enc.on_mesg(
+        MESG["FILE_ID"],
+        {
+            "type": "weight",
+            "manufacturer": "garmin",
+            "product": SCALE.garmin_product,
+            "serial_number": SCALE.serial_number,
+            "time_created": when,
+        },
+    )
+    enc.on_mesg(
+        MESG["USER_PROFILE"],
+        {
+            "message_index": 0,
+            "gender": athlete.sex,
+            "age": reading["ts"].year - athlete.birth_year,
+            "height": athlete.height_cm / 100.0,
+        },
+    )
+    enc.on_mesg(
+        MESG["WEIGHT_SCALE"],
+        {
+            "timestamp": when,
+            "weight": reading["weight_kg"],
+            "percent_fat": reading["body_fat_pct"],
+            "percent_hydration": reading["body_water_pct"],
+            "bone_mass": reading["bone_mass_kg"],
+            "muscle_mass": reading["muscle_mass_kg"],
+            "bmi": reading["bmi"],
+            "user_profile_index": 0,
+        },
+    )
     path.write_bytes(enc.close())

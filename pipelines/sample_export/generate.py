@@ -15,9 +15,17 @@ from .signals import simulate
 from .truth import ACTIVITIES, BACKWARD_INTERVALS, WEIGHTS, ExportTruth, weekly_distance
 
 
-def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: int = 16,
-                    start: date = date(2024, 1, 1), sample_interval_s: int = 1,
-                    truth_dir: Path | None = None, volume: TrainingVolume = TrainingVolume()) -> ExportTruth:
+def generate_export(
+    out_dir: Path,
+    *,
+    seed: int = 7,
+    athletes: int = 3,
+    weeks: int = 16,
+    start: date = date(2024, 1, 1),
+    sample_interval_s: int = 1,
+    truth_dir: Path | None = None,
+    volume: TrainingVolume = TrainingVolume(),
+) -> ExportTruth:
     """Write `out_dir/<athlete_id>/*.fit|*.gpx` (activities and weight-scale readings) and the truth.
 
     The same arguments give byte-identical files.  The truth (Parquet frames and `athletes.toml`)
@@ -40,7 +48,7 @@ def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: i
             samples = simulate(plan, athlete, seed, sample_interval_s)
             activities.append(_write_activity(out_dir, plan, athlete, samples, sample_interval_s))
             intervals += _backward_intervals(plan, samples)
-        for reading in weight_readings(athlete, seed, start, weeks):
+        for reading in weight_readings(athlete, seed, start, weeks, volume.weigh_in_days):
             name = f"weight-{reading['local_day']:%Y-%m-%d}.fit"
             fit_writer.write_weight(folder / name, athlete, reading)
             weights.append({"athlete_id": athlete.id, "file": f"{athlete.id}/{name}", **reading})
@@ -58,8 +66,9 @@ def generate_export(out_dir: Path, *, seed: int = 7, athletes: int = 3, weeks: i
     return truth
 
 
-def _write_activity(out_dir: Path, plan: SessionPlan, athlete: Athlete, samples: pl.DataFrame,
-                    sample_interval_s: int) -> dict:
+def _write_activity(
+    out_dir: Path, plan: SessionPlan, athlete: Athlete, samples: pl.DataFrame, sample_interval_s: int
+) -> dict:
     """Write the file for `plan`; return its truth row."""
     path = out_dir / plan.file
     if plan.format == "fit":
@@ -93,13 +102,15 @@ def _backward_intervals(plan: SessionPlan, samples: pl.DataFrame) -> list[dict]:
     for index, phase in enumerate(plan.phases):
         if phase.kind == "backward":
             inside = samples.filter(pl.col("phase") == index)["speed_mps"]
-            rows.append({
-                "athlete_id": plan.athlete_id,
-                "file": plan.file,
-                "start_ts": plan.start_utc + timedelta(seconds=offset),
-                "end_ts": plan.start_utc + timedelta(seconds=offset + phase.duration_s),
-                "labelled": plan.labelled,
-                "mean_speed_mps": inside.mean() if inside.len() else None,
-            })
+            rows.append(
+                {
+                    "athlete_id": plan.athlete_id,
+                    "file": plan.file,
+                    "start_ts": plan.start_utc + timedelta(seconds=offset),
+                    "end_ts": plan.start_utc + timedelta(seconds=offset + phase.duration_s),
+                    "labelled": plan.labelled,
+                    "mean_speed_mps": inside.mean() if inside.len() else None,
+                }
+            )
         offset += phase.duration_s
     return rows

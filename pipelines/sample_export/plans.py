@@ -10,6 +10,7 @@ from .profiles import Athlete
 from .randomness import Noise
 
 GPX_SHARE = 0.2  # about 80 % of activities are FIT files, 20 % GPX
+PROTOCOL_SESSIONS_PER_WEEK = 3  # Terblanche et al. 2005: 3 backward sessions a week
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class TrainingVolume:
     weekly_sessions: tuple[int, ...] = (2, 3, 3, 3, 3, 3, 3, 4, 4)  # sessions in a week: one of these
     easy_minutes: tuple[int, int] = (14, 30)  # the steady part of an easy run
     gpx_share: float = GPX_SHARE
+    weigh_in_days: tuple[int, int] = (1, 3)  # days between weigh-ins: from, to
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class SessionPlan:
         return sum(p.duration_s for p in self.phases)
 
 
-def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date, volume: TrainingVolume = TrainingVolume()) -> list[SessionPlan]:
+def plan_sessions(
+    athlete: Athlete, seed: int, weeks: int, start: date, volume: TrainingVolume = TrainingVolume()
+) -> list[SessionPlan]:
     """Every session of `athlete` over `weeks` weeks from `start` (local dates), in order."""
     zone = ZoneInfo(athlete.timezone)
     plans: list[SessionPlan] = []
@@ -81,10 +85,14 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date, volume: 
     for week in range(weeks):
         noise = Noise(seed, athlete.id, "week", week)
         count = noise.pick(volume.weekly_sessions)
+        protocol = athlete.protocol_weeks[0] <= week < athlete.protocol_weeks[1]
+        if protocol:
+            count = max(count, PROTOCOL_SESSIONS_PER_WEEK)
         days = sorted(noise.rng.sample(range(7), count))
+        protocol_days = set(noise.rng.sample(days, PROTOCOL_SESSIONS_PER_WEEK)) if protocol else set()
         for day in days:
             local_day = start + timedelta(days=7 * week + day)
-            kind = _session_kind(athlete, week, noise)
+            kind = "protocol" if day in protocol_days else _session_kind(athlete, week, noise)
             number = len(plans)
             session = Noise(seed, athlete.id, "session", number)
             hour = session.uniform_scalar(*athlete.start_hours) + (1.5 if local_day.weekday() >= 5 else 0)
@@ -93,10 +101,11 @@ def plan_sessions(athlete: Athlete, seed: int, weeks: int, start: date, volume: 
             fmt = "gpx" if session.chance(volume.gpx_share) else "fit"
             # The first backward session is labelled and the second not, so even a short export has
             # both; after that, labels follow the athlete's habit.
-            labelled = kind == "backward" and (
+            backward = kind in ("backward", "protocol")
+            labelled = backward and (
                 backward_sessions == 0 or (backward_sessions > 1 and session.chance(athlete.labelled_share))
             )
-            backward_sessions += kind == "backward"
+            backward_sessions += backward
             phases, steps = _BUILDERS[kind](athlete, session, volume)
             sport = "walking" if kind == "walk" else "running"
             plans.append(
@@ -175,8 +184,11 @@ def _with_lights(phases: list[Phase], noise: Noise) -> list[Phase]:
         p = out[i]
         cut = noise.integer(60, p.duration_s - 60)
         stop = Phase("stop", noise.integer(20, 90), 0.0, p.step)
-        out[i : i + 1] = [Phase(p.kind, cut, p.speed_mps, p.step), stop,
-                          Phase(p.kind, p.duration_s - cut, p.speed_mps, p.step)]
+        out[i : i + 1] = [
+            Phase(p.kind, cut, p.speed_mps, p.step),
+            stop,
+            Phase(p.kind, p.duration_s - cut, p.speed_mps, p.step),
+        ]
     return out
 
 
@@ -188,13 +200,18 @@ def _easy(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple
 def _walk(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """A walk at 1.3–1.6 m/s (cadence < 140 spm)."""
     phases = [
-        Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0)
-        for _ in range(noise.integer(2, 4))
+        Phase("walk", noise.integer(6, 12) * 60, noise.uniform_scalar(1.3, 1.6), 0) for _ in range(noise.integer(2, 4))
     ]
     return tuple(_with_lights(phases, noise)), ()
 
 
-def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+def _backward(
+    athlete: Athlete,
+    noise: Noise,
+    volume: TrainingVolume,
+    intervals: tuple[int, int] = (3, 6),
+    seconds: tuple[int, ...] = (60, 90, 120, 120, 180, 180, 240),
+) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
     """Warm-up, 3–6 backward intervals of 1–4 min with forward recoveries, a run, a cool-down.
 
     Turning round takes a few seconds at walking pace; those seconds belong to the forward steps,
@@ -204,13 +221,12 @@ def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[t
     phases = _warm_up(athlete, noise, 0)
     low, high = athlete.backward_speed_mps
     pace = noise.uniform_scalar(low, high)
-    intervals = noise.integer(3, 6)
-    for i in range(intervals):
-        seconds = noise.pick((60, 90, 120, 120, 180, 180, 240))
+    for _ in range(noise.integer(*intervals)):
+        duration_s = noise.pick(seconds)
         speed = min(high, max(low, pace + noise.uniform_scalar(-0.12, 0.12)))
         phases.append(Phase("run", noise.integer(2, 4), 0.7, len(steps) - 1))  # turn round
-        steps.append(WorkoutStep(_backward_step_name(seconds), "active", seconds))
-        phases.append(Phase("backward", seconds, round(speed, 3), len(steps) - 1))
+        steps.append(WorkoutStep(_backward_step_name(duration_s), "active", duration_s))
+        phases.append(Phase("backward", duration_s, round(speed, 3), len(steps) - 1))
         recovery = noise.integer(60, 150)
         steps.append(WorkoutStep("Recover", "recovery", 0))
         phases.append(Phase("run", 3, 0.7, len(steps) - 1))  # turn round
@@ -225,8 +241,15 @@ def _backward(athlete: Athlete, noise: Noise, volume: TrainingVolume) -> tuple[t
     return tuple(phases), tuple(steps)
 
 
+def _protocol(
+    athlete: Athlete, noise: Noise, volume: TrainingVolume
+) -> tuple[tuple[Phase, ...], tuple[WorkoutStep, ...]]:
+    """A session of the study's protocol: 5–6 backward intervals of 4–6 min, 20–36 backward minutes."""
+    return _backward(athlete, noise, volume, intervals=(5, 6), seconds=(240, 300, 360))
+
+
 def _backward_step_name(seconds: int) -> str:
     return f"Backward {seconds // 60} min" if seconds % 60 == 0 else f"Backward {seconds} s"
 
 
-_BUILDERS = {"easy": _easy, "walk": _walk, "backward": _backward}
+_BUILDERS = {"easy": _easy, "walk": _walk, "backward": _backward, "protocol": _protocol}

@@ -45,7 +45,6 @@ class Noise:
         return self.rng.choice(options)
 
 
-
 def noise_frame(n: int, key: tuple, streams: dict[str, float | tuple[float, float]]) -> pl.DataFrame:
     """n rows of seeded noise, one column per stream, each drawn from its own key.
 

@@ -27,22 +27,26 @@ BACKWARD_OSCILLATION = 0.85  # assumed: shorter, choppier backward steps bounce 
 def simulate(plan: SessionPlan, athlete: Athlete, seed: int, sample_interval_s: int) -> pl.DataFrame:
     """The samples a watch records during `plan`."""
     session = Noise(seed, athlete.id, plan.number, "session")
-    noise = noise_frame(plan.duration_s, (seed, athlete.id, plan.number), {
-        "drift": (90.0, 1.0),  # pace wandering around the target
-        "step_noise": (8.0, 0.025),  # step-to-step variability, ~2.5 %
-        "speed_noise": (15.0, 0.02),  # speed sensor error, ~2 %
-        "speed_white": 0.04,
-        "cadence_white": 0.01,
-        "stance_noise": (10.0, 0.03),
-        "hr_noise": (6.0, 1.2),
-        "gps_x": (120.0, 2.5),  # GPS error drifts slowly, a couple of metres
-        "gps_y": (120.0, 2.5),
-        "gps_x_white": 0.15,
-        "gps_y_white": 0.15,
-        "wobble": (150.0, 0.5),  # route bends, radians
-        "baro": (120.0, 0.5),  # barometric altitude noise, m
-        "thermal": (600.0, 0.6),  # temperature drift, °C
-    })
+    noise = noise_frame(
+        plan.duration_s,
+        (seed, athlete.id, plan.number),
+        {
+            "drift": (90.0, 1.0),  # pace wandering around the target
+            "step_noise": (8.0, 0.025),  # step-to-step variability, ~2.5 %
+            "speed_noise": (15.0, 0.02),  # speed sensor error, ~2 %
+            "speed_white": 0.04,
+            "cadence_white": 0.01,
+            "stance_noise": (10.0, 0.03),
+            "hr_noise": (6.0, 1.2),
+            "gps_x": (120.0, 2.5),  # GPS error drifts slowly, a couple of metres
+            "gps_y": (120.0, 2.5),
+            "gps_x_white": 0.15,
+            "gps_y_white": 0.15,
+            "wobble": (150.0, 0.5),  # route bends, radians
+            "baro": (120.0, 0.5),  # barometric altitude noise, m
+            "thermal": (600.0, 0.6),  # temperature drift, °C
+        },
+    )
     frame = pl.concat([_timeline(plan), noise], how="horizontal").with_columns(
         gps_x=pl.col("gps_x") + pl.col("gps_x_white"), gps_y=pl.col("gps_y") + pl.col("gps_y_white")
     )
@@ -61,9 +65,22 @@ def simulate(plan: SessionPlan, athlete: Athlete, seed: int, sample_interval_s: 
         frame.filter((pl.col("t_s") % sample_interval_s == 0) & recorded)
         .with_columns(ts=(pl.col("t_s").cast(pl.Int64) * 1_000_000 + start_us).cast(pl.Datetime("us", "UTC")))
         .select(
-            "t_s", "ts", "phase", "kind", "step", "lat_deg", "lon_deg", "altitude_m", "distance_m",
-            "speed_mps", "heart_rate_bpm", "cadence_spm", "step_length_mm", "stance_time_ms",
-            "vertical_oscillation_mm", "temperature_c",
+            "t_s",
+            "ts",
+            "phase",
+            "kind",
+            "step",
+            "lat_deg",
+            "lon_deg",
+            "altitude_m",
+            "distance_m",
+            "speed_mps",
+            "heart_rate_bpm",
+            "cadence_spm",
+            "step_length_mm",
+            "stance_time_ms",
+            "vertical_oscillation_mm",
+            "temperature_c",
         )
     )
 
@@ -95,15 +112,19 @@ def _speed(frame: pl.DataFrame, session: Noise) -> pl.DataFrame:
     """True speed (targets + pace drift, ~3 s acceleration, slower uphill) and reported speed."""
     hills = _hills(session)
     drift_sd = (
-        pl.when(pl.col("kind") == "run").then(0.10)
-        .when(pl.col("kind") == "backward").then(0.06)
-        .when(pl.col("kind") == "walk").then(0.04)
+        pl.when(pl.col("kind") == "run")
+        .then(0.10)
+        .when(pl.col("kind") == "backward")
+        .then(0.06)
+        .when(pl.col("kind") == "walk")
+        .then(0.04)
         .otherwise(0.0)
     )
     accel = 1.0 - math.exp(-1.0 / 3.0)
     frame = frame.with_columns(
-        v_plan=((pl.col("target") + pl.col("drift") * drift_sd).clip(lower_bound=0.0))
-        .ewm_mean(alpha=accel, adjust=False)
+        v_plan=((pl.col("target") + pl.col("drift") * drift_sd).clip(lower_bound=0.0)).ewm_mean(
+            alpha=accel, adjust=False
+        )
         * (1.0 - (-(pl.col("t_s") + 1) / 4.0).exp())
     )
     # Gentle hills slow the runner a little: −1.5 % speed per % grade, grade at the planned distance.
@@ -179,11 +200,9 @@ def _gait(frame: pl.DataFrame, athlete: Athlete, session: Noise) -> pl.DataFrame
     v, kind = pl.col("v_true"), pl.col("kind")
     forward = athlete.step_a * v.pow(athlete.step_b)
     walking = 0.415 * athlete.height_cm / 100.0 * (v / 1.4).pow(0.6)
-    length = (
-        pl.when(kind == "backward").then(forward * r)
-        .when(kind == "walk").then(walking)
-        .otherwise(forward)
-    ) * (1.0 + pl.col("step_noise"))
+    length = (pl.when(kind == "backward").then(forward * r).when(kind == "walk").then(walking).otherwise(forward)) * (
+        1.0 + pl.col("step_noise")
+    )
     running = kind.is_in(["run", "backward"]) & (v >= 1.0) & athlete.device.running_dynamics
     stance = athlete.stance_ms_at_3 * (v / 3.0).pow(-0.55) * (1.0 + pl.col("stance_noise"))
     oscillation = 92.0 * (v / 3.0).pow(0.2) * (1.0 - 0.5 * pl.col("stance_noise"))
@@ -193,7 +212,9 @@ def _gait(frame: pl.DataFrame, athlete: Athlete, session: Noise) -> pl.DataFrame
     )
     return frame.with_columns(
         step_length_mm=pl.when(running).then((60_000.0 * pl.col("speed_mps") / pl.col("cadence_spm")).round(1)),
-        stance_time_ms=pl.when(running).then((stance * pl.when(backward).then(BACKWARD_STANCE).otherwise(1.0)).round(1)),
+        stance_time_ms=pl.when(running).then(
+            (stance * pl.when(backward).then(BACKWARD_STANCE).otherwise(1.0)).round(1)
+        ),
         vertical_oscillation_mm=pl.when(running).then(
             (oscillation * pl.when(backward).then(BACKWARD_OSCILLATION).otherwise(1.0)).round(1)
         ),
@@ -208,9 +229,12 @@ def _heart_rate(frame: pl.DataFrame, athlete: Athlete) -> pl.DataFrame:
     """
     v, kind = pl.col("v_true"), pl.col("kind")
     effort = (
-        pl.when(kind == "run").then(0.22 + 0.18 * v)
-        .when(kind == "backward").then(0.22 + 0.18 * BACKWARD_COST * v)
-        .when(kind == "walk").then(0.12 + 0.12 * v)
+        pl.when(kind == "run")
+        .then(0.22 + 0.18 * v)
+        .when(kind == "backward")
+        .then(0.22 + 0.18 * BACKWARD_COST * v)
+        .when(kind == "walk")
+        .then(0.12 + 0.12 * v)
         .otherwise(0.32)
     ).clip(0.25, 0.97)
     reserve = athlete.hr_max - athlete.hr_rest
@@ -218,9 +242,7 @@ def _heart_rate(frame: pl.DataFrame, athlete: Athlete) -> pl.DataFrame:
     lag = 1.0 - math.exp(-1.0 / 30.0)
     return frame.with_columns(
         heart_rate_bpm=(
-            target.ewm_mean(alpha=lag, adjust=False)
-            - 18.0 * (-pl.col("t_s") / 60.0).exp()
-            + pl.col("hr_noise")
+            target.ewm_mean(alpha=lag, adjust=False) - 18.0 * (-pl.col("t_s") / 60.0).exp() + pl.col("hr_noise")
         )
         .round()
         .clip(athlete.hr_rest, athlete.hr_max)
@@ -230,9 +252,7 @@ def _heart_rate(frame: pl.DataFrame, athlete: Athlete) -> pl.DataFrame:
 def _temperature(frame: pl.DataFrame, athlete: Athlete, plan: SessionPlan) -> pl.DataFrame:
     """Watch temperature: the month's mean air temperature, +4 °C from the wrist, slow drift."""
     ambient = athlete.climate_c[plan.local_start.month - 1]
-    return frame.with_columns(
-        temperature_c=(ambient + 4.0 + pl.col("thermal") + 0.8 * pl.col("t_s") / 3600.0).round()
-    )
+    return frame.with_columns(temperature_c=(ambient + 4.0 + pl.col("thermal") + 0.8 * pl.col("t_s") / 3600.0).round())
 
 
 def _dropouts(frame: pl.DataFrame, session: Noise) -> pl.DataFrame:

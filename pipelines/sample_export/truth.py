@@ -10,46 +10,54 @@ import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
 
-ACTIVITIES = pl.Schema({
-    "athlete_id": pl.String,
-    "file": pl.String,  # relative to the export folder, "/"-separated
-    "format": pl.String,  # "fit" | "gpx"
-    "sport": pl.String,  # "running" | "walking"
-    "name": pl.String,  # workout name (labelled FIT), GPX track name, else a Strava-style name
-    "start_ts": UTC_US,
-    "local_start_ts": pl.Datetime("us"),
-    "utc_offset_s": pl.Int32,
-    "duration_s": pl.Float64,  # elapsed, first to last record
-    "timer_s": pl.Float64,  # elapsed minus auto-pauses
-    "distance_m": pl.Float64,  # FIT: final record distance; GPX: haversine length of the track
-    "records": pl.Int64,  # records (FIT) or track points (GPX) in the file
-    "has_backward": pl.Boolean,
-    "labelled": pl.Boolean,
-})
+ACTIVITIES = pl.Schema(
+    {
+        "athlete_id": pl.String,
+        "file": pl.String,  # relative to the export folder, "/"-separated
+        "format": pl.String,  # "fit" | "gpx"
+        "sport": pl.String,  # "running" | "walking"
+        "name": pl.String,  # workout name (labelled FIT), GPX track name, else a Strava-style name
+        "start_ts": UTC_US,
+        "local_start_ts": pl.Datetime("us"),
+        "utc_offset_s": pl.Int32,
+        "duration_s": pl.Float64,  # elapsed, first to last record
+        "timer_s": pl.Float64,  # elapsed minus auto-pauses
+        "distance_m": pl.Float64,  # FIT: final record distance; GPX: haversine length of the track
+        "records": pl.Int64,  # records (FIT) or track points (GPX) in the file
+        "has_backward": pl.Boolean,
+        "labelled": pl.Boolean,
+    }
+)
 
-BACKWARD_INTERVALS = pl.Schema({
-    "athlete_id": pl.String,
-    "file": pl.String,
-    "start_ts": UTC_US,
-    "end_ts": UTC_US,
-    "labelled": pl.Boolean,
-    "mean_speed_mps": pl.Float64,  # mean recorded speed inside the interval
-})
+BACKWARD_INTERVALS = pl.Schema(
+    {
+        "athlete_id": pl.String,
+        "file": pl.String,
+        "start_ts": UTC_US,
+        "end_ts": UTC_US,
+        "labelled": pl.Boolean,
+        "mean_speed_mps": pl.Float64,  # mean recorded speed inside the interval
+    }
+)
 
-WEIGHTS = pl.Schema({
-    "athlete_id": pl.String,
-    "file": pl.String,
-    "ts": UTC_US,
-    "weight_kg": pl.Float64,
-    "body_fat_pct": pl.Float64,
-})
+WEIGHTS = pl.Schema(
+    {
+        "athlete_id": pl.String,
+        "file": pl.String,
+        "ts": UTC_US,
+        "weight_kg": pl.Float64,
+        "body_fat_pct": pl.Float64,
+    }
+)
 
-WEEKLY_DISTANCE = pl.Schema({
-    "athlete_id": pl.String,
-    "week_start": pl.Date,  # ISO Monday of the local start date
-    "distance_km": pl.Float64,  # running and walking
-    "sessions": pl.Int64,
-})
+WEEKLY_DISTANCE = pl.Schema(
+    {
+        "athlete_id": pl.String,
+        "week_start": pl.Date,  # ISO Monday of the local start date
+        "distance_km": pl.Float64,  # running and walking
+        "sessions": pl.Int64,
+    }
+)
 
 
 @dataclass(frozen=True)
