@@ -79,8 +79,8 @@ def _publish_records(
     count = 0
     for chunk in _chunks(files, FILES_PER_CHUNK):
         with _registered(connection, chunk):
-            rows = connection.sql(
-                _lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}
+            rows = connection.execute(
+                _lake_rows("records", in_range), {**days, "paths": _paths(chunk)}
             ).to_arrow_table()
         count += insert(connection, "records", mask_positions(pl.from_arrow(rows), zones))
     return count

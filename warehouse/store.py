@@ -210,7 +210,8 @@ class Warehouse:
         """Run a read-only query and return its rows."""
         connection = self.connect()
         try:
-            return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
+            # execute, not sql(params=): DuckDB 1.5's relation over a prepared statement reads it row by row
+            return pl.from_arrow(connection.execute(sql, parameters or None).to_arrow_table())
         except duckdb.Error as error:
             if is_damage(error):
                 raise WarehouseDamaged(self.catalog.metadata, error) from None

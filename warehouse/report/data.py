@@ -243,7 +243,7 @@ def read_report_data(published: Reading, scope: ReportScope) -> ReportData:
 
         def query(sql: str, params: dict) -> pl.DataFrame:
             used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-            return connection.sql(sql, params=used).pl()
+            return connection.execute(sql, used).pl()
 
         athletes = query(QUERIES["athletes"], {"athlete": scope.athlete})["athlete_id"].to_list()
         params = {
