@@ -127,12 +127,23 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
 
 
 def publish_range(
-    storage: Storage, first: date, last: date, log: logging.Logger | dg.DagsterLogManager
+    storage: Storage,
+    first: date,
+    last: date,
+    log: logging.Logger | dg.DagsterLogManager,
+    athletes: list[str] | None = None,
 ) -> dict[str, dict]:
-    """Publish the days first..last from the lake (the work of `activity_tables`): metadata per table."""
+    """Publish the days first..last of `athletes` (None: all) from the lake (the work of
+    `activity_tables`): metadata per table."""
     zones = privacy_zones_frame(storage.profiles())
     counts = publish_days(
-        storage.warehouse, storage.lake, first, last, privacy_zones=zones, duplicates=storage.duplicate_policy()
+        storage.warehouse,
+        storage.lake,
+        first,
+        last,
+        privacy_zones=zones,
+        duplicates=storage.duplicate_policy(),
+        athletes=athletes,
     )
     log.info(f"published {counts} for {first}..{last}")
     return {

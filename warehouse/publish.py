@@ -23,7 +23,7 @@ from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import IMPORTED, current_packs, pack_files
 from retrostride.warehouse.privacy import mask_positions
 from retrostride.warehouse.schema import PRIVACY_ZONES, conform, empty
-from retrostride.warehouse.store import Warehouse, insert
+from retrostride.warehouse.store import Warehouse, insert, of_athletes
 
 
 def publish_days(
@@ -33,17 +33,23 @@ def publish_days(
     last: date,
     privacy_zones: pl.DataFrame | None = None,
     duplicates: DuplicatePolicy | None = None,
+    athletes: list[str] | None = None,
 ) -> dict[str, int]:
-    """Replace the activities, records and laps of activities that started on days first..last (UTC);
-    record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
+    """Replace the activities, records and laps of activities that started on days first..last (UTC),
+    of `athletes` only (None: every athlete's) in one transaction: one athlete's rows are files of
+    their own (the tables are partitioned by athlete), so publishes for different athletes never
+    touch the same file and commit side by side; record positions inside `privacy_zones` are
+    published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
-    in_range = "start_day BETWEEN $first AND $last"
+    in_range = f"start_day BETWEEN $first AND $last AND {of_athletes(athletes)}"
     days = {"first": first, "last": last}
 
     def replace(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
         # the ledger as this transaction sees it: a retry after a conflict publishes what the other writer added
-        packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first], connection)
+        packs = current_packs(
+            warehouse, f"first_day <= ? AND last_day >= ? AND {of_athletes(athletes)}", [last, first], connection
+        )
         # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
@@ -59,7 +65,7 @@ def publish_days(
             "laps": _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days),
             "records": _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones),
         }
-        link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
+        link_duplicates(connection, first, last, duplicates or DuplicatePolicy(), athletes)
         return counts
 
     return warehouse.write(replace)
@@ -147,18 +153,23 @@ class DuplicatePolicy:
         return ", ".join([*(PREFERENCES[name] for name in self.prefer), TIE_BREAK])
 
 
-def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy = DuplicatePolicy()) -> None:
-    """Mark activities that started on days first..last and repeat another activity (the same run
-    from the watch and from a platform export): `duplicate_of` names the canonical one, the first by
-    `policy.ranking`.  Nothing is deleted; marts count canonical rows."""
-    connection.execute("UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ?", [first, last])
+def link_duplicates(
+    connection, first: date, last: date, policy: DuplicatePolicy = DuplicatePolicy(), athletes: list[str] | None = None
+) -> None:
+    """Mark activities of `athletes` (None: all) that started on days first..last and repeat another
+    activity of theirs (the same run from the watch and from a platform export): `duplicate_of` names
+    the canonical one, the first by `policy.ranking`.  Nothing is deleted; marts count canonical rows."""
+    mine, mine_qualified = of_athletes(athletes), of_athletes(athletes, "activities.athlete_id")
+    connection.execute(
+        f"UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ? AND {mine}", [first, last]
+    )
     connection.execute(
         f"""
         WITH ranked AS (
             SELECT activity_id, athlete_id, start_ts, coalesce(end_ts, start_ts) AS end_ts, distance_m,
                    row_number() OVER (ORDER BY {policy.ranking}) AS rank
             FROM activities
-            WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY),
+            WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY AND {mine}),
         pairs AS (
             SELECT d.activity_id, arg_min(c.activity_id, c.rank) AS canonical
             FROM ranked d JOIN ranked c
@@ -170,10 +181,11 @@ def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy
             GROUP BY d.activity_id)
         UPDATE activities SET duplicate_of = pairs.canonical FROM pairs
         WHERE activities.activity_id = pairs.activity_id AND activities.start_day BETWEEN $first AND $last
+          AND {mine_qualified}
         """,
         {"first": first, "last": last, "tolerance": policy.start_tolerance_s, "share": policy.distance_tolerance},
     )
-    connection.execute(_UNION_OF_COPIES, {"first": first, "last": last})
+    connection.execute(_UNION_OF_COPIES.format(mine_qualified=mine_qualified), {"first": first, "last": last})
 
 
 #: A canonical activity carries what its copies know, whatever the import order: a platform's name,
@@ -197,6 +209,7 @@ _UNION_OF_COPIES = """
     UPDATE activities SET name = best.name, description = best.description, calories_kcal = best.calories_kcal,
            platform = coalesce(best.platform, activities.platform), platform_activity_id = best.platform_activity_id
     FROM best WHERE activities.activity_id = best.canonical AND activities.start_day BETWEEN $first AND $last
+      AND {mine_qualified}
 """
 
 
@@ -215,11 +228,11 @@ def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
     )
 
 
-def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
-    """Clear days first..last from `pending_days` after a publish run over them succeeded."""
+def mark_published(warehouse: Warehouse, first: date, last: date, athletes: list[str] | None = None) -> int:
+    """Clear days first..last of `athletes` (None: all) from `pending_days` after a publish run over them succeeded."""
     return warehouse.write(
         lambda connection: connection.execute(
-            "DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]
+            f"DELETE FROM pending_days WHERE day BETWEEN ? AND ? AND {of_athletes(athletes)}", [first, last]
         ).fetchone()[0]
     )
 
@@ -227,9 +240,13 @@ def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
 def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
     """Show readers everything committed so far, in one step: one commit marked PUBLISHED (a row in
     `publishes`) is the snapshot they attach at.  The same commit notes, in the ledger rows of the
-    files it publishes (none while some day is still pending: their files are not all in), the
+    files it publishes (none of an athlete with a day still pending: their files are not all in), the
     snapshot their rows are in: the newest one it starts from.  Returns (that snapshot, files)."""
-    unnoted = f"published_snapshot IS NULL AND {IMPORTED} AND NOT EXISTS (SELECT 1 FROM pending_days)"
+    unnoted = (
+        f"published_snapshot IS NULL AND {IMPORTED} AND NOT EXISTS "
+        "(SELECT 1 FROM pending_days p WHERE p.athlete_id IS NOT DISTINCT FROM import_ledger.athlete_id"
+        " OR p.athlete_id IS NULL)"
+    )
 
     def mark(connection: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")

@@ -298,7 +298,8 @@ LEDGER = pl.Schema(
 )
 
 #: Days whose activities were imported but not yet published (a run interrupted before publishing).
-PENDING_DAYS = pl.Schema({"day": pl.Date})
+#: Days an import touched and publishing has not replaced yet, per athlete (a run publishes its athletes' own).
+PENDING_DAYS = pl.Schema({"athlete_id": pl.String, "day": pl.Date})
 
 #: One row per publish: the commit that adds it is the snapshot readers see (`warehouse.catalog.PUBLISHED`).
 PUBLISHES = pl.Schema({"published_at": UTC_US, "files": pl.Int64})

@@ -226,6 +226,15 @@ def is_conflict(error: duckdb.Error) -> bool:
     return isinstance(error, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
 
 
+def of_athletes(athletes: list[str] | None, column: str = "athlete_id") -> str:
+    """SQL true for rows whose `column` is one of `athletes` (None: every athlete); the names are
+    quoted, never user SQL."""
+    if athletes is None:
+        return "true"
+    names = ", ".join("'" + athlete.replace("'", "''") + "'" for athlete in athletes)
+    return f"{column} IN ({names})" if names else "false"
+
+
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Append `frame` to `table`, matching columns by name."""
     if len(frame) == 0:
