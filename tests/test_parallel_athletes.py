@@ -29,6 +29,32 @@ def export(tmp_path_factory) -> Path:
     return root / "export"
 
 
+def allow_two_writers(settings) -> str:
+    """Two slots in the home's `warehouse` pool (its dagster.yaml installed); the run storage's class."""
+    instance = instance_for(settings)
+    os.environ.pop("DAGSTER_HOME", None)  # instance_for sets it for this process; the children get theirs
+    instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
+    storage = type(instance.run_storage).__name__
+    instance.dispose()
+    return storage
+
+
+def import_each_athlete_at_once(env: dict[str, str], export: Path, athletes: list[str]) -> None:
+    """`retrostride import export/<athlete> --athlete <athlete>` for each athlete, in processes of their own at once."""
+    processes = [
+        subprocess.Popen(
+            [RETROSTRIDE, "import", str(export / athlete), "--athlete", athlete],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for athlete in athletes
+    ]
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * len(athletes), outputs
+
+
 def test_two_processes_import_two_athletes_at_once_and_lose_nothing(export, tmp_path):
     athletes = sorted(p.name for p in export.iterdir() if p.is_dir())
     assert len(athletes) == 2
@@ -44,22 +70,8 @@ def test_two_processes_import_two_athletes_at_once_and_lose_nothing(export, tmp_
         "DAGSTER_HOME": str(together.dagster_home),
         "RETROSTRIDE_WORKERS": "1",
     }
-    instance = instance_for(together)  # installs dagster.yaml and creates the warehouse pool
-    os.environ.pop("DAGSTER_HOME", None)  # instance_for sets it for this process; the children get theirs
-    instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
-    instance.dispose()
-    processes = [
-        subprocess.Popen(
-            [RETROSTRIDE, "import", str(export / athlete), "--athlete", athlete],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for athlete in athletes
-    ]
-    outputs = [p.communicate(timeout=900)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs
+    allow_two_writers(together)
+    import_each_athlete_at_once(env, export, athletes)
 
     warehouse = Warehouse(together.catalog)
     assert differences(table_checksums(Warehouse(alone.catalog)), table_checksums(warehouse)) == []

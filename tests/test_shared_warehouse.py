@@ -34,6 +34,7 @@ from retrostride.warehouse.maintenance import data_files
 from retrostride.warehouse.migrate import MIGRATED
 from retrostride.warehouse.store import Warehouse, _ensure_table
 from tests.conftest import settings_for
+from tests.test_parallel_athletes import allow_two_writers, import_each_athlete_at_once
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 SCORED = """SELECT count(*) AS activities,
@@ -151,24 +152,8 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
 def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url, monkeypatch):
     athletes = sorted(p.name for p in export.iterdir() if p.is_dir())
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", new_database(postgres_url, "dagster_two"))
-    env = _environment(shared)
-    instance = instance_for(shared)  # installs the PostgreSQL dagster.yaml, creates the pool
-    os.environ.pop("DAGSTER_HOME", None)  # instance_for sets it for this process: the children get theirs
-    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
-    instance.dispose()
-    processes = [
-        subprocess.Popen(
-            [RETROSTRIDE, "import", str(export / a), "--athlete", a],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for a in athletes
-    ]
-    outputs = [p.communicate(timeout=900)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert allow_two_writers(shared) == "PostgresRunStorage"  # installs the PostgreSQL dagster.yaml
+    import_each_athlete_at_once(_environment(shared), export, athletes)
     warehouse = Warehouse(shared.catalog)
     state = warehouse.query(SCORED).row(0, named=True)
     assert state["athletes"] == 2 and state["unscored"] == 0
