@@ -8,6 +8,7 @@ conflicts with another writer's (both deleted rows from one data file) is run ag
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import sqlite3
 import time
@@ -52,6 +53,7 @@ _DUCKDB_TYPES = {
     pl.Date: "DATE",
 }
 
+_log = logging.getLogger(__name__)
 #: How long a write keeps retrying commits that conflict with other writers'.
 WRITE_WAIT_S = 300.0
 T = TypeVar("T")
@@ -178,6 +180,9 @@ class Warehouse:
             except duckdb.Error as error:
                 if not is_conflict(error) or time.monotonic() > deadline:
                     raise
+                _log.info(
+                    "a commit conflicted with another writer's; running it again: %s", " ".join(str(error).split())
+                )
                 time.sleep(0.05 + random.random() * 0.2)
 
     def ensure_schema(self) -> None:
