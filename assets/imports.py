@@ -16,7 +16,7 @@ from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
 from retrostride.assets.resources import RunProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
-from retrostride.connectors.sources import as_location, expanded_sources
+from retrostride.connectors.sources import ExportOwners, as_location, expanded_sources
 from retrostride.warehouse.profiles import privacy_zones_frame
 from retrostride.warehouse.publish import publish_body_measurements, publish_days
 
@@ -65,7 +65,9 @@ def import_sources(
         files = [
             f
             for paths, athlete in groups
-            for f in stack.enter_context(expanded_sources(paths, athlete, storage.staging, limits.intake))
+            for f in stack.enter_context(
+                expanded_sources(paths, athlete, storage.staging, limits.intake, owners=ExportOwners.of(profiles))
+            )
         ]
         progress.start("decode", len(files))
         for athlete in sorted({f.athlete_id for f in files} - set(profiles)):
@@ -112,6 +114,14 @@ def import_sources(
             " for detection)." + PARTITIONS_NOTE,
             kinds={"duckdb"},
         ),
+        dg.AssetSpec(
+            "developer_fields",
+            deps=[source_files],
+            description="The `developer_fields` table: values of FIT developer fields (Stryd, Connect IQ apps,"
+            " running-dynamics pods), one row per sample and field, with the app, the field's name and units."
+            + PARTITIONS_NOTE,
+            kinds={"duckdb"},
+        ),
     ],
     partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -119,11 +129,16 @@ def import_sources(
     pool="warehouse",
 )
 def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
-    """Replace the activities, records and laps of the run's days (UTC start date) in one transaction."""
+    """Replace the activities, records, laps and developer fields of the run's days (UTC start date) in one
+    transaction."""
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
     for name, metadata in publish_range(storage, first, last, context.log).items():
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+
+
+#: The tables `activity_tables` publishes from the lake.
+PUBLISHED_TABLES = ("activities", "records", "laps", "developer_fields")
 
 
 def publish_range(
@@ -146,10 +161,7 @@ def publish_range(
         athletes=athletes,
     )
     log.info(f"published {counts} for {first}..{last}")
-    return {
-        name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)}
-        for name in ("activities", "records", "laps")
-    }
+    return {name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)} for name in PUBLISHED_TABLES}
 
 
 @dg.asset(deps=[source_files], group_name="body", pool="warehouse", kinds={"duckdb"})

@@ -8,7 +8,6 @@ import dagster as dg
 from retrostride.assets.marts import published_warehouse
 from retrostride.assets.resources import Storage
 from retrostride.warehouse.access import Reading
-from retrostride.warehouse.report import bundle_cache, default_report_path, write_report
 
 
 @dg.asset(deps=[published_warehouse], group_name="reports", kinds={"html", "altair"})
@@ -19,7 +18,11 @@ def athlete_reports(storage: Storage) -> dg.MaterializeResult:
 
 
 def draw_report(storage: Storage) -> dict:
-    """Write `reports/report.html` from the readers' snapshot (the work of `athlete_reports`): its metadata."""
+    """Write `reports/report.html` from the readers' snapshot (the work of `athlete_reports`): its metadata.
+    The report's modules (Altair, Jinja2) are imported here, when it is drawn: a run process loads
+    them after the snapshot readers wait for, not before its first step."""
+    from retrostride.warehouse.report import bundle_cache, default_report_path, write_report
+
     started = time.perf_counter()
     home = Path(storage.home)
     summary = write_report(Reading(storage.warehouse.catalog), default_report_path(home), cache=bundle_cache(home))

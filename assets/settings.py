@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from retrostride.assets.transforms.confidence import FEATURES
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
 from retrostride.warehouse.catalog import Catalog
 
@@ -321,10 +322,19 @@ def load_profiles(path: Path) -> dict[str, AthleteProfile]:
         ignored = tuple(sorted(set(values) - allowed))
         if "privacy_zones" in used:
             used["privacy_zones"] = _privacy_zones(path, athlete_id, used["privacy_zones"])
+        if "strava_athlete_id" in used:
+            used["strava_athlete_id"] = _account_id(path, athlete_id, used["strava_athlete_id"])
         if problem := _person_problem(used):
             raise ConfigError(f"{path}: athletes.{athlete_id}.{problem}")
         profiles[athlete_id] = AthleteProfile(athlete_id=athlete_id, ignored_keys=ignored, **used)
     return profiles
+
+
+def _account_id(path: Path, athlete_id: str, value: object) -> str:
+    """A platform account id as written in the export (digits), from an integer or a string."""
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ConfigError(f"{path}: athletes.{athlete_id}.strava_athlete_id = {value!r} should be a number")
+    return str(value).strip()
 
 
 def _privacy_zones(path: Path, athlete_id: str, zones: object) -> tuple[dict, ...]:
@@ -391,6 +401,7 @@ MODEL_RANGES = {
     "coverage_margin_mps": (0, None, False, False),
     "run_min_spm": (0, 300, True, False),
     "foot_max_mean_speed_mps": (0, 15, True, False),
+    "speed_only_confidence": (0, 1, True, False),
     **{
         key: (0, None, False, False)
         for key in ("min_segment_s", "max_gap_s", "max_dropout_s", "min_gait_s", "record_hold_s")
@@ -426,6 +437,26 @@ def _model_problems(config: DetectionConfig | EnergyConfig, where: str) -> list[
     for low, high in MODEL_ORDER:
         if hasattr(config, low) and getattr(config, low) > getattr(config, high):
             problems.append(f"{where} {low} = {getattr(config, low)!r} is above {high} = {getattr(config, high)!r}")
+    if isinstance(config, DetectionConfig):
+        problems += [f"{where} {problem}" for problem in _calibration_problems(config)]
+    return problems
+
+
+def _calibration_problems(config: DetectionConfig) -> list[str]:
+    """The confidence calibration's shape: a weight per feature, rising step edges, one
+    probability more than edges, each in [0, 1]."""
+    problems = [
+        f"{name} has {len(getattr(config, name))} weights, not {len(FEATURES)} (one per confidence feature)"
+        for name in ("calibration_backward", "calibration_forward")
+        if len(getattr(config, name)) != len(FEATURES)
+    ]
+    edges, probabilities = config.calibration_scores, config.calibration_probabilities
+    if not edges or list(edges) != sorted(edges):
+        problems.append(f"calibration_scores = {list(edges)!r} must be one or more rising step edges")
+    if len(probabilities) != len(edges) + 1 or not all(0 <= p <= 1 for p in probabilities):
+        problems.append(
+            f"calibration_probabilities must be {len(edges) + 1} probabilities in [0, 1] (one more than the edges)"
+        )
     return problems
 
 

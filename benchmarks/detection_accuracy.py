@@ -3,10 +3,12 @@
     python benchmarks/detection_accuracy.py [--seeds 31 37] [--athletes 10] [--sessions 12] [--keep DIR]
 
 Exports come from `benchmarks/retro_generator.py` (a gait model other than the product's sample
-export, on which the tests run and the confidence is calibrated).  Reported: backward-time precision
-and recall with each athlete's whole history (baselines fitted as the pipeline fits them), the same
-for a cold start (each athlete's first 4 activities only: the prior blended with them), the
-calibration table of segment confidence over both, and, on the real running files of
+export, on which the tests run).  Reported: backward-time precision and recall with each athlete's
+whole history (baselines fitted as the pipeline fits them), the same for a cold start (each
+athlete's first 4 activities only: the prior blended with them), the calibration table of segment
+confidence over both, the calibration table on `--ambiguous` exports (hard cases, at the seeds
+given and those + 10, 16 athletes × 10 runs; the confidence was fitted on other seeds by
+`benchmarks/calibrate_confidence.py`), and, on the real running files of
 shared/corpora imported one athlete per source folder, backward seconds and the share of running
 time classified forward (pauses excluded; of all running activities, and of those with cadence and
 speed that gait can score).
@@ -62,6 +64,34 @@ def export_segments(out_dir: Path, config: DetectionConfig, cold: int | None = N
         frames = first_activities(frames, cold)
     segments = detect_as_pipeline(frames, config, with_features=True)
     return segments.with_columns(pl.col("activity_id").alias("file"))
+
+
+def judged_modes(frames, truth: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """Forward/backward segments of `frames` with the whole history and as a cold start, judged
+    against `truth` (`segment_correctness`), with `cold` saying which."""
+    judged = []
+    for cold, chosen in ((False, frames), (True, first_activities(frames, COLD_START_RUNS))):
+        segments = detect_as_pipeline(chosen, config, with_features=True).with_columns(
+            pl.col("activity_id").alias("file")
+        )
+        judged.append(segment_correctness(segments, truth).with_columns(pl.lit(cold).alias("cold")))
+    return pl.concat(judged)
+
+
+def ambiguous_judged(
+    base: Path, seeds: list[int], athletes: int, sessions: int, config: DetectionConfig
+) -> pl.DataFrame:
+    """`judged_modes` of `--ambiguous` exports of the independent generator (written under `base`)."""
+    judged = []
+    for seed in seeds:
+        out_dir = base / f"ambiguous-{seed}-{athletes}x{sessions}"
+        if not out_dir.exists():
+            generate(out_dir, seed, athletes, sessions, ambiguous=True)
+        truth = pl.read_parquet(out_dir.with_name(out_dir.name + ".truth.parquet"))
+        frames = load_files(sorted(out_dir.rglob("*.fit")), out_dir)
+        key = pl.concat_str(pl.lit(f"{seed}:"), "file").alias("file")
+        judged.append(judged_modes(frames, truth, config).with_columns(key))
+    return pl.concat(judged)
 
 
 def real_corpus(config: DetectionConfig) -> pl.DataFrame:
@@ -127,6 +157,7 @@ def export_arguments(
 
 def main(argv: list[str] | None = None) -> int:
     args = export_arguments(argv, __doc__.splitlines()[0], [31, 37], 10, ("sessions", 12))
+    ambiguous_seeds = args.seeds + [seed + 10 for seed in args.seeds]
     config = DetectionConfig()
     for option, value in (("tbl_rows", 50), ("tbl_cols", 20), ("tbl_width_chars", 160)):
         getattr(pl.Config, f"set_{option}")(value)
@@ -157,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{segments['file'].n_unique()} activities; unknown {unknown_s / segments['duration_s'].sum():.1%} of time)"
             )
             judged.append(segment_correctness(segments, truth))
-    print("\ncalibration of segment confidence (both modes):")
+        ambiguous = ambiguous_judged(base, ambiguous_seeds, 16, 10, config)
+    print("\ncalibration of segment confidence on these exports (both modes):")
     print(calibration_table(pl.concat(judged)))
+    print(f"\ncalibration on --ambiguous exports, seeds {ambiguous_seeds}, 16 athletes × 10 runs (both modes):")
+    print(calibration_table(ambiguous))
     print("\nreal corpus files, one athlete per source (running activities):")
     corpus = real_corpus(config)
     print(corpus)

@@ -10,7 +10,12 @@ device with its own noise), 1-s or "smart" 1–5-s recording.  Files are FIT, wr
 encoder through the product's `CachingEncoder`.  Truth: each backward interval of recorded motion
 (`file`, `start_ts`, `end_ts`), pauses excluded.
 
-    python -m benchmarks.retro_generator OUT_DIR [--seed 1] [--athletes 8] [--sessions 12]
+`--ambiguous` makes genuinely hard cases, so segment confidence spreads over its range: backward
+step ratios up to the forward/backward boundary (0.68–0.94), a forward level that moves ±5 % from
+day to day, backward stretches of 20–300 s, noisier and sparser cadence (up to 5 % noise, more
+drop-outs, recording every 1–8 s), 1–12 m of GPS noise and hills up to 12 %.
+
+    python -m benchmarks.retro_generator OUT_DIR [--seed 1] [--athletes 8] [--sessions 12] [--ambiguous]
 """
 
 from __future__ import annotations
@@ -41,20 +46,70 @@ class Runner:
     smart_recording: bool
     gps_noise_m: float
     cadence_noise: float  # relative, per sample
+    hill_grade: float = 0.06  # largest grade of a session's hills
+    day_level_sd: float = 0.0  # a session's forward step level moves by this share (sd)
+    shortest_backward_s: float = 60.0
+    cadence_dropouts: int = 3  # up to this many less one per session
+    smart_max_s: int = 5  # "smart" recording: a sample every 1 to this many seconds
 
 
-def runners(rng: np.random.Generator, count: int) -> list[Runner]:
+@dataclass(frozen=True)
+class Spread:
+    """The ranges runners are drawn from: `STANDARD`, or `AMBIGUOUS` (see `--ambiguous`)."""
+
+    prefix: str
+    cadence: tuple[float, float, float, float]  # mean, sd, lowest, highest spm at 3 m/s
+    cadence_slope: tuple[float, float]
+    backward_ratio: tuple[float, float]
+    easy_speed: tuple[float, float]
+    backward_speed: tuple[float, float]
+    smart_share: float
+    gps_noise_m: tuple[float, float]
+    cadence_noise: tuple[float, float]
+    hill_grade: tuple[float, float] | None = None  # None: every runner's hills reach 6 %
+    day_level_sd: float = 0.0
+    shortest_backward_s: float = 60.0
+    cadence_dropouts: int = 3
+    smart_max_s: int = 5
+
+
+STANDARD = Spread("r", (166, 8, 148, 186), (4, 12), (0.70, 0.84), (2.4, 3.4), (1.6, 2.7), 0.3, (1, 5), (0.01, 0.03))
+AMBIGUOUS = Spread(
+    "a",
+    (166, 10, 145, 190),
+    (3, 14),
+    (0.68, 0.94),
+    (2.3, 3.6),
+    (1.5, 2.9),
+    0.4,
+    (1, 12),
+    (0.01, 0.05),
+    hill_grade=(0.0, 0.12),
+    day_level_sd=0.05,
+    shortest_backward_s=20.0,
+    cadence_dropouts=6,
+    smart_max_s=8,
+)
+
+
+def runners(rng: np.random.Generator, count: int, spread: Spread = STANDARD) -> list[Runner]:
+    mean, sd, lowest, highest = spread.cadence
     return [
         Runner(
-            id=f"r{i:02d}",
-            cadence_at_3=float(np.clip(rng.normal(166, 8), 148, 186)),
-            cadence_slope=float(rng.uniform(4, 12)),
-            backward_ratio=float(rng.uniform(0.70, 0.84)),
-            easy_speed=float(rng.uniform(2.4, 3.4)),
-            backward_speed=float(rng.uniform(1.6, 2.7)),
-            smart_recording=bool(rng.random() < 0.3),
-            gps_noise_m=float(rng.uniform(1, 5)),
-            cadence_noise=float(rng.uniform(0.01, 0.03)),
+            id=f"{spread.prefix}{i:02d}",
+            cadence_at_3=float(np.clip(rng.normal(mean, sd), lowest, highest)),
+            cadence_slope=float(rng.uniform(*spread.cadence_slope)),
+            backward_ratio=float(rng.uniform(*spread.backward_ratio)),
+            easy_speed=float(rng.uniform(*spread.easy_speed)),
+            backward_speed=float(rng.uniform(*spread.backward_speed)),
+            smart_recording=bool(rng.random() < spread.smart_share),
+            gps_noise_m=float(rng.uniform(*spread.gps_noise_m)),
+            cadence_noise=float(rng.uniform(*spread.cadence_noise)),
+            hill_grade=float(rng.uniform(*spread.hill_grade)) if spread.hill_grade else 0.06,
+            day_level_sd=spread.day_level_sd,
+            shortest_backward_s=spread.shortest_backward_s,
+            cadence_dropouts=spread.cadence_dropouts,
+            smart_max_s=spread.smart_max_s,
         )
         for i in range(count)
     ]
@@ -64,7 +119,9 @@ def _plan(rng: np.random.Generator, runner: Runner) -> list[tuple[str, float, fl
     """(kind, seconds, speed) pieces: run, backward, walk, still, timer_stop."""
     pieces = [("run", rng.uniform(300, 900), runner.easy_speed * rng.uniform(0.9, 1.05))]
     for _ in range(int(rng.integers(0, 5))):
-        pieces.append(("backward", rng.uniform(60, 300), runner.backward_speed * rng.uniform(0.9, 1.1)))
+        pieces.append(
+            ("backward", rng.uniform(runner.shortest_backward_s, 300), runner.backward_speed * rng.uniform(0.9, 1.1))
+        )
         after = rng.random()
         if after < 0.2:
             pieces.append(("timer_stop", rng.uniform(20, 180), 0.0))
@@ -88,15 +145,16 @@ def simulate(rng: np.random.Generator, runner: Runner) -> tuple[pl.DataFrame, li
     target = np.concatenate([[v] * int(s) for _, s, v in pieces])
     n = len(kinds)
     t = np.arange(n, dtype=float)
-    hill = 0.06 * rng.random() * np.sin(2 * np.pi * t / rng.uniform(300, 900) + rng.uniform(0, 6))
+    hill = runner.hill_grade * rng.random() * np.sin(2 * np.pi * t / rng.uniform(300, 900) + rng.uniform(0, 6))
     moving = np.isin(kinds, ["run", "backward", "walk"])
     speed = np.where(moving, target * (1 - 2.5 * np.clip(hill, 0, None)) * (1 + 0.03 * _smooth(rng, n, 60)), 0.0)
     ratio = np.where(kinds == "backward", runner.backward_ratio + rng.uniform(-0.02, 0.02), 1.0)
     forward_spm = runner.cadence_at_3 + runner.cadence_slope * (speed - 3.0)
-    step = 60 * np.maximum(speed, 0.1) / forward_spm * ratio * (1 - 0.6 * np.clip(hill, 0, None))
+    day_level = rng.normal(1.0, runner.day_level_sd) if runner.day_level_sd else 1.0
+    step = 60 * np.maximum(speed, 0.1) / forward_spm * ratio * day_level * (1 - 0.6 * np.clip(hill, 0, None))
     cadence = np.where(kinds == "walk", rng.uniform(108, 124), 60 * speed / step)
     cadence = np.where(moving, cadence * (1 + runner.cadence_noise * rng.standard_normal(n)), 0.0)
-    dropout = _stretches(rng, n, count=int(rng.integers(0, 3)), low=5, high=40)
+    dropout = _stretches(rng, n, count=int(rng.integers(0, runner.cadence_dropouts)), low=5, high=40)
     cadence = np.where(dropout, np.nan, cadence)
     heading = np.cumsum(0.02 * _smooth(rng, n, 120))
     distance = np.cumsum(speed)
@@ -115,7 +173,7 @@ def simulate(rng: np.random.Generator, runner: Runner) -> tuple[pl.DataFrame, li
         at = 0
         while at < n:
             keep[at] = True
-            at += int(rng.integers(1, 6))
+            at += int(rng.integers(1, runner.smart_max_s + 1))
         recorded &= keep
     frame = pl.DataFrame(
         {
@@ -247,12 +305,12 @@ def _timer(stamp: int, event_type: str) -> dict:
     return {"timestamp": stamp, "event": "timer", "event_type": event_type, "event_group": 0}
 
 
-def generate(out_dir: Path, seed: int, athletes: int, sessions: int) -> pl.DataFrame:
+def generate(out_dir: Path, seed: int, athletes: int, sessions: int, ambiguous: bool = False) -> pl.DataFrame:
     """Write `athletes` × `sessions` FIT runs under out_dir/<athlete>/; the truth frame (athlete_id,
     file, start_ts, end_ts, labelled) is returned and written beside it as `<out_dir>.truth.parquet`."""
     rng = np.random.default_rng(seed)
     truth = []
-    for runner in runners(rng, athletes):
+    for runner in runners(rng, athletes, AMBIGUOUS if ambiguous else STANDARD):
         folder = out_dir / runner.id
         folder.mkdir(parents=True, exist_ok=True)
         for number in range(sessions):
@@ -303,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--athletes", type=int, default=8)
     parser.add_argument("--sessions", type=int, default=12)
+    parser.add_argument("--ambiguous", action="store_true", help="hard cases, for calibrating confidence")
     args = parser.parse_args(argv)
-    truth = generate(args.out_dir, args.seed, args.athletes, args.sessions)
+    truth = generate(args.out_dir, args.seed, args.athletes, args.sessions, args.ambiguous)
     print(f"{args.athletes * args.sessions} runs, {truth.height} backward intervals in {args.out_dir}")
     return 0
 

@@ -17,7 +17,7 @@ from retrostride.warehouse.schema import DecodedFile
 #: The column saying which file of the batch a row came from.
 FILE = "_file"
 #: The frames of a `DecodedFile`, in the order validation reads them.
-FRAMES = ("records", "activities", "laps", "body_measurements", "privacy_zones")
+FRAMES = ("records", "activities", "laps", "developer_fields", "body_measurements", "privacy_zones")
 
 
 @dataclass(frozen=True)

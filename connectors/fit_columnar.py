@@ -13,7 +13,8 @@ is given twice in one message, the first non-null value in fitparse's field orde
 - Profile: names come from the FIT SDK's current profile, so products, sports and manufacturers newer
   than fitparse's 2020 profile get their names (fitparse gives the number), and a Tacx product is
   a `garmin_product` as the SDK says.  `weight_scale.bmi` (field 13, unknown to fitparse) is read.
-- Developer fields: their bytes are skipped.  A field named like a wanted one (e.g. `power`) is a
+- Developer fields: their bytes are skipped here (`connectors.fit_developer` reads their values with
+  fitparse when record messages carry any).  A field named like a wanted one (e.g. `power`) is a
   fallback value after the native fields, as in fitparse; but an undescribed developer field is not
   an error (fitparse rejects the file, and remembers descriptions across files in a global table).
 - Marker values of number types (message_index 0x0FFF 'mask' …) stay numbers; weight 'calculating'
@@ -41,6 +42,7 @@ from garmin_fit_sdk import Profile
 
 from retrostride.connectors.fit import MIN_RECOVERED_RECORDS, damage_reason, decode_fit, settle
 from retrostride.connectors.fit_canonical import FIT_FIELDS, FitMessages, to_canonical
+from retrostride.connectors.fit_developer import carries_developer_fields, with_developer_fields
 from retrostride.connectors.fit_profile import (
     BASE_TYPES,
     BYTE,
@@ -71,14 +73,15 @@ def decode_fit_columnar(path: Path, *, min_recovered_records: int = MIN_RECOVERE
     try:
         read = read_fit_messages(data)
     except Unsupported as construct:
-        return _fall_back(Path(path), str(construct), min_recovered_records)
+        decoded = _fall_back(Path(path), str(construct), min_recovered_records)
+        return with_developer_fields(decoded, Path(path), carries_developer_fields(walk(data)))
     reason = damage_reason(*read.damage) if read.damage else None
     if reason and not reason[1]:
         raise DecodeError(reason[0])  # a bad header or CRC: nothing in the file can be trusted
     decoded = to_canonical(read.messages, decoder=DECODER, decoder_version=DECODER_VERSION)
     if read.irregular:
         decoded = replace(decoded, notes="; ".join([*read.irregular, *([decoded.notes] if decoded.notes else [])]))
-    return settle(decoded, reason, min_recovered_records)
+    return with_developer_fields(settle(decoded, reason, min_recovered_records), Path(path), read.developer)
 
 
 def _fall_back(path: Path, construct: str, min_recovered_records: int) -> DecodedFile:
@@ -96,6 +99,7 @@ class FitRead(NamedTuple):
     messages: FitMessages
     damage: tuple | None  # (kind, byte, detail) of the first damage, if any
     irregular: list[str]  # definitions read the FIT SDK's way rather than fitparse's
+    developer: bool = False  # whether record messages carry developer fields (`connectors.fit_developer`)
 
 
 def read_fit_messages(data: bytes, fit_fields: dict[str, tuple[str, ...]] = FIT_FIELDS) -> FitRead:
@@ -109,7 +113,8 @@ def read_fit_messages(data: bytes, fit_fields: dict[str, tuple[str, ...]] = FIT_
     specs = message_specs(fit_fields)
     if not framing.starts:
         return FitRead({}, framing.damage, framing.irregular)
-    return FitRead(_Decoder(data, framing, specs).messages(), framing.damage, framing.irregular)
+    messages = _Decoder(data, framing, specs).messages()
+    return FitRead(messages, framing.damage, framing.irregular, carries_developer_fields(framing))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from retrostride.warehouse.motion import with_motion
 from retrostride.warehouse.schema import (
     ACTIVITIES,
     BODY_MEASUREMENTS,
+    DEVELOPER_FIELDS,
     EXPORT_PRIVACY_ZONES,
     LAPS,
     RECORDS,
@@ -55,13 +56,17 @@ def batch_frames(batch: DecodedBatch, owners: list[FileOwner]) -> dict[str, pl.D
         name: frames[name].join(files, on=FILE, how="left") if frames[name].height else frames[name]
         for name in ("body_measurements", "privacy_zones")
     }
-    activities, records, laps = (frames[name] for name in ("activities", "records", "laps"))
+    activities, records, laps, developer = (
+        frames[name] for name in ("activities", "records", "laps", "developer_fields")
+    )
     if activities.height or records.height or laps.height:
-        activities, records, laps = _activity_frames(activities, records, laps, files)
+        activities, records = _activity_frames(activities, records, files)
+        laps, developer = (_with_activity_ids(f, files) for f in (laps, developer))
     return {
         "activities": _conformed(activities, ACTIVITIES),
         "records": _conformed(records, RECORDS),
         "laps": _conformed(laps, LAPS),
+        "developer_fields": _conformed(developer, DEVELOPER_FIELDS),
         "body_measurements": _conformed(owned["body_measurements"], BODY_MEASUREMENTS),
         "privacy_zones": _conformed(owned["privacy_zones"], EXPORT_PRIVACY_ZONES),
     }
@@ -75,18 +80,20 @@ def _conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
 
 
 def _activity_frames(
-    activities: pl.DataFrame, records: pl.DataFrame, laps: pl.DataFrame, files: pl.DataFrame
-) -> tuple[pl.DataFrame, ...]:
-    ids = files.select(FILE, "source_sha256", "athlete_id")
-    records = records.join(ids, on=FILE, how="left").with_columns(
-        activity_ids(pl.col("source_sha256")).alias("activity_id")
-    )
+    activities: pl.DataFrame, records: pl.DataFrame, files: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    records = _with_activity_ids(records, files)
     activities = activities.join(files, on=FILE, how="left").with_columns(
         activity_ids(pl.col("source_sha256")).alias("activity_id")
     )
     activities = with_local_time(activities.join(start_zones(records), on="activity_id", how="left"))
-    laps = laps.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
-    return activity_types(summarize(activities, records), sample_evidence(records)), records, laps
+    return activity_types(summarize(activities, records), sample_evidence(records)), records
+
+
+def _with_activity_ids(frame: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
+    """Rows of a per-session frame (records, laps, developer fields) with their activity's id."""
+    ids = files.select(FILE, "source_sha256", "athlete_id")
+    return frame.join(ids, on=FILE, how="left").with_columns(activity_ids(pl.col("source_sha256")).alias("activity_id"))
 
 
 def with_local_time(activities: pl.DataFrame) -> pl.DataFrame:

@@ -20,9 +20,9 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from retrostride.connectors.exports import Layout, detect_layout
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
 from retrostride.connectors.platform_labels import PlatformLabels, write_labels
+from retrostride.warehouse.profiles import AthleteProfile
 from retrostride.warehouse.schema import DecodeError
 
 DEFAULT_ATHLETE = "default"
@@ -65,6 +66,37 @@ class SourceFile:
         return printable(self.origin or str(self.path))
 
 
+@dataclass(frozen=True)
+class ExportOwners:
+    """Whose an export is, as athletes.toml says: the athletes it names (an export folder named like
+    one is theirs) and the Strava accounts of athletes (an export of that account is theirs, wherever
+    it lies and whatever the command line says)."""
+
+    athletes: frozenset[str] = frozenset()
+    strava_accounts: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, profiles: Mapping[str, AthleteProfile]) -> ExportOwners:
+        accounts = {p.strava_athlete_id: a for a, p in profiles.items() if p.strava_athlete_id}
+        return cls(frozenset(profiles), accounts)
+
+    def of_folder(self, parts: tuple[str, ...]) -> str | None:
+        """The athlete of an unpacked export at `parts` (folders below the walked root): the athlete
+        folder it lies in, or its own folder only when athletes.toml names that athlete, as for a
+        zipped export (an export's own name, `export_123`, is no athlete)."""
+        if len(parts) > 1:
+            return parts[0]
+        return parts[0] if parts and parts[0] in self.athletes else None
+
+    def of_strava_export(self, profile: Path) -> str | None:
+        """The athlete whose Strava account `profile` (the export's profile.csv) names, or None."""
+        try:
+            account = strava.read_account(profile)
+        except DecodeError:
+            return None
+        return self.strava_accounts.get(account) if account else None
+
+
 #: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
 #: fold its "//").
 Location = Path | str
@@ -82,12 +114,13 @@ def expanded_sources(
     staging_root: Path,
     limits: IntakeLimits = IntakeLimits(),
     store: ObjectStore | None = None,
+    owners: ExportOwners = ExportOwners(),
 ) -> Iterator[list[SourceFile]]:
     """Every source file under `paths`, archives expanded (and objects downloaded) into a staging
     folder removed afterwards.  Raises ObjectStoreError when an object store cannot be read."""
     folder = Path(staging_root) / uuid.uuid4().hex
     try:
-        yield list(list_source_files(paths, athlete_id, staging=folder, limits=limits, store=store))
+        yield list(list_source_files(paths, athlete_id, staging=folder, limits=limits, store=store, owners=owners))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -99,13 +132,14 @@ def list_source_files(
     staging: Path | None = None,
     limits: IntakeLimits = IntakeLimits(),
     store: ObjectStore | None = None,
+    owners: ExportOwners = ExportOwners(),
 ) -> Iterator[SourceFile]:
     """Every file under `paths` in a stable order, with its athlete (see the module docstring).
 
     Hidden files and folders (".name") of a folder are skipped.  Archives and `.gz` files need `staging`; without
     it they are listed as they are (and the decoder says what they are).  `s3://` URLs need it too.
     """
-    expander = _Expander(Staging(staging), limits) if staging is not None else None
+    expander = _Expander(Staging(staging), limits, owners) if staging is not None else None
     for root in paths:
         if is_object_url(root):
             if expander is None:
@@ -202,6 +236,7 @@ def _walk(expander: _Expander | None, root: Path, athlete_id: str | None) -> Ite
         tree = _FolderTree(here)
         if expander is not None and tree.layout.platform is not None:
             dirs.clear()  # the whole export folder is one source
+            owner = athlete_id or expander.owners.of_folder(relative.parts)
             yield from expander.expand(tree, str(here), owner or DEFAULT_ATHLETE, depth=1, budget=expander.new_budget())
             continue
         for name in sorted(files + [d for d in dirs if (here / d).is_symlink()]):
@@ -258,7 +293,7 @@ def _walk_objects(
             yield from _object(expander, store, url, objects[name], owner)
         elif folder not in expanded:  # the whole export folder is one source, as in `_walk`
             expanded.add(folder)
-            owner = athlete_id or (folder.split("/", 1)[0] if folder else None) or DEFAULT_ATHLETE
+            owner = athlete_id or expander.owners.of_folder(tuple(folder.split("/")[:-1])) or DEFAULT_ATHLETE
             tree = _PrefixTree(
                 store,
                 url.bucket,
@@ -404,8 +439,8 @@ class _ZipTree:
 class _Expander:
     """Expands containers into source files, sharing one staging folder and the limits."""
 
-    def __init__(self, staging: Staging, limits: IntakeLimits):
-        self.staging, self.limits = staging, limits
+    def __init__(self, staging: Staging, limits: IntakeLimits, owners: ExportOwners):
+        self.staging, self.limits, self.owners = staging, limits, owners
 
     def new_budget(self) -> Budget:
         return Budget(self.limits.max_archive_bytes)
@@ -450,6 +485,7 @@ class _Expander:
         """The source files of a zip or export folder whose ledger name is `origin`."""
         layout: Layout = tree.layout
         roles = {name: layout.role(name) for name in tree.names}
+        athlete = self._account_owner(tree, roles) or athlete
         table, unreadable = self._labels_table(tree, layout, roles)
         for name in tree.hidden:  # counted and visible in the ledger, never read
             yield SourceFile(
@@ -488,6 +524,16 @@ class _Expander:
                 yield from self.dispatch(replace(member, labels=member_labels), name, depth=depth, budget=budget)
             else:
                 yield replace(member, kind=role)
+
+    def _account_owner(self, tree, roles: dict[str, str]) -> str | None:
+        """The athlete whose platform account the export is, by athletes.toml, or None."""
+        profiles = [n for n, role in roles.items() if role == "strava_profile" and tree.refusal(n) is None]
+        if not profiles or not self.owners.strava_accounts:
+            return None
+        try:
+            return self.owners.of_strava_export(tree.stage(profiles[0], self.staging))
+        except Refused:
+            return None
 
     def _labels_table(
         self, tree, layout: Layout, roles: dict[str, str]

@@ -16,6 +16,7 @@ from datetime import date
 
 import dagster as dg
 
+from retrostride.assets.imports import PUBLISHED_TABLES
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_ranges
@@ -30,7 +31,7 @@ StageProgress = Callable[[str, str], None]
 VERSIONED_TABLES = ("segments", "activity_energy")
 REQUIRED_TABLE = "segments"
 #: What the publish job copies from the lake; everything else in it is derived.
-PUBLISHED = {dg.AssetKey(k) for k in ("activities", "records", "laps")}
+PUBLISHED = {dg.AssetKey(k) for k in PUBLISHED_TABLES}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
-from retrostride.assets.imports import activity_tables, body_measurements, source_files
+from retrostride.assets.imports import PUBLISHED_TABLES, activity_tables, body_measurements, source_files
 from retrostride.assets.maintenance import compacted_warehouse, maintenance_job, maintenance_schedule
 from retrostride.assets.marts import mart_views, published_warehouse
 from retrostride.assets.reports import athlete_reports
@@ -29,9 +29,7 @@ ASSETS = [
 
 publish_job = dg.define_asset_job(
     "publish",
-    selection=dg.AssetSelection.assets(
-        "activities", "records", "laps", athlete_gait_baselines, "segments", "activity_energy"
-    ),
+    selection=dg.AssetSelection.assets(*PUBLISHED_TABLES, athlete_gait_baselines, "segments", "activity_energy"),
     description="Publish, detect and score month partitions again (backfills, reprocess); imports run `import_files`.",
 )
 marts_job = dg.define_asset_job(

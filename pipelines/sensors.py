@@ -88,7 +88,7 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int | None, settle_
             return dg.SensorResult(skip_reason=str(error), cursor=context.cursor)
         plan, cursor = plan_import(SourceCursor.from_json(context.cursor), listing, _content_hash)
         if not plan.files and plan.waiting and settle_s and not remote:  # look again shortly: still unchanged?
-            time.sleep(settle_s)
+            time.sleep(_unsettled_s(listing, settle_s))
             plan, cursor = plan_import(cursor, list_stats(source), _content_hash)
         waiting = f"{plan.waiting} file(s) new or still changing, {plan.deferred} deferred, {plan.known} already seen"
         if not plan.files:
@@ -117,6 +117,13 @@ def athlete_requests(source: WatchedSource, plan) -> list[dg.RunRequest]:
         )
         for athlete, files in sorted(by_athlete.items())
     ]
+
+
+def _unsettled_s(listing: list[FileStat], settle_s: float) -> float:
+    """How much longer the youngest file must hold still to have held still for `settle_s`: its
+    modification time says since when it has (a file written a while ago needs only the second look)."""
+    youngest_s = max(stat.mtime_ns for stat in listing) / 1e9
+    return min(settle_s, max(0.0, youngest_s + settle_s - time.time()))
 
 
 def build_sensors(settings: Settings, import_job) -> list:

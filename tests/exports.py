@@ -65,8 +65,129 @@ STRAVA_HEADERS = {
         "Distanz",
         "Kalorien",
     ],
+    # French: the id, date, name and file headers are from a real export, the rest translated here.
+    "fr": [
+        "ID de l'activité",
+        "Date de l'activité",
+        "Nom de l'activité",
+        "Type d'activité",
+        "Description de l'activité",
+        "Temps écoulé",
+        "Distance",
+        "Fréquence cardiaque max.",
+        "Effort relatif",
+        "Trajet",
+        "Équipement de l'activité",
+        "Nom du fichier",
+        "Poids de l'athlète",
+        "Poids du vélo",
+        "Temps écoulé",
+        "Temps de déplacement",
+        "Distance",
+        "Calories",
+    ],
+    # Dutch: headers as real exports write them (the private-note column of newer exports left out).
+    "nl": [
+        "Activiteits-ID",
+        "Datum van activiteit",
+        "Naam activiteit",
+        "Activiteitstype",
+        "Beschrijving activiteit",
+        "Verstreken tijd",
+        "Afstand",
+        "Max. hartslag",
+        "Relatieve inspanning",
+        "Woon-werkverkeer",
+        "Uitrusting activiteit",
+        "Bestandsnaam",
+        "Gewicht atleet",
+        "Fietsgewicht",
+        "Verstreken tijd",
+        "Beweegtijd",
+        "Afstand",
+        "Calorieën",
+    ],
+    # Languages whose headers the reader does not know: read by Strava's column order.
+    "es": [
+        "ID de la actividad",
+        "Fecha de la actividad",
+        "Nombre de la actividad",
+        "Tipo de actividad",
+        "Descripción de la actividad",
+        "Tiempo transcurrido",
+        "Distancia",
+        "Frecuencia cardiaca máxima",
+        "Esfuerzo relativo",
+        "Desplazamiento",
+        "Equipo de la actividad",
+        "Nombre de archivo",
+        "Peso del deportista",
+        "Peso de la bicicleta",
+        "Tiempo transcurrido",
+        "Tiempo en movimiento",
+        "Distancia",
+        "Calorías",
+    ],
+    "pt": [
+        "ID da atividade",
+        "Data da atividade",
+        "Nome da atividade",
+        "Tipo da atividade",
+        "Descrição da atividade",
+        "Tempo decorrido",
+        "Distância",
+        "Frequência cardíaca máxima",
+        "Esforço relativo",
+        "Deslocamento",
+        "Equipamento da atividade",
+        "Nome do arquivo",
+        "Peso do atleta",
+        "Peso da bicicleta",
+        "Tempo decorrido",
+        "Tempo em movimento",
+        "Distância",
+        "Calorias",
+    ],
+    "ja": [
+        "アクティビティID",
+        "アクティビティの日付",
+        "アクティビティ名",
+        "アクティビティの種類",
+        "アクティビティの説明",
+        "経過時間",
+        "距離",
+        "最大心拍数",
+        "相対的な運動強度",
+        "通勤",
+        "アクティビティのギア",
+        "ファイル名",
+        "アスリートの体重",
+        "バイクの重量",
+        "経過時間",
+        "移動時間",
+        "距離",
+        "カロリー",
+    ],
 }
-GERMAN_MONTHS = ["Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."]
+#: Month names as each language's export writes dates (German and Dutch as real exports do).
+MONTH_NAMES = {
+    "de": ["Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."],
+    "nl": ["jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"],
+    "fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."],
+    "es": ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"],
+    "pt": ["jan.", "fev.", "mar.", "abr.", "mai.", "jun.", "jul.", "ago.", "set.", "out.", "nov.", "dez."],
+}
+#: Activity types as each language writes them (those of unknown languages are kept as written).
+TYPES = {
+    "de": {"Run": "Lauf", "Walk": "Spaziergang"},
+    "nl": {"Run": "Hardloopsessie", "Walk": "Wandelen"},
+    "fr": {"Run": "Course à pied", "Walk": "Marche"},
+    "es": {"Run": "Carrera", "Walk": "Caminata"},
+    "pt": {"Run": "Corrida", "Walk": "Caminhada"},
+    "ja": {"Run": "ラン", "Walk": "ウォーク"},
+}
+#: Languages whose headers connectors/strava.py knows by name.
+NAMED_LANGUAGES = ("en", "de", "fr", "nl")
 
 
 @dataclass
@@ -175,7 +296,7 @@ def strava_export(root: Path, language: str = "en", zipped: bool = True, weeks: 
     members["activities.csv"] = _csv(STRAVA_HEADERS[language], rows)
     members["profile.csv"] = _csv(
         ["Athlete ID", "Email Address", "First Name", "Last Name", "Sex", "Description", "Weight"],
-        [["42", "a@example.org", "Alice", "Doe", "F", "runs backward", "69,5" if language == "de" else "69.5"]],
+        [["42", "a@example.org", "Alice", "Doe", "F", "runs backward", "69.5" if language in ("en", "ja") else "69,5"]],
     )
     home = _first_position(folder / truth.filter(pl.col("format") == "gpx")["file"][0])  # a run that starts at home
     members["privacy_zones.csv"] = _csv(
@@ -262,18 +383,13 @@ def _first_position(gpx: Path) -> tuple[float, float]:
 def _strava_row(
     language, activity_id, start, name, kind, description, filename, weight, calories, distance_m
 ) -> list[str]:
-    if language == "de":
-        date = f"{start.day}. {GERMAN_MONTHS[start.month - 1]} {start.year}, {start:%H:%M:%S}"
-        number = lambda v: "" if v is None else f"{v:.1f}".replace(".", ",")  # noqa: E731
-        kind = {"Run": "Lauf", "Walk": "Spaziergang"}[kind]
-    else:
-        date = f"{start:%b} {start.day}, {start.year}, {start.hour % 12 or 12}:{start:%M:%S} {'AM' if start.hour < 12 else 'PM'}"
-        number = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+    comma = language != "en" and language != "ja"
+    number = lambda v: "" if v is None else f"{v:.1f}".replace(".", "," if comma else ".")  # noqa: E731
     return [
         str(activity_id),
-        date,
+        strava_date(language, start),
         name,
-        kind,
+        TYPES.get(language, {}).get(kind, kind),
         description,
         "1800",
         number(distance_m / 1000),
@@ -289,6 +405,21 @@ def _strava_row(
         number(distance_m),
         number(calories),
     ]
+
+
+def strava_date(language: str, start: datetime) -> str:
+    """An activity's date as Strava's export writes it in `language` (UTC)."""
+    clock = f"{start:%H:%M:%S}"
+    if language == "en":
+        return f"{start:%b} {start.day}, {start.year}, {start.hour % 12 or 12}:{start:%M:%S} {'AM' if start.hour < 12 else 'PM'}"
+    if language == "ja":
+        return f"{start.year}/{start.month:02d}/{start.day:02d} {start.hour}:{start:%M:%S}"
+    month = MONTH_NAMES[language][start.month - 1]
+    if language == "de":
+        return f"{start.day}. {month} {start.year}, {clock}"
+    if language == "pt":
+        return f"{start.day} de {month} de {start.year} {clock}"
+    return f"{start.day} {month} {start.year}, {clock}"
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> bytes:

@@ -160,6 +160,7 @@ def test_a_failed_run_is_one_sentence_and_the_log_file_holds_the_traceback(home)
             "measurement_tolerance_days = -1.0 is outside [0, ∞)",
         ),
         ("model.toml", "[detection]\nenter_ratio = 'x'\n", "enter_ratio = 'x' should be like 0.85"),
+        ("model.toml", "[detection]\ncalibration_probabilities = [0.5, 0.9]\n", "(one more than the edges)"),
         ("retrostride.toml", "[duplicates]\ndistance_tolerance = 2\n", "distance_tolerance in [0, 1)"),
         ("retrostride.toml", "[import]\nmax_file_mb = -1\n", "limits must be positive"),
         ("athletes.toml", "[athletes.ann]\nweight_kg = 700\n", "athletes.ann.weight_kg = 700 is outside [20, 400]"),

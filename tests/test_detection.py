@@ -580,3 +580,11 @@ def test_every_activity_gets_a_detection_status_saying_why():
         "empty": "no_records",
     }
     assert set(statuses.values()) == set(STATUSES)
+
+
+def test_every_detection_status_is_documented_for_sql_users():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "warehouse.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| `detection_status` |"))
+    assert all(f"`{status}`" in row for status in STATUSES), row

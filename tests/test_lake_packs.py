@@ -21,7 +21,7 @@ from tests.conftest import CORPORA
 
 FIT = CORPORA / "fit" / "python-fitparse"
 RUNS = [FIT / "20170518-191602-1740899583.fit", FIT / "garmin-fenix-5-run.fit", FIT / "garmin-fenix-5-walk.fit"]
-TABLES = ("activities", "records", "laps")
+TABLES = ("activities", "records", "laps", "developer_fields")
 
 
 def _import(home: Path, paths: list[Path]) -> tuple[Lake, Warehouse]:
@@ -47,6 +47,7 @@ def test_one_decoder_batch_is_one_pack_named_in_the_ledger(tmp_path):
     [pack] = set(packs.values())
     assert sorted(p.name for p in lake.pack_dir(pack).iterdir()) == [
         "activities.parquet",
+        "developer_fields.parquet",  # the first run's records carry developer fields
         "laps.parquet",
         "records.parquet",
     ]

@@ -26,7 +26,14 @@ import polars as pl
 
 from retrostride.warehouse.schema import activity_id_prefix
 
-FRAMES = ("activities", "records", "laps", "body_measurements", "privacy_zones")  # privacy zones: Strava's
+FRAMES = (
+    "activities",
+    "records",
+    "laps",
+    "developer_fields",
+    "body_measurements",
+    "privacy_zones",
+)  # privacy zones: Strava's
 #: Staging folders and temporary copies older than this are leftovers of a killed import.
 STALE_S = 3600.0
 

@@ -21,10 +21,19 @@ def haversine_m(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> p
     return 2 * EARTH_RADIUS_M * a.sqrt().arcsin()
 
 
-def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
-    """Fill `distance_m` (cumulative along the track) and `speed_mps` where the file lacks them.
+#: A session's own (device) distance is its distance when the samples that carry one span at least
+#: this share of the session's time; sparser, it is not used at all (never mixed with a derived one).
+DEVICE_DISTANCE_SPAN = 0.9
 
-    Works per `session`; recorded values always win over derived ones.
+
+def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
+    """Fill `speed_mps` where the file lacks it, and give each `session` one source of distance.
+
+    Distance comes from one source per session, never two added or mixed row by row: the device's
+    cumulative distance when its samples span `DEVICE_DISTANCE_SPAN` of the session's time (gaps
+    between them are fine), else the track's positions, else speed × time (each step at the speed of
+    the sample before it, over at most `MAX_MOVING_GAP_S`); else the device's, however sparse.
+    Recorded speeds always win over derived ones.
     """
     on_globe = pl.col("lat_deg").is_between(-90.0, 90.0) & pl.col("lon_deg").is_between(-180.0, 180.0)
     lat, lon = pl.when(on_globe).then(pl.col("lat_deg")), pl.when(on_globe).then(pl.col("lon_deg"))
@@ -38,14 +47,30 @@ def with_derived_motion(records: pl.DataFrame) -> pl.DataFrame:
     )  # an impossible position has no distance or speed of its own
     seconds = pl.col("ts").diff().over("session").dt.total_microseconds() / 1e6
     derived = records.with_columns(step.alias("_step"), seconds.alias("_dt")).with_columns(
-        pl.col("_step").cum_sum().over("session").alias("_distance"),
+        pl.col("_step").cum_sum().over("session").alias("_track"),
         pl.when(pl.col("_dt") > 0).then(pl.col("_step") / pl.col("_dt")).alias("_speed"),
+        (pl.col("speed_mps").shift(1).over("session").fill_null(0.0) * pl.col("_dt").clip(0.0, MAX_MOVING_GAP_S))
+        .fill_null(0.0)
+        .cum_sum()
+        .over("session")
+        .alias("_integrated"),
     )
+    span = lambda ts: (ts.max() - ts.min()).dt.total_microseconds().over("session")  # noqa: E731
+    device_ts = pl.col("ts").filter(pl.col("distance_m").is_not_null())
+    dense = span(device_ts) >= DEVICE_DISTANCE_SPAN * span(pl.col("ts"))
     has_positions = pl.col("lat_deg").is_not_null().any().over("session")
+    has_speed = pl.col("speed_mps").is_not_null().any().over("session")
     return derived.with_columns(
-        pl.coalesce("distance_m", pl.when(has_positions).then(pl.col("_distance"))).alias("distance_m"),
+        pl.when(dense.fill_null(False))
+        .then(pl.col("distance_m"))
+        .when(has_positions)
+        .then(pl.col("_track"))
+        .when(has_speed)
+        .then(pl.col("_integrated"))
+        .otherwise(pl.col("distance_m"))
+        .alias("distance_m"),
         pl.coalesce("speed_mps", "_speed").alias("speed_mps"),
-    ).drop("_step", "_dt", "_distance", "_speed")
+    ).drop("_step", "_dt", "_track", "_speed", "_integrated")
 
 
 #: Slower than this counts as stopped for moving time (m/s).

@@ -21,6 +21,7 @@ class AthleteProfile:
     timezone: str | None = None  # IANA zone, used when a file does not say its UTC offset
     max_hr_bpm: float | None = None  # measured; else estimated from age for the heart-rate energy check
     privacy_zones: tuple[dict, ...] = ()  # {lat, lon, radius_m}: positions within are not served
+    strava_athlete_id: str | None = None  # the Strava account whose exports are this athlete's
     ignored_keys: tuple[str, ...] = ()  # keys in the file this version does not use (typos show here)
 
 

@@ -35,11 +35,11 @@ def publish_days(
     duplicates: DuplicatePolicy | None = None,
     athletes: list[str] | None = None,
 ) -> dict[str, int]:
-    """Replace the activities, records and laps of activities that started on days first..last (UTC),
-    of `athletes` only (None: every athlete's) in one transaction: one athlete's rows are files of
-    their own (the tables are partitioned by athlete), so publishes for different athletes never
-    touch the same file and commit side by side; record positions inside `privacy_zones` are
-    published as null; duplicates are linked by `duplicates`."""
+    """Replace the activities, records, laps and developer fields of activities that started on days
+    first..last (UTC), of `athletes` only (None: every athlete's) in one transaction: one athlete's
+    rows are files of their own (the tables are partitioned by athlete), so publishes for different
+    athletes never touch the same file and commit side by side; record positions inside
+    `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
     in_range = f"start_day BETWEEN $first AND $last AND {of_athletes(athletes)}"
@@ -53,7 +53,7 @@ def publish_days(
         # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
-        for table in ("records", "laps"):
+        for table in _BY_ACTIVITY:
             connection.execute(
                 f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
             )
@@ -61,10 +61,11 @@ def publish_days(
         counts = {
             "activities": _insert_from_lake(
                 connection, "activities", pack_files(lake, packs, "activities"), in_range, days
-            ),
-            "laps": _insert_from_lake(connection, "laps", pack_files(lake, packs, "laps"), in_range, days),
-            "records": _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones),
+            )
         }
+        for table in ("laps", "developer_fields"):
+            counts[table] = _insert_from_lake(connection, table, pack_files(lake, packs, table), in_range, days)
+        counts["records"] = _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)
         link_duplicates(connection, first, last, duplicates or DuplicatePolicy(), athletes)
         return counts
 
@@ -277,7 +278,7 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
 
 
 #: Frames whose rows say their activity rather than their file (`activity_id` is made from the file's sha256).
-_BY_ACTIVITY = ("records", "laps")
+_BY_ACTIVITY = ("records", "laps", "developer_fields")
 
 
 def _lake_rows(frame: str, where: str) -> str:

@@ -129,6 +129,21 @@ ACTIVITIES = pl.Schema(
 
 LAPS = pl.Schema({"activity_id": pl.String, **{k: v for k, v in FILE_LAPS.items() if k != "session"}})
 
+#: Values of FIT developer fields (Stryd, Connect IQ apps, running-dynamics pods), one row per value.
+FILE_DEVELOPER_FIELDS = pl.Schema(
+    {
+        "session": pl.Int32,
+        "ts": UTC_US,
+        "developer_app": pl.String,  # the app's id (developer_data_id.application_id as a UUID), else "developer <n>"
+        "field": pl.String,  # the field's name, as its field_description gives it
+        "units": pl.String,
+        "value": pl.Float64,
+    }
+)
+DEVELOPER_FIELDS = pl.Schema(
+    {"activity_id": pl.String, **{k: v for k, v in FILE_DEVELOPER_FIELDS.items() if k != "session"}}
+)
+
 BODY_MEASUREMENTS = pl.Schema(
     {"athlete_id": pl.String, **FILE_BODY_MEASUREMENTS, "source": pl.String, "source_sha256": pl.String}
 )
@@ -260,6 +275,7 @@ class DecodedFile:
     activities: pl.DataFrame = field(default_factory=lambda: empty(FILE_ACTIVITIES))
     records: pl.DataFrame = field(default_factory=lambda: empty(FILE_RECORDS))
     laps: pl.DataFrame = field(default_factory=lambda: empty(FILE_LAPS))
+    developer_fields: pl.DataFrame = field(default_factory=lambda: empty(FILE_DEVELOPER_FIELDS))
     body_measurements: pl.DataFrame = field(default_factory=lambda: empty(FILE_BODY_MEASUREMENTS))
     privacy_zones: pl.DataFrame = field(default_factory=lambda: empty(FILE_PRIVACY_ZONES))
     status: Status = "ok"

@@ -31,6 +31,7 @@ TABLES: dict[str, pl.Schema] = {
     "activities": schema.ACTIVITIES,
     "records": schema.RECORDS,
     "laps": schema.LAPS,
+    "developer_fields": schema.DEVELOPER_FIELDS,
     "body_measurements": schema.BODY_MEASUREMENTS,
     "segments": schema.SEGMENT_TABLE,
     "activity_energy": schema.ACTIVITY_ENERGY,

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 #: Bump when detection code changes what it outputs for the same configuration.
-DETECTION_CODE_VERSION = "d2"
+DETECTION_CODE_VERSION = "d3"
 #: Bump when energy code changes what it outputs for the same configuration.
 ENERGY_CODE_VERSION = "e1"
 
@@ -93,6 +93,11 @@ class DetectionConfig:
     prior_z: float = 1.0  # backward thresholds move down by exp(z · the baseline's level uncertainty)
     prior_z_forward: float = 0.5  # forward thresholds move up by exp(this · the uncertainty)
 
+    # Speed where gait cannot speak (assets/transforms/speed_evidence.py): faster than the backward records.
+    speed_only_window_s: float = 600.0
+    speed_only_forward_mps: float = 4.6  # backward records' power law (mile 4.88, marathon 3.22 m/s) at 10 min
+    speed_only_confidence: float = 0.9  # of a segment only speed supports
+
     # Segments (§5.4).
     min_segment_s: float = 30.0  # shorter forward/backward stretches become unknown
     max_gap_s: float = 10.0  # gaps (stops) up to this between same-direction stretches are merged
@@ -101,10 +106,52 @@ class DetectionConfig:
     record_hold_s: float = 1.0  # after a recording gap > max_gap_s, a sample stands for this long
     still_speed_mps: float = 0.5  # slower (smoothed) is standing still; a longer stop than max_gap_s is a pause
 
-    # Confidence (assets/transforms/confidence.py): logistic weights over its FEATURES, per direction,
-    # fitted by benchmarks/calibrate_confidence.py.
-    calibration_backward: tuple[float, ...] = (2.067, 2.067, 0.440, 0.002, 0.664, 0.0, 1.080)
-    calibration_forward: tuple[float, ...] = (2.148, 2.148, 0.310, 0.003, 0.0, 0.0, 1.406)
+    # Confidence (assets/transforms/confidence.py), fitted by benchmarks/calibrate_confidence.py:
+    # score weights over its FEATURES per direction, then the score → probability steps
+    # (calibration_scores: the steps' upper edges; one probability more than edges).
+    calibration_backward: tuple[float, ...] = (2.790, 2.790, 0.763, 0.048, 0.000, 0.000, 0.200, -1.650)
+    calibration_forward: tuple[float, ...] = (1.657, -0.697, 13.061, 0.355, 0.000, 0.000, 0.518, 12.569)
+    calibration_scores: tuple[float, ...] = (
+        1.348,
+        2.124,
+        2.530,
+        2.753,
+        2.956,
+        3.120,
+        3.283,
+        3.383,
+        3.602,
+        3.730,
+        3.880,
+        3.952,
+        4.126,
+        4.286,
+        4.438,
+        4.784,
+        5.678,
+        6.183,
+    )
+    calibration_probabilities: tuple[float, ...] = (
+        0.292,
+        0.797,
+        0.902,
+        0.940,
+        0.962,
+        0.973,
+        0.978,
+        0.982,
+        0.983,
+        0.985,
+        0.990,
+        0.991,
+        0.993,
+        0.995,
+        0.996,
+        0.996,
+        0.998,
+        1.000,
+        1.000,
+    )
 
     @property
     def model_version(self) -> str:

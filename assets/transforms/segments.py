@@ -1,12 +1,15 @@
 """Backward-running detection (DESIGN §5): every activity split into forward/backward/unknown stretches.
 
 Evidence per sample, strongest first: facing vs GPS course, a lap labelled backward, the gait ratio
-against the athlete's forward baseline (with hysteresis).  Samples become segments by run-length ids:
+against the athlete's forward baseline (with hysteresis), and, for activities without cadence,
+speeds no backward runner has sustained (forward only).  Samples become segments by run-length ids:
 short gaps between same-direction stretches are merged, stretches shorter than the minimum say
 'unknown', and each direction stretch is split where the gait (run/walk) changes for long enough.
 """
 
 from __future__ import annotations
+
+import math
 
 import polars as pl
 
@@ -15,6 +18,7 @@ from retrostride.assets.transforms.gait import facing_direction, facing_evidence
 from retrostride.assets.transforms.gait_prior import threshold_widening
 from retrostride.assets.transforms.label_evidence import labelled_activities, labelled_laps, with_lap_labels
 from retrostride.assets.transforms.model_config import DetectionConfig
+from retrostride.assets.transforms.speed_evidence import speed_direction
 from retrostride.assets.transforms.windows import run_ids
 from retrostride.warehouse.schema import RECORDS, SEGMENTS, conform, in_time_order
 
@@ -123,12 +127,15 @@ def classify_samples(
     samples = samples.with_columns(_hysteresis(config).alias("_gait_state"))
     gait_direction = pl.col("_gait_state")
     samples = samples.with_columns(
-        gait_direction.alias("gait_direction"), facing_direction(config).alias("facing_direction")
+        gait_direction.alias("gait_direction"),
+        facing_direction(config).alias("facing_direction"),
+        speed_direction(samples, config),
     )
     direction = pl.coalesce(
         pl.col("facing_direction"),
         pl.when(pl.col("lap_label")).then(pl.lit("backward")),
         pl.col("gait_direction"),
+        pl.col("speed_direction"),
         pl.lit("unknown"),
     )
     samples = samples.with_columns(direction.alias("raw_direction"))
@@ -178,6 +185,7 @@ def _with_support(samples: pl.DataFrame, config: DetectionConfig) -> pl.DataFram
         by_facing.alias("by_facing"),
         (by_lap | by_activity).alias("by_label"),
         by_gait.alias("by_gait"),
+        (pl.col("speed_direction") == d).fill_null(False).alias("by_speed"),
     )
 
 
@@ -231,22 +239,43 @@ def _absorb_short_unknown(frame: pl.DataFrame, config: DetectionConfig) -> pl.Da
     windows straddling it: it is split at its middle, each half joining its neighbour."""
     frame = _runs(frame, "direction", _ACTIVITY)
     unknown = (pl.col("direction") == "unknown") & (pl.col("_run_s") < config.min_segment_s)
-    sides = pl.concat_list("_prev", "_next").list.sort()
-    change = (sides == pl.lit(["backward", "forward"])).fill_null(False) & (
-        pl.col("_run_s") <= 2 * config.gait_window_s
+    prev, following = pl.col("_prev"), pl.col("_next")
+    between = ((prev == "backward") & (following == "forward")) | ((prev == "forward") & (following == "backward"))
+    change = between.fill_null(False) & (pl.col("_run_s") <= 2 * config.gait_window_s)
+    split = frame.select((unknown & change).fill_null(False)).to_series()
+    # where each split stretch's middle is: a window over only its rows (over every stretch, it costs a group each)
+    before_middle = (
+        frame.filter(split)
+        .select((pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2)
+        .to_series()
     )
-    before_middle = (pl.col("interval_s").cum_sum() - pl.col("interval_s")).over("_run") < pl.col("_run_s") / 2
+    first_half = pl.repeat(False, frame.height, eager=True).scatter(split.arg_true(), before_middle)
     joins = unknown & ((pl.col("_prev") == "forward") | (pl.col("_next") == "forward")).fill_null(False)
     return frame.with_columns(
-        pl.when(unknown & change & before_middle)
+        pl.when(pl.lit(split) & pl.lit(first_half))
         .then("_prev")
-        .when(unknown & change)
+        .when(pl.lit(split))
         .then("_next")
         .when(joins)
         .then(pl.lit("forward"))
         .otherwise(pl.col("direction"))
         .alias("direction")
     )
+
+
+def _unclear_forward(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
+    """A forward stretch that only gait supports, whose supporting samples' mean step ratio stays
+    below `leave_ratio` (held forward by the hysteresis, never clearly forward), says 'unknown'."""
+    stretch = run_ids([*_ACTIVITY, "direction"])
+    gait_forward = pl.col("by_gait") & (pl.col("raw_direction") == "forward")
+    other = (pl.col("by_facing") | pl.col("by_label") | pl.col("by_speed")) & (pl.col("raw_direction") == "forward")
+    mean_ratio = pl.col("gait_ratio").filter(gait_forward).log().mean()
+    unclear = (
+        (pl.col("direction") == "forward")
+        & (mean_ratio < math.log(config.leave_ratio)).over(stretch).fill_null(False)
+        & ~other.any().over(stretch)
+    )
+    return frame.with_columns(pl.when(unclear).then(pl.lit("unknown")).otherwise("direction").alias("direction"))
 
 
 def _smooth_gait(frame: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -289,6 +318,7 @@ def detect_segments(
     samples = _drop_short(samples, config)
     samples = _merge_gaps(samples, config)
     samples = _absorb_short_unknown(samples, config)
+    samples = _unclear_forward(samples, config)
     samples = _smooth_gait(samples, config).with_columns(
         pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("segment_gait").alias("segment_gait")
     )
@@ -307,6 +337,7 @@ def detect_segments(
             (pl.col("by_facing") & supports).any().alias("_facing"),
             (pl.col("by_label") & supports).any().alias("_label"),
             (pl.col("by_gait") & supports).any().alias("_gait"),
+            (pl.col("by_speed") & supports).any().alias("_speed"),
             pl.col("gait_ratio").filter(pl.col("by_gait") & supports).log().mean().alias("_log_ratio"),
             pl.col("intercept_sd").drop_nulls().first().alias("_intercept_sd"),
         )
@@ -324,9 +355,23 @@ def detect_segments(
         .then(pl.lit(PAUSE))
         .when(unknown)
         .then(pl.lit("none"))
-        .otherwise(_evidence({"facing": pl.col("_facing"), "label": pl.col("_label"), "gait": pl.col("_gait")}))
+        .otherwise(
+            _evidence(
+                {
+                    "facing": pl.col("_facing"),
+                    "label": pl.col("_label"),
+                    "gait": pl.col("_gait"),
+                    "speed": pl.col("_speed"),
+                }
+            )
+        )
         .alias("evidence"),
-        pl.when(unknown).then(0.0).otherwise(segment_confidence(config)).alias("confidence"),
+        pl.when(unknown)
+        .then(0.0)
+        .when(pl.col("_speed") & ~pl.col("_facing") & ~pl.col("_label") & ~pl.col("_gait"))
+        .then(config.speed_only_confidence)
+        .otherwise(segment_confidence(config))
+        .alias("confidence"),
         pl.when(pl.col("direction") == PAUSE).then(pl.lit("unknown")).otherwise("direction").alias("direction"),
         pl.lit(config.model_version).alias("model_version"),
     )
