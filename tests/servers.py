@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.servers import postgres_server, s3_server
+from benchmarks.servers import postgres_server, postgres_tool, s3_server
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """A PostgreSQL server of its own for this test session."""
+    """A PostgreSQL server of its own for this test session (skipped where PostgreSQL is not installed)."""
+    try:
+        postgres_tool("initdb")
+    except RuntimeError as missing:
+        pytest.skip(str(missing))
     with postgres_server() as url:
         yield url
 
