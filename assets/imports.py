@@ -170,9 +170,10 @@ def body_measurements(storage: Storage) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=publish_body(storage))
 
 
-def publish_body(storage: Storage) -> dict:
-    """New body measurements from the lake into the warehouse (the work of `body_measurements`)."""
-    added = publish_body_measurements(storage.warehouse, storage.lake)
+def publish_body(storage: Storage, athletes: list[str] | None = None) -> dict:
+    """New body measurements of `athletes` (None: all) from the lake into the warehouse (the work of
+    `body_measurements`)."""
+    added = publish_body_measurements(storage.warehouse, storage.lake, athletes)
     rows = storage.warehouse.query("SELECT count(*) AS n FROM body_measurements")["n"][0]
     return {"rows": int(rows), "added": added}
 

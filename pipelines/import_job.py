@@ -40,7 +40,7 @@ def import_new_files(
     summary = import_sources(config, storage, context.log, progress)
     context.log_event(dg.AssetMaterialization("source_files", metadata=summary_metadata(summary)))
     context.log_event(_evaluation(failed_files_check(summary)))
-    context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage)))
+    context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage, summary.athletes)))
     return summary.athlete_days
 
 

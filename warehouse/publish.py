@@ -261,17 +261,21 @@ def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
     return warehouse.write(mark)
 
 
-def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
-    """Bring `body_measurements` in line with the imported files: rows of files no longer imported go,
-    files not yet published come in (only those are read, so a daily import costs no more than its
-    files).  Returns the rows added."""
+def publish_body_measurements(warehouse: Warehouse, lake: Lake, athletes: list[str] | None = None) -> int:
+    """Bring the `body_measurements` of `athletes` (None: all) in line with the imported files: rows
+    of files no longer imported go, files not yet published come in (only those are read, so a daily
+    import costs no more than its files).  Only the athletes' own: two runs for different athletes
+    never add the same file's rows twice.  Returns the rows added."""
     imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
-    packs = current_packs(
-        warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)"
-    )
+    mine = of_athletes(athletes)
 
     def replace(connection: duckdb.DuckDBPyConnection) -> int:
-        connection.execute(f"DELETE FROM body_measurements WHERE source_sha256 NOT IN ({imported})")
+        packs = current_packs(
+            warehouse,
+            f"body_measurements > 0 AND {mine} AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)",
+            connection=connection,
+        )
+        connection.execute(f"DELETE FROM body_measurements WHERE {mine} AND source_sha256 NOT IN ({imported})")
         return _insert_from_lake(connection, "body_measurements", pack_files(lake, packs, "body_measurements"))
 
     return warehouse.write(replace)

@@ -47,6 +47,11 @@ class ImportSummary:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
+    def athletes(self) -> list[str] | None:
+        """The athletes of the batch's files; None (every athlete) for a batch of no files."""
+        return sorted({o.athlete_id for o in self.outcomes}) or None
+
+    @property
     def athlete_days(self) -> dict[str | None, list[date]]:
         """The days to publish, per athlete: those this batch changed, and those left pending for the
         batch's athletes (for every athlete when the batch had no files: `retrostride rebuild`).
