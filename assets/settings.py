@@ -16,7 +16,6 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from retrostride.assets.transforms.confidence import FEATURES
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
 from retrostride.warehouse.catalog import Catalog
 
@@ -445,6 +444,8 @@ def _model_problems(config: DetectionConfig | EnergyConfig, where: str) -> list[
 def _calibration_problems(config: DetectionConfig) -> list[str]:
     """The confidence calibration's shape: a weight per feature, rising step edges, one
     probability more than edges, each in [0, 1]."""
+    from retrostride.assets.transforms.confidence import FEATURES  # (Polars: not for `retrostride sql`)
+
     problems = [
         f"{name} has {len(getattr(config, name))} weights, not {len(FEATURES)} (one per confidence feature)"
         for name in ("calibration_backward", "calibration_forward")
