@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
@@ -86,6 +84,19 @@ ALTITUDE_SMOOTHING_S = 5.0
 CLIMB_HYSTERESIS_M = 1.5
 
 
+#: The column `with_cleaned_altitude` adds: `with_motion` and the energy model's grade read it when
+#: present instead of cleaning the altitude again.
+CLEANED_ALTITUDE = "_cleaned_altitude_m"
+
+
+def with_cleaned_altitude(records: pl.DataFrame) -> pl.DataFrame:
+    """Records sorted by activity and time, with `CLEANED_ALTITUDE` (`cleaned_altitude`), cleaned once
+    for every consumer."""
+    if CLEANED_ALTITUDE in records.columns:
+        return records
+    return records.with_columns(cleaned_altitude(records).alias(CLEANED_ALTITUDE))
+
+
 def cleaned_altitude(records: pl.DataFrame) -> pl.Series:
     """Altitude as climb is counted from it, for records sorted by activity and time: spikes (further
     than `ALTITUDE_SPIKE_M` from the median of the minute around them) dropped, a centred median
@@ -111,19 +122,38 @@ def cleaned_altitude(records: pl.DataFrame) -> pl.Series:
 
 def _hysteresis(altitude: np.ndarray, group: np.ndarray, band_m: float) -> np.ndarray:
     """Each group's altitude through a play operator of width `band_m`: the output follows the input
-    only once it leaves [output, output + band]; NaN (no altitude) stays NaN and holds the output."""
+    only once it leaves [output, output + band]; NaN (no altitude) stays NaN and holds the output.
+
+    Columnar: between turning points the altitude only rises (the output is the larger of its level
+    at the run's start and altitude - band, once above that level + band) or only falls (the
+    smaller of that level and the altitude), so only the runs' ends are stepped through one by one.
+    The same as stepping sample by sample unless two altitudes of a rising run differ by a rounding
+    error (~1e-13 m): altitudes are recorded in steps of centimetres or more."""
     out = np.full(len(altitude), np.nan)
-    level, current = None, None
-    for i, (value, g) in enumerate(zip(altitude.tolist(), group.tolist(), strict=True)):
-        if g != current:
-            level, current = None, g
-        if math.isnan(value):
-            continue
-        if level is None or value < level:
-            level = value
-        elif value > level + band_m:
-            level = value - band_m
-        out[i] = level
+    rows = np.flatnonzero(~np.isnan(altitude))
+    if not len(rows):
+        return out
+    value, owner = altitude[rows], group[rows]
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    step = np.sign(np.r_[0.0, np.diff(value)])
+    step[first] = 0.0
+    last_move = np.maximum.accumulate(np.where((step != 0) | first, np.arange(len(value)), 0))
+    rising = step[last_move] >= 0  # a run's direction: its last move in the group (rising before any)
+    starts = np.flatnonzero(first | np.r_[False, rising[1:] != rising[:-1]])
+    ends = np.r_[starts[1:], len(value)] - 1
+    levels = []  # each run's level at its start
+    level = 0.0
+    for start, end, new_group, up in zip(
+        starts.tolist(), ends.tolist(), first[starts].tolist(), rising[starts].tolist(), strict=True
+    ):
+        if new_group:
+            level = value[start]
+        levels.append(level)
+        top = value[end]
+        level = (top - band_m if top > level + band_m else level) if up else min(level, top)
+    at_start = np.repeat(np.array(levels), ends - starts + 1)
+    lifted = np.where(value > at_start + band_m, value - band_m, at_start)  # the band's own comparison
+    out[rows] = np.where(rising, lifted, np.minimum(at_start, value))
     return out
 
 
@@ -133,11 +163,9 @@ def with_motion(records: pl.DataFrame) -> pl.DataFrame:
     `cleaned_altitude`)."""
     gap = pl.col("ts").diff().dt.total_microseconds().truediv(1e6).over("activity_id")
     moving = (pl.col("speed_mps") >= MOVING_SPEED_MPS) & (gap <= MAX_MOVING_GAP_S)
-    ordered = in_time_order(records)
-    cleaned = cleaned_altitude(ordered) if ordered.height else pl.Series("_clean", [], pl.Float64)
-    climb = pl.col("_clean").forward_fill().over("activity_id").diff().over("activity_id").clip(lower_bound=0)
-    return (
-        ordered.with_columns(cleaned.alias("_clean"))
-        .with_columns(pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.fill_null(0.0).alias("_climb"))
-        .drop("_clean")
-    )
+    ordered = with_cleaned_altitude(in_time_order(records))
+    cleaned = pl.col(CLEANED_ALTITUDE)
+    climb = cleaned.forward_fill().over("activity_id").diff().over("activity_id").clip(lower_bound=0)
+    return ordered.with_columns(
+        pl.when(moving).then(gap).otherwise(0.0).alias("_moving"), climb.fill_null(0.0).alias("_climb")
+    ).drop(CLEANED_ALTITUDE)

@@ -8,7 +8,7 @@ import polars as pl
 from retrostride.assets.transforms.model_config import EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import timed_records, with_intervals
 from retrostride.assets.transforms.windows import centred_rolling, edge_aggs, edge_change, run_ids, with_edges
-from retrostride.warehouse.motion import cleaned_altitude
+from retrostride.warehouse.motion import CLEANED_ALTITUDE, with_cleaned_altitude
 from retrostride.warehouse.schema import ACTIVITIES, ACTIVITY_ENERGY, BODY_MEASUREMENTS, UTC_US, conform
 
 #: Athlete profiles as the energy model reads them; every column but athlete_id may be null.
@@ -140,7 +140,7 @@ def as_of_mass(
 
 
 def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
-    """Grade per sample: Δ cleaned altitude (as climb is counted: `cleaned_altitude`) / Δ distance
+    """Grade per sample: Δ cleaned altitude (as climb is counted: `with_cleaned_altitude`) / Δ distance
     over a centred window (level when the window covers too little distance or has no altitude)."""
     keys = ["_activity"]  # an integer key is cheaper to partition windows by than the string id
     frame = samples.select(
@@ -150,7 +150,7 @@ def _grade(samples: pl.DataFrame, config: EnergyConfig) -> pl.Series:
         (pl.col("interval_m").cum_sum() - pl.col("interval_m")).over("activity_id").alias("_at_m"),
     )
     frame = with_edges(
-        frame.with_columns(cleaned_altitude(samples).alias("_alt")),
+        frame.with_columns(with_cleaned_altitude(samples)[CLEANED_ALTITUDE].alias("_alt")),
         "alt",
         pl.col("_alt").is_not_null(),
         ["_alt", "_at_m"],
@@ -176,9 +176,10 @@ def record_energy(
     Each record owns the interval up to the next one; intervals longer than `max_record_interval_s`
     (pauses) add their distance but no time-based cost.
     """
-    samples = with_intervals(timed_records(records, _ENERGY_COLUMNS), config.max_record_interval_s)
+    cleaned = [CLEANED_ALTITUDE] if CLEANED_ALTITUDE in records.columns else []  # cleaned by the caller
+    samples = with_intervals(timed_records(records, [*_ENERGY_COLUMNS, *cleaned]), config.max_record_interval_s)
     samples = samples.with_columns(pl.col("interval_s").clip(upper_bound=config.max_record_interval_s))
-    samples = samples.with_columns(_grade(samples, config).alias("grade"))
+    samples = samples.with_columns(_grade(samples, config).alias("grade")).drop(cleaned)
     spans = segments.select(
         "activity_id",
         "segment_index",

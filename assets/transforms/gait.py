@@ -103,11 +103,14 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
             pl.col("_ok").mean().alias("_ok_share"),
             pl.col("_spm").count().alias("_spm_n"),
             pl.col("_spm").median(),
-            ((pl.col("_spm_ok") - pl.col("_spm_ok").median()).abs().median() / pl.col("_spm_ok").median()).alias(
-                "_spm_spread"
-            ),
+            ((pl.col("_spm_ok").max() - pl.col("_spm_ok").min()) / pl.col("_spm_ok").median()).alias("_spm_range"),
         ],
     )
+    # The spread (MAD / median) is at most the range / median: only windows whose range is too wide
+    # for a steady cadence need their MAD, which Polars rolls window by window (no rolling kernel).
+    wide = rolled.select(pl.col("_spm_range") > config.gait_max_cadence_spread).to_series().fill_null(False)
+    spread = centred_rolling_at(inputs, config.gait_window_s, keys, [_cadence_spread()], wide).to_series()
+    rolled = rolled.with_columns(spread.alias("_spm_spread"))
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
     # Running samples' medians are needed where the distance gives no speed, or where some of the
@@ -134,6 +137,12 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
         .otherwise(pl.lit("unknown"))
         .alias("gait"),
     ).drop("_run_spm")
+
+
+def _cadence_spread() -> pl.Expr:
+    """The running cadences' median absolute deviation over their median, in a window."""
+    median = pl.col("_spm_ok").median()
+    return ((pl.col("_spm_ok") - median).abs().median() / median).alias("_spm_spread")
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:

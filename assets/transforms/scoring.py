@@ -11,7 +11,7 @@ from retrostride.assets.transforms.energy import activity_energy, as_of_mass, re
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig, energy_row_version
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.warehouse.motion import with_motion
+from retrostride.warehouse.motion import with_cleaned_altitude, with_motion
 from retrostride.warehouse.schema import ACTIVITY_ENERGY, SEGMENT_TABLE, conform, in_time_order
 
 #: The record columns scoring reads (`tests/test_scoring.py` checks the transforms use no other): the
@@ -72,10 +72,11 @@ def score_activities(
     baselines = with_prior_baselines(baselines, foot, profiles, detection)
     segments = detect_segments(records, foot, laps, baselines, detection)
     masses = as_of_mass(activities, body_measurements, profiles, energy)
-    record_kcal = record_energy(records, segments, masses, energy)
+    cleaned = with_cleaned_altitude(records)  # for the energy model's grade and the climb, cleaned once
+    record_kcal = record_energy(cleaned, segments, masses, energy)
     with_kcal = segment_energy(record_kcal, segments, energy)
     keys = ["activity_id", "segment_index"]
-    table = with_kcal.join(segment_motion(records, segments), on=keys, how="left")
+    table = with_kcal.join(segment_motion(cleaned, segments), on=keys, how="left")
     version = energy_row_version(detection.model_version, energy)
     others = activities.filter(~on_foot)
     totals = activity_energy(record_kcal, masses.join(others, on="activity_id", how="anti"))

@@ -42,8 +42,12 @@ _DETECTION_COLUMNS = [
 
 
 def timed_records(records: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """`columns` of the records that have a time, sorted by activity and time."""
-    return in_time_order(conform(records, RECORDS).select(columns).filter(pl.col("ts").is_not_null()))
+    """`columns` of the records that have a time, sorted by activity and time (record columns cast
+    to `RECORDS`, others taken as they are)."""
+    extra = records.select(name for name in columns if name not in RECORDS.names()).get_columns()
+    return in_time_order(
+        conform(records, RECORDS).with_columns(extra).select(columns).filter(pl.col("ts").is_not_null())
+    )
 
 
 def with_intervals(ordered: pl.DataFrame, max_gap_s: float) -> pl.DataFrame:
