@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install lock lint demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-latency clean
+.PHONY: install lock lint demo test ui benchmark benchmark-marts benchmark-ten-years benchmark-latency benchmark-cohort clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,7 @@ lint: install  ## ruff: lint and format check (configured in pyproject.toml)
 demo: install  ## generate a sample export, import it through Dagster, show the results, write the HTML report
 	$(BIN)/retrostride demo
 
-test: lint  ## lint, then the test suite (installs chromium and chromium-driver first when missing: .ci/system-packages.sh)
+test: lint  ## lint, then the test suite (installs chromium, chromium-driver and postgresql first when missing: .ci/system-packages.sh)
 	.ci/system-packages.sh
 	$(BIN)/python -m pytest -q
 
@@ -44,6 +44,10 @@ benchmark-ten-years: install  ## ten years of three athletes imported end to end
 
 benchmark-latency: install  ## inbox → SQL through the real daemon, one import, one query (benchmarks/latency.py)
 	$(BIN)/python benchmarks/latency.py
+
+benchmark-cohort: install  ## athletes × years with 1 and 2 runs at once, embedded and PostgreSQL + S3; one new file into 1 vs 10 years
+	.ci/system-packages.sh
+	$(BIN)/python benchmarks/cohort.py
 
 clean:
 	rm -rf $(VENV) data inbox

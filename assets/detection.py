@@ -45,11 +45,13 @@ def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeRe
     return dg.MaterializeResult(metadata=refit_baselines(storage, models))
 
 
-def refit_baselines(storage: Storage, models: Models) -> dict:
-    """Refit the stale forward-gait baselines (the work of `athlete_gait_baselines`): its metadata."""
+def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None = None) -> dict:
+    """Refit the stale forward-gait baselines of `athletes` (None: all; the work of
+    `athlete_gait_baselines`): its metadata."""
     detection, _ = models.configs()
     chosen = scores.latest_runs(storage.warehouse, detection.running_sports, detection.baseline_max_runs)
     refit = stale_baselines(training_digests(chosen), scores.gait_baselines(storage.warehouse), detection.model_version)
+    refit = [athlete for athlete in refit if athletes is None or athlete in athletes]
     runs = scores.activity_frames(storage.warehouse, chosen.filter(pl.col("athlete_id").is_in(refit)))
     baselines = fit_gait_baselines(
         runs.records, runs.activities, runs.laps, detection, profiles_frame(storage.profiles())
@@ -115,8 +117,9 @@ def score_range(
     end: date,
     log: logging.Logger | dg.DagsterLogManager,
     progress: RunProgress = no_progress,
+    athletes: list[str] | None = None,
 ) -> list[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Score the activities that started in [start, end) (the work of `scored_activities`): a result
+    """Score the activities of `athletes` (None: all) that started in [start, end) (the work of `scored_activities`): a result
     for `segments` and `activity_energy`, and their two checks.  `progress` hears of each month done."""
     detection, energy = models.configs()
     warehouse = storage.warehouse
@@ -128,11 +131,11 @@ def score_range(
     statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
     months_left = _months(start, end)
-    batches = scores.month_batches(warehouse, start, end, SCORE_BATCH_RECORDS)
+    batches = scores.month_batches(warehouse, start, end, SCORE_BATCH_RECORDS, athletes)
     workers = storage.workers if len(batches) >= BATCHES_FOR_PROCESSES else 1
     scoring = map_in_processes(
         score_activities,
-        _read(warehouse, batches),
+        _read(warehouse, batches, athletes),
         workers,
         storage.staging,
         baselines=baselines,
@@ -145,8 +148,7 @@ def score_range(
         for (first, last, activities, samples), scored in scoring:
             counts = scores.replace_scores(
                 warehouse,
-                first,
-                last,
+                activities["activity_id"].to_list(),
                 {
                     "segments": scored.segments,
                     "activity_energy": scored.activity_energy,
@@ -189,9 +191,11 @@ def score_range(
     ]
 
 
-def _read(warehouse: Warehouse, batches: list[tuple[date, date]]) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:
-    """Each batch's frames to score, keyed by (first day, last day, activities, samples)."""
-    for first, last, frames in scores.batches_started(warehouse, batches, BATCHES_PER_READ, RECORD_COLUMNS):
+def _read(
+    warehouse: Warehouse, batches: list[tuple[date, date]], athletes: list[str] | None
+) -> Iterator[tuple[tuple, dict[str, pl.DataFrame]]]:
+    """Each batch's frames to score (of `athletes`; None: all), keyed by (first day, last day, activities, samples)."""
+    for first, last, frames in scores.batches_started(warehouse, batches, BATCHES_PER_READ, RECORD_COLUMNS, athletes):
         yield (first, last, frames.activities, frames.records.height), frames.as_dict()
 
 

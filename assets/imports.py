@@ -142,12 +142,23 @@ PUBLISHED_TABLES = ("activities", "records", "laps", "developer_fields")
 
 
 def publish_range(
-    storage: Storage, first: date, last: date, log: logging.Logger | dg.DagsterLogManager
+    storage: Storage,
+    first: date,
+    last: date,
+    log: logging.Logger | dg.DagsterLogManager,
+    athletes: list[str] | None = None,
 ) -> dict[str, dict]:
-    """Publish the days first..last from the lake (the work of `activity_tables`): metadata per table."""
+    """Publish the days first..last of `athletes` (None: all) from the lake (the work of
+    `activity_tables`): metadata per table."""
     zones = privacy_zones_frame(storage.profiles())
     counts = publish_days(
-        storage.warehouse, storage.lake, first, last, privacy_zones=zones, duplicates=storage.duplicate_policy()
+        storage.warehouse,
+        storage.lake,
+        first,
+        last,
+        privacy_zones=zones,
+        duplicates=storage.duplicate_policy(),
+        athletes=athletes,
     )
     log.info(f"published {counts} for {first}..{last}")
     return {name: {"rows": counts[name], "first_day": str(first), "last_day": str(last)} for name in PUBLISHED_TABLES}
@@ -159,9 +170,10 @@ def body_measurements(storage: Storage) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=publish_body(storage))
 
 
-def publish_body(storage: Storage) -> dict:
-    """New body measurements from the lake into the warehouse (the work of `body_measurements`)."""
-    added = publish_body_measurements(storage.warehouse, storage.lake)
+def publish_body(storage: Storage, athletes: list[str] | None = None) -> dict:
+    """New body measurements of `athletes` (None: all) from the lake into the warehouse (the work of
+    `body_measurements`)."""
+    added = publish_body_measurements(storage.warehouse, storage.lake, athletes)
     rows = storage.warehouse.query("SELECT count(*) AS n FROM body_measurements")["n"][0]
     return {"rows": int(rows), "added": added}
 

@@ -1,10 +1,10 @@
-"""Marts: SQL views refreshed after every import, then the snapshot SQL users read is published."""
+"""Marts: SQL views refreshed after every import; then the snapshot readers see is noted in the ledger."""
 
 import dagster as dg
 
 from retrostride.assets.resources import Models, Storage
 from retrostride.warehouse.marts import MARTS, mart_description, refresh_marts
-from retrostride.warehouse.snapshot import publish_snapshot
+from retrostride.warehouse.publish import publish_snapshot
 
 _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 
@@ -24,13 +24,12 @@ def mart_views(storage: Storage, models: Models):
 
 @dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})
 def published_warehouse(storage: Storage) -> dg.MaterializeResult:
-    """The read-only copy of the warehouse (`published.duckdb`) that `retrostride sql` and other
-    readers open: replaced atomically, so a reader never sees a half-finished import."""
+    """The snapshot readers see (`retrostride sql`, the DuckDB CLI): one commit marks it, nothing is
+    copied; the ledger notes it for the files it published (`retrostride sql --as-of`)."""
     return dg.MaterializeResult(metadata=publish_readers_snapshot(storage))
 
 
 def publish_readers_snapshot(storage: Storage) -> dict:
-    """Publish the snapshot readers open (the work of `published_warehouse`): its metadata."""
-    seconds = publish_snapshot(storage.warehouse, storage.published_path)
-    size = storage.published_path.stat().st_size
-    return {"seconds": round(seconds, 3), "bytes": size, "path": str(storage.published_path)}
+    """Publish the snapshot readers see (the work of `published_warehouse`): its metadata."""
+    snapshot, files = publish_snapshot(storage.warehouse)
+    return {"snapshot_id": snapshot, "files": files}

@@ -7,6 +7,7 @@ import dagster as dg
 
 from retrostride.assets.marts import published_warehouse
 from retrostride.assets.resources import Storage
+from retrostride.warehouse.access import Reading
 
 
 @dg.asset(deps=[published_warehouse], group_name="reports", kinds={"html", "altair"})
@@ -24,7 +25,7 @@ def draw_report(storage: Storage) -> dict:
 
     started = time.perf_counter()
     home = Path(storage.home)
-    summary = write_report(storage.published_path, default_report_path(home), cache=bundle_cache(home))
+    summary = write_report(Reading(storage.warehouse.catalog), default_report_path(home), cache=bundle_cache(home))
     return {
         "seconds": round(time.perf_counter() - started, 2),
         "path": dg.MetadataValue.path(str(summary.path)),

@@ -14,6 +14,7 @@ from retrostride.assets.settings import (
 )
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
 from retrostride.connectors.ingest.importer import ImportLimits
+from retrostride.warehouse.catalog import Catalog
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.mart_config import MartConfig
 from retrostride.warehouse.profiles import AthleteProfile
@@ -29,6 +30,8 @@ class Storage(dg.ConfigurableResource):
     athletes_file: str
     workers: int = 1
     config_file: str = ""  # retrostride.toml; empty: <home>/retrostride.toml
+    catalog: str = ""  # RETROSTRIDE_CATALOG; empty: <home>/catalog.sqlite
+    data: str = ""  # RETROSTRIDE_DATA; empty: <home>/warehouse/
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
@@ -38,6 +41,8 @@ class Storage(dg.ConfigurableResource):
             athletes_file=str(settings.athletes_file),
             workers=settings.workers,
             config_file=str(settings.config_path),
+            catalog=settings.catalog_url,
+            data=settings.data_url,
         )
 
     def limits(self) -> ImportLimits:
@@ -62,13 +67,8 @@ class Storage(dg.ConfigurableResource):
 
     @property
     def warehouse(self) -> Warehouse:
-        """The pipeline's working file: only the pipeline opens it."""
-        return Warehouse(Path(self.home) / "warehouse.duckdb")
-
-    @property
-    def published_path(self) -> Path:
-        """The snapshot SQL users read (warehouse/snapshot.py)."""
-        return Path(self.home) / "published.duckdb"
+        """The DuckLake warehouse (catalog and data files) the pipeline writes and readers query."""
+        return Warehouse(Catalog.configured(self.home, self.catalog, self.data))
 
     def profiles(self) -> dict[str, AthleteProfile]:
         return load_profiles(Path(self.athletes_file))

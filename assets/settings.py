@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from retrostride.assets.transforms.confidence import FEATURES
 from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
+from retrostride.warehouse.catalog import Catalog
 
 if TYPE_CHECKING:  # imported where a file is read: `retrostride sql` needs none of them (nor Polars)
     from retrostride.connectors.ingest.importer import ImportLimits
@@ -41,7 +41,12 @@ class WatchedSource:
 class Settings:
     """Where retrostride keeps things.
 
-    - `RETROSTRIDE_HOME` (default `./data`): warehouse.duckdb, the Parquet lake, raw copies, quarantine.
+    - `RETROSTRIDE_HOME` (default `./data`): the warehouse (catalog.sqlite and warehouse/), the Parquet
+      lake, raw copies, quarantine.
+    - `RETROSTRIDE_CATALOG` (default `<home>/catalog.sqlite`): the warehouse's DuckLake catalog, a
+      SQLite file or `postgresql://user:password@host:port/database` (shared by several machines).
+    - `RETROSTRIDE_DATA` (default `<home>/warehouse/`): the warehouse's Parquet files, a folder or
+      `s3://bucket/prefix` (AWS_* env vars; AWS_ENDPOINT_URL for an S3-compatible store).
     - `RETROSTRIDE_INBOX` (default `./inbox`): files under `inbox/<athlete_id>/` belong to that athlete.
     - `RETROSTRIDE_ATHLETES` (default `<home>/athletes.toml`): athlete profiles.
     - `RETROSTRIDE_WORKERS` (default: CPU count): decoder processes for bulk imports.
@@ -69,6 +74,8 @@ class Settings:
     settle_s: float = 1.0
     nightly: str = "03:00"
     timezone: str = "UTC"
+    catalog_url: str = ""
+    data_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +92,8 @@ class Settings:
             settle_s=float(os.environ.get("RETROSTRIDE_SETTLE_S", 1.0)),
             nightly=os.environ.get("RETROSTRIDE_NIGHTLY", "03:00"),
             timezone=os.environ.get("RETROSTRIDE_TIMEZONE", "UTC"),
+            catalog_url=os.environ.get("RETROSTRIDE_CATALOG", ""),
+            data_url=os.environ.get("RETROSTRIDE_DATA", ""),
         )
 
     @property
@@ -101,14 +110,14 @@ class Settings:
         return (WatchedSource("inbox", self.inbox), *self.watch)
 
     @property
-    def warehouse_path(self) -> Path:
-        """The pipeline's working file (only the pipeline opens it)."""
-        return self.home / "warehouse.duckdb"
+    def catalog(self) -> Catalog:
+        """The warehouse: a DuckLake catalog and its data files (under the home unless configured)."""
+        return Catalog.configured(self.home, self.catalog_url, self.data_url)
 
     @property
-    def published_path(self) -> Path:
-        """The read-only snapshot SQL users query, replaced after every import."""
-        return self.home / "published.duckdb"
+    def legacy_warehouse(self) -> Path:
+        """The single DuckDB file of homes from before DuckLake (`retrostride migrate` moves it)."""
+        return self.home / "warehouse.duckdb"
 
     @property
     def dagster_home(self) -> Path:
@@ -435,6 +444,8 @@ def _model_problems(config: DetectionConfig | EnergyConfig, where: str) -> list[
 def _calibration_problems(config: DetectionConfig) -> list[str]:
     """The confidence calibration's shape: a weight per feature, rising step edges, one
     probability more than edges, each in [0, 1]."""
+    from retrostride.assets.transforms.confidence import FEATURES  # (Polars: not for `retrostride sql`)
+
     problems = [
         f"{name} has {len(getattr(config, name))} weights, not {len(FEATURES)} (one per confidence feature)"
         for name in ("calibration_backward", "calibration_forward")

@@ -12,17 +12,23 @@ import polars as pl
 
 from retrostride.warehouse.store import Warehouse
 
-#: Columns that differ between two runs of the same import by design (a lake pack's id is random).
-VOLATILE = frozenset({"imported_at", "decode_s", "lake_pack"})
+#: Columns that differ between two runs of the same import by design (a lake pack's id is random, snapshot ids count commits).
+VOLATILE = frozenset({"imported_at", "decode_s", "lake_pack", "published_snapshot"})
 #: Floats are compared to this many decimals: Polars' parallel sums add in varying order, so two runs
 #: of the same import can differ in the last bits (segments.elevation_gain_m: 49.72000000000010 vs …08).
 FLOAT_DECIMALS = 6
 
 
+#: Tables that log the pipeline's runs rather than hold contents: every import adds a row.
+RUN_LOGS = frozenset({"publishes"})
+
+
 def table_checksums(warehouse: Warehouse, exclude: frozenset[str] = VOLATILE) -> dict[str, tuple[int, int]]:
-    """{table: (rows, checksum)} for every base table of `warehouse`, without the `exclude` columns."""
+    """{table: (rows, checksum)} for every base table of `warehouse` but the RUN_LOGS, without the `exclude` columns."""
     parts = []
     for table, schema in warehouse.tables.items():
+        if table in RUN_LOGS:
+            continue
         columns = ", ".join(f'"{c}" := {_value(c, dtype)}' for c, dtype in schema.items() if c not in exclude)
         parts.append(
             f"SELECT '{table}' AS name, count(*) AS n, coalesce(sum(hash(struct_pack({columns}))::HUGEINT), 0)::VARCHAR AS checksum FROM {table}"

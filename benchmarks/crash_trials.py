@@ -72,7 +72,7 @@ def build_export(folder: Path, corpora: Path, seed: int = 5, weeks: int = 2) -> 
 class Run:
     home: Path
     returncode: int | None
-    started_work_s: float | None  # when the warehouse file appeared
+    started_work_s: float | None  # when the warehouse catalog appeared
     elapsed_s: float
 
 
@@ -92,7 +92,7 @@ def environment(home: Path, workers: int = 2) -> dict[str, str]:
 def run_import(home: Path, export: Path, kill_after_work_s: float | None = None, timeout_s: float = 600) -> Run:
     """`retrostride import export` in `home`; SIGKILLed `kill_after_work_s` after it starts working."""
     home.mkdir(parents=True, exist_ok=True)
-    warehouse = home / "data" / "warehouse.duckdb"
+    warehouse = home / "data" / "catalog.sqlite"
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-c", CLI, "import", str(export)],
@@ -128,7 +128,7 @@ def lake_problems(home: Path) -> list[str]:
     """What a reader of the lake would find wrong: a ledger row whose frames or raw copy are missing,
     a visible decoded folder missing a frame, a rejected file without its quarantine copy, days never
     published."""
-    lake, warehouse = Lake(home / "data"), Warehouse(home / "data" / "warehouse.duckdb")
+    lake, warehouse = Lake(home / "data"), Warehouse.embedded(home / "data")
     problems = []
     rows = warehouse.query(
         "SELECT sha256, path, status, format, reason, activities, body_measurements FROM import_ledger"
@@ -194,7 +194,7 @@ def clean_import(folder: Path, export: Path) -> tuple[dict, Run]:
     problems = lake_problems(run.home)
     if problems:
         raise RuntimeError(f"the clean import left problems: {problems}")
-    return table_checksums(Warehouse(run.home / "data" / "warehouse.duckdb")), run
+    return table_checksums(Warehouse.embedded(run.home / "data")), run
 
 
 def resume_in_process(home: Path, export: Path) -> int:
@@ -220,7 +220,7 @@ def kill_trial(folder: Path, export: Path, reference: dict, kill_after_s: float,
         return Trial(
             kill_after_s, killed.returncode != 0, [f"the resumed import failed with exit code {returncode}"], []
         )
-    actual = table_checksums(Warehouse(folder / "data" / "warehouse.duckdb"))
+    actual = table_checksums(Warehouse.embedded(folder / "data"))
     return Trial(kill_after_s, killed.returncode != 0, differences(reference, actual), lake_problems(folder))
 
 

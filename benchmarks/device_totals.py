@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import fitparse
 
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.runs import import_paths
+from retrostride.warehouse.store import Warehouse
 
 DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 #: The tolerances of issue 16: (share, floor) per total.
@@ -102,29 +102,27 @@ def device_sessions(path: Path) -> list[Session] | None:
     return [Session(path, i, start, totals, sport) for i, (start, totals, sport) in enumerate(ordered) if totals]
 
 
-def import_all(home: Path, paths: list[Path]) -> Path:
+def import_all(home: Path, paths: list[Path]) -> Warehouse:
     settings = Settings(
         home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1
     )
     import_paths(settings, paths, "benchmark")
-    return settings.warehouse_path
+    return Warehouse(settings.catalog)
 
 
-def compare(sessions: list[Session], warehouse: Path) -> list[Verdict]:
-    connection = duckdb.connect(str(warehouse), read_only=True)
+def compare(sessions: list[Session], warehouse: Warehouse) -> list[Verdict]:
     activities = {
         (sha, session): values
-        for sha, session, *values in connection.execute(
+        for sha, session, *values in warehouse.query(
             "SELECT source_sha256, session, distance_m, duration_s, elevation_gain_m FROM activities"
-        ).fetchall()
+        ).rows()
     }
     ledger = {
         sha: (status, reason, notes)
-        for sha, status, reason, notes in connection.execute(
+        for sha, status, reason, notes in warehouse.query(
             "SELECT sha256, status, reason, notes FROM import_ledger"
-        ).fetchall()
+        ).rows()
     }
-    connection.close()
     verdicts = []
     for session in sessions:
         sha = hashlib.sha256(session.path.read_bytes()).hexdigest()

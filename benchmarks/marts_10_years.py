@@ -21,7 +21,6 @@ sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks pa
 
 from benchmarks.warehouse_docs import example_queries
 from retrostride.warehouse.marts import MARTS
-from retrostride.warehouse.snapshot import publish_snapshot
 from retrostride.warehouse.store import Warehouse, view_sql
 
 
@@ -109,14 +108,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=0, help="samples per activity")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        warehouse = Warehouse(Path(folder) / "warehouse.duckdb")
+        warehouse = Warehouse.embedded(Path(folder))
         started = time.perf_counter()
         counts = synthesize(warehouse, args.athletes, args.years, args.records)
         print(f"synthesized {counts} in {time.perf_counter() - started:.1f} s")
-        size = warehouse.path.stat().st_size / 2**20
-        started = time.perf_counter()
-        publish_snapshot(warehouse, Path(folder) / "published.duckdb")
-        print(f"published snapshot ({size:.0f} MiB) in {time.perf_counter() - started:.2f} s")
         print("\nquery (median of 5, read-only open included)           view     table")
         print(f"materialize every mart                                      {materialize(warehouse):.3f} s")
         for name in MARTS:

@@ -108,13 +108,15 @@ class ImportResult:
     events: dict = None  # Dagster events stored, by job and kind (each costs tens of ms in SQLite storage)
 
 
-def run_import(home: Path, paths: list[Path], workers: int) -> ImportResult:
+def run_import(home: Path, paths: list[Path], workers: int, environment: dict[str, str] | None = None) -> ImportResult:
+    """`paths` imported in a child process with `home` as RETROSTRIDE_HOME (and `environment` on top)."""
     env = {
         **os.environ,
         "RETROSTRIDE_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
         "RETROSTRIDE_INBOX": str(home / "inbox"),
         "RETROSTRIDE_WORKERS": str(workers),
+        **(environment or {}),
     }
     started, cpu = time.perf_counter(), _children_cpu_s()
     child = subprocess.Popen(
@@ -164,7 +166,7 @@ def child_import(paths: list[Path]) -> None:
                 kind if kind in ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "log message") else "other"
             )
             kinds[kind] = kinds.get(kind, 0) + 1
-    ledger = Warehouse(settings.warehouse_path).query(
+    ledger = Warehouse(settings.catalog).query(
         "SELECT format, status, count(*) AS files, sum(records) AS records, sum(decode_s) AS decode_s "
         "FROM import_ledger WHERE imported_at >= ? GROUP BY ALL",
         [since],
@@ -179,7 +181,7 @@ def child_import(paths: list[Path]) -> None:
             "seconds": float(rows["decode_s"].sum() or 0),
         }
     for fmt, decoder, files_read in (
-        Warehouse(settings.warehouse_path)
+        Warehouse(settings.catalog)
         .query(
             "SELECT format, decoder, count(*) FROM import_ledger WHERE imported_at >= ? AND decoder IS NOT NULL GROUP BY ALL ORDER BY ALL",
             [since],

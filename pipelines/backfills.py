@@ -47,9 +47,9 @@ class BackfillRun:
 
 def activities_between(settings: Settings, first: date, last: date) -> int:
     """Activities starting (UTC day) from `first` to `last`; 0 without a warehouse."""
-    if not settings.warehouse_path.exists():
+    if not settings.catalog.exists():
         return 0
-    found = Warehouse(settings.warehouse_path).query(
+    found = Warehouse(settings.catalog).query(
         "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last]
     )
     return int(found["n"][0])
@@ -138,7 +138,7 @@ def backfill_months(
 
 def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
     """Month ranges holding rows of an old model version, or activities without derived rows."""
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     versions = current_model_versions(settings) if versions is None else versions
     stale = stale_months(warehouse, versions, required=[REQUIRED_TABLE] if REQUIRED_TABLE in versions else [])
     return month_ranges(stale, occupied_months(warehouse))

@@ -142,7 +142,8 @@ def demo(
         ORDER BY athlete_id, week_start""",
     )
     console.print(
-        f"\nWarehouse (read-only snapshot): {settings.published_path}\n"
+        f"\nWarehouse (DuckLake; the DuckDB CLI attaches it with docs/warehouse.md's ATTACH line): "
+        f"{settings.catalog.metadata}\n"
         'Try: retrostride sql "SELECT * FROM mileage_weekly LIMIT 10", or `retrostride sql` for a prompt.'
     )
     from retrostride.warehouse.report import default_report_path
@@ -173,7 +174,7 @@ def report(
         console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
         raise typer.Exit(2) from None
     settings = _settings()
-    published = _published_snapshot(settings)
+    published = _reading(settings)
     summary = write_report(
         published, output or default_report_path(settings.home, athlete), scope, cache=bundle_cache(settings.home)
     )
@@ -200,8 +201,13 @@ def sql(
         "-o",
         help="Write the answer to FILE.csv, .json, .parquet or .txt (a table) instead of the terminal.",
     ),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="Query the warehouse as it was: a snapshot id (import_ledger.published_snapshot) or a timestamp.",
+    ),
 ) -> None:
-    """Answer SQL from the warehouse snapshot, read-only (nothing else is reachable), or open a prompt."""
+    """Answer SQL from the warehouse's published snapshot, read-only (nothing else is reachable), or open a prompt."""
     from retrostride.pipelines.sql_shell import OutputError, interactive, output_format, run_query
 
     if query is not None and query.startswith("-") and not any(c.isspace() for c in query):
@@ -218,7 +224,7 @@ def sql(
     except OutputError as error:
         _usage(str(error))
     settings = _settings()
-    published = _published_snapshot(settings)
+    published = _reading(settings, as_of)
     if query is None:
         interactive(published, settings.home / ".sql_history", console)
         return
@@ -235,7 +241,7 @@ def athletes() -> None:
     settings = _settings(check=True)
     profiles = load_profiles(settings.athletes_file)
     counts = {}
-    if settings.published_path.exists() or settings.warehouse_path.exists():
+    if settings.catalog.exists() or settings.legacy_warehouse.exists():
         answer = _answer(
             settings,
             """
@@ -296,7 +302,7 @@ def forget(
     from retrostride.pipelines.forgetting import forget_file
 
     settings = _settings(check=True)
-    if not settings.warehouse_path.exists():
+    if not settings.catalog.exists() and not settings.legacy_warehouse.exists():
         console.print("Nothing imported yet: nothing to forget.")
         return
     try:
@@ -373,10 +379,28 @@ def reprocess() -> None:
     runs = _with_status("reprocess", lambda status: reprocess_stale(settings, progress=status))
     for run in runs:
         _print_backfill(run)
-    for table, counts in version_counts(Warehouse(settings.warehouse_path), VERSIONED_TABLES).items():
+    for table, counts in version_counts(Warehouse(settings.catalog), VERSIONED_TABLES).items():
         console.print(f"  {table}: " + ", ".join(f"{n} rows of {v}" for v, n in counts.items()))
     if not all(r.success for r in runs):
         raise typer.Exit(FAILED)
+
+
+@app.command()
+def migrate() -> None:
+    """Move a home from before DuckLake (warehouse.duckdb) into the DuckLake warehouse; the old file stays, renamed."""
+    from retrostride.warehouse.migrate import ensure_migrated
+
+    settings = _settings()
+    done = ensure_migrated(settings.legacy_warehouse, settings.catalog)
+    if done is None:
+        console.print(
+            f"Nothing to migrate: no {settings.legacy_warehouse} (the warehouse is {settings.catalog.metadata})."
+        )
+        return
+    console.print(
+        f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
+        f"the old file is kept as {done.kept_as}."
+    )
 
 
 @app.command()
@@ -429,7 +453,7 @@ def _import(settings: Settings, targets: list, athlete: str | None, show: bool) 
 
     with StageBars(console, show) as bars:
         import_paths(settings, targets, athlete, progress=bars)
-    return import_report(Warehouse(settings.warehouse_path), bars.outcomes)
+    return import_report(Warehouse(settings.catalog), bars.outcomes)
 
 
 def _print_report(report: ImportReport) -> None:
@@ -479,23 +503,25 @@ def _print_backfill(run) -> None:
         console.print("  marts refreshed, snapshot published", highlight=False)
 
 
-def _published_snapshot(settings: Settings) -> Path:
-    """The snapshot readers query; made from the working file if an older version left none."""
-    if not settings.published_path.exists():
-        if not settings.warehouse_path.exists():
-            _usage(f"No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
-        from retrostride.warehouse.snapshot import publish_snapshot
-        from retrostride.warehouse.store import Warehouse
+def _reading(settings: Settings, as_of: str | None = None):
+    """What readers query: the warehouse's newest published snapshot, or the one `as_of` names (a
+    home from before DuckLake is migrated first)."""
+    from retrostride.warehouse.access import Reading
 
-        publish_snapshot(Warehouse(settings.warehouse_path), settings.published_path)
-    return settings.published_path
+    if settings.legacy_warehouse.exists():  # (the migration needs Polars; a query does not)
+        from retrostride.warehouse.migrate import ensure_migrated
+
+        ensure_migrated(settings.legacy_warehouse, settings.catalog)
+    if not settings.catalog.exists():
+        _usage(f"No warehouse in {settings.home} yet: run `retrostride import` or `retrostride demo` first.")
+    return Reading(settings.catalog, as_of)
 
 
 def _answer(settings: Settings, query: str):
     from retrostride.pipelines.sql_shell import fetch_for
     from retrostride.warehouse.access import read_only_answer
 
-    return read_only_answer(_published_snapshot(settings), query, fetch_for("table"))
+    return read_only_answer(_reading(settings), query, fetch_for("table"))
 
 
 def _print_query(settings: Settings, title: str, query: str) -> None:

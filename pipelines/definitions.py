@@ -6,6 +6,7 @@ import dagster as dg
 
 from retrostride.assets.detection import athlete_gait_baselines, scored_activities
 from retrostride.assets.imports import PUBLISHED_TABLES, activity_tables, body_measurements, source_files
+from retrostride.assets.maintenance import compacted_warehouse, maintenance_job, maintenance_schedule
 from retrostride.assets.marts import mart_views, published_warehouse
 from retrostride.assets.reports import athlete_reports
 from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
@@ -23,6 +24,7 @@ ASSETS = [
     mart_views,
     published_warehouse,
     athlete_reports,
+    compacted_warehouse,
 ]
 
 publish_job = dg.define_asset_job(
@@ -42,9 +44,9 @@ def build_definitions(settings: Settings, progress: RunProgress = no_progress) -
     """Definitions for `settings`; the CLI passes its progress bar as `progress`."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[import_job, publish_job, marts_job],
+        jobs=[import_job, publish_job, marts_job, maintenance_job],
         sensors=build_sensors(settings, import_job),
-        schedules=[nightly_schedule(settings, import_job)],
+        schedules=[nightly_schedule(settings, import_job), maintenance_schedule],
         # Steps run one after another anyway (one warehouse writer): a process per step would only add start-up time.
         executor=dg.in_process_executor,
         resources={

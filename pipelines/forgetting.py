@@ -35,7 +35,7 @@ def forget_file(settings: Settings, key: str, progress: StageProgress | None = N
     from retrostride.pipelines.runs import QUIET, instance_for, process_tags
     from retrostride.warehouse.publish import publish_body_measurements
 
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     shas = _matching(warehouse, key)
     if not shas:
         return Forgotten((), 0, 0, 0)

@@ -36,12 +36,12 @@ from retrostride.warehouse.publish import mark_published
 @dg.op(pool="warehouse", description="Import new files into the lake and the ledger: the days they touched.")
 def import_new_files(
     context: dg.OpExecutionContext, config: ImportConfig, storage: Storage, progress: dg.ResourceParam[RunProgress]
-) -> list[date]:
+) -> dict[str | None, list[date]]:
     summary = import_sources(config, storage, context.log, progress)
     context.log_event(dg.AssetMaterialization("source_files", metadata=summary_metadata(summary)))
     context.log_event(_evaluation(failed_files_check(summary)))
-    context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage)))
-    return summary.days
+    context.log_event(dg.AssetMaterialization("body_measurements", metadata=publish_body(storage, summary.athletes)))
+    return summary.athlete_days
 
 
 @dg.op(
@@ -50,28 +50,35 @@ def import_new_files(
 )
 def publish_months(
     context: dg.OpExecutionContext,
-    days: list[date],
+    days: dict[str | None, list[date]],
     storage: Storage,
     models: Models,
     progress: dg.ResourceParam[RunProgress],
 ) -> list[tuple[date, date]]:
-    ranges = plan_ranges(months_of(days))
+    # only the run's athletes' rows (their own files in the warehouse): runs for other athletes go on beside it
+    athletes = None if None in days else sorted(days)
+    ranges = plan_ranges(months_of([day for found in days.values() for day in found]))
     months = sum(len(months_between(first, last)) for first, last in ranges)
     progress.start("publish", months)
     progress.start("detect", months)
     for first, last in ranges:
-        for name, metadata in publish_range(storage, first, month_end(last), context.log).items():
+        for name, metadata in publish_range(storage, first, month_end(last), context.log, athletes).items():
             _materialized(context, name, first, last, metadata)
         progress.advance("publish", len(months_between(first, last)))
     if ranges:
-        context.log_event(dg.AssetMaterialization("athlete_gait_baselines", metadata=refit_baselines(storage, models)))
+        context.log_event(
+            dg.AssetMaterialization("athlete_gait_baselines", metadata=refit_baselines(storage, models, athletes))
+        )
     for first, last in ranges:
-        for result in score_range(storage, models, first, month_end(last) + timedelta(days=1), context.log, progress):
+        scored = score_range(
+            storage, models, first, month_end(last) + timedelta(days=1), context.log, progress, athletes
+        )
+        for result in scored:
             if isinstance(result, dg.AssetCheckResult):
                 context.log_event(_evaluation(result))
             else:
                 _materialized(context, result.asset_key.to_user_string(), first, last, result.metadata)
-        cleared = mark_published(storage.warehouse, first, month_end(last))
+        cleared = mark_published(storage.warehouse, first, month_end(last), athletes)
         context.log.info(f"{cleared} pending day(s) of {first:%Y-%m}..{last:%Y-%m} published")
     return ranges
 

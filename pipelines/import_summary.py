@@ -55,7 +55,7 @@ def import_report(warehouse: Warehouse, outcomes: list) -> ImportReport:
         ],
     )
     paths = [o.path for o in outcomes if o.status in DECODED]
-    if not paths or not warehouse.path.exists():
+    if not paths or not warehouse.exists():
         return report
     mine = f"""
         WITH run AS (SELECT DISTINCT sha256 FROM import_ledger

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import tempfile
 from datetime import date
@@ -18,6 +17,7 @@ from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
 from retrostride.warehouse.lake import Lake
+from retrostride.warehouse.migrate import ensure_migrated
 from retrostride.warehouse.rebuild import Rebuilt, rebuild_warehouse
 from retrostride.warehouse.store import Warehouse
 
@@ -35,23 +35,29 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 def instance_for(settings: Settings) -> dg.DagsterInstance:
     """The persistent Dagster instance under DAGSTER_HOME, so runs show up in the UI.
 
-    Installs the shipped `dagster.yaml` (the warehouse pool, run retries) unless the user wrote their
-    own: a copy an older version installed is replaced.
+    Installs the shipped `dagster.yaml` (the warehouse pool, run retries; with DAGSTER_POSTGRES_URL
+    set, `dagster-postgres.yaml`'s storage in PostgreSQL too) unless the user wrote their own: a copy
+    an older version installed is replaced.
     """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    with resources.as_file(resources.files("retrostride.pipelines") / "dagster.yaml") as shipped:
-        marker = shipped.read_text().splitlines()[0]
-        if not config.exists() or (
-            config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped.read_text()
-        ):
-            shutil.copy(shipped, config)
+    shipped = shipped_instance_config(bool(os.environ.get("DAGSTER_POSTGRES_URL")))
+    marker = shipped.splitlines()[0]
+    if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped):
+        config.write_text(shipped)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.from_config(str(home))
     _ensure_pool(instance)
     reap_dead_runs(instance)
     return instance
+
+
+def shipped_instance_config(postgres: bool) -> str:
+    """The dagster.yaml retrostride installs: pools, run queue, retries; and PostgreSQL storage if asked."""
+    folder = resources.files("retrostride.pipelines")
+    text = (folder / "dagster.yaml").read_text()
+    return text + "\n" + (folder / "dagster-postgres.yaml").read_text() if postgres else text
 
 
 #: In-process runs record their process, so a later CLI can tell that one was killed holding the pool.
@@ -114,6 +120,7 @@ def import_paths(
     one the daemon's sensors request; returns the published month ranges."""
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
+    ensure_migrated(settings.legacy_warehouse, settings.catalog)
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
     result = defs.resolve_job_def("import_files").execute_in_process(
@@ -126,7 +133,7 @@ def rebuild(settings: Settings, instance: dg.DagsterInstance | None = None) -> t
     """Recreate the warehouse from the lake (`warehouse.rebuild`: the damaged file is kept aside),
     then run the `import_files` job on an empty folder, which publishes every day the rebuilt ledger
     left pending; what was rebuilt and the published month ranges."""
-    rebuilt = rebuild_warehouse(Warehouse(settings.warehouse_path), Lake(settings.home))
+    rebuilt = rebuild_warehouse(Warehouse(settings.catalog), Lake(settings.home))
     with tempfile.TemporaryDirectory(dir=settings.home) as nothing_new:
         return rebuilt, import_paths(settings, [nothing_new], instance=instance)
 

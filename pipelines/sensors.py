@@ -94,14 +94,29 @@ def source_sensor(source: WatchedSource, import_job, poll_s: int | None, settle_
         if not plan.files:
             return dg.SensorResult(skip_reason=f"nothing new to import ({waiting})", cursor=cursor.to_json())
         context.log.info(f"{source.name}: importing {len(plan.files)} file(s); {waiting}")
-        request = dg.RunRequest(
-            run_key=plan.run_key,
-            run_config={"ops": {"import_new_files": {"config": {"sources": plan.files}}}},
-            tags={SOURCE_TAG: source.name, "retrostride/files": str(len(plan.files))},
-        )
-        return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())
+        return dg.SensorResult(run_requests=athlete_requests(source, plan), cursor=cursor.to_json())
 
     return watch_source
+
+
+#: Runs carry their athlete: dagster.yaml lets one run per athlete run at a time (its rows are its own
+#: files in the warehouse), runs of different athletes side by side.
+ATHLETE_TAG = "retrostride/athlete"
+
+
+def athlete_requests(source: WatchedSource, plan) -> list[dg.RunRequest]:
+    """One `import_files` run per athlete of the plan's files, tagged with the athlete."""
+    by_athlete: dict[str, dict[str, str]] = {}
+    for path, athlete in plan.files.items():
+        by_athlete.setdefault(athlete, {})[path] = athlete
+    return [
+        dg.RunRequest(
+            run_key=plan.run_key if len(by_athlete) == 1 else f"{plan.run_key}-{athlete}",
+            run_config={"ops": {"import_new_files": {"config": {"sources": files}}}},
+            tags={SOURCE_TAG: source.name, ATHLETE_TAG: athlete, "retrostride/files": str(len(files))},
+        )
+        for athlete, files in sorted(by_athlete.items())
+    ]
 
 
 def _unsettled_s(listing: list[FileStat], settle_s: float) -> float:

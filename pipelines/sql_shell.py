@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retrostride.warehouse.access import RefusedStatement, read_only_answer
+from retrostride.warehouse.access import Reading, RefusedStatement, read_only_answer
 
 FORMATS = ("table", "csv", "json", "parquet")
 #: --output suffixes and the format each means.
@@ -121,8 +121,8 @@ def render(answer, fmt: str, console: Console, output: Path | None = None) -> in
     return len(answer.rows)
 
 
-def run_query(published: Path, sql: str, fmt: str, console: Console, output: Path | None = None) -> bool:
-    """Answer `sql` from the published snapshot; errors are printed, not raised.  True if it ran."""
+def run_query(published: Reading, sql: str, fmt: str, console: Console, output: Path | None = None) -> bool:
+    """Answer `sql` from the warehouse's newest snapshot (or `as_of`'s); errors are printed, not raised.  True if it ran."""
     try:
         written = render(read_only_answer(published, sql, fetch_for(fmt)), fmt, console, output)
     except RefusedStatement as refusal:
@@ -139,7 +139,7 @@ def run_query(published: Path, sql: str, fmt: str, console: Console, output: Pat
     return True
 
 
-def interactive(published: Path, history: Path, console: Console, read_line: Callable[[str], str] = input) -> None:
+def interactive(published: Reading, history: Path, console: Console, read_line: Callable[[str], str] = input) -> None:
     """Read statements until `.quit` or end of input.  A statement runs when a line ends with ';'
     or on an empty line; each runs against the newest snapshot, so imports show up as they finish."""
     _load_history(history)
@@ -161,7 +161,7 @@ def interactive(published: Path, history: Path, console: Console, read_line: Cal
             if not buffer and command == ".tables":
                 run_query(
                     published,
-                    "SELECT table_name AS name, table_type AS kind FROM information_schema.tables ORDER BY 2, 1",
+                    "SELECT table_name AS name, table_type AS kind FROM information_schema.tables WHERE table_catalog = current_database() ORDER BY 2, 1",
                     "table",
                     console,
                 )

@@ -16,6 +16,8 @@ from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import ExportTruth, generate_export
 from retrostride.warehouse.store import Warehouse
 
+pytest_plugins = ["tests.servers"]  # postgres_url, s3_endpoint: real servers the tests start
+
 
 def settings_for(home: Path, settle_s: float = 0.0) -> Settings:
     """Settings of a home under `home`; sensors decide tick by tick (no settling within a tick) unless asked."""
@@ -55,7 +57,7 @@ def imported_corpus(tmp_path_factory: pytest.TempPathFactory) -> ImportedCorpus:
     files = [f.path for f in corpus_files() if f.format in ("fit", "gpx", "tcx")]
     with dg.instance_for_test() as instance:
         ranges = import_paths(settings, files, athlete="corpus", instance=instance)
-    return ImportedCorpus(settings, ranges, Warehouse(settings.warehouse_path))
+    return ImportedCorpus(settings, ranges, Warehouse(settings.catalog))
 
 
 @dataclass
@@ -77,7 +79,7 @@ def imported_export(tmp_path_factory: pytest.TempPathFactory) -> ImportedExport:
     shutil.copy(root / "export.truth" / "athletes.toml", settings.athletes_file)
     with dg.instance_for_test() as instance:
         import_paths(settings, [root / "export"], instance=instance)
-    return ImportedExport(root, truth, settings, Warehouse(settings.warehouse_path))
+    return ImportedExport(root, truth, settings, Warehouse(settings.catalog))
 
 
 def copied_home(imported: ImportedExport, into: Path) -> Settings:

@@ -39,7 +39,7 @@ TABLES = ["activities", "records", "laps", "segments", "activity_energy"]
 
 
 def snapshot(settings: Settings) -> dict:
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     return {t: warehouse.query(f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}
 
 
@@ -66,7 +66,7 @@ def imported(imported_once, tmp_path) -> Settings:
 def test_a_backfill_over_a_range_recreates_identical_rows(imported, instance):
     before = snapshot(imported)
     assert len(before["activities"]) == 3 and len(before["segments"]) > 0
-    with Warehouse(imported.warehouse_path).transaction() as connection:
+    with Warehouse(imported.catalog).transaction() as connection:
         for table in TABLES:
             connection.execute(f"DELETE FROM {table}")
     seen = []
@@ -117,13 +117,13 @@ def test_after_a_model_change_reprocess_leaves_no_row_of_the_old_version(importe
     assert ranges == [(dg_date("2017-05-01"), dg_date("2017-06-01"))]
     runs = reprocess(imported, instance=instance)
     assert len(runs) == 1 and runs[0].success and "activities" not in runs[0].assets
-    counts = version_counts(Warehouse(imported.warehouse_path), VERSIONED_TABLES)
+    counts = version_counts(Warehouse(imported.catalog), VERSIONED_TABLES)
     assert {t: set(c) for t, c in counts.items()} == {"segments": {new}, "activity_energy": {new}}
     assert stale_ranges(imported) == []
 
 
 def test_months_without_derived_rows_are_stale(imported):
-    with Warehouse(imported.warehouse_path).transaction() as connection:
+    with Warehouse(imported.catalog).transaction() as connection:
         connection.execute(
             "DELETE FROM segments WHERE activity_id IN (SELECT activity_id FROM activities WHERE start_day >= '2017-06-01')"
         )

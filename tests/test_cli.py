@@ -133,7 +133,7 @@ def test_a_terminal_sees_a_bar_per_stage_counting_only_the_files_to_import_and_n
 
 
 def test_a_failed_run_is_one_sentence_and_the_log_file_holds_the_traceback(home):
-    (home / "data" / "published.duckdb" / "in-the-way").mkdir(parents=True)  # the snapshot cannot replace a folder
+    (home / "data" / "reports" / "report.html" / "in-the-way").mkdir(parents=True)  # the report cannot replace a folder
     result = subprocess.run(
         [RETROSTRIDE, "import", str(RUN)], env=dict(os.environ), capture_output=True, text=True, timeout=600
     )

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from retrostride.pipelines.sample_export import generate_export
-from retrostride.warehouse.access import read_only_query
+from retrostride.warehouse.access import Reading, read_only_query
 from tests.conftest import copied_home
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
@@ -33,7 +33,7 @@ def test_queries_in_other_processes_see_the_warehouse_before_or_after_an_import_
         "RETROSTRIDE_INBOX": str(tmp_path / "inbox"),
         "RETROSTRIDE_WORKERS": "1",
     }
-    published = settings.published_path
+    published = Reading(settings.catalog)
     before = read_only_query(published, STATE).row(0, named=True)
     assert before["unscored"] == 0 and before["sessions"] == before["activities"]
 

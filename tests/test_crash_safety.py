@@ -52,7 +52,7 @@ def test_a_run_killed_before_publishing_is_completed_by_the_next_and_a_third_cha
     from retrostride.warehouse.lake import Lake
 
     settings = settings_for(tmp_path)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     import_files(list_source_files([export]), Lake(settings.home), warehouse)  # ingest only: the run dies here
     assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == 0
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] > 0

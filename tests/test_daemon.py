@@ -86,13 +86,13 @@ _UNFINISHED = {
 
 
 def _activities(settings) -> int:
-    if not settings.published_path.exists():
+    if not settings.catalog.exists():
         return 0
-    warehouse = Warehouse(settings.published_path)
+    warehouse = Warehouse(settings.catalog)
     if "activities" not in warehouse.query("SELECT table_name FROM information_schema.tables")["table_name"].to_list():
         return 0
     return warehouse.query("SELECT count(*) AS n FROM activities")["n"][0]
 
 
 def _pending_days(settings) -> int:
-    return Warehouse(settings.warehouse_path).query("SELECT count(*) AS n FROM pending_days")["n"][0]
+    return Warehouse(settings.catalog).query("SELECT count(*) AS n FROM pending_days")["n"][0]

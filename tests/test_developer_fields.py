@@ -110,7 +110,7 @@ def test_developer_fields_are_published_with_their_activity_and_reimport_changes
     settings = settings_for(tmp_path)
     with dg.instance_for_test() as instance:
         import_paths(settings, [run_with_developer_fields], athlete="alice", instance=instance)
-        warehouse = Warehouse(settings.warehouse_path)
+        warehouse = Warehouse(settings.catalog)
         query = (
             "SELECT a.athlete_id, d.developer_app, d.field, d.units, count(*) AS n, "
             "count(*) FILTER (WHERE d.ts BETWEEN a.start_ts AND a.end_ts) AS within "

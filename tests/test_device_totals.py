@@ -127,7 +127,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     settings = settings_for(root)
     with dg.instance_for_test() as instance:
         import_paths(settings, list(files.values()), athlete="someone", instance=instance)
-    return Imported(Warehouse(settings.warehouse_path), files)
+    return Imported(Warehouse(settings.catalog), files)
 
 
 def within(value: float, expected: float, share: float, floor: float) -> bool:

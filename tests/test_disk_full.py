@@ -39,7 +39,7 @@ def small_disk(tmp_path):
 
 
 def ledger_after_import(home: Path, drop: Path) -> list[tuple]:
-    warehouse = Warehouse(home / "warehouse.duckdb")
+    warehouse = Warehouse.embedded(home)
     with expanded_sources([drop], "eve", home / "staging") as sources:
         import_files(sources, Lake(home), warehouse)
     return warehouse.query("SELECT path, status, reason, records, activities FROM import_ledger ORDER BY path").rows()

@@ -36,7 +36,7 @@ def test_the_canonical_copy_keeps_the_platforms_name_calories_and_id(tmp_path, e
         for path in [export, watch] if export_first else [watch, export]:
             import_paths(settings, [path], athlete="alice", instance=instance)
     rows = (
-        Warehouse(settings.warehouse_path)
+        Warehouse(settings.catalog)
         .query(
             "SELECT a.duplicate_of, a.name, a.calories_kcal, a.platform, a.platform_activity_id, a.records, l.path "
             "FROM activities a JOIN import_ledger l ON l.sha256 = a.source_sha256 "
@@ -52,5 +52,5 @@ def test_the_canonical_copy_keeps_the_platforms_name_calories_and_id(tmp_path, e
         canonical["platform"],
         canonical["platform_activity_id"],
     ) == ("TCX evening run", 380.0, "strava", "8000000001")
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     assert cross_source_duplicates(warehouse, [str(watch)]) == 1  # what the import's summary counts

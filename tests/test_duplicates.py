@@ -47,7 +47,7 @@ def test_one_run_from_two_sources_is_one_canonical_activity_in_either_order(one_
         for path in [fit, gpx] if order == "fit first" else [gpx, fit]:
             import_paths(settings, [path], athlete="alice", instance=instance)
         import_paths(settings, [fit, gpx], athlete="alice", instance=instance)  # re-import: nothing changes
-    activities = Warehouse(settings.warehouse_path).query(
+    activities = Warehouse(settings.catalog).query(
         "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source"
     )
     assert activities["source"].to_list() == ["fit", "gpx"]
@@ -67,7 +67,7 @@ def test_the_configured_preference_chooses_the_canonical_copy(one_run_two_source
     settings.config_path.write_text('[duplicates]\nprefer = ["gpx"]\n')  # e.g. the platform's edited track
     with dg.instance_for_test() as instance:
         import_paths(settings, [fit, gpx], athlete="alice", instance=instance)
-    activities = Warehouse(settings.warehouse_path).query(
+    activities = Warehouse(settings.catalog).query(
         "SELECT activity_id, source, duplicate_of FROM activities ORDER BY source"
     )
     fit_row, gpx_row = activities.rows(named=True)

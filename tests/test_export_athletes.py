@@ -77,12 +77,12 @@ def test_importing_the_other_form_of_an_export_adds_nothing(both_forms, tmp_path
         for form in order:
             import_paths(settings, [_placed(form, inbox)], instance=instance)
             counts.append(
-                Warehouse(settings.warehouse_path)
+                Warehouse(settings.catalog)
                 .query("SELECT athlete_id, count(*) AS n, count(duplicate_of) AS folded FROM activities GROUP BY 1")
                 .rows()
             )
         import_paths(settings, [inbox], instance=instance)  # both forms at once: nothing new either
-        again = Warehouse(settings.warehouse_path).query("SELECT athlete_id, count(*) FROM activities GROUP BY 1")
+        again = Warehouse(settings.catalog).query("SELECT athlete_id, count(*) FROM activities GROUP BY 1")
     [(athlete, activities, folded)] = counts[0]
     assert athlete == "default" and activities > 0 and folded == 0
     assert counts[1] == counts[0] and again.rows() == [(athlete, activities)]

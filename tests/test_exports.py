@@ -33,7 +33,7 @@ def strava(tmp_path_factory):
     settings = settings_for(root)
     with dg.instance_for_test() as instance:
         import_paths(settings, [export.path], athlete="alice", instance=instance)
-        yield export, settings, Warehouse(settings.warehouse_path), instance
+        yield export, settings, Warehouse(settings.catalog), instance
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def garmin(tmp_path_factory):
     settings = settings_for(root)
     with dg.instance_for_test() as instance:
         import_paths(settings, [export.path], athlete="bob", instance=instance)
-    return export, Warehouse(settings.warehouse_path)
+    return export, Warehouse(settings.catalog)
 
 
 def _labels(warehouse: Warehouse) -> pl.DataFrame:
@@ -130,7 +130,7 @@ def test_reimporting_a_strava_export_changes_nothing(strava):
 
 
 def _import_directly(tmp_path: Path, paths: list[Path], athlete: str = "carol", **limits) -> tuple[Warehouse, Lake]:
-    lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    lake, warehouse = Lake(tmp_path / "home"), Warehouse.embedded(tmp_path / "home")
     with expanded_sources(paths, athlete, tmp_path / "staging") as files:
         import_files(files, lake, warehouse)
     return warehouse, lake
@@ -329,7 +329,7 @@ def _import_in_order(root: Path, paths: list[Path]) -> Warehouse:
     with dg.instance_for_test() as instance:
         for path in paths:
             import_paths(settings, [path], athlete="alice", instance=instance)
-    return Warehouse(settings.warehouse_path)
+    return Warehouse(settings.catalog)
 
 
 def test_an_export_names_the_activity_of_its_file_imported_loose_before(watch_runs_and_an_export, tmp_path):

@@ -51,7 +51,7 @@ def run_import(tmp_path: Path, files: dict[str, bytes], limits: IntakeLimits = S
     shutil.copy(GOOD_GPX, drop / "good.gpx")
     for name, data in files.items():
         (drop / name).write_bytes(data)
-    lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    lake, warehouse = Lake(tmp_path / "home"), Warehouse.embedded(tmp_path / "home")
     with expanded_sources([drop], "eve", tmp_path / "staging", limits) as sources:
         import_files(
             sources, lake, warehouse, limits=ImportLimits(max_file_bytes=limits.max_file_bytes, archives=limits)

@@ -62,7 +62,7 @@ def test_a_file_the_columnar_decoder_cannot_read_is_decoded_by_fitparse_and_the_
     from retrostride.warehouse.store import Warehouse
 
     row = (
-        Warehouse(settings.warehouse_path)
+        Warehouse(settings.catalog)
         .query("SELECT decoder, status, records, notes FROM import_ledger")
         .row(0, named=True)
     )
@@ -134,7 +134,7 @@ def test_a_copy_under_another_name_is_a_duplicate(settings, instance, tmp_path):
     import_paths(settings, [tmp_path / "drop"], instance=instance)
     from retrostride.warehouse.store import Warehouse
 
-    wh = Warehouse(settings.warehouse_path)
+    wh = Warehouse(settings.catalog)
     statuses = wh.query("SELECT status, athlete_id FROM import_ledger ORDER BY path")
     assert statuses["status"].to_list() == ["ok", "duplicate"]
     assert statuses["athlete_id"].unique().to_list() == ["alice"]  # the inbox folder names the athlete
@@ -151,7 +151,7 @@ def test_a_bad_file_does_not_stop_its_batch(settings, instance, tmp_path):
     import_paths(settings, [drop], instance=instance)
     from retrostride.warehouse.store import Warehouse
 
-    rows = Warehouse(settings.warehouse_path).query("SELECT path, status, reason FROM import_ledger")
+    rows = Warehouse(settings.catalog).query("SELECT path, status, reason FROM import_ledger")
     by_name = {Path(p).name: (s, r) for p, s, r in rows.iter_rows()}
     assert by_name["good.fit"][0] == "ok"
     assert by_name["empty.fit"] == ("failed", "empty file (0 bytes)")

@@ -25,7 +25,7 @@ TABLES = ("activities", "records", "laps", "developer_fields")
 
 
 def _import(home: Path, paths: list[Path]) -> tuple[Lake, Warehouse]:
-    lake, warehouse = Lake(home), Warehouse(home / "warehouse.duckdb")
+    lake, warehouse = Lake(home), Warehouse.embedded(home)
     import_files([SourceFile(path=p, athlete_id="ann") for p in paths], lake, warehouse, workers=1)
     publish_days(warehouse, lake, date(2000, 1, 1), date(2030, 1, 1))
     return lake, warehouse

@@ -107,7 +107,7 @@ class Builder:
 
 @pytest.fixture
 def build(tmp_path) -> Builder:
-    return Builder(Warehouse(tmp_path / "warehouse.duckdb"))
+    return Builder(Warehouse.embedded(tmp_path))
 
 
 def rows(warehouse: Warehouse, sql: str) -> list[dict]:

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from benchmarks.warehouse_docs import example_queries
-from retrostride.warehouse.access import read_only_query
+from retrostride.warehouse.access import Reading, read_only_query
 
 
 def test_marts_split_every_kilometre_and_kcal_of_the_scored_activities(imported_export):
@@ -54,5 +54,5 @@ def test_every_athlete_has_outcome_windows_with_weighings_or_reasons(imported_ex
 
 @pytest.mark.parametrize("title", list(example_queries()))
 def test_the_docs_example_queries_answer_from_the_published_snapshot(imported_export, title):
-    answer = read_only_query(imported_export.settings.published_path, example_queries()[title])
+    answer = read_only_query(Reading(imported_export.settings.catalog), example_queries()[title])
     assert len(answer) > 0

@@ -44,7 +44,7 @@ def ledger(tmp_path_factory):
     ]
     with dg.instance_for_test() as instance:
         import_paths(settings, paths, athlete="someone", instance=instance)
-    rows = Warehouse(settings.warehouse_path).query("SELECT * FROM import_ledger").to_dicts()
+    rows = Warehouse(settings.catalog).query("SELECT * FROM import_ledger").to_dicts()
     return {row["path"].split("corpora/", 1)[1] if "corpora/" in row["path"] else "timeless.gpx": row for row in rows}
 
 

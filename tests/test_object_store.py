@@ -6,7 +6,6 @@ missing bucket explained in a sentence."""
 from __future__ import annotations
 
 import gzip
-import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.checksum import differences, table_checksums
+from benchmarks.servers import free_port as _free_port
+from benchmarks.servers import new_bucket as _bucket
 from retrostride.assets.settings import parse_watch
 from retrostride.connectors.limits import IntakeLimits
 from retrostride.connectors.object_store import ObjectStoreError
@@ -36,35 +37,6 @@ moto_server = pytest.importorskip("moto.server")
 BROKEN_FIT = (
     b"\x0e\x10\x98\x00\x20\x00\x00\x00.FIT" + b"\x00" * 12
 )  # a FIT header promising 32 bytes that are not there
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 and the AWS variables that point boto3 at it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _bucket(prefix: str = "runs") -> tuple[object, str]:
-    client = boto3.client("s3")
-    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-    return client, name
 
 
 def _upload_tree(client, bucket: str, prefix: str, folder: Path) -> list[str]:
@@ -108,7 +80,7 @@ def history(s3_endpoint, tmp_path_factory):
             truth=truth,
             loose=loose,
             export=export,
-            warehouse=Warehouse(settings.warehouse_path),
+            warehouse=Warehouse(settings.catalog),
         )
 
 
@@ -244,5 +216,5 @@ def test_a_watched_prefix_is_imported_by_its_sensor_and_the_nightly_run(s3_endpo
             dg.build_sensor_context(instance=instance, definitions=defs)
         )
         assert not missing.run_requests and "there is no bucket 'no-such-bucket-here'" in missing.skip_message
-    ledger = Warehouse(settings.warehouse_path).query("SELECT path, athlete_id, status FROM import_ledger")
+    ledger = Warehouse(settings.catalog).query("SELECT path, athlete_id, status FROM import_ledger")
     assert ledger.rows() == [(f"s3://{bucket}/sync/ann/run.fit", "ann", "ok")]

@@ -126,7 +126,7 @@ def test_an_unreadable_file_is_refused_and_the_batch_imports(tmp_path):
     subprocess.run(command, cwd=ROOT, check=True, timeout=300)
     rows = {
         r["path"].rsplit("/", 1)[-1]: r
-        for r in Warehouse(tmp_path / "home" / "warehouse.duckdb").query("SELECT * FROM import_ledger").to_dicts()
+        for r in Warehouse.embedded(tmp_path / "home").query("SELECT * FROM import_ledger").to_dicts()
     }
     assert rows["secret.fit"]["status"] == "failed"
     assert rows["secret.fit"]["reason"] == "refused: permission denied (the importer may not read this file)"
@@ -136,7 +136,7 @@ def test_an_unreadable_file_is_refused_and_the_batch_imports(tmp_path):
 def import_drop(tmp: str) -> None:
     """Import `<tmp>/drop` into `<tmp>/home` (run in a child process by the test above)."""
     tmp_path = Path(tmp)
-    lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    lake, warehouse = Lake(tmp_path / "home"), Warehouse.embedded(tmp_path / "home")
     with expanded_sources([tmp_path / "drop"], "eve", tmp_path / "staging", SMALL) as sources:
         import_files(sources, lake, warehouse)
 
@@ -237,9 +237,7 @@ def test_an_overlapping_entry_zip_is_refused_up_front_with_one_row(tmp_path):
     )
     for _ in range(2):
         rows = run_import(tmp_path, {"bomb.zip": bomb}, limits)
-    ledger = (
-        Warehouse(tmp_path / "home" / "warehouse.duckdb").query("SELECT path, reason FROM import_ledger").to_dicts()
-    )
+    ledger = Warehouse.embedded(tmp_path / "home").query("SELECT path, reason FROM import_ledger").to_dicts()
     bomb_rows = [r for r in ledger if "bomb.zip" in r["path"]]
     assert len(bomb_rows) == 1 and bomb_rows[0]["path"].endswith("bomb.zip")
     assert bomb_rows[0]["reason"].startswith("refused: overlapping entries in the archive")
@@ -252,7 +250,7 @@ def test_quarantine_bytes_are_capped_per_import(tmp_path):
     shutil.copy(GOOD_GPX, drop / "good.gpx")
     for i in range(6):
         (drop / f"junk{i}.fit").write_bytes(os.urandom(300_000))  # unsupported format: quarantined whole
-    lake, warehouse = Lake(tmp_path / "home"), Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    lake, warehouse = Lake(tmp_path / "home"), Warehouse.embedded(tmp_path / "home")
     with expanded_sources([drop], "eve", tmp_path / "staging", SMALL) as sources:
         import_files(sources, lake, warehouse, limits=ImportLimits(max_quarantine_bytes=1_000_000))
     rows = warehouse.query("SELECT path, status, notes FROM import_ledger WHERE status = 'failed'").to_dicts()

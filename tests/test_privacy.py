@@ -44,7 +44,7 @@ def test_an_athletes_zone_hides_their_positions_in_the_warehouse(imported_export
             f"[athletes.alice]\nprivacy_zones = [{{lat = {HOME['lat']}, lon = {HOME['lon']}, radius_m = 400}}]",
         )
     )
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     before = warehouse.query(
         "SELECT athlete_id, count(lat_deg) AS positions, sum(distance_m) AS d FROM records GROUP BY 1 ORDER BY 1"
     )

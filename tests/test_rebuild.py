@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.checksum import table_checksums
 from retrostride.pipelines.runs import import_paths, rebuild
+from retrostride.warehouse.catalog import forget_engines
 from retrostride.warehouse.rebuild import NoLedgerCopies
 from retrostride.warehouse.store import Warehouse, WarehouseDamaged
 from tests.conftest import CORPORA
@@ -26,12 +27,14 @@ def test_a_truncated_warehouse_is_refused_with_a_remedy_and_rebuilt_with_every_r
     shutil.copy(GPX, drop / "ride.gpx")
     (drop / "broken.fit").write_bytes(b"not a fit file")
     import_paths(settings, [drop.parent], instance=instance)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     before = table_checksums(warehouse)
     assert before["activities"][0] == 3 and before["import_ledger"][0] == 4
 
-    with open(settings.warehouse_path, "r+b") as handle:
-        handle.truncate(os.path.getsize(settings.warehouse_path) // 3)
+    catalog = settings.catalog.sqlite_file
+    forget_engines(settings.catalog)  # as another process would find it: opened anew
+    with open(catalog, "r+b") as handle:
+        handle.truncate(os.path.getsize(catalog) // 3)
     with pytest.raises(
         WarehouseDamaged, match=r"cannot be opened .*; run `retrostride rebuild` to recreate it from the lake"
     ):
@@ -53,7 +56,8 @@ def test_a_deleted_warehouse_is_rebuilt_and_a_lake_without_ledger_copies_is_said
     drop.mkdir()
     shutil.copy(FIT / "activity-small-fenix2-run.fit", drop / "run.fit")
     import_paths(settings, [drop], instance=instance)
-    before = table_checksums(Warehouse(settings.warehouse_path))
-    settings.warehouse_path.unlink()
+    before = table_checksums(Warehouse(settings.catalog))
+    forget_engines(settings.catalog)
+    settings.catalog.sqlite_file.unlink()
     rebuilt, _ = rebuild(settings, instance=instance)
-    assert rebuilt.kept_aside is None and table_checksums(Warehouse(settings.warehouse_path)) == before
+    assert rebuilt.kept_aside is None and table_checksums(Warehouse(settings.catalog)) == before

@@ -42,7 +42,7 @@ def faulty_fit_decoder(tmp_path, monkeypatch):
 
 
 def ledger(home: Path) -> dict[str, dict]:
-    rows = Warehouse(home / "warehouse.duckdb").query("SELECT * FROM import_ledger")
+    rows = Warehouse.embedded(home).query("SELECT * FROM import_ledger")
     return {Path(r["path"]).name: r for r in rows.iter_rows(named=True)}
 
 
@@ -69,7 +69,7 @@ def test_a_hanging_or_crashing_decoder_costs_only_its_own_file(tmp_path, faulty_
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "a.fit", "hang.fit", "b.fit", "segfault.fit", "c.fit", "exit.fit", "d.fit")
     summary = import_files(
-        files, Lake(home), Warehouse(home / "warehouse.duckdb"), workers=2, limits=ImportLimits(decode_timeout_s=10)
+        files, Lake(home), Warehouse.embedded(home), workers=2, limits=ImportLimits(decode_timeout_s=10)
     )  # roomy: a busy machine is slow to start workers
     rows = ledger(home)
     for name in ("a.fit", "b.fit", "c.fit", "d.fit"):
@@ -88,7 +88,7 @@ def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path, faulty_fit_d
     """Files are checked in batches after decoding; frames that break that step fail their own file."""
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "a.fit", "badframes.fit", "b.fit")
-    summary = import_files(files, Lake(home), Warehouse(home / "warehouse.duckdb"))
+    summary = import_files(files, Lake(home), Warehouse.embedded(home))
     rows = ledger(home)
     assert rows["a.fit"]["status"] == rows["b.fit"]["status"] == "ok"
     assert rows["badframes.fit"]["status"] == "failed" and rows["badframes.fit"]["reason"].startswith(
@@ -103,7 +103,7 @@ def test_a_decoder_bug_in_a_batch_fails_only_its_own_file(tmp_path, faulty_fit_d
 def test_files_that_failed_for_the_machine_are_tried_again(tmp_path, faulty_fit_decoder, monkeypatch):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "hang.fit", "ok.fit")
-    warehouse = Warehouse(home / "warehouse.duckdb")
+    warehouse = Warehouse.embedded(home)
     import_files(files, Lake(home), warehouse, limits=ImportLimits(decode_timeout_s=10))
     monkeypatch.delenv("PYTHONPATH")  # the real decoder from now on
     renamed = tmp_path / "drop" / "hang.fit"
@@ -116,7 +116,7 @@ def test_files_that_failed_for_the_machine_are_tried_again(tmp_path, faulty_fit_
 def test_a_file_over_the_size_limit_is_refused_with_a_reason_until_the_limit_allows_it(tmp_path):
     home = tmp_path / "home"
     files = copies(tmp_path / "drop", "big.fit")
-    warehouse = Warehouse(home / "warehouse.duckdb")
+    warehouse = Warehouse.embedded(home)
     import_files(files, Lake(home), warehouse, limits=ImportLimits(max_file_bytes=1000))
     row = ledger(home)["big.fit"]
     assert row["status"] == "failed" and "over the 1000-byte limit" in row["reason"]

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import generate_export
-from retrostride.warehouse.access import read_only_query
+from retrostride.warehouse.access import Reading, read_only_query
 from retrostride.warehouse.report import bundle_cache
 from tests.conftest import CORPORA, settings_for
 
@@ -38,7 +38,7 @@ class ReportedHome:
     metadata: dict
 
     def sql(self, query: str) -> list[tuple]:
-        return read_only_query(self.settings.published_path, query).rows()
+        return read_only_query(Reading(self.settings.catalog), query).rows()
 
 
 @pytest.fixture(scope="module")
@@ -224,19 +224,23 @@ def test_the_report_command_writes_one_athletes_period(reported, monkeypatch, tm
 
 
 def test_each_activitys_detection_status_is_shown_where_the_warehouse_has_one(reported, tmp_path):
-    import duckdb
-
+    from retrostride.warehouse.publish import publish_snapshot
     from retrostride.warehouse.report import write_report
+    from retrostride.warehouse.store import Warehouse
 
-    warehouse = tmp_path / "with-status.duckdb"
-    shutil.copy(reported.settings.published_path, warehouse)
-    with duckdb.connect(str(warehouse)) as connection:
+    home = tmp_path / "with-status"  # a copy of the home's warehouse: its catalog and data files
+    home.mkdir()
+    shutil.copy(reported.settings.catalog.sqlite_file, home / "catalog.sqlite")
+    shutil.copytree(reported.settings.catalog.data, home / "warehouse")
+    warehouse = Warehouse.embedded(home)
+    with warehouse.transaction() as connection:
         connection.execute("ALTER TABLE activities ADD COLUMN detection_status VARCHAR")
         connection.execute(
             "UPDATE activities SET detection_status = CASE WHEN sport = 'walking' THEN 'not_on_foot' ELSE 'scored' END"
         )
         [(activities,)] = connection.execute("SELECT count(*) FROM activities WHERE duplicate_of IS NULL").fetchall()
-    html = write_report(warehouse, tmp_path / "report.html").path.read_text(encoding="utf-8")
+    publish_snapshot(warehouse)
+    html = write_report(Reading(warehouse.catalog), tmp_path / "report.html").path.read_text(encoding="utf-8")
     table = html[html.index('data-table="detection-status"') :]
     table = table[: table.index("</table>")]
     assert table.count("<tr>") == activities + 1 and "not_on_foot" in table
@@ -252,7 +256,7 @@ def test_the_report_of_the_real_corpus_files_draws_without_errors(imported_corpu
     assert page.requests == {report.as_uri()}
     assert page.charts >= 6 and page.drawn == page.charts
     [(km,)] = read_only_query(
-        imported_corpus.settings.published_path,
+        Reading(imported_corpus.settings.catalog),
         "SELECT sum(distance_km) FROM mileage_daily WHERE athlete_id = 'corpus'",
     ).rows()
     assert number(page.tiles["corpus", "distance_km"]) == round(km, 1)

@@ -102,7 +102,7 @@ def _versions(warehouse: Warehouse, table: str) -> dict[str, set[str]]:
 
 def test_changing_a_threshold_changes_the_version_of_the_rows_it_touches_only(imported_export, tmp_path: Path):
     settings = copied_home(imported_export, tmp_path)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     before = {t: _versions(warehouse, t) for t in ("segments", "activity_energy")}
     baseline_before = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
     kcal_before = warehouse.query("SELECT activity_id, kcal_net, kcal_backward FROM activity_energy ORDER BY 1")
@@ -133,7 +133,7 @@ def test_changing_a_threshold_changes_the_version_of_the_rows_it_touches_only(im
 
 def test_a_detection_change_moves_the_baselines_and_segments(imported_export, tmp_path: Path):
     settings = copied_home(imported_export, tmp_path)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     old = warehouse.query("SELECT DISTINCT model_version FROM segments")["model_version"].to_list()
     settings.model_path.write_text("[detection]\nenter_ratio = 0.8\n")
     assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
@@ -149,7 +149,7 @@ def _refit(result: dg.ExecuteInProcessResult) -> list[str]:
 
 def test_baselines_are_refit_only_for_athletes_whose_latest_runs_changed(imported_export, tmp_path: Path):
     settings = copied_home(imported_export, tmp_path)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     before = warehouse.query("SELECT * FROM gait_baselines ORDER BY athlete_id")
     assert len(before) >= 2 and before["inputs_sha256"].null_count() == 0
 
@@ -213,7 +213,7 @@ def test_real_forward_runs_imported_through_dagster_have_no_backward_second(impo
 
 def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tmp_path: Path, monkeypatch):
     settings = replace(copied_home(imported_export, tmp_path), workers=2)
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.catalog)
     tables = {
         t: f"SELECT * FROM {t} ORDER BY activity_id, {key}"
         for t, key in [("segments", "segment_index"), ("activity_energy", "model_version")]

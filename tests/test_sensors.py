@@ -18,6 +18,7 @@ from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
 from retrostride.pipelines.planning import FileStat, SourceCursor, month_ranges, plan_import, plan_ranges
 from retrostride.pipelines.schedules import nightly_cron
+from retrostride.warehouse.access import Reading, read_only_query
 from retrostride.warehouse.store import Warehouse
 from tests.conftest import CORPORA
 
@@ -188,13 +189,13 @@ def test_dropped_files_reach_the_warehouse_through_the_sensors(watched, instance
         ("mileage_weekly", None),
         ("published_warehouse", None),
     } <= materialized
-    warehouse = Warehouse(watched.warehouse_path)
+    warehouse = Warehouse(watched.catalog)
     assert warehouse.query("SELECT count(*) AS n FROM pending_days")["n"][0] == 0
 
     rows = warehouse.query("SELECT athlete_id, start_day FROM activities ORDER BY start_day").rows()
     assert rows == [("ann", date(2015, 8, 15)), ("ann", date(2017, 6, 11))]
     assert warehouse.query("SELECT count(*) AS n FROM mileage_weekly")["n"][0] > 0
-    published = Warehouse(watched.published_path).query("SELECT count(*) AS n FROM activities")["n"][0]
+    published = read_only_query(Reading(watched.catalog), "SELECT count(*) AS n FROM activities")["n"][0]
     assert published == 2  # what `retrostride sql` reads
 
     # A watched folder with its own athlete; a copy of known content in the inbox is not imported again.
@@ -250,7 +251,7 @@ def test_with_a_settle_time_a_new_file_is_taken_in_the_tick_that_first_sees_it(s
     assert list(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == [str(growing)]
 
 
-def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
+def test_a_bulk_drop_of_500_files_is_one_import_run_per_athlete(settings, instance):
     defs = build_definitions(settings)
     inbox = Ticks(defs, instance, "inbox_sensor")
     for i in range(500):
@@ -259,9 +260,8 @@ def test_a_bulk_drop_of_500_files_is_one_import_run(settings, instance):
         (folder / f"{i:04}.fit").write_bytes(os.urandom(64) + i.to_bytes(4, "big"))
     first = inbox.tick()
     second = inbox.tick()
-    assert len(first) + len(second) <= 2
-    [request] = second
-    assert len(request.run_config["ops"]["import_new_files"]["config"]["sources"]) == 500
+    assert first == [] and len(second) == 5  # five athletes: five runs that may run at once
+    assert {len(r.run_config["ops"]["import_new_files"]["config"]["sources"]) for r in second} == {100}
     assert inbox.tick() == []
 
 
@@ -276,7 +276,7 @@ def test_weight_files_alone_refresh_the_marts(settings, instance):
     assert result.success and published_ranges(result) == []  # no activity days ...
     refreshed = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert {"body_measurements", "outcomes_6wk", "published_warehouse"} <= refreshed  # ... but the marts follow
-    assert Warehouse(settings.published_path).query("SELECT count(*) AS n FROM body_measurements")["n"][0] > 0
+    assert read_only_query(Reading(settings.catalog), "SELECT count(*) AS n FROM body_measurements")["n"][0] > 0
 
 
 def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
@@ -293,11 +293,7 @@ def test_the_nightly_schedule_imports_every_watched_folder(watched, instance):
         run_config=request.run_config, tags=request.tags, instance=instance
     )
     assert result.success
-    ledger = (
-        Warehouse(watched.warehouse_path)
-        .query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id")
-        .rows()
-    )
+    ledger = Warehouse(watched.catalog).query("SELECT athlete_id, status FROM import_ledger ORDER BY athlete_id").rows()
     assert ledger == [("ann", "ok"), ("bob", "ok")]
     assert published_ranges(result) == [(date(2015, 8, 1), date(2015, 8, 1)), (date(2017, 6, 1), date(2017, 6, 1))]
 
@@ -312,3 +308,21 @@ def test_a_failed_file_is_named_in_an_asset_check(settings, instance):
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # ... but it shows, with file and reason
     assert "activity-filecrc.fit" in check.metadata["files"].value and "CRC mismatch" in check.metadata["files"].value
+
+
+def test_a_tick_asks_for_one_run_per_athlete_tagged_so_that_one_athlete_never_has_two_runs_at_once(tmp_path):
+    from retrostride.pipelines.planning import ImportPlan
+    from retrostride.pipelines.runs import shipped_instance_config
+    from retrostride.pipelines.sensors import ATHLETE_TAG, athlete_requests
+
+    plan = ImportPlan({"/in/ann/a.fit": "ann", "/in/bob/b.fit": "bob", "/in/ann/c.fit": "ann"}, "import-x", 0, 0, 0)
+    requests = athlete_requests(WatchedSource("inbox", tmp_path), plan)
+    assert [(r.tags[ATHLETE_TAG], r.run_key) for r in requests] == [("ann", "import-x-ann"), ("bob", "import-x-bob")]
+    assert requests[0].run_config["ops"]["import_new_files"]["config"]["sources"] == {
+        "/in/ann/a.fit": "ann",
+        "/in/ann/c.fit": "ann",
+    }
+    (tmp_path / "dagster.yaml").write_text(shipped_instance_config(postgres=False))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limit["key"] == ATHLETE_TAG and limit["limit"] == 1 and limit["value"] == {"applyLimitPerUniqueValue": True}

@@ -1,8 +1,10 @@
-"""Read-only SQL on the published snapshot: what `retrostride sql` runs.
+"""Read-only SQL on the warehouse's newest published snapshot, or an older one: what `retrostride sql`
+and the report run.
 
-The boundary is DuckDB's own: the snapshot is opened read-only with external access off (no other
-file, no URL, no ATTACH, no COPY), extension installing and loading off, and the configuration
-locked, so no `SET`/`PRAGMA` can write a log or profile anywhere or undo any of this.  Statements
+The boundary is DuckDB's own: the DuckLake is attached read-only at the snapshot, then external
+access is turned off (no file outside the lake's own catalog and data folder, no URL, no ATTACH, no
+COPY), extension installing and loading off, and the configuration locked, so no `SET`/`PRAGMA` can
+write a log or profile anywhere or undo any of this.  Statements
 are also classified before they run, only to refuse writes with a sentence naming the write rather
 than a DuckDB error.
 """
@@ -10,21 +12,22 @@ than a DuckDB error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, open_engine
+
 if TYPE_CHECKING:
     import polars as pl
 
-#: Set when the connection opens; `lock_configuration` (set last) keeps them so.
+#: Set once the lake is attached; `lock_configuration` (set last) keeps them so.
 LOCKED_DOWN = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
-    "allow_unsigned_extensions": False,
 }
 
 _SAVE = " To save a result, use --output FILE (csv, json or parquet)."
@@ -56,19 +59,50 @@ def refusal(statement_type: duckdb.StatementType) -> str | None:
     return f"Refused: {statement_type.name.replace('_', ' ')} {does}, and the warehouse is read-only here.{advice}"
 
 
-def read_only_connection(path: Path) -> duckdb.DuckDBPyConnection:
-    """The database at `path`, read-only, reaching nothing else; times in UTC."""
-    connection = duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
-    connection.execute("SET TimeZone = 'UTC'")
+@dataclass(frozen=True)
+class Reading:
+    """What a reader queries: the warehouse at `catalog`, at its newest published snapshot (a whole
+    import or none of it) or at `as_of` (a snapshot id or a timestamp)."""
+
+    catalog: Catalog
+    as_of: str | int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.catalog.metadata}" + (f" as of {self.as_of}" if self.as_of is not None else "")
+
+
+def read_only_connection(reading: Reading) -> duckdb.DuckDBPyConnection:
+    """The warehouse of `reading`, attached read-only, reaching nothing else; times in UTC."""
+    connection = open_engine(reading.catalog, read_only=True, as_of=reading.as_of)
+    try:
+        if reading.as_of is None and (published := connection.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]):
+            connection.execute("USE memory")
+            connection.execute(f"DETACH {ALIAS}")
+            connection.execute(reading.catalog.attach_sql(ALIAS, as_of=published))
+            connection.execute(f"USE {ALIAS}")
+        lock_down(connection, reading.catalog)
+        return connection
+    except BaseException:
+        connection.close()
+        raise
+
+
+def lock_down(connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """External access off but for the lake's own files (DuckLake reads them as queries run), and
+    the configuration locked."""
+    if catalog.sqlite_file is not None:
+        connection.execute("SET allowed_paths = ?", [[str(catalog.sqlite_file)]])
+    connection.execute("SET allowed_directories = ?", [[catalog.data]])
+    for name, value in LOCKED_DOWN.items():
+        connection.execute(f"SET {name} = {str(value).lower()}")
     connection.execute("SET lock_configuration = true")
-    return connection
 
 
-def read_only_answer(path: Path, sql: str, fetch: Callable[[duckdb.DuckDBPyRelation | None], Fetched]) -> Fetched:
-    """Run `sql` (one or more statements) on the database at `path`, read-only; returns `fetch` of the
+def read_only_answer(reading: Reading, sql: str, fetch: Callable[[duckdb.DuckDBPyRelation | None], Fetched]) -> Fetched:
+    """Run `sql` (one or more statements) on the warehouse of `reading`, read-only; returns `fetch` of the
     last statement's relation (None when it has no rows to give).  Raises RefusedStatement for
     writes and duckdb.Error for bad SQL or anything the locked connection refuses."""
-    connection = read_only_connection(path)
+    connection = read_only_connection(reading)
     try:
         statements = connection.extract_statements(sql)
         for statement in statements:
@@ -89,10 +123,10 @@ def read_only_answer(path: Path, sql: str, fetch: Callable[[duckdb.DuckDBPyRelat
         connection.close()
 
 
-def read_only_query(path: Path, sql: str) -> pl.DataFrame:
+def read_only_query(reading: Reading, sql: str) -> pl.DataFrame:
     """`read_only_answer` as a Polars frame (the demo and tests)."""
     import polars as pl
 
     return read_only_answer(
-        path, sql, lambda relation: pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table())
+        reading, sql, lambda relation: pl.DataFrame() if relation is None else pl.from_arrow(relation.to_arrow_table())
     )

@@ -29,10 +29,15 @@ MARTS = (
 def refresh_marts(warehouse: Warehouse, config: MartConfig) -> dict[str, int]:
     """(Re)create the views, store `config` as `mart_settings`, and count each mart's rows."""
     warehouse.ensure_schema()
-    with warehouse.transaction() as connection:
-        connection.execute("DELETE FROM mart_settings")
-        insert(connection, "mart_settings", settings_row(config))
+
+    def store(connection) -> dict[str, int]:
+        current = connection.execute("SELECT * FROM mart_settings").pl()
+        if current.rows() != settings_row(config).select(current.columns).rows():  # unchanged: no new snapshot
+            connection.execute("DELETE FROM mart_settings")
+            insert(connection, "mart_settings", settings_row(config))
         return {name: connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in MARTS}
+
+    return warehouse.write(store)
 
 
 def mart_description(name: str) -> str:

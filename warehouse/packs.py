@@ -7,6 +7,7 @@ imported before packs existed has its own folder, named by its sha256.
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 
 from retrostride.warehouse.lake import Lake
@@ -18,14 +19,21 @@ _CURRENT = f"""
     FROM import_ledger WHERE lake_pack IS NOT NULL OR {IMPORTED} GROUP BY sha256"""
 
 
-def current_packs(warehouse: Warehouse, where: str = "true", parameters: list | None = None) -> dict[str, str]:
-    """sha256 → pack, for the imported files with a ledger row (ok or partial) that satisfies `where`."""
-    rows = warehouse.query(
+def current_packs(
+    warehouse: Warehouse,
+    where: str = "true",
+    parameters: list | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> dict[str, str]:
+    """sha256 → pack, for the imported files with a ledger row (ok or partial) that satisfies `where`
+    (read in `connection`'s transaction when given)."""
+    sql = (
         f"SELECT sha256, pack FROM ({_CURRENT}) WHERE sha256 IN "
-        f"(SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND ({where})) ORDER BY sha256",
-        parameters,
+        f"(SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND ({where})) ORDER BY sha256"
     )
-    return dict(rows.iter_rows())
+    if connection is not None:
+        return dict(connection.execute(sql, parameters or []).fetchall())
+    return dict(warehouse.query(sql, parameters).iter_rows())
 
 
 def pack_files(lake: Lake, packs: dict[str, str], frame: str) -> pl.DataFrame:

@@ -18,11 +18,12 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from retrostride.warehouse.catalog import ALIAS, PUBLISHED
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.packs import IMPORTED, current_packs, pack_files
 from retrostride.warehouse.privacy import mask_positions
 from retrostride.warehouse.schema import PRIVACY_ZONES, conform, empty
-from retrostride.warehouse.store import Warehouse, insert
+from retrostride.warehouse.store import Warehouse, insert, of_athletes
 
 
 def publish_days(
@@ -32,17 +33,23 @@ def publish_days(
     last: date,
     privacy_zones: pl.DataFrame | None = None,
     duplicates: DuplicatePolicy | None = None,
+    athletes: list[str] | None = None,
 ) -> dict[str, int]:
     """Replace the activities, records, laps and developer fields of activities that started on days
-    first..last (UTC);
-    record positions inside `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
+    first..last (UTC), of `athletes` only (None: every athlete's) in one transaction: one athlete's
+    rows are files of their own (the tables are partitioned by athlete), so publishes for different
+    athletes never touch the same file and commit side by side; record positions inside
+    `privacy_zones` are published as null; duplicates are linked by `duplicates`."""
     zones = conform(privacy_zones, PRIVACY_ZONES) if privacy_zones is not None else empty(PRIVACY_ZONES)
     zones = pl.concat([zones, imported_privacy_zones(warehouse, lake)])
-    packs = current_packs(warehouse, "first_day <= ? AND last_day >= ?", [last, first])
-    in_range = "start_day BETWEEN $first AND $last"
+    in_range = f"start_day BETWEEN $first AND $last AND {of_athletes(athletes)}"
     days = {"first": first, "last": last}
-    counts = {}
-    with warehouse.transaction() as connection:
+
+    def replace(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        # the ledger as this transaction sees it: a retry after a conflict publishes what the other writer added
+        packs = current_packs(
+            warehouse, f"first_day <= ? AND last_day >= ? AND {of_athletes(athletes)}", [last, first], connection
+        )
         # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
@@ -51,14 +58,18 @@ def publish_days(
                 f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
             )
         connection.execute(f"DELETE FROM activities WHERE {in_range}", days)
-        counts["activities"] = _insert_from_lake(
-            connection, "activities", pack_files(lake, packs, "activities"), in_range, days
-        )
+        counts = {
+            "activities": _insert_from_lake(
+                connection, "activities", pack_files(lake, packs, "activities"), in_range, days
+            )
+        }
         for table in ("laps", "developer_fields"):
             counts[table] = _insert_from_lake(connection, table, pack_files(lake, packs, table), in_range, days)
         counts["records"] = _publish_records(connection, pack_files(lake, packs, "records"), in_range, days, zones)
-        link_duplicates(connection, first, last, duplicates or DuplicatePolicy())
-    return counts
+        link_duplicates(connection, first, last, duplicates or DuplicatePolicy(), athletes)
+        return counts
+
+    return warehouse.write(replace)
 
 
 #: Files whose records are read into Python at a time when records are masked (bounds memory).
@@ -75,8 +86,8 @@ def _publish_records(
     count = 0
     for chunk in _chunks(files, FILES_PER_CHUNK):
         with _registered(connection, chunk):
-            rows = connection.sql(
-                _lake_rows("records", in_range), params={**days, "paths": _paths(chunk)}
+            rows = connection.execute(
+                _lake_rows("records", in_range), {**days, "paths": _paths(chunk)}
             ).to_arrow_table()
         count += insert(connection, "records", mask_positions(pl.from_arrow(rows), zones))
     return count
@@ -143,18 +154,23 @@ class DuplicatePolicy:
         return ", ".join([*(PREFERENCES[name] for name in self.prefer), TIE_BREAK])
 
 
-def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy = DuplicatePolicy()) -> None:
-    """Mark activities that started on days first..last and repeat another activity (the same run
-    from the watch and from a platform export): `duplicate_of` names the canonical one, the first by
-    `policy.ranking`.  Nothing is deleted; marts count canonical rows."""
-    connection.execute("UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ?", [first, last])
+def link_duplicates(
+    connection, first: date, last: date, policy: DuplicatePolicy = DuplicatePolicy(), athletes: list[str] | None = None
+) -> None:
+    """Mark activities of `athletes` (None: all) that started on days first..last and repeat another
+    activity of theirs (the same run from the watch and from a platform export): `duplicate_of` names
+    the canonical one, the first by `policy.ranking`.  Nothing is deleted; marts count canonical rows."""
+    mine, mine_qualified = of_athletes(athletes), of_athletes(athletes, "activities.athlete_id")
+    connection.execute(
+        f"UPDATE activities SET duplicate_of = NULL WHERE start_day BETWEEN ? AND ? AND {mine}", [first, last]
+    )
     connection.execute(
         f"""
         WITH ranked AS (
             SELECT activity_id, athlete_id, start_ts, coalesce(end_ts, start_ts) AS end_ts, distance_m,
                    row_number() OVER (ORDER BY {policy.ranking}) AS rank
             FROM activities
-            WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY),
+            WHERE start_day BETWEEN $first - INTERVAL 1 DAY AND $last + INTERVAL 1 DAY AND {mine}),
         pairs AS (
             SELECT d.activity_id, arg_min(c.activity_id, c.rank) AS canonical
             FROM ranked d JOIN ranked c
@@ -166,10 +182,11 @@ def link_duplicates(connection, first: date, last: date, policy: DuplicatePolicy
             GROUP BY d.activity_id)
         UPDATE activities SET duplicate_of = pairs.canonical FROM pairs
         WHERE activities.activity_id = pairs.activity_id AND activities.start_day BETWEEN $first AND $last
+          AND {mine_qualified}
         """,
         {"first": first, "last": last, "tolerance": policy.start_tolerance_s, "share": policy.distance_tolerance},
     )
-    connection.execute(_UNION_OF_COPIES, {"first": first, "last": last})
+    connection.execute(_UNION_OF_COPIES.format(mine_qualified=mine_qualified), {"first": first, "last": last})
 
 
 #: A canonical activity carries what its copies know, whatever the import order: a platform's name,
@@ -193,6 +210,7 @@ _UNION_OF_COPIES = """
     UPDATE activities SET name = best.name, description = best.description, calories_kcal = best.calories_kcal,
            platform = coalesce(best.platform, activities.platform), platform_activity_id = best.platform_activity_id
     FROM best WHERE activities.activity_id = best.canonical AND activities.start_day BETWEEN $first AND $last
+      AND {mine_qualified}
 """
 
 
@@ -211,23 +229,56 @@ def cross_source_duplicates(warehouse: Warehouse, paths: list[str]) -> int:
     )
 
 
-def mark_published(warehouse: Warehouse, first: date, last: date) -> int:
-    """Clear days first..last from `pending_days` after a publish run over them succeeded."""
-    with warehouse.transaction() as connection:
-        return connection.execute("DELETE FROM pending_days WHERE day BETWEEN ? AND ?", [first, last]).fetchone()[0]
-
-
-def publish_body_measurements(warehouse: Warehouse, lake: Lake) -> int:
-    """Bring `body_measurements` in line with the imported files: rows of files no longer imported go,
-    files not yet published come in (only those are read, so a daily import costs no more than its
-    files).  Returns the rows added."""
-    imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
-    packs = current_packs(
-        warehouse, "body_measurements > 0 AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)"
+def mark_published(warehouse: Warehouse, first: date, last: date, athletes: list[str] | None = None) -> int:
+    """Clear days first..last of `athletes` (None: all) from `pending_days` after a publish run over them succeeded."""
+    return warehouse.write(
+        lambda connection: connection.execute(
+            f"DELETE FROM pending_days WHERE day BETWEEN ? AND ? AND {of_athletes(athletes)}", [first, last]
+        ).fetchone()[0]
     )
-    with warehouse.transaction() as connection:
-        connection.execute(f"DELETE FROM body_measurements WHERE source_sha256 NOT IN ({imported})")
+
+
+def publish_snapshot(warehouse: Warehouse) -> tuple[int, int]:
+    """Show readers everything committed so far, in one step: one commit marked PUBLISHED (a row in
+    `publishes`) is the snapshot they attach at.  The same commit notes, in the ledger rows of the
+    files it publishes (none of an athlete with a day still pending: their files are not all in), the
+    snapshot their rows are in: the newest one it starts from.  Returns (that snapshot, files)."""
+    unnoted = (
+        f"published_snapshot IS NULL AND {IMPORTED} AND NOT EXISTS "
+        "(SELECT 1 FROM pending_days p WHERE p.athlete_id IS NOT DISTINCT FROM import_ledger.athlete_id"
+        " OR p.athlete_id IS NULL)"
+    )
+
+    def mark(connection: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+        connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")
+        snapshot = connection.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')").fetchone()[0]
+        files = connection.execute(
+            f"UPDATE import_ledger SET published_snapshot = ? WHERE {unnoted}", [snapshot]
+        ).fetchone()[0]
+        connection.execute("INSERT INTO publishes VALUES (now(), ?)", [files])
+        return snapshot, files
+
+    return warehouse.write(mark)
+
+
+def publish_body_measurements(warehouse: Warehouse, lake: Lake, athletes: list[str] | None = None) -> int:
+    """Bring the `body_measurements` of `athletes` (None: all) in line with the imported files: rows
+    of files no longer imported go, files not yet published come in (only those are read, so a daily
+    import costs no more than its files).  Only the athletes' own: two runs for different athletes
+    never add the same file's rows twice.  Returns the rows added."""
+    imported = f"SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND body_measurements > 0"
+    mine = of_athletes(athletes)
+
+    def replace(connection: duckdb.DuckDBPyConnection) -> int:
+        packs = current_packs(
+            warehouse,
+            f"body_measurements > 0 AND {mine} AND sha256 NOT IN (SELECT source_sha256 FROM body_measurements)",
+            connection=connection,
+        )
+        connection.execute(f"DELETE FROM body_measurements WHERE {mine} AND source_sha256 NOT IN ({imported})")
         return _insert_from_lake(connection, "body_measurements", pack_files(lake, packs, "body_measurements"))
+
+    return warehouse.write(replace)
 
 
 #: Frames whose rows say their activity rather than their file (`activity_id` is made from the file's sha256).

@@ -1,6 +1,6 @@
 """Recreate a damaged (or deleted) warehouse from the lake: the ledger from its copies in the lake
 (`warehouse.ledger_copies`), then every day it covers marked for publishing, which fills the tables
-again from the lake's packs.  The damaged file is kept aside, never deleted."""
+again from the lake's packs.  The damaged catalog (and its data folder) is kept aside, never deleted."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from retrostride.warehouse.catalog import Catalog, forget_engines
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.ledger_copies import ledger_copies, replay_ledger
 from retrostride.warehouse.store import Warehouse
@@ -31,15 +32,16 @@ class Rebuilt:
 
 
 def rebuild_warehouse(warehouse: Warehouse, lake: Lake) -> Rebuilt:
-    """Move the warehouse file aside and make a new one holding the ledger kept in the lake, with
-    every day it covers pending (publishing them fills the tables); raises NoLedgerCopies when the
-    lake has none, leaving the warehouse where it is."""
+    """Move the embedded catalog and its data folder aside and make a new warehouse holding the ledger
+    kept in the lake, with every day it covers pending (publishing them fills the tables); raises
+    NoLedgerCopies when the lake has none, leaving the warehouse where it is.  (A shared catalog is
+    the PostgreSQL administrator's to restore: it is not moved.)"""
     if next(ledger_copies(lake), None) is None:
         raise NoLedgerCopies(
             f"the lake under {lake.home} holds no copy of the ledger ({lake.ledger_dir} is empty): "
             "the warehouse cannot be rebuilt from it"
         )
-    aside = _move_aside(warehouse.path)
+    aside = _move_aside(warehouse.catalog)
     warehouse.ensure_schema()
     with warehouse.transaction() as connection:
         rows = replay_ledger(connection, lake)
@@ -48,13 +50,21 @@ def rebuild_warehouse(warehouse: Warehouse, lake: Lake) -> Rebuilt:
     return Rebuilt(rows, days, aside)
 
 
-def _move_aside(path: Path) -> Path | None:
-    """Rename the warehouse file (and its write-ahead log) to `<name>.damaged-<UTC time>`."""
-    if not path.exists():
+def _move_aside(catalog: Catalog) -> Path | None:
+    """Rename the embedded catalog (and its SQLite side files) to `<name>.damaged-<UTC time>`, and its
+    local data folder likewise; the catalog's new name, or None when there was none."""
+    path = catalog.sqlite_file
+    if path is None or not path.exists():
         return None
-    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    forget_engines(catalog)  # this process's engine has the old catalog open
+    stamp = f"damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    aside = path.with_name(f"{path.name}.{stamp}")
     os.replace(path, aside)
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists():
-        os.replace(wal, aside.with_name(aside.name + ".wal"))
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
+    data = Path(catalog.data)
+    if "://" not in catalog.data and data.exists():
+        os.replace(data, data.with_name(f"{data.name}.{stamp}"))
     return aside

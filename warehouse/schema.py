@@ -309,11 +309,16 @@ LEDGER = pl.Schema(
         "decode_s": pl.Float64,
         "imported_at": UTC_US,
         "lake_pack": pl.String,  # the lake pack holding the file's frames (warehouse.lake); null: none
+        "published_snapshot": pl.Int64,  # the first warehouse snapshot readers saw the file's rows in; null: not yet
     }
 )
 
 #: Days whose activities were imported but not yet published (a run interrupted before publishing).
-PENDING_DAYS = pl.Schema({"day": pl.Date})
+#: Days an import touched and publishing has not replaced yet, per athlete (a run publishes its athletes' own).
+PENDING_DAYS = pl.Schema({"athlete_id": pl.String, "day": pl.Date})
+
+#: One row per publish: the commit that adds it is the snapshot readers see (`warehouse.catalog.PUBLISHED`).
+PUBLISHES = pl.Schema({"published_at": UTC_US, "files": pl.Int64})
 
 
 #: Hex digits of a file's sha256 that start the ids of its activities.

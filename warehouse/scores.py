@@ -9,9 +9,9 @@ from datetime import date, timedelta
 import polars as pl
 
 from retrostride.warehouse.schema import ACTIVITIES, BASELINES, BODY_MEASUREMENTS, LAPS, RECORDS, conform
-from retrostride.warehouse.store import Warehouse, insert
+from retrostride.warehouse.store import Warehouse, insert, of_athletes
 
-_STARTED_IN = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN ? AND ?)"
+_STARTED_IN = "activity_id IN (SELECT activity_id FROM activities WHERE start_day BETWEEN ? AND ? AND {athletes})"
 
 #: Tables scoring writes, per activity.
 SCORE_TABLES = ("segments", "activity_energy", "activity_detection")
@@ -40,38 +40,53 @@ class ActivityFrames:
 
 
 def activities_started(
-    warehouse: Warehouse, first: date, last: date, record_columns: tuple[str, ...] | None = None
+    warehouse: Warehouse,
+    first: date,
+    last: date,
+    record_columns: tuple[str, ...] | None = None,
+    athletes: list[str] | None = None,
 ) -> ActivityFrames:
     """Every activity that started on days first..last (UTC), with its records (only `record_columns`,
     default all) and laps (records in no set order: the filtered read interleaves activities, and
     `score_activities` sorts them)."""
     records = RECORDS if record_columns is None else pl.Schema({name: RECORDS[name] for name in record_columns})
+    mine = of_athletes(athletes)
+    started_in = _STARTED_IN.format(athletes=mine)
     return ActivityFrames(
-        activities=_read(warehouse, ACTIVITIES, "activities WHERE start_day BETWEEN ? AND ?", [first, last]),
-        records=_read(warehouse, records, f"records WHERE {_STARTED_IN}", [first, last]),
-        laps=_read(warehouse, LAPS, f"laps WHERE {_STARTED_IN}", [first, last]),
+        activities=_read(
+            warehouse, ACTIVITIES, f"activities WHERE start_day BETWEEN ? AND ? AND {mine}", [first, last]
+        ),
+        records=_read(warehouse, records, f"records WHERE {mine} AND {started_in}", [first, last]),
+        laps=_read(warehouse, LAPS, f"laps WHERE {started_in}", [first, last]),
     )
 
 
 def batches_started(
-    warehouse: Warehouse, batches: list[tuple[date, date]], per_read: int, record_columns: tuple[str, ...] | None = None
+    warehouse: Warehouse,
+    batches: list[tuple[date, date]],
+    per_read: int,
+    record_columns: tuple[str, ...] | None = None,
+    athletes: list[str] | None = None,
 ) -> Iterator[tuple[date, date, ActivityFrames]]:
     """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
     a read scans the whole records table, so small batches are cheaper read together."""
     for start in range(0, len(batches), per_read):
         group = batches[start : start + per_read]
-        frames = activities_started(warehouse, group[0][0], group[-1][1], record_columns)
+        frames = activities_started(warehouse, group[0][0], group[-1][1], record_columns, athletes)
         for first, last in group:
             yield first, last, frames.started(first, last)
 
 
-def month_batches(warehouse: Warehouse, first: date, end: date, max_records: int) -> list[tuple[date, date]]:
+def month_batches(
+    warehouse: Warehouse, first: date, end: date, max_records: int, athletes: list[str] | None = None
+) -> list[tuple[date, date]]:
     """(first, last day) ranges covering the months from `first` up to `end` (exclusive) that hold
-    activities, consecutive months together up to `max_records` samples (a bigger month alone)."""
+    activities (of `athletes`; None: any), consecutive months together up to `max_records` samples
+    (a bigger month alone)."""
     months = warehouse.query(
         "SELECT date_trunc('month', start_day)::DATE AS first_day, last_day(start_day) AS last_day,"
         " coalesce(sum(records), 0)::BIGINT AS samples FROM activities"
-        " WHERE start_day >= ? AND start_day < ? GROUP BY 1, 2 ORDER BY 1",
+        f" WHERE start_day >= ? AND start_day < ? AND {of_athletes(athletes)} GROUP BY 1, 2 ORDER BY 1",
         [first, end],
     )
     batches: list[tuple[date, date, int]] = []
@@ -117,7 +132,8 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
 
 def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
     """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
-    with warehouse.transaction() as connection:
+
+    def replace(connection) -> int:
         connection.execute(
             "DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
             " OR athlete_id NOT IN (SELECT athlete_id FROM activities)",
@@ -125,23 +141,32 @@ def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit:
         )
         return insert(connection, "gait_baselines", baselines)
 
+    return warehouse.write(replace)
 
-def replace_scores(warehouse: Warehouse, first: date, last: date, rows: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Replace the score rows (`segments`, `activity_energy`, `activity_detection`) of activities that started on days
-    first..last, in one transaction."""
-    with warehouse.transaction() as connection:
+
+def replace_scores(warehouse: Warehouse, activity_ids: list[str], rows: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Replace the score rows (`segments`, `activity_energy`, `activity_detection`) of the activities
+    scored, in one transaction.  Only theirs: an activity another run published meanwhile keeps the
+    rows that run gave it, so a commit retried after a conflict loses nothing."""
+
+    def replace(connection) -> dict[str, int]:
         counts = {}
         for table in SCORE_TABLES:
-            connection.execute(f"DELETE FROM {table} WHERE {_STARTED_IN}", [first, last])
+            connection.execute(f"DELETE FROM {table} WHERE list_contains(?, activity_id)", [activity_ids])
             counts[table] = insert(connection, table, rows[table])
         return counts
+
+    return warehouse.write(replace)
 
 
 def drop_orphan_scores(warehouse: Warehouse) -> None:
     """Delete score rows of activities the warehouse no longer holds."""
-    with warehouse.transaction() as connection:
+
+    def drop(connection) -> None:
         for table in SCORE_TABLES:
             connection.execute(f"DELETE FROM {table} WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
+
+    warehouse.write(drop)
 
 
 def _read(warehouse: Warehouse, schema: pl.Schema, source: str, parameters: list) -> pl.DataFrame:

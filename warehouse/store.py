@@ -1,22 +1,28 @@
-"""The DuckDB warehouse: tables made from the canonical schemas, short write transactions, views.
+"""The warehouse: tables made from the canonical schemas in a DuckLake, short write transactions, views.
 
-Writers hold the file only for the length of one transaction; a process that finds it locked waits
-and retries instead of failing, so a query and an import can take turns.
+Every transaction that commits is a snapshot: readers in other processes see the newest one, or an
+older one they ask for (`retrostride sql --as-of`).  Writers never block each other; a commit that
+conflicts with another writer's (both deleted rows from one data file) is run again (`write`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
+import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
+from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -33,6 +39,7 @@ TABLES: dict[str, pl.Schema] = {
     "gait_baselines": schema.BASELINES,
     "mart_settings": MART_SETTINGS,
     "pending_days": schema.PENDING_DAYS,
+    "publishes": schema.PUBLISHES,
 }
 
 _DUCKDB_TYPES = {
@@ -47,24 +54,29 @@ _DUCKDB_TYPES = {
     pl.Date: "DATE",
 }
 
-LOCK_WAIT_S = 60.0
+_log = logging.getLogger(__name__)
+#: How long a write keeps retrying commits that conflict with other writers'.
+WRITE_WAIT_S = 300.0
+T = TypeVar("T")
 
 
-#: A DuckDB file's three 4 KiB headers, before its blocks.
-HEADER_BYTES = 3 * 4096
-#: What DuckDB says when it reads a damaged file.
-DAMAGE_SAYS = ("Could not read enough bytes", "Corrupt database file", "not a valid DuckDB database file")
+#: What SQLite (the embedded catalog) and DuckDB say when they read a damaged catalog.
+DAMAGE_SAYS = ("database disk image is malformed", "file is not a database", "Corrupt database file")
 
 
 class WarehouseDamaged(Exception):
-    """The warehouse file cannot be read: damaged (truncated, overwritten) or not a DuckDB file."""
+    """The warehouse's catalog cannot be read: damaged (truncated, overwritten) or not a catalog."""
 
-    def __init__(self, path: Path, error: Exception | str):
+    def __init__(self, where: Path | str, error: Exception | str):
         detail = str(error).splitlines()[0][:200]
         super().__init__(
-            f"The warehouse {path} cannot be opened ({detail}); run `retrostride rebuild` to "
-            "recreate it from the lake and the ledger copies kept there (the damaged file is kept aside)."
+            f"The warehouse {where} cannot be opened ({detail}); run `retrostride rebuild` to "
+            "recreate it from the lake and the ledger copies kept there (the damaged catalog is kept aside)."
         )
+
+
+def is_damage(error: BaseException) -> bool:
+    return any(says in str(error) for says in DAMAGE_SAYS)
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -82,18 +94,33 @@ def view_sql() -> dict[str, str]:
 
 
 class Warehouse:
-    """One DuckDB file, opened briefly for each read or write (or kept open by `held`)."""
+    """The DuckLake warehouse (`warehouse.catalog.Catalog`): this process's engine attaches it once;
+    each read or write takes a cursor and sees the newest committed snapshot."""
 
-    def __init__(self, path: Path | str, tables: Mapping[str, pl.Schema] = TABLES):
-        self.path = Path(path)
+    def __init__(self, catalog: Catalog, tables: Mapping[str, pl.Schema] = TABLES):
+        self.catalog = catalog
         self.tables = dict(tables)
         self._held: duckdb.DuckDBPyConnection | None = None
 
+    @classmethod
+    def embedded(cls, home: Path | str, tables: Mapping[str, pl.Schema] = TABLES) -> Warehouse:
+        """The default warehouse of a home: catalog and files under it, no server."""
+        return cls(Catalog.embedded(home), tables)
+
+    @property
+    def path(self) -> Path:
+        """Where its writes land on this machine (for a full disk's message): the embedded catalog,
+        else the data folder (or the working folder, for data on an object store)."""
+        if self.catalog.sqlite_file is not None:
+            return self.catalog.sqlite_file
+        return Path(self.catalog.data) if "://" not in self.catalog.data else Path.cwd()
+
+    def exists(self) -> bool:
+        return self.catalog.exists()
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Keep the file open meanwhile: each read and write inside takes a cursor of one connection
-        instead of opening the file (which grows with the warehouse).  For a step that reads and
-        writes many times and owns the file (the `warehouse` pool); other processes wait meanwhile."""
+        """Reads and writes inside take cursors of one connection (a step that reads and writes many times)."""
         if self._held is not None:
             yield
             return
@@ -104,89 +131,114 @@ class Warehouse:
             self._held.close()
             self._held = None
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """A connection (UTC session time zone), waiting out another process's lock."""
-        if self._held is not None:
-            cursor = self._held.cursor()
-            cursor.execute("SET TimeZone = 'UTC'")
-            return cursor
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + LOCK_WAIT_S
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of this process's engine (UTC session time zone), its own transactions; a catalog
+        busy with another process's commit is waited for; a damaged one raises WarehouseDamaged."""
+        try:
+            parent = self._held if self._held is not None else shared_engine(self.catalog)
+        except (duckdb.Error, sqlite3.DatabaseError) as error:
+            if is_damage(error):
+                raise WarehouseDamaged(self.catalog.metadata, error) from None
+            raise
+        cursor = parent.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        deadline = time.monotonic() + WRITE_WAIT_S
         while True:
             try:
-                connection = duckdb.connect(str(self.path), read_only=read_only)
-                connection.execute("SET TimeZone = 'UTC'")
-                return connection
+                cursor.execute(f"USE {ALIAS}")
+                return cursor
             except duckdb.Error as error:
-                if "lock" in str(error).lower() and time.monotonic() <= deadline:
+                if "database is locked" in str(error) and time.monotonic() <= deadline:
                     time.sleep(0.05 + random.random() * 0.2)
                     continue
-                if any(says in str(error) for says in DAMAGE_SAYS):
-                    raise WarehouseDamaged(self.path, error) from None
+                cursor.close()
                 raise
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction: all of it is visible afterwards, or none of it."""
+        """One write transaction, one snapshot: all of it is visible afterwards, or none of it.
+        Commits that conflict with another writer's raise; `write` retries them."""
         connection = self.connect()
         try:
             connection.execute("BEGIN TRANSACTION")
             yield connection
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            with suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
             raise
         finally:
             connection.close()
 
+    def write(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `body` in a transaction; when another writer's commit conflicts with it (both deleted
+        from one data file), run it again on the newer snapshot, for up to WRITE_WAIT_S."""
+        deadline = time.monotonic() + WRITE_WAIT_S
+        while True:
+            try:
+                with self.transaction() as connection:
+                    return body(connection)
+            except duckdb.Error as error:
+                if not is_conflict(error) or time.monotonic() > deadline:
+                    raise
+                _log.info(
+                    "a commit conflicted with another writer's; running it again: %s", " ".join(str(error).split())
+                )
+                time.sleep(0.05 + random.random() * 0.2)
+
     def ensure_schema(self) -> None:
-        """Check that the file is whole, create missing tables and columns, and (re)create the views."""
-        self.check_whole()
-        with self.transaction() as connection:
+        """Create missing tables and columns (partitioned by athlete where they have one), and (re)create the views."""
+
+        def create(connection: duckdb.DuckDBPyConnection) -> None:
             for table, columns in self.tables.items():
-                _ensure_table(connection, table, columns)
+                if _ensure_table(connection, table, columns) and "athlete_id" in columns:
+                    # one athlete's rows in files of their own: writers for different athletes delete from different files
+                    connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
             if (
                 "mart_settings" in self.tables
                 and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]
             ):
                 insert(connection, "mart_settings", settings_row(MartConfig()))
+            existing = dict(
+                connection.execute(
+                    "SELECT view_name, comment FROM duckdb_views() WHERE database_name = current_database()"
+                ).fetchall()
+            )
             for name, sql in view_sql().items():
-                connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                version = hashlib.sha256(sql.encode()).hexdigest()[:16]
+                if existing.get(name) != version:  # an unchanged view is left alone: no snapshot, no conflict
+                    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                    connection.execute(f"COMMENT ON VIEW {name} IS '{version}'")
+
+        self.write(create)
 
     def query(self, sql: str, parameters: list | None = None) -> pl.DataFrame:
         """Run a read-only query and return its rows."""
-        connection = self.connect(read_only=True)
+        connection = self.connect()
         try:
-            return pl.from_arrow(connection.sql(sql, params=parameters or None).to_arrow_table())
+            # execute, not sql(params=): DuckDB 1.5's relation over a prepared statement reads it row by row
+            return pl.from_arrow(connection.execute(sql, parameters or None).to_arrow_table())
         except duckdb.Error as error:
-            if any(says in str(error) for says in DAMAGE_SAYS):
-                raise WarehouseDamaged(self.path, error) from None
+            if is_damage(error):
+                raise WarehouseDamaged(self.catalog.metadata, error) from None
             raise
         finally:
             connection.close()
 
-    def check_whole(self) -> None:
-        """Raise WarehouseDamaged when the file is shorter than the blocks its header counts (a
-        truncated copy, a disk that lost the tail): found here, not in the middle of a publish.
-        With a write-ahead log beside it the count includes blocks not yet written, so the check waits
-        for a file without one (every completed import ends with a checkpoint)."""
-        if self._held is not None or not self.path.exists() or self.path.with_name(self.path.name + ".wal").exists():
-            return
-        connection = self.connect()
-        try:
-            # used, not total: DuckDB cuts free blocks off the file's end, and total counts them still
-            block_size, blocks = connection.execute(
-                "SELECT block_size, used_blocks FROM pragma_database_size()"
-            ).fetchone()
-        finally:
-            connection.close()
-        size = self.path.stat().st_size
-        if size < HEADER_BYTES + blocks * block_size:
-            raise WarehouseDamaged(
-                self.path,
-                f"the file has {size} bytes where its {blocks} used blocks need {HEADER_BYTES + blocks * block_size}",
-            )
+
+def is_conflict(error: duckdb.Error) -> bool:
+    """A commit that lost a race with another writer's (worth running again), not a mistake."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
+
+
+def of_athletes(athletes: list[str] | None, column: str = "athlete_id") -> str:
+    """SQL true for rows whose `column` is one of `athletes` (None: every athlete); the names are
+    quoted, never user SQL."""
+    if athletes is None:
+        return "true"
+    names = ", ".join("'" + athlete.replace("'", "''") + "'" for athlete in athletes)
+    return f"{column} IN ({names})" if names else "false"
 
 
 def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
@@ -201,15 +253,20 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return len(frame)
 
 
-def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> None:
+def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> bool:
+    """Create `table` or add the columns it lacks; True if it was created."""
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
     existing = {
         row[0]
         for row in connection.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_name = ?",
+            [table],
         ).fetchall()
     }
+    if not existing:
+        connection.execute(f"CREATE TABLE {table} ({definition})")
+        return True
     for name, dtype in columns.items():
         if name not in existing:
             connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')
+    return False

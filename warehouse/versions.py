@@ -18,9 +18,13 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
     table's current one; or when the month has activities but a table in `required` has no row for
     any of them (derived rows never made).
     """
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return []
-    present = set(warehouse.query("SELECT table_name FROM information_schema.tables")["table_name"].to_list())
+    present = set(
+        warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")[
+            "table_name"
+        ].to_list()
+    )
     if "activities" not in present:
         return []
     parts, parameters = [], []
@@ -45,14 +49,18 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
 
 def occupied_months(warehouse: Warehouse) -> list[date]:
     """First days of the months that hold activities."""
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return []
     return warehouse.query(f"SELECT DISTINCT {_MONTH} AS month FROM activities a ORDER BY 1")["month"].to_list()
 
 
 def version_counts(warehouse: Warehouse, tables: Sequence[str]) -> dict[str, dict[str, int]]:
     """Rows per model_version in each of `tables` that exists: what a user checks after a reprocess."""
-    present = set(warehouse.query("SELECT table_name FROM information_schema.tables")["table_name"].to_list())
+    present = set(
+        warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()")[
+            "table_name"
+        ].to_list()
+    )
     counts = {}
     for table in tables:
         if table in present:

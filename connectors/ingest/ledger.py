@@ -39,15 +39,35 @@ class ImportSummary:
     """Counts and reasons for one batch, and the days whose partitions it changed."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    #: days an earlier, interrupted run imported but did not publish
-    pending: list[date] = field(default_factory=list)
+    #: (athlete, day) an earlier, interrupted run imported but did not publish (athlete None: from
+    #: before pending days had athletes, every athlete's)
+    pending: list[tuple[str | None, date]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
+    def athletes(self) -> list[str] | None:
+        """The athletes of the batch's files; None (every athlete) for a batch of no files."""
+        return sorted({o.athlete_id for o in self.outcomes}) or None
+
+    @property
+    def athlete_days(self) -> dict[str | None, list[date]]:
+        """The days to publish, per athlete: those this batch changed, and those left pending for the
+        batch's athletes (for every athlete when the batch had no files: `retrostride rebuild`).
+        Runs for different athletes so never publish, and never conflict over, each other's rows."""
+        athletes = {o.athlete_id for o in self.outcomes}
+        days: dict[str | None, set[date]] = {}
+        for outcome in self.outcomes:
+            days.setdefault(outcome.athlete_id, set()).update(outcome.days)
+        for athlete, day in self.pending:
+            if not athletes or athlete in athletes or athlete is None:
+                days.setdefault(athlete, set()).add(day)
+        return {athlete: sorted(found) for athlete, found in days.items() if found}
+
+    @property
     def days(self) -> list[date]:
-        return sorted({d for o in self.outcomes for d in o.days} | set(self.pending))
+        return sorted({d for found in self.athlete_days.values() for d in found})
 
     @property
     def failures(self) -> list[Outcome]:
@@ -104,8 +124,9 @@ def known_files(warehouse: Warehouse) -> tuple[set[tuple[str, str]], dict[str, s
     return seen, originals
 
 
-def pending_days(warehouse: Warehouse) -> list[date]:
-    return warehouse.query("SELECT DISTINCT day FROM pending_days ORDER BY day")["day"].to_list()
+def pending_days(warehouse: Warehouse) -> list[tuple[str | None, date]]:
+    """(athlete, day) not published yet."""
+    return warehouse.query("SELECT DISTINCT athlete_id, day FROM pending_days ORDER BY ALL").rows()
 
 
 def flush(warehouse: Warehouse, lake: Lake, rows: list[dict]) -> None:
@@ -114,9 +135,15 @@ def flush(warehouse: Warehouse, lake: Lake, rows: list[dict]) -> None:
     if not rows:
         return
     frame = pl.DataFrame([{c: r.get(c) for c in LEDGER} for r in rows], schema=LEDGER, strict=False)
-    days = pl.DataFrame({"day": sorted({d for r in rows for d in r.get("_days", ())})}, schema=PENDING_DAYS)
-    with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES), warehouse.transaction() as connection:
+    days = pl.DataFrame(
+        sorted({(r["athlete_id"], d) for r in rows for d in r.get("_days", ())}), schema=PENDING_DAYS, orient="row"
+    )
+
+    def write(connection) -> None:
         write_ledger(connection, frame)
         insert(connection, "pending_days", days)
-        write_ledger_copy(lake, frame)
+
+    with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES):
+        write_ledger_copy(lake, frame)  # before the commit: a ledger row is never missing from the copies
+        warehouse.write(write)
     rows.clear()

@@ -1,7 +1,7 @@
 """The HTML report: a runner's weeks, backward running, body and outcomes, activities and data
 quality, drawn from the published warehouse into one file that opens offline.
 
-    summary = write_report(published_path, Path("report.html"), ReportScope(athlete="alice"))
+    summary = write_report(Reading(catalog), Path("report.html"), ReportScope(athlete="alice"))
 
 No Dagster in here: the `athlete_reports` asset and `retrostride report` both call `write_report`.
 """
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
+from retrostride.warehouse.access import Reading
 
 from .data import ReportScope, read_report_data
 from .page import render_page
@@ -58,9 +60,9 @@ class ReportSummary:
 
 
 def write_report(
-    published: Path, output: Path, scope: ReportScope = ReportScope(), cache: Path | None = None
+    published: Reading, output: Path, scope: ReportScope = ReportScope(), cache: Path | None = None
 ) -> ReportSummary:
-    """Render the report of `scope` from the warehouse file `published` (opened read-only) to
+    """Render the report of `scope` from the warehouse's published snapshot (read-only) to
     `output`, replacing it atomically; `cache` keeps the charts' JavaScript between processes."""
     data = read_report_data(published, scope)
     html, charts = render_page(data, source=str(published), cache=cache)

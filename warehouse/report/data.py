@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from retrostride.warehouse.access import Reading, read_only_connection
 
 RECENT_ACTIVITIES = 12  # rows of the activity timeline
 DETAIL_BUCKET_S = 10  # the activity in detail: one point per this many seconds
@@ -235,15 +236,14 @@ _DETECTION_STATUS = """
     ORDER BY a.athlete_id, a.local_start_ts DESC"""
 
 
-def read_report_data(published: Path, scope: ReportScope) -> ReportData:
-    """Every frame of the report, from the database at `published` opened read-only."""
-    connection = duckdb.connect(str(published), read_only=True)
+def read_report_data(published: Reading, scope: ReportScope) -> ReportData:
+    """Every frame of the report, from the warehouse's published snapshot, read-only."""
+    connection = read_only_connection(published)
     try:
-        connection.execute("SET TimeZone = 'UTC'")
 
         def query(sql: str, params: dict) -> pl.DataFrame:
             used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-            return connection.sql(sql, params=used).pl()
+            return connection.execute(sql, used).pl()
 
         athletes = query(QUERIES["athletes"], {"athlete": scope.athlete})["athlete_id"].to_list()
         params = {
