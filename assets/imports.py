@@ -90,38 +90,23 @@ def import_sources(
     return summary
 
 
+#: The tables `activity_tables` publishes from the lake, each with its asset's description.
+TABLE_DESCRIPTIONS = {
+    "activities": "The `activities` table: one row per activity (a FIT or TCX session, a GPX track, a platform's"
+    " manual entry): athlete, sport, names, start and end, local day, distance, source file, duplicate link.",
+    "records": "The `records` table: one row per sample (time, position, altitude, speed, cadence, heart rate,"
+    " ...) in canonical units (DESIGN §4); positions inside privacy zones are null.",
+    "laps": "The `laps` table: laps and GPX segments with their workout-step names (label evidence for detection).",
+    "developer_fields": "The `developer_fields` table: values of FIT developer fields (Stryd, Connect IQ apps,"
+    " running-dynamics pods), one row per sample and field, with the app, the field's name and units.",
+}
+PUBLISHED_TABLES = tuple(TABLE_DESCRIPTIONS)
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            "activities",
-            deps=[source_files],
-            description="The `activities` table: one row per activity (a FIT or TCX session, a GPX track, a platform's"
-            " manual entry): athlete, sport, names, start and end, local day, distance, source file, duplicate link."
-            + PARTITIONS_NOTE,
-            kinds={"duckdb"},
-        ),
-        dg.AssetSpec(
-            "records",
-            deps=[source_files],
-            description="The `records` table: one row per sample (time, position, altitude, speed, cadence, heart rate,"
-            " ...) in canonical units (DESIGN §4); positions inside privacy zones are null." + PARTITIONS_NOTE,
-            kinds={"duckdb"},
-        ),
-        dg.AssetSpec(
-            "laps",
-            deps=[source_files],
-            description="The `laps` table: laps and GPX segments with their workout-step names (label evidence"
-            " for detection)." + PARTITIONS_NOTE,
-            kinds={"duckdb"},
-        ),
-        dg.AssetSpec(
-            "developer_fields",
-            deps=[source_files],
-            description="The `developer_fields` table: values of FIT developer fields (Stryd, Connect IQ apps,"
-            " running-dynamics pods), one row per sample and field, with the app, the field's name and units."
-            + PARTITIONS_NOTE,
-            kinds={"duckdb"},
-        ),
+        dg.AssetSpec(name, deps=[source_files], description=description + PARTITIONS_NOTE, kinds={"duckdb"})
+        for name, description in TABLE_DESCRIPTIONS.items()
     ],
     partitions_def=monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -135,10 +120,6 @@ def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
     for name, metadata in publish_range(storage, first, last, context.log).items():
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
-
-
-#: The tables `activity_tables` publishes from the lake.
-PUBLISHED_TABLES = ("activities", "records", "laps", "developer_fields")
 
 
 def publish_range(
