@@ -8,8 +8,6 @@ No Dagster in here: the `athlete_reports` asset and `retrostride report` both ca
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +17,27 @@ from retrostride.warehouse.access import Reading
 
 from .data import ReportScope, read_report_data
 from .page import render_page
+from .sections import SectionCache, write_atomically
 
-__all__ = ["ReportScope", "ReportSummary", "bundle_cache", "default_report_path", "write_report"]
+__all__ = [
+    "ReportScope",
+    "ReportSummary",
+    "SectionCache",
+    "bundle_cache",
+    "default_report_path",
+    "section_cache",
+    "write_report",
+]
 
 
 def bundle_cache(home: Path) -> Path:
     """Where the charts' JavaScript bundle is kept: `<home>/reports/.cache`."""
     return home / "reports" / ".cache"
+
+
+def section_cache(home: Path) -> SectionCache:
+    """Where the pipeline's report keeps each athlete's drawn part: `<home>/reports/.cache/sections`."""
+    return SectionCache(bundle_cache(home) / "sections")
 
 
 def default_report_path(home: Path, athlete: str | None = None) -> Path:
@@ -35,10 +47,12 @@ def default_report_path(home: Path, athlete: str | None = None) -> Path:
 
 @dataclass(frozen=True)
 class ReportSummary:
-    """What was written: where, for whom, how many charts, and each athlete's headline figures."""
+    """What was written: where, for whom, how many charts, whose part was drawn (the others were kept
+    from an earlier redraw), and each athlete's headline figures."""
 
     path: Path
     athletes: list[str]
+    redrawn: list[str]
     charts: int
     bytes: int
     headline: pl.DataFrame
@@ -60,16 +74,23 @@ class ReportSummary:
 
 
 def write_report(
-    published: Reading, output: Path, scope: ReportScope = ReportScope(), cache: Path | None = None
+    published: Reading,
+    output: Path,
+    scope: ReportScope = ReportScope(),
+    cache: Path | None = None,
+    sections: SectionCache | None = None,
 ) -> ReportSummary:
     """Render the report of `scope` from the warehouse's published snapshot (read-only) to
-    `output`, replacing it atomically; `cache` keeps the charts' JavaScript between processes."""
+    `output`, replacing it atomically; `cache` keeps the charts' JavaScript between processes,
+    `sections` each athlete's drawn part (only athletes whose rows changed are drawn again)."""
     data = read_report_data(published, scope)
-    html, charts = render_page(data, source=str(published), cache=cache)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.{uuid.uuid4().hex}")
-    staging.write_text(html, encoding="utf-8")
-    os.replace(staging, output)
+    page = render_page(data, source=str(published), cache=cache, sections=sections)
+    write_atomically(output, page.html)
     return ReportSummary(
-        path=output, athletes=data.athletes, charts=charts, bytes=output.stat().st_size, headline=data.headline
+        path=output,
+        athletes=data.athletes,
+        redrawn=page.redrawn,
+        charts=page.charts,
+        bytes=output.stat().st_size,
+        headline=data.headline,
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -20,10 +18,12 @@ from markupsafe import Markup
 
 from . import charts
 from .data import ReportData
+from .sections import DrawnSection, SectionCache, section_key, write_atomically
 
-_TEMPLATE = jinja2.Environment(
+_TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader(__package__, "."), autoescape=True, keep_trailing_newline=True
-).get_template("page.html.j2")
+)
+_PAGE, _ATHLETE = _TEMPLATES.get_template("page.html.j2"), _TEMPLATES.get_template("athlete.html.j2")
 
 
 @functools.cache
@@ -39,39 +39,56 @@ def javascript_bundle(cache: Path | None = None) -> str:
         return kept.read_text(encoding="utf-8")
     bundle = vl_convert.javascript_bundle(vl_version=vl_version).replace("</script", "<\\/script")
     if kept:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        staging = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}")
-        staging.write_text(bundle, encoding="utf-8")
-        os.replace(staging, kept)
+        write_atomically(kept, bundle)
     return bundle
 
 
 @dataclass
 class _Charts:
-    """Chart placeholders of the page and the specifications vega-embed draws into them."""
+    """Chart placeholders of one part of the page and the specifications vega-embed draws into them;
+    `prefix` keeps each part's names apart (an athlete's part is drawn on its own, maybe in another run)."""
 
+    prefix: str
     specs: dict[str, dict] = field(default_factory=dict)
 
     def add(self, chart: alt.TopLevelMixin) -> Markup:
-        name = f"chart-{len(self.specs) + 1}"
+        name = f"{self.prefix}-{len(self.specs) + 1}"
         with alt.data_transformers.disable_max_rows():  # years of days or samples: rows SQL has already bounded
             self.specs[name] = chart.to_dict()
         return Markup(f'<div class="chart" id="{name}"></div>')
 
-    def json(self) -> Markup:
-        return Markup(json.dumps(self.specs, separators=(",", ":")).replace("</", "<\\/"))
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """The page's HTML, how many charts it draws, and the athletes whose part was drawn (not kept)."""
+
+    html: str
+    charts: int
+    redrawn: list[str]
 
 
-def render_page(data: ReportData, source: str, cache: Path | None = None) -> tuple[str, int]:
-    """The page's HTML and how many charts it draws (`cache`: where the JavaScript bundle is kept)."""
-    placed = _Charts()
+def render_page(
+    data: ReportData, source: str, cache: Path | None = None, sections: SectionCache | None = None
+) -> RenderedPage:
+    """The page (`cache`: where the JavaScript bundle is kept; `sections`: where each athlete's drawn
+    part is kept, to draw only the athletes whose rows changed; None: draw every part)."""
     study_settings = data.study_settings.row(0, named=True)
-    athletes = [_athlete(data, athlete, placed, study_settings["study_weeks"]) for athlete in data.athletes]
     study = {
         **{k: f"{v:g}" for k, v in study_settings.items()},
         "summary": _rows(data.study_summary, digits=2),
         "has_windows": bool(data.study_summary["windows"].sum()),
     }
+    drawn, redrawn = [], []
+    for athlete in data.athletes:
+        key = section_key(data, athlete) if sections else ""
+        section = sections.get(athlete, key) if sections else None
+        if section is None:
+            section = _athlete_section(data, athlete, study)
+            redrawn.append(athlete)
+            if sections:
+                sections.put(athlete, key, section)
+        drawn.append(section)
+    placed = _Charts("chart")
     page_charts = {
         "study": placed.add(charts.study(data.study_summary)) if study["has_windows"] else None,
         "imports": placed.add(charts.import_status(data.import_summary)) if data.import_summary.height else None,
@@ -83,17 +100,25 @@ def render_page(data: ReportData, source: str, cache: Path | None = None) -> tup
         "duplicates": _rows(data.duplicates),
         "detection": _rows(data.detection_status) if data.detection_status is not None else None,
     }
-    html = _TEMPLATE.render(
+    specs = {name: spec for section in drawn for name, spec in section.specs.items()} | placed.specs
+    html = _PAGE.render(
         scope=data.scope.describe(),
         source=source,
         bundle=Markup(javascript_bundle(cache)),
-        athletes=athletes,
+        athletes=[Markup(section.html) for section in drawn],
         study=study,
         quality=quality,
         charts=page_charts,
-        specs=placed.json(),
+        specs=Markup(json.dumps(specs, separators=(",", ":")).replace("</", "<\\/")),
     )
-    return html, len(placed.specs)
+    return RenderedPage(html=html, charts=len(specs), redrawn=redrawn)
+
+
+def _athlete_section(data: ReportData, athlete: str, study: dict) -> DrawnSection:
+    """One athlete's part of the page, drawn."""
+    placed = _Charts(f"{athlete}-chart")
+    part = _athlete(data, athlete, placed, data.study_settings.row(0, named=True)["study_weeks"])
+    return DrawnSection(html=_ATHLETE.render(a=part, study=study), specs=placed.specs)
 
 
 def _athlete(data: ReportData, athlete: str, placed: _Charts, study_weeks: int) -> dict:
