@@ -60,3 +60,13 @@ def test_an_import_for_one_athlete_redraws_only_their_part_of_the_same_page(tmp_
     full = write_report(Reading(settings.catalog), tmp_path / "full.html", cache=bundle_cache(settings.home))
     assert full.redrawn == full.athletes and len(full.athletes) == 3
     assert _comparable(pipeline_page) == _comparable(full.path.read_text(encoding="utf-8"))
+
+    # an unreadable entry and one drawn from other rows (another athlete's part, under its key) are drawn again
+    others = [athlete for athlete in full.athletes if athlete != changed]
+    kept.file_of(others[0]).write_text("{not json", encoding="utf-8")
+    kept.file_of(others[1]).write_bytes(kept.file_of(changed).read_bytes())
+    again = write_report(
+        Reading(settings.catalog), tmp_path / "again.html", cache=bundle_cache(settings.home), sections=kept
+    )
+    assert sorted(again.redrawn) == sorted(others)
+    assert _comparable(again.path.read_text(encoding="utf-8")) == _comparable(pipeline_page)

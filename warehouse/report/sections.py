@@ -49,11 +49,11 @@ class SectionCache:
     def get(self, athlete: str, key: str) -> DrawnSection | None:
         try:
             kept = json.loads(self.file_of(athlete).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(kept, dict) or kept.get("key") != key:
-            return None
-        return DrawnSection(html=kept["html"], specs=kept["specs"])
+            if kept["key"] == key and isinstance(kept["html"], str) and isinstance(kept["specs"], dict):
+                return DrawnSection(html=kept["html"], specs=kept["specs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # missing or unreadable: drawn again
+        return None
 
     def put(self, athlete: str, key: str, section: DrawnSection) -> None:
         kept = {"key": key, "athlete": athlete, "html": section.html, "specs": section.specs}
