@@ -387,20 +387,29 @@ def reprocess() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Move a home from before DuckLake (warehouse.duckdb) into the DuckLake warehouse; the old file stays, renamed."""
+    """Bring an existing home up to date: a warehouse from before DuckLake (warehouse.duckdb) moved into the
+    DuckLake (the old file stays, renamed), and columns added since, filled (laps and developer fields get their athlete)."""
     from retrostride.warehouse.migrate import ensure_migrated
+    from retrostride.warehouse.store import Warehouse
 
     settings = _settings()
     done = ensure_migrated(settings.legacy_warehouse, settings.catalog)
-    if done is None:
+    if done is not None:
         console.print(
-            f"Nothing to migrate: no {settings.legacy_warehouse} (the warehouse is {settings.catalog.metadata})."
+            f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
+            f"the old file is kept as {done.kept_as}."
         )
-        return
-    console.print(
-        f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
-        f"the old file is kept as {done.kept_as}."
-    )
+    given = Warehouse(settings.catalog).ensure_schema() if settings.catalog.exists() else {}
+    if given:
+        console.print(
+            "Partitioned by athlete now, each row given its activity's athlete: "
+            + ", ".join(f"{table} ({rows} rows)" for table, rows in given.items())
+        )
+    if done is None and not given:
+        console.print(
+            f"Nothing to migrate: no {settings.legacy_warehouse}, and the warehouse ({settings.catalog.metadata})"
+            " has every table and column."
+        )
 
 
 @app.command()
