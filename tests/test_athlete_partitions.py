@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from benchmarks.checksum import differences, table_checksums
 from retrostride.assets.settings import Settings
+from retrostride.pipelines.backfills import current_model_versions
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths
 from retrostride.warehouse.store import Warehouse
@@ -97,3 +98,47 @@ def test_a_home_from_before_laps_had_athletes_migrates_with_nothing_lost(home):
     first, last = warehouse.query("SELECT min(start_day) AS a, max(start_day) AS b FROM activities").row(0)
     cli(home, "backfill", "--start", str(first), "--end", str(last))
     assert differences(expected, table_checksums(warehouse)) == []
+
+
+def test_reprocess_for_one_athlete_leaves_the_others_rows_and_files_alone(home):
+    warehouse = Warehouse(home.catalog)
+    athletes = warehouse.query("SELECT DISTINCT athlete_id FROM activities ORDER BY 1")["athlete_id"].to_list()
+    mine, others = athletes[0], athletes[1:]
+    assert len(others) >= 2
+    for table in ("segments", "activity_energy"):  # a model change: every athlete's rows are stale
+        warehouse.write(lambda c, t=table: c.execute(f"UPDATE {t} SET model_version = 'old'"))
+    before = {a: (table_checksums(warehouse, athlete=a), athletes_files(warehouse, a)) for a in others}
+    mine_before = athletes_files(warehouse, mine)
+
+    said = cli(home, "reprocess", "--athlete", mine)
+    assert "stale" in said
+    current = current_model_versions(home)["segments"]
+    versions = warehouse.query("SELECT athlete_id, list(DISTINCT model_version) AS v FROM segments GROUP BY 1")
+    assert dict(versions.iter_rows()) == {mine: [current], **{a: ["old"] for a in others}}
+    for athlete in others:  # byte for byte: the same files, no delete file added
+        assert (table_checksums(warehouse, athlete=athlete), athletes_files(warehouse, athlete)) == before[athlete]
+    assert athletes_files(warehouse, mine)["segments"] != mine_before["segments"]
+
+
+def test_a_backfill_for_some_athletes_replaces_only_their_partitions(home):
+    warehouse = Warehouse(home.catalog)
+    athletes = warehouse.query("SELECT DISTINCT athlete_id FROM activities ORDER BY 1")["athlete_id"].to_list()
+    chosen, other = athletes[:2], athletes[2]
+    expected = table_checksums(warehouse)
+    before = {a: athletes_files(warehouse, a) for a in athletes}
+    first, last = warehouse.query("SELECT min(start_day) AS a, max(start_day) AS b FROM activities").row(0)
+    said = cli(
+        home, "backfill", "--start", str(first), "--end", str(last), "--athlete", chosen[0], "--athlete", chosen[1]
+    )
+    assert f"athletes {', '.join(chosen)}" in said
+    assert differences(expected, table_checksums(warehouse)) == []  # the same rows again
+    assert athletes_files(warehouse, other) == before[other]
+    for athlete in chosen:
+        assert athletes_files(warehouse, athlete)["records"] != before[athlete]["records"]
+
+
+def test_reprocess_and_backfill_say_which_athletes_they_take():
+    for command in ("reprocess", "backfill"):
+        answer = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        said = " ".join(answer.output.replace("│", " ").split())
+        assert answer.exit_code == 0 and "--athlete" in said and "Default: every athlete." in said, said
