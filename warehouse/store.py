@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
-from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
+from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine, writer_turn
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -157,18 +157,20 @@ class Warehouse:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction, one snapshot: all of it is visible afterwards, or none of it.
-        Commits that conflict with another writer's raise; `write` retries them."""
-        connection = self.connect()
-        try:
-            connection.execute("BEGIN TRANSACTION")
-            yield connection
-            connection.execute("COMMIT")
-        except BaseException:
-            with suppress(duckdb.Error):
-                connection.execute("ROLLBACK")
-            raise
-        finally:
-            connection.close()
+        Commits that conflict with another writer's raise; `write` retries them.  On an embedded
+        catalog, transactions of all processes take turns (`writer_turn`)."""
+        with writer_turn(self.catalog):
+            connection = self.connect()
+            try:
+                connection.execute("BEGIN TRANSACTION")
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            finally:
+                connection.close()
 
     def write(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `body` in a transaction; when another writer's commit conflicts with it (both deleted
