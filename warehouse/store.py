@@ -1,8 +1,9 @@
 """The warehouse: tables made from the canonical schemas in a DuckLake, short write transactions, views.
 
 Every transaction that commits is a snapshot: readers in other processes see the newest one, or an
-older one they ask for (`retrostride sql --as-of`).  Writers never block each other; a commit that
-conflicts with another writer's (both deleted rows from one data file) is run again (`write`).
+older one they ask for (`retrostride sql --as-of`).  On PostgreSQL writers commit side by side; on
+the embedded catalog their transactions take turns (`catalog.writer_turn`).  A commit that conflicts
+with another writer's (both deleted rows from one data file) is run again (`write`).
 """
 
 from __future__ import annotations
