@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from retrostride.assets.imports import body_measurements
-from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly, run_athletes
 from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
@@ -41,12 +41,13 @@ BATCHES_FOR_PROCESSES = 4
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
-def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
+def athlete_gait_baselines(context: dg.AssetExecutionContext, storage: Storage, models: Models) -> dg.MaterializeResult:
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
     its coverage and quality; with fewer than `baseline_min_runs` runs, the literature prior blended
     towards them.  No forward run at all: no row, and scoring uses the prior alone.
-    Only athletes whose latest runs (or their names, or the model) changed are refit."""
-    return dg.MaterializeResult(metadata=refit_baselines(storage, models))
+    Only athletes whose latest runs (or their names, or the model) changed are refit (of the run's
+    athletes, `run_athletes`)."""
+    return dg.MaterializeResult(metadata=refit_baselines(storage, models, run_athletes(context)))
 
 
 def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None = None) -> dict:
@@ -60,7 +61,7 @@ def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None
     baselines = fit_gait_baselines(
         runs.records, runs.activities, runs.laps, detection, profiles_frame(storage.profiles())
     )
-    scores.replace_gait_baselines(storage.warehouse, baselines, refit)
+    scores.replace_gait_baselines(storage.warehouse, baselines, refit, athletes)
     baselines = scores.gait_baselines(storage.warehouse)
     athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
     return {
@@ -108,10 +109,12 @@ def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None
     pool="warehouse",
 )
 def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models):
-    """Detect segments and estimate energy for the activities of each month in the run's range, and
-    replace that month's rows in one transaction."""
+    """Detect segments and estimate energy for the activities of each month in the run's range (of the
+    run's athletes, `run_athletes`), and replace that month's rows in one transaction."""
     window = context.partition_time_window
-    yield from score_range(storage, models, window.start.date(), window.end.date(), context.log)
+    yield from score_range(
+        storage, models, window.start.date(), window.end.date(), context.log, athletes=run_athletes(context)
+    )
 
 
 def score_range(
@@ -130,7 +133,7 @@ def score_range(
     baselines = scores.gait_baselines(warehouse)
     measurements = scores.body_measurements(warehouse)
     profiles = profiles_frame(storage.profiles())
-    scores.drop_orphan_scores(warehouse)
+    scores.drop_orphan_scores(warehouse, athletes)
     totals = {"segments": 0, "activity_energy": 0, "activity_detection": 0}
     statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []

@@ -15,13 +15,15 @@ package registry and are loaded from those files: nothing is downloaded at run t
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import sqlite3
 import tempfile
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -201,3 +203,37 @@ def forget_engines(catalog: Catalog) -> None:
         engine = _engines.pop((os.getpid(), catalog), None)
     if engine is not None:
         engine.close()
+
+
+#: Per embedded catalog: the lock of this process's threads, and the lock file while a turn is held (one entry per nested turn).
+_turns: dict[Path, tuple[threading.RLock, list]] = {}
+
+
+@contextmanager
+def writer_turn(catalog: Catalog) -> Iterator[None]:
+    """One write transaction at a time on an embedded catalog, across processes (an exclusive lock on
+    `<catalog>.writer`, released by the kernel if the process dies; reentrant in a thread).  SQLite
+    cannot commit a DuckLake transaction when another one committed after it began: the later
+    commit fails whole (duckdb/ducklake#1309) and would be run again, a long one again and again.
+    Taking turns, each commits on its first try while the work outside transactions runs side by
+    side.  A PostgreSQL catalog commits writers side by side: no lock."""
+    path = catalog.sqlite_file
+    if path is None:
+        yield
+        return
+    with _engines_lock:
+        lock, held = _turns.setdefault(path, (threading.RLock(), []))
+    with lock:
+        if not held:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_name(path.name + ".writer"), "a")  # noqa: SIM115 (closed when the turn ends)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.append(handle)
+        else:
+            held.append(held[0])
+        try:
+            yield
+        finally:
+            handle = held.pop()
+            if not held:
+                handle.close()  # the kernel releases the lock
