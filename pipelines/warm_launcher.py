@@ -2,7 +2,7 @@
 
 Dagster's default launcher asks the code server to spawn a new interpreter per run, which then
 imports Dagster, Polars and the code location before the run's first step.  This one keeps a run
-server (`python -m retrostride.pipelines.warm_launcher MODULE...`) that has imported those once; for
+server (`pipelines/run_server.py`) that has imported those once; for
 each run it forks a child that executes the run through Dagster's own entry point (`dagster api
 execute_run`'s), so the run's events, status and logs are Dagster's as before.  The run server starts
 with the first launch and ends when the launching process closes its pipe.
@@ -14,7 +14,6 @@ its process SIGINT, which Dagster's run worker turns into a cancelled run.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -75,7 +74,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             for attempt in range(2):
                 if self._server is None or self._server.poll() is not None:
                     self._server = subprocess.Popen(
-                        [sys.executable, "-m", __name__, *self._preload],
+                        [sys.executable, "-m", "retrostride.pipelines.run_server", *self._preload],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         text=True,
@@ -145,51 +144,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def serve(preload: Sequence[str]) -> None:
-    """The run server: import `preload`, then fork one child per line of ExecuteRunArgs read from
-    stdin, answering each with the child's pid; ends at the end of stdin."""
-    for module in preload:
-        importlib.import_module(module)
-    from dagster._cli.api import execute_run_command
-
-    commands, answers = sys.stdin, sys.stdout
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    for line in commands:
-        if not line.strip():
-            continue
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _run_child(line.strip(), execute_run_command.callback)
-        answers.write(f"{pid}\n")
-        answers.flush()
-
-
-def _run_child(arguments: str, execute_run) -> None:
-    """In the forked child: leave the server's pipes, execute the run, exit with its code."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its own workers
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # what the run prints goes where the server's errors go, not into its answers
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - the child's stdin until it exits
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    code = 1
-    try:
-        execute_run(arguments, None)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1:])
