@@ -117,13 +117,13 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         pid = _worker_pid(run)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run has no process recorded")
-        if _alive(pid):
+        if process_alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process {pid} ended before the run did")
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or (pid := _worker_pid(run)) is None or not _alive(pid):
+        if run is None or run.is_finished or (pid := _worker_pid(run)) is None or not process_alive(pid):
             return False
         self._instance.report_run_canceling(run)
         os.kill(pid, signal.SIGINT)  # Dagster's run worker ends the run as cancelled
@@ -135,8 +135,8 @@ def _worker_pid(run: dg.DagsterRun) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    """True while process `pid` exists (the run server reaps its children, so none lingers as a zombie)."""
+def process_alive(pid: int) -> bool:
+    """True while process `pid` exists on this machine (the run server reaps its children: none lingers as a zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
