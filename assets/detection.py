@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from retrostride.assets.imports import body_measurements
-from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly, run_athletes
 from retrostride.assets.resources import Models, RunProgress, Storage, no_progress
 from retrostride.assets.transforms.energy import implausible_energy
 from retrostride.assets.transforms.gait import fit_gait_baselines, stale_baselines, training_digests
@@ -31,18 +31,23 @@ SCORE_BATCH_RECORDS = 250_000
 #: Batches read from the warehouse by one query: each query scans the records table, and the
 #: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
 BATCHES_PER_READ = 2
+#: Score rows (segments, energy, detection) written in one transaction: many batches' rows go in
+#: together, since a commit per batch costs more than its rows (a kill before the last write leaves
+#: the months pending, and the next run scores them again either way).
+SCORE_ROWS_PER_WRITE = 500_000
 #: Batches from which scoring spreads over `storage.workers` processes (about a year of one runner):
 #: with fewer, starting the processes costs more than they save (README, Performance).
 BATCHES_FOR_PROCESSES = 4
 
 
 @dg.asset(deps=["activities", "records", "laps"], group_name="detection", pool="warehouse", kinds={"polars", "duckdb"})
-def athlete_gait_baselines(storage: Storage, models: Models) -> dg.MaterializeResult:
+def athlete_gait_baselines(context: dg.AssetExecutionContext, storage: Storage, models: Models) -> dg.MaterializeResult:
     """Per athlete: a robust fit of log step length on log speed over their latest forward runs, with
     its coverage and quality; with fewer than `baseline_min_runs` runs, the literature prior blended
     towards them.  No forward run at all: no row, and scoring uses the prior alone.
-    Only athletes whose latest runs (or their names, or the model) changed are refit."""
-    return dg.MaterializeResult(metadata=refit_baselines(storage, models))
+    Only athletes whose latest runs (or their names, or the model) changed are refit (of the run's
+    athletes, `run_athletes`)."""
+    return dg.MaterializeResult(metadata=refit_baselines(storage, models, run_athletes(context)))
 
 
 def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None = None) -> dict:
@@ -56,7 +61,7 @@ def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None
     baselines = fit_gait_baselines(
         runs.records, runs.activities, runs.laps, detection, profiles_frame(storage.profiles())
     )
-    scores.replace_gait_baselines(storage.warehouse, baselines, refit)
+    scores.replace_gait_baselines(storage.warehouse, baselines, refit, athletes)
     baselines = scores.gait_baselines(storage.warehouse)
     athletes = sorted(set(chosen["athlete_id"].unique().to_list()))
     return {
@@ -104,10 +109,12 @@ def refit_baselines(storage: Storage, models: Models, athletes: list[str] | None
     pool="warehouse",
 )
 def scored_activities(context: dg.AssetExecutionContext, storage: Storage, models: Models):
-    """Detect segments and estimate energy for the activities of each month in the run's range, and
-    replace that month's rows in one transaction."""
+    """Detect segments and estimate energy for the activities of each month in the run's range (of the
+    run's athletes, `run_athletes`), and replace that month's rows in one transaction."""
     window = context.partition_time_window
-    yield from score_range(storage, models, window.start.date(), window.end.date(), context.log)
+    yield from score_range(
+        storage, models, window.start.date(), window.end.date(), context.log, athletes=run_athletes(context)
+    )
 
 
 def score_range(
@@ -126,7 +133,7 @@ def score_range(
     baselines = scores.gait_baselines(warehouse)
     measurements = scores.body_measurements(warehouse)
     profiles = profiles_frame(storage.profiles())
-    scores.drop_orphan_scores(warehouse)
+    scores.drop_orphan_scores(warehouse, athletes)
     totals = {"segments": 0, "activity_energy": 0, "activity_detection": 0}
     statuses: dict[str, int] = {}
     backward_s, kcal, problems, gaps = 0.0, 0.0, [], []
@@ -144,17 +151,12 @@ def score_range(
         detection=detection,
         energy=energy,
     )
+    unwritten = _UnwrittenScores()
     with warehouse.held():  # many reads and writes: one open of the file instead of one each
         for (first, last, activities, samples), scored in scoring:
-            counts = scores.replace_scores(
-                warehouse,
-                activities["activity_id"].to_list(),
-                {
-                    "segments": scored.segments,
-                    "activity_energy": scored.activity_energy,
-                    "activity_detection": scored.activity_detection,
-                },
-            )
+            counts = unwritten.add(activities["activity_id"].to_list(), scored)
+            if unwritten.rows >= SCORE_ROWS_PER_WRITE:
+                unwritten.write(warehouse)
             for status, count in scored.activity_detection["detection_status"].value_counts().iter_rows():
                 statuses[status] = statuses.get(status, 0) + count
             for table, count in counts.items():
@@ -170,6 +172,7 @@ def score_range(
             done = min(months_left, _months(first, last + timedelta(days=1)))
             progress.advance("detect", done)
             months_left -= done
+        unwritten.write(warehouse)
     progress.advance("detect", months_left)  # months without activities
     version = energy_row_version(detection.model_version, energy)
     return [
@@ -189,6 +192,36 @@ def score_range(
         _check_result(PLAUSIBLE_ENERGY, "activity_energy", pl.concat(problems) if problems else None),
         _check_result(SEGMENTS_COVER_ACTIVITIES, "segments", pl.concat(gaps) if gaps else None),
     ]
+
+
+class _UnwrittenScores:
+    """Scored batches not yet in the warehouse: written together, in one transaction."""
+
+    def __init__(self) -> None:
+        self._empty()
+
+    def _empty(self) -> None:
+        self.activity_ids: list[str] = []
+        self.frames: dict[str, list[pl.DataFrame]] = {table: [] for table in scores.SCORE_TABLES}
+        self.rows = 0
+
+    def add(self, activity_ids: list[str], scored) -> dict[str, int]:
+        """Hold a batch's rows (its `activity_ids` and what `score_activities` gave): rows per table."""
+        self.activity_ids += activity_ids
+        counts = {}
+        for table in scores.SCORE_TABLES:
+            frame = getattr(scored, table)
+            self.frames[table].append(frame)
+            counts[table] = frame.height
+        self.rows += sum(counts.values())
+        return counts
+
+    def write(self, warehouse: Warehouse) -> None:
+        """Replace the held activities' score rows with the held rows, in one transaction."""
+        if self.activity_ids:
+            rows = {table: pl.concat(frames, how="vertical_relaxed") for table, frames in self.frames.items()}
+            scores.replace_scores(warehouse, self.activity_ids, rows)
+        self._empty()
 
 
 def _read(

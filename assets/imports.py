@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from retrostride.assets.partitions import PARTITIONS_NOTE, monthly
+from retrostride.assets.partitions import PARTITIONS_NOTE, monthly, run_athletes
 from retrostride.assets.resources import RunProgress, Storage
 from retrostride.connectors.ingest.importer import import_files
 from retrostride.connectors.ingest.ledger import ImportSummary
@@ -115,10 +115,10 @@ PUBLISHED_TABLES = tuple(TABLE_DESCRIPTIONS)
 )
 def activity_tables(context: dg.AssetExecutionContext, storage: Storage):
     """Replace the activities, records, laps and developer fields of the run's days (UTC start date) in one
-    transaction."""
+    transaction, of the run's athletes (`run_athletes`)."""
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
-    for name, metadata in publish_range(storage, first, last, context.log).items():
+    for name, metadata in publish_range(storage, first, last, context.log, run_athletes(context)).items():
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
 
 

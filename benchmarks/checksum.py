@@ -23,15 +23,19 @@ FLOAT_DECIMALS = 6
 RUN_LOGS = frozenset({"publishes"})
 
 
-def table_checksums(warehouse: Warehouse, exclude: frozenset[str] = VOLATILE) -> dict[str, tuple[int, int]]:
-    """{table: (rows, checksum)} for every base table of `warehouse` but the RUN_LOGS, without the `exclude` columns."""
+def table_checksums(
+    warehouse: Warehouse, exclude: frozenset[str] = VOLATILE, athlete: str | None = None
+) -> dict[str, tuple[int, int]]:
+    """{table: (rows, checksum)} for every base table of `warehouse` but the RUN_LOGS, without the
+    `exclude` columns; of one `athlete`'s rows, in every table with an athlete column, when given."""
     parts = []
     for table, schema in warehouse.tables.items():
-        if table in RUN_LOGS:
+        if table in RUN_LOGS or (athlete is not None and "athlete_id" not in schema):
             continue
+        mine = "" if athlete is None else " WHERE athlete_id = '" + athlete.replace("'", "''") + "'"
         columns = ", ".join(f'"{c}" := {_value(c, dtype)}' for c, dtype in schema.items() if c not in exclude)
         parts.append(
-            f"SELECT '{table}' AS name, count(*) AS n, coalesce(sum(hash(struct_pack({columns}))::HUGEINT), 0)::VARCHAR AS checksum FROM {table}"
+            f"SELECT '{table}' AS name, count(*) AS n, coalesce(sum(hash(struct_pack({columns}))::HUGEINT), 0)::VARCHAR AS checksum FROM {table}{mine}"
         )
     frame = warehouse.query(" UNION ALL ".join(parts))
     return {name: (n, int(checksum)) for name, n, checksum in frame.iter_rows()}

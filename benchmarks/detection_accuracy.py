@@ -9,9 +9,10 @@ athlete's first 4 activities only: the prior blended with them), the calibration
 confidence over both, the calibration table on `--ambiguous` exports (hard cases, at the seeds
 given and those + 10, 16 athletes × 10 runs; the confidence was fitted on other seeds by
 `benchmarks/calibrate_confidence.py`), and, on the real running files of
-shared/corpora imported one athlete per source folder, backward seconds and the share of running
-time classified forward (pauses excluded; of all running activities, and of those with cadence and
-speed that gait can score).
+shared/corpora imported through the pipeline one athlete per source folder, backward seconds and the
+share of running time classified forward (activities whose sport is running, a copy of another
+activity counted once as the marts count it, pauses excluded; of all of them, and of those with
+cadence and speed that gait can score).
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's benchmarks package
 
 from benchmarks.corpora import corpus_files
+from benchmarks.device_totals import import_all
 from benchmarks.evaluation import backward_time_scores, calibration_table, load_files, segment_correctness
 from benchmarks.retro_generator import generate
 from retrostride.assets.transforms.gait import fit_gait_baselines
 from retrostride.assets.transforms.gait_prior import with_prior_baselines
-from retrostride.assets.transforms.model_config import DetectionConfig, EnergyConfig
-from retrostride.assets.transforms.scoring import score_activities
+from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.segments import detect_segments
-from retrostride.warehouse.schema import BODY_MEASUREMENTS
 
 COLD_START_RUNS = 4
 
@@ -94,53 +94,54 @@ def ambiguous_judged(
     return pl.concat(judged)
 
 
-def real_corpus(config: DetectionConfig) -> pl.DataFrame:
-    """Per source folder (one athlete each): running time, forward/backward/unknown seconds of it."""
-    rows = []
-    for folder in sorted({f.path.parent for f in corpus_files(expect="ok") + corpus_files(expect="recoverable")}):
+#: Per athlete (source folder), of their running activities (sport `running`, copies of another
+#: activity left out as the marts leave them out), seconds of segments other than pauses.
+REAL_CORPUS_SQL = """
+    WITH running AS (
+        SELECT a.athlete_id, a.activity_id, d.detection_status
+        FROM activities a JOIN activity_detection d USING (activity_id)
+        WHERE a.sport = 'running' AND a.duplicate_of IS NULL),
+    moving AS (
+        SELECT r.*, s.direction, s.gait, s.duration_s
+        FROM running r JOIN segments s USING (activity_id) WHERE s.evidence <> 'pause')
+    SELECT athlete_id AS source,
+           count(DISTINCT activity_id) AS running_activities,
+           (SELECT count(*) FROM activities c WHERE c.athlete_id = m.athlete_id AND c.sport = 'running'
+                AND c.duplicate_of IS NOT NULL) AS copies_left_out,
+           sum(duration_s) AS running_s,
+           coalesce(sum(duration_s) FILTER (direction = 'backward'), 0) AS backward_s,
+           coalesce(sum(duration_s) FILTER (direction = 'forward'), 0) AS forward_s,
+           coalesce(sum(duration_s) FILTER (detection_status LIKE 'scored%'), 0) AS scorable_s,
+           coalesce(sum(duration_s) FILTER (detection_status LIKE 'scored%' AND direction = 'forward'), 0)
+               AS scorable_forward_s,
+           coalesce(sum(duration_s) FILTER (detection_status LIKE 'scored%' AND gait = 'run'), 0) AS run_gait_s,
+           coalesce(sum(duration_s) FILTER (detection_status LIKE 'scored%' AND gait = 'run'
+                AND direction = 'forward'), 0) AS run_gait_forward_s
+    FROM moving m GROUP BY athlete_id ORDER BY athlete_id
+"""
+#: Per athlete, how many running activities (copies left out) have each detection status.
+REAL_CORPUS_STATUSES_SQL = """
+    SELECT a.athlete_id AS source, string_agg(d.detection_status || ':' || n, ', ' ORDER BY d.detection_status)
+        AS statuses
+    FROM (SELECT a.athlete_id, d.detection_status, count(*) AS n
+          FROM activities a JOIN activity_detection d USING (activity_id)
+          WHERE a.sport = 'running' AND a.duplicate_of IS NULL GROUP BY ALL) d
+    JOIN (SELECT DISTINCT athlete_id FROM activities) a USING (athlete_id)
+    GROUP BY a.athlete_id
+"""
+
+
+def real_corpus(home: Path) -> pl.DataFrame:
+    """The real corpus files imported through the pipeline into a fresh home at `home`, one athlete
+    per source folder: per athlete, their running time and its forward/backward seconds."""
+    folders = sorted({f.path.parent for f in corpus_files(expect="ok") + corpus_files(expect="recoverable")})
+    warehouse = None
+    for folder in folders:
         paths = [f.path for f in corpus_files() if f.path.parent == folder and f.expect != "error"]
-        frames = load_files(paths, folder.parent)
-        athlete = pl.lit(folder.name).alias("athlete_id")
-        activities = frames.activities.with_columns(athlete)
-        records = frames.records.with_columns(athlete)
-        baselines = fit_gait_baselines(records, activities, frames.laps, config)
-        scored = score_activities(
-            records,
-            activities,
-            frames.laps,
-            baselines,
-            pl.DataFrame(schema=BODY_MEASUREMENTS),
-            pl.DataFrame(schema={"athlete_id": pl.String}),
-            config,
-            EnergyConfig(),
-        )
-        running = activities.filter(pl.col("sport") == "running").select("activity_id")
-        status = scored.activity_detection.join(running, on="activity_id")
-        moving = scored.segments.join(running, on="activity_id").filter(pl.col("evidence") != "pause")
-        gait = moving.join(status.filter(pl.col("detection_status").str.starts_with("scored")), on="activity_id")
-
-        def seconds(frame: pl.DataFrame, direction: str | None = None) -> float:
-            chosen = frame if direction is None else frame.filter(pl.col("direction") == direction)
-            return float(chosen["duration_s"].sum())
-
-        rows.append(
-            {
-                "source": folder.name,
-                "running_activities": running.height,
-                "running_s": seconds(moving),
-                "backward_s": seconds(moving, "backward"),
-                "forward_s": seconds(moving, "forward"),
-                "scorable_s": seconds(gait),
-                "scorable_forward_s": seconds(gait, "forward"),
-                "run_gait_s": seconds(gait.filter(pl.col("gait") == "run")),
-                "run_gait_forward_s": seconds(gait.filter(pl.col("gait") == "run"), "forward"),
-                "statuses": ", ".join(
-                    f"{s}:{n}"
-                    for s, n in status["detection_status"].value_counts().sort("detection_status").iter_rows()
-                ),
-            }
-        )
-    return pl.DataFrame(rows)
+        warehouse = import_all(home, paths, athlete=folder.name)
+    if warehouse is None:
+        return pl.DataFrame()
+    return warehouse.query(REAL_CORPUS_SQL).join(warehouse.query(REAL_CORPUS_STATUSES_SQL), on="source", how="left")
 
 
 def export_arguments(
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     print(calibration_table(pl.concat(judged)))
     print(f"\ncalibration on --ambiguous exports, seeds {ambiguous_seeds}, 16 athletes × 10 runs (both modes):")
     print(calibration_table(ambiguous))
-    print("\nreal corpus files, one athlete per source (running activities):")
-    corpus = real_corpus(config)
+    print("\nreal corpus files imported through the pipeline, one athlete per source (running activities):")
+    with tempfile.TemporaryDirectory() as scratch:
+        corpus = real_corpus(Path(scratch))
     print(corpus)
     total = corpus.select(pl.exclude("source", "statuses").sum()).row(0, named=True)
     print(

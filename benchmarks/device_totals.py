@@ -102,11 +102,12 @@ def device_sessions(path: Path) -> list[Session] | None:
     return [Session(path, i, start, totals, sport) for i, (start, totals, sport) in enumerate(ordered) if totals]
 
 
-def import_all(home: Path, paths: list[Path]) -> Warehouse:
+def import_all(home: Path, paths: list[Path], athlete: str = "benchmark") -> Warehouse:
+    """Import `paths` through the pipeline into the home at `home` (made or added to) as `athlete`."""
     settings = Settings(
         home=home / "data", inbox=home / "inbox", athletes_file=home / "data" / "athletes.toml", workers=1
     )
-    import_paths(settings, paths, "benchmark")
+    import_paths(settings, paths, athlete)
     return Warehouse(settings.catalog)
 
 

@@ -17,11 +17,12 @@ from datetime import date
 import dagster as dg
 
 from retrostride.assets.imports import PUBLISHED_TABLES
+from retrostride.assets.partitions import athletes_tags
 from retrostride.assets.settings import Settings
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.planning import month_ranges
 from retrostride.pipelines.runs import QUIET, instance_for, process_tags, range_tags, reap_dead_runs
-from retrostride.warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse, of_athletes
 from retrostride.warehouse.versions import occupied_months, stale_months
 
 #: Called with (asset name, "materialized" | "failed") as a backfill run goes.
@@ -45,12 +46,13 @@ class BackfillRun:
     model_versions: frozenset[str] = frozenset()  # of the detection and energy rows written
 
 
-def activities_between(settings: Settings, first: date, last: date) -> int:
-    """Activities starting (UTC day) from `first` to `last`; 0 without a warehouse."""
+def activities_between(settings: Settings, first: date, last: date, athletes: list[str] | None = None) -> int:
+    """Activities of `athletes` (None: any) starting (UTC day) from `first` to `last`; 0 without a warehouse."""
     if not settings.catalog.exists():
         return 0
     found = Warehouse(settings.catalog).query(
-        "SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ?", [first, last]
+        f"SELECT count(*) AS n FROM activities WHERE start_day BETWEEN ? AND ? AND {of_athletes(athletes)}",
+        [first, last],
     )
     return int(found["n"][0])
 
@@ -102,11 +104,14 @@ def backfill_months(
     progress: StageProgress | None = None,
     instance: dg.DagsterInstance | None = None,
     tags: Mapping[str, str] | None = None,
+    athletes: list[str] | None = None,
 ) -> BackfillRun:
-    """One run of the publish job over months first..last (any day in them), optionally for some assets."""
+    """One run of the publish job over months first..last (any day in them), optionally for some
+    assets, and for some `athletes` (None: every athlete): only their rows are replaced."""
     first, last = first.replace(day=1), last.replace(day=1)
     if last < first:
         raise ValueError(f"end {last} is before start {first}")
+    Warehouse(settings.catalog).ensure_schema()  # a home from an older version publishes into today's tables
     instance = instance or instance_for(settings)
     reap_dead_runs(instance)
     defs = build_definitions(settings)
@@ -119,7 +124,13 @@ def backfill_months(
             asset_selection=selection,
             run_id=run_id,
             raise_on_error=False,
-            tags={**range_tags(first, last), "retrostride/trigger": "backfill", **process_tags(), **(tags or {})},
+            tags={
+                **range_tags(first, last),
+                "retrostride/trigger": "backfill",
+                **athletes_tags(athletes),
+                **process_tags(),
+                **(tags or {}),
+            },
         )
     success = result.success
     rows, versions = _changes(result)
@@ -136,12 +147,16 @@ def backfill_months(
     return BackfillRun(first, last, tuple(k.to_user_string() for k in selection), run_id, success, rows, versions)
 
 
-def stale_ranges(settings: Settings, versions: Mapping[str, str] | None = None) -> list[tuple[date, date]]:
-    """Month ranges holding rows of an old model version, or activities without derived rows."""
+def stale_ranges(
+    settings: Settings, versions: Mapping[str, str] | None = None, athletes: list[str] | None = None
+) -> list[tuple[date, date]]:
+    """Month ranges holding rows of an old model version, or activities without derived rows, of
+    `athletes` (None: any)."""
     warehouse = Warehouse(settings.catalog)
     versions = current_model_versions(settings) if versions is None else versions
-    stale = stale_months(warehouse, versions, required=[REQUIRED_TABLE] if REQUIRED_TABLE in versions else [])
-    return month_ranges(stale, occupied_months(warehouse))
+    required = [REQUIRED_TABLE] if REQUIRED_TABLE in versions else []
+    stale = stale_months(warehouse, versions, required, athletes)
+    return month_ranges(stale, occupied_months(warehouse, athletes))
 
 
 def reprocess(
@@ -149,9 +164,11 @@ def reprocess(
     versions: Mapping[str, str] | None = None,
     progress: StageProgress | None = None,
     instance: dg.DagsterInstance | None = None,
+    athletes: list[str] | None = None,
 ) -> list[BackfillRun]:
-    """Backfill exactly the stale months: every stage derived from the published tables (gait
-    baselines, segments, energy, marts) re-runs there; the tables decoded files fill are left as they are."""
+    """Backfill exactly the stale months of `athletes` (None: every athlete), for them only: every
+    stage derived from the published tables (gait baselines, segments, energy, marts) re-runs there;
+    the tables decoded files fill are left as they are."""
     versions = current_model_versions(settings) if versions is None else versions
     defs = build_definitions(settings)
     in_job = defs.resolve_job_def("publish").asset_layer.selected_asset_keys
@@ -159,8 +176,10 @@ def reprocess(
     instance = instance or instance_for(settings)
     assets = derived or None
     return [
-        backfill_months(settings, first, last, assets, progress, instance, tags={"retrostride/trigger": "reprocess"})
-        for first, last in stale_ranges(settings, versions)
+        backfill_months(
+            settings, first, last, assets, progress, instance, {"retrostride/trigger": "reprocess"}, athletes
+        )
+        for first, last in stale_ranges(settings, versions, athletes)
     ]
 
 

@@ -320,6 +320,12 @@ def forget(
     )
 
 
+#: The `--athlete` option of `backfill` and `reprocess`.
+ATHLETES_HELP = (
+    "Only this athlete's rows (repeat for more); every other athlete's are left as they are. Default: every athlete."
+)
+
+
 @app.command()
 def backfill(
     start: str = typer.Option(..., "--start", help="First day (YYYY-MM-DD); its whole month is redone."),
@@ -327,6 +333,7 @@ def backfill(
     assets: list[str] = typer.Option(
         None, "--assets", help="Only these assets of the publish job (repeat or comma-separate). Default: all."
     ),
+    athletes: list[str] = typer.Option(None, "--athlete", help=ATHLETES_HELP),
 ) -> None:
     """Re-run every stage for the months holding START..END, in one run, and say what changed."""
     from datetime import date
@@ -345,13 +352,18 @@ def backfill(
     months = (
         f"{first:%Y-%m}" if (first.year, first.month) == (last.year, last.month) else f"{first:%Y-%m}..{last:%Y-%m}"
     )
-    found = activities_between(settings, first.replace(day=1), month_end(last.replace(day=1)))
+    athletes = athletes or None
+    found = activities_between(settings, first.replace(day=1), month_end(last.replace(day=1)), athletes)
+    whose = f" of athletes {', '.join(athletes)}" if athletes else ""
     if not found:
-        console.print(f"[yellow]No activities in {months} (the months of {first}..{last}): nothing to backfill.")
+        console.print(f"[yellow]No activities{whose} in {months} (the months of {first}..{last}): nothing to backfill.")
         return
-    console.print(f"Backfilling {first}..{last}: the whole of {months}, {found} activities.")
+    console.print(f"Backfilling {first}..{last}: the whole of {months}, {found} activities{whose}.")
     try:
-        run = _with_status(f"backfill {months}", lambda status: backfill_months(settings, first, last, names, status))
+        run = _with_status(
+            f"backfill {months}",
+            lambda status: backfill_months(settings, first, last, names, status, athletes=athletes),
+        )
     except ValueError as error:
         _usage(str(error))
     _print_backfill(run)
@@ -360,7 +372,7 @@ def backfill(
 
 
 @app.command()
-def reprocess() -> None:
+def reprocess(athletes: list[str] = typer.Option(None, "--athlete", help=ATHLETES_HELP)) -> None:
     """Bring every month whose detection/energy rows are of an old model version (or missing) up to date."""
     from retrostride.pipelines.backfills import VERSIONED_TABLES, current_model_versions, stale_ranges
     from retrostride.pipelines.backfills import reprocess as reprocess_stale
@@ -368,15 +380,17 @@ def reprocess() -> None:
     from retrostride.warehouse.versions import version_counts
 
     settings = _settings(check=True)
-    ranges = stale_ranges(settings)
+    athletes = athletes or None
+    whose = f" of athletes {', '.join(athletes)}" if athletes else ""
+    ranges = stale_ranges(settings, athletes=athletes)
     if not ranges:
-        console.print("Nothing to reprocess: every month is of the current model version.")
+        console.print(f"Nothing to reprocess: every month{whose} is of the current model version.")
         return
     console.print(
         f"Current model version: {', '.join(sorted(set(current_model_versions(settings).values())))}; "
-        f"stale: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}"
+        f"stale{whose}: {', '.join(f'{a:%Y-%m}..{b:%Y-%m}' for a, b in ranges)}"
     )
-    runs = _with_status("reprocess", lambda status: reprocess_stale(settings, progress=status))
+    runs = _with_status("reprocess", lambda status: reprocess_stale(settings, progress=status, athletes=athletes))
     for run in runs:
         _print_backfill(run)
     for table, counts in version_counts(Warehouse(settings.catalog), VERSIONED_TABLES).items():
@@ -387,20 +401,29 @@ def reprocess() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Move a home from before DuckLake (warehouse.duckdb) into the DuckLake warehouse; the old file stays, renamed."""
+    """Bring an existing home up to date: a warehouse from before DuckLake (warehouse.duckdb) moved into the
+    DuckLake (the old file stays, renamed), and columns added since, filled (laps and developer fields get their athlete)."""
     from retrostride.warehouse.migrate import ensure_migrated
+    from retrostride.warehouse.store import Warehouse
 
     settings = _settings()
     done = ensure_migrated(settings.legacy_warehouse, settings.catalog)
-    if done is None:
+    if done is not None:
         console.print(
-            f"Nothing to migrate: no {settings.legacy_warehouse} (the warehouse is {settings.catalog.metadata})."
+            f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
+            f"the old file is kept as {done.kept_as}."
         )
-        return
-    console.print(
-        f"Migrated {sum(done.rows.values())} rows of {len(done.rows)} tables into {settings.catalog.metadata}; "
-        f"the old file is kept as {done.kept_as}."
-    )
+    given = Warehouse(settings.catalog).ensure_schema() if settings.catalog.exists() else {}
+    if given:
+        console.print(
+            "Partitioned by athlete now, each row given its activity's athlete: "
+            + ", ".join(f"{table} ({rows} rows)" for table, rows in given.items())
+        )
+    if done is None and not given:
+        console.print(
+            f"Nothing to migrate: no {settings.legacy_warehouse}, and the warehouse ({settings.catalog.metadata})"
+            " has every table and column."
+        )
 
 
 @app.command()

@@ -16,6 +16,7 @@ from retrostride.assets.settings import Settings
 from retrostride.connectors.object_store import is_object_url
 from retrostride.pipelines.definitions import build_definitions
 from retrostride.pipelines.import_job import published_ranges
+from retrostride.pipelines.warm_launcher import process_alive
 from retrostride.warehouse.lake import Lake
 from retrostride.warehouse.migrate import ensure_migrated
 from retrostride.warehouse.rebuild import Rebuilt, rebuild_warehouse
@@ -80,22 +81,12 @@ def reap_dead_runs(instance: dg.DagsterInstance, pool: str = "warehouse") -> lis
         run = instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
             pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
-            if not pid or host != socket.gethostname() or _alive(int(pid)):
+            if not pid or host != socket.gethostname() or process_alive(int(pid)):
                 continue
             instance.report_run_failed(run, f"its process {pid} died while the run held the warehouse")
         storage.free_concurrency_slots_for_run(run_id)
         reaped.append(run_id)
     return reaped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _ensure_pool(instance: dg.DagsterInstance, pool: str = "warehouse") -> None:

@@ -151,8 +151,9 @@ def test_the_cli_backfills_with_progress_and_names_unknown_assets(tmp_path, monk
     assert "Nothing to reprocess" in runner.invoke(app, ["reprocess"]).output
 
 
-def test_the_shipped_instance_lets_one_warehouse_writer_run_at_a_time(imported, tmp_path, monkeypatch):
-    """Two `retrostride backfill` processes at once over the same months: their steps take turns."""
+def test_the_warehouse_pool_holds_its_limit(imported, tmp_path, monkeypatch):
+    """The pool at 1 slot (the shipped default is 2: `tests/test_parallel_athletes.py` has two runs'
+    steps at once): two `retrostride backfill` processes at once over the same months take turns."""
     env = {
         **os.environ,
         "RETROSTRIDE_HOME": str(imported.home),
@@ -162,6 +163,8 @@ def test_the_shipped_instance_lets_one_warehouse_writer_run_at_a_time(imported, 
     }
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     instance = instance_for(imported)  # the instance exists (shipped dagster.yaml, tables) before both start
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 2  # the shipped dagster.yaml
+    instance.event_log_storage.set_concurrency_slots("warehouse", 1)
     # A run of this process holds the warehouse slot until both backfills wait for it: on SQLite, Dagster's
     # claim of a *free* slot is a select-then-update, so two steps asking in the same millisecond can both
     # get it (harmless: the warehouse file lock makes the second writer wait); a freed slot goes to one
@@ -194,7 +197,6 @@ def test_the_shipped_instance_lets_one_warehouse_writer_run_at_a_time(imported, 
     instance.delete_run(holder.run_id)
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
-    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # the shipped dagster.yaml
     runs = instance.get_run_records(dg.RunsFilter(tags={"retrostride/trigger": "backfill"}))
     assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     # Ordering, not timing: no warehouse step starts while another one (of either run) is under way.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from retrostride.assets.transforms.detection_status import STATUSES, detection_status
 from retrostride.assets.transforms.gait import fit_gait_baselines
@@ -481,6 +482,29 @@ def test_a_timer_running_past_the_last_sample_is_a_pause_at_the_end():
     assert backward(segments)["duration_s"].sum() == pytest.approx(120, abs=6)
     assert segments["evidence"][-1] == "pause" and segments["duration_s"][-1] == pytest.approx(600, abs=2)
     assert_covers(segments, activity)
+
+
+def test_a_timer_running_past_the_samples_of_an_unscored_run_is_a_pause_too():
+    records, activity = run([(300, 3.0, 1.0)])
+    records = records.with_columns(pl.lit(None, pl.Float64).alias("cadence_spm"))  # no gait evidence
+    activity = activity.with_columns(pl.col("end_ts") + timedelta(seconds=600))
+    segments = detect(records, activity)
+    moving = segments.filter(pl.col("evidence") != "pause")
+    assert moving["direction"].to_list() == ["unknown"] and moving["duration_s"][0] == pytest.approx(300, abs=2)
+    assert segments["evidence"][-1] == "pause" and segments["duration_s"][-1] == pytest.approx(600, abs=2)
+    assert_covers(segments, activity)
+
+
+def test_a_smart_recorded_run_is_scored_alone_as_beside_a_run_recorded_every_second():
+    smart, smart_activity = run([(600, 3.0, 1.0), (180, 2.4, 0.75), (600, 3.0, 1.0)], activity_id="smart")
+    smart = smart.gather_every(5)  # a sample every 5 s: its gait windows widen
+    other, other_activity = run([(600, 3.0, 1.0)], activity_id="other", start=START + timedelta(days=1))
+    alone = detect(smart, smart_activity)
+    beside = detect(pl.concat([smart, other]), pl.concat([smart_activity, other_activity]))
+    assert_frame_equal(alone, beside.filter(pl.col("activity_id") == "smart"))
+    assert backward(alone)["duration_s"].sum() == pytest.approx(180, abs=20)
+    forward = alone.filter(pl.col("direction") == "forward")["duration_s"].sum()
+    assert forward > 0.8 * (1380 - 180)
 
 
 def test_labelled_laps_and_walks_are_left_out_of_the_baseline():

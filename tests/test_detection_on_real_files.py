@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 pytest.importorskip("retrostride.connectors.fit", reason="connectors.fit (decode_fit) is not there yet")
 
@@ -67,6 +68,28 @@ def test_real_forward_runs_stay_forward_against_a_baseline_fitted_on_them(forwar
     fenix2 = segments.filter(pl.col("activity_id") == "activity-small-fenix2-run.fit")
     forward_s = fenix2.filter(pl.col("direction") == "forward")["duration_s"].sum()
     assert forward_s > 0.7 * fenix2["duration_s"].sum()
+
+
+def test_a_real_footpod_run_recorded_every_5_s_is_scored_alone_as_beside_runs_recorded_every_second():
+    # The pipeline scores a month at a time: a month of only smart-recorded runs must get the same
+    # widened gait windows as one that also holds 1-s recordings.
+    footpod, fenix2 = corpus_file("compressed-speed-distance.fit"), corpus_file("activity-small-fenix2-run.fit")
+    one_runner = pl.lit("corpus").alias("athlete_id")
+    config = replace(CONFIG, baseline_min_runs=1)
+
+    def segments_of(paths: list[Path], baselines: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        frames = load_files(paths, footpod.parent)
+        records, activities = frames.records.with_columns(one_runner), frames.activities.with_columns(one_runner)
+        if baselines is None:
+            baselines = fit_gait_baselines(records, activities, frames.laps, config)
+        return detect_segments(records, activities, frames.laps, baselines, config), baselines
+
+    alone, baselines = segments_of([footpod])
+    beside, _ = segments_of([footpod, fenix2], baselines)
+    assert_frame_equal(alone, beside.filter(pl.col("activity_id") == footpod.name))
+    moving = alone.filter(pl.col("evidence") != "pause")
+    assert backward_seconds(alone) == 0.0
+    assert moving.filter(pl.col("direction") == "forward")["duration_s"].sum() > 0.8 * moving["duration_s"].sum()
 
 
 def test_real_forward_run_energy_is_plausible(forward_runs):

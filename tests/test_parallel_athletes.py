@@ -1,6 +1,7 @@
 """Athletes in parallel on the embedded default (no server): two processes import two athletes into
-one home at once, each publishing only its own athlete's partition; both commit, nothing is lost,
-and the warehouse is the one a single import of both gives."""
+one home at once, each publishing only its own athlete's partition; their warehouse steps run at the
+same time (the shipped pool has 2 slots), both commit, nothing is lost, and the warehouse is the one
+a single import of both gives."""
 
 from __future__ import annotations
 
@@ -29,14 +30,29 @@ def export(tmp_path_factory) -> Path:
     return root / "export"
 
 
-def allow_two_writers(settings) -> str:
-    """Two slots in the home's `warehouse` pool (its dagster.yaml installed); the run storage's class."""
+#: The steps of `import_files` in the `warehouse` pool.
+WAREHOUSE_STEPS = ("import_new_files", "publish_months", "refresh_marts_and_snapshot")
+
+
+def installed_instance(settings) -> tuple[str, int]:
+    """The home's Dagster instance as the CLI installs it (the shipped dagster.yaml): the run
+    storage's class and the slots of the `warehouse` pool."""
     instance = instance_for(settings)
     os.environ.pop("DAGSTER_HOME", None)  # instance_for sets it for this process; the children get theirs
-    instance.event_log_storage.set_concurrency_slots("warehouse", 2)  # two warehouse steps at once
+    slots = instance.event_log_storage.get_concurrency_info("warehouse").slot_count
     storage = type(instance.run_storage).__name__
     instance.dispose()
-    return storage
+    return storage, slots
+
+
+def warehouse_steps(instance: dg.DagsterInstance, run_id: str) -> list[tuple[float, float]]:
+    """(start, end) of each of the run's steps in the `warehouse` pool, from its event log."""
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    times: dict[str, list[float]] = {}
+    for event in instance.all_logs(run_id, of_type=kinds):
+        if event.step_key in WAREHOUSE_STEPS:
+            times.setdefault(event.step_key, []).append(event.timestamp)
+    return [(min(stamps), max(stamps)) for stamps in times.values()]
 
 
 def import_each_athlete_at_once(env: dict[str, str], export: Path, athletes: list[str]) -> None:
@@ -70,8 +86,18 @@ def test_two_processes_import_two_athletes_at_once_and_lose_nothing(export, tmp_
         "DAGSTER_HOME": str(together.dagster_home),
         "RETROSTRIDE_WORKERS": "1",
     }
-    allow_two_writers(together)
+    assert installed_instance(together)[1] == 2  # the shipped default: two warehouse steps at once
     import_each_athlete_at_once(env, export, athletes)
+
+    instance = dg.DagsterInstance.from_config(str(together.dagster_home))
+    try:
+        runs = [record.dagster_run.run_id for record in instance.get_run_records()]
+        steps = [warehouse_steps(instance, run_id) for run_id in runs]
+    finally:
+        instance.dispose()
+    assert len(runs) == 2 and all(len(s) == len(WAREHOUSE_STEPS) for s in steps), steps
+    overlapping = [(a, b) for a in steps[0] for b in steps[1] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, f"the two runs' warehouse steps took turns: {steps}"  # they ran at the same time
 
     warehouse = Warehouse(together.catalog)
     assert differences(table_checksums(Warehouse(alone.catalog)), table_checksums(warehouse)) == []

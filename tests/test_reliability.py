@@ -236,3 +236,19 @@ def test_a_gpx_point_off_the_globe_is_nulled_without_bending_the_track(tmp_path)
     assert cleaned.records["lat_deg"].null_count() == 1
     assert cleaned.records["distance_m"].max() < 3.0  # 2.2 m, not a trip to latitude 400
     assert notes == ["lat_deg: 1 value(s) outside -90..90 nulled (with their lon_deg)"]
+
+
+def test_two_imports_of_the_same_file_at_once_leave_one_ledger_row(tmp_path):
+    """The second import read the ledger before the first committed: the first commit keeps its row."""
+    home = tmp_path / "home"
+    files = copies(tmp_path / "drop", "run.fit")
+    warehouse = Warehouse.embedded(home)
+
+    def listed_while_another_import_commits():
+        import_files(files, Lake(home), warehouse)  # the other import, between this one's ledger read and its commit
+        yield from files
+
+    late = import_files(listed_while_another_import_commits(), Lake(home), warehouse)
+    assert [o.status for o in late.outcomes] == ["ok"]  # it could not know: it decoded the file too
+    rows = warehouse.query("SELECT path, status FROM import_ledger").rows()
+    assert rows == [(str(tmp_path / "drop" / "run.fit"), "ok")]

@@ -211,7 +211,10 @@ def test_real_forward_runs_imported_through_dagster_have_no_backward_second(impo
     assert (runs["backward_s"] == 0).all()
 
 
-def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("rows_per_write", [1, detection.SCORE_ROWS_PER_WRITE])  # a write per batch; one for all
+def test_months_scored_in_two_processes_give_the_rows_of_one(
+    imported_export, tmp_path: Path, monkeypatch, rows_per_write: int
+):
     settings = replace(copied_home(imported_export, tmp_path), workers=2)
     warehouse = Warehouse(settings.catalog)
     tables = {
@@ -221,6 +224,7 @@ def test_months_scored_in_two_processes_give_the_rows_of_one(imported_export, tm
     before = {t: warehouse.query(sql) for t, sql in tables.items()}
     monkeypatch.setattr(detection, "SCORE_BATCH_RECORDS", 1)  # one batch per month: January and February at once
     monkeypatch.setattr(detection, "BATCHES_FOR_PROCESSES", 2)
+    monkeypatch.setattr(detection, "SCORE_ROWS_PER_WRITE", rows_per_write)
     assert _rematerialise(settings, date(2024, 1, 1), date(2024, 2, 1)).success
     for table, sql in tables.items():
         assert_frame_equal(warehouse.query(sql), before[table], rel_tol=1e-9, abs_tol=1e-9)

@@ -29,12 +29,12 @@ from retrostride.assets.resources import Storage
 from retrostride.pipelines.cli import app
 from retrostride.pipelines.runs import import_paths, instance_for
 from retrostride.pipelines.sample_export import generate_export
-from retrostride.warehouse.catalog import Catalog
+from retrostride.warehouse.catalog import Catalog, open_engine
 from retrostride.warehouse.maintenance import data_files
 from retrostride.warehouse.migrate import MIGRATED
-from retrostride.warehouse.store import Warehouse, _ensure_table
+from retrostride.warehouse.store import Warehouse, _ensure_table, is_conflict
 from tests.conftest import settings_for
-from tests.test_parallel_athletes import allow_two_writers, import_each_athlete_at_once
+from tests.test_parallel_athletes import import_each_athlete_at_once, installed_instance
 
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 SCORED = """SELECT count(*) AS activities,
@@ -152,7 +152,7 @@ def test_as_of_answers_from_the_warehouse_before_an_import(shared, export):
 def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, export, postgres_url, monkeypatch):
     athletes = sorted(p.name for p in export.iterdir() if p.is_dir())
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", new_database(postgres_url, "dagster_two"))
-    assert allow_two_writers(shared) == "PostgresRunStorage"  # installs the PostgreSQL dagster.yaml
+    assert installed_instance(shared) == ("PostgresRunStorage", 2)  # the PostgreSQL dagster.yaml, two warehouse steps
     import_each_athlete_at_once(_environment(shared), export, athletes)
     warehouse = Warehouse(shared.catalog)
     state = warehouse.query(SCORED).row(0, named=True)
@@ -168,9 +168,84 @@ def test_two_processes_import_two_athletes_at_once_and_both_commit(shared, expor
     assert differences(before, table_checksums(warehouse)) == []
 
 
+@pytest.mark.parametrize("where", ["embedded", "shared"])
+def test_two_transactions_for_different_athletes_overlap_and_both_commit_on_postgres_only(where, request, tmp_path):
+    """DuckLake by itself: two transactions in two engines, each writing its own athlete's partition,
+    overlap in time.  On PostgreSQL both commit.  On the embedded SQLite catalog the later commit
+    fails whole ("database is locked": a SQLite reader cannot become a writer once another writer
+    committed since it read, duckdb/ducklake#1309) and nothing of it is visible: why the warehouse's
+    transactions take turns there (`warehouse.catalog.writer_turn`)."""
+    settings = request.getfixturevalue("shared") if where == "shared" else settings_for(tmp_path)
+    warehouse = Warehouse(settings.catalog)
+    warehouse.ensure_schema()
+    ann, bob = open_engine(settings.catalog), open_engine(settings.catalog)
+    for engine, athlete in ((ann, "ann"), (bob, "bob")):
+        engine.execute("BEGIN TRANSACTION")
+        engine.execute(f"DELETE FROM activities WHERE athlete_id = '{athlete}'")
+        engine.execute(f"INSERT INTO activities (activity_id, athlete_id) VALUES ('{athlete}-1', '{athlete}')")
+    ann.execute("COMMIT")
+    if where == "shared":
+        bob.execute("COMMIT")
+        assert warehouse.query("SELECT count(*) AS n FROM activities")["n"][0] == 2
+    else:
+        with pytest.raises(duckdb.Error, match="database is locked") as lost:
+            bob.execute("COMMIT")
+        assert is_conflict(lost.value)  # what Warehouse.write would run again
+        assert warehouse.query("SELECT athlete_id FROM activities")["athlete_id"].to_list() == ["ann"]
+    ann.close()
+    bob.close()
+
+
+WRITER_AT_ONCE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from retrostride.warehouse.catalog import Catalog
+    from retrostride.warehouse.store import Warehouse
+    warehouse = Warehouse(Catalog(sys.argv[1], sys.argv[2]))
+    athlete, meeting = sys.argv[3], Path(sys.argv[4])
+    warehouse.query("SELECT 1")  # the engine open before the two meet
+    (meeting / athlete).touch()
+    while len(list(meeting.iterdir())) < 2:
+        time.sleep(0.01)
+    tries = []
+    def write(connection):
+        tries.append(time.time())
+        connection.execute("DELETE FROM activities WHERE athlete_id = ?", [athlete])
+        connection.execute("INSERT INTO activities (activity_id, athlete_id) VALUES (?, ?)", [athlete + "-1", athlete])
+        time.sleep(1)
+    warehouse.write(write)
+    print(len(tries), flush=True)
+""")
+
+
+@pytest.mark.parametrize("where", ["embedded", "shared"])
+def test_two_processes_writing_two_athletes_at_once_both_commit_on_their_first_try(where, request, tmp_path):
+    """Through `Warehouse.write`: on PostgreSQL side by side, on the embedded catalog taking turns;
+    either way no transaction is lost nor run twice."""
+    settings = request.getfixturevalue("shared") if where == "shared" else settings_for(tmp_path)
+    warehouse = Warehouse(settings.catalog)
+    warehouse.ensure_schema()
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER_AT_ONCE, settings.catalog.metadata, settings.catalog.data, athlete, meeting],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for athlete in ("ann", "bob")
+    ]
+    answers = [writer.communicate(timeout=300) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], answers
+    assert [out.strip() for out, _ in answers] == ["1", "1"], answers  # each committed on its first try
+    rows = warehouse.query("SELECT athlete_id FROM activities ORDER BY 1")["athlete_id"].to_list()
+    assert rows == ["ann", "bob"]
+
+
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
-    from retrostride.warehouse.catalog import Catalog
+    from retrostride.warehouse.catalog import Catalog, open_engine
     from retrostride.warehouse.store import Warehouse
     warehouse = Warehouse(Catalog(sys.argv[1], sys.argv[2]))
     def write(connection):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -160,3 +161,17 @@ def test_sql_loads_neither_polars_nor_dagster_nor_the_decoders(home):
         cwd=Path(__file__).parent,
     )
     assert result.returncode == 0 and result.stderr.strip() == "[] []", result.stderr
+
+
+def test_a_reader_cannot_load_an_extension_even_one_shipped_with_retrostride(home):
+    """Extensions are loaded by path when the lake opens; once the reader is locked down, no LOAD runs."""
+    from retrostride.warehouse.access import Reading, read_only_connection
+    from retrostride.warehouse.catalog import Catalog, extension_file
+
+    connection = read_only_connection(Reading(Catalog.embedded(home)))
+    try:
+        with pytest.raises(duckdb.Error, match="disabled"):
+            connection.execute(f"LOAD '{extension_file('httpfs')}'")
+        assert connection.execute("SELECT count(*) FROM activities").fetchone()[0] > 0
+    finally:
+        connection.close()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 
-from retrostride.warehouse.catalog import ALIAS, PUBLISHED_SNAPSHOT_SQL, Catalog, open_engine
+from retrostride.warehouse.catalog import PUBLISHED, Catalog, open_engine
 
 if TYPE_CHECKING:
     import polars as pl
@@ -73,13 +73,9 @@ class Reading:
 
 def read_only_connection(reading: Reading) -> duckdb.DuckDBPyConnection:
     """The warehouse of `reading`, attached read-only, reaching nothing else; times in UTC."""
-    connection = open_engine(reading.catalog, read_only=True, as_of=reading.as_of)
+    as_of = PUBLISHED if reading.as_of is None else reading.as_of
+    connection = open_engine(reading.catalog, read_only=True, as_of=as_of)
     try:
-        if reading.as_of is None and (published := connection.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]):
-            connection.execute("USE memory")
-            connection.execute(f"DETACH {ALIAS}")
-            connection.execute(reading.catalog.attach_sql(ALIAS, as_of=published))
-            connection.execute(f"USE {ALIAS}")
         lock_down(connection, reading.catalog)
         return connection
     except BaseException:

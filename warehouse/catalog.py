@@ -15,13 +15,15 @@ package registry and are loaded from those files: nothing is downloaded at run t
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import sqlite3
 import tempfile
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,7 +38,16 @@ PUBLISHED = "published"
 PUBLISHED_SNAPSHOT_SQL = (
     f"SELECT max(snapshot_id) AS id FROM ducklake_snapshots('{ALIAS}') WHERE commit_message = '{PUBLISHED}'"
 )
-_ENGINE_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+#: Extensions load only by path, from the installed wheels (`extension_file`).  DuckDB's signature
+#: check of a LOAD hashes the whole file (two extensions of ~35 MB each: ~0.2 s in every process that
+#: opens the lake); the wheels are installed packages like DuckDB itself, whose own library is not
+#: checked either, so they are trusted as it is.  Readers then turn external access off, which
+#: refuses any further LOAD (warehouse/access.py).
+_ENGINE_CONFIG = {
+    "autoinstall_known_extensions": "false",
+    "autoload_known_extensions": "false",
+    "allow_unsigned_extensions": "true",
+}
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,8 @@ def extension_file(name: str) -> Path:
 
 
 def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | None = None) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB with the lake attached as `warehouse` and in use."""
+    """A new in-memory DuckDB with the lake attached as `warehouse` and in use; `as_of` a snapshot id,
+    a timestamp or PUBLISHED (the newest published snapshot, else the newest one)."""
     engine = duckdb.connect(config=dict(_ENGINE_CONFIG))
     try:
         # what a big publish cannot hold in memory spills here (an in-memory DuckDB would use ./.tmp)
@@ -132,6 +144,8 @@ def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | No
             write_ahead_log(catalog.sqlite_file)
         if not catalog.data.startswith("s3://") and not read_only:
             Path(catalog.data).mkdir(parents=True, exist_ok=True)
+        if as_of == PUBLISHED:
+            as_of = newest_published(engine, catalog)
         attach(engine, catalog.attach_sql(ALIAS, read_only, as_of))
         engine.execute(f"USE {ALIAS}")
         engine.execute("SET TimeZone = 'UTC'")
@@ -139,6 +153,16 @@ def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | No
     except BaseException:
         engine.close()
         raise
+
+
+def newest_published(engine: duckdb.DuckDBPyConnection, catalog: Catalog) -> int | None:
+    """The newest published snapshot's id (None before the first publish), from the lake attached
+    for this question only: not in use, so DuckLake does not load its schema for it."""
+    attach(engine, catalog.attach_sql(ALIAS, read_only=True))
+    try:
+        return engine.execute(PUBLISHED_SNAPSHOT_SQL).fetchone()[0]
+    finally:
+        engine.execute(f"DETACH {ALIAS}")
 
 
 def attach(engine: duckdb.DuckDBPyConnection, statement: str, tries: int = 5) -> None:
@@ -201,3 +225,37 @@ def forget_engines(catalog: Catalog) -> None:
         engine = _engines.pop((os.getpid(), catalog), None)
     if engine is not None:
         engine.close()
+
+
+#: Per embedded catalog: the lock of this process's threads, and the lock file while a turn is held (one entry per nested turn).
+_turns: dict[Path, tuple[threading.RLock, list]] = {}
+
+
+@contextmanager
+def writer_turn(catalog: Catalog) -> Iterator[None]:
+    """One write transaction at a time on an embedded catalog, across processes (an exclusive lock on
+    `<catalog>.writer`, released by the kernel if the process dies; reentrant in a thread).  SQLite
+    cannot commit a DuckLake transaction when another one committed after it began: the later
+    commit fails whole (duckdb/ducklake#1309) and would be run again, a long one again and again.
+    Taking turns, each commits on its first try while the work outside transactions runs side by
+    side.  A PostgreSQL catalog commits writers side by side: no lock."""
+    path = catalog.sqlite_file
+    if path is None:
+        yield
+        return
+    with _engines_lock:
+        lock, held = _turns.setdefault(path, (threading.RLock(), []))
+    with lock:
+        if not held:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_name(path.name + ".writer"), "a")  # noqa: SIM115 (closed when the turn ends)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.append(handle)
+        else:
+            held.append(held[0])
+        try:
+            yield
+        finally:
+            handle = held.pop()
+            if not held:
+                handle.close()  # the kernel releases the lock

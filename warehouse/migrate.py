@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from retrostride.warehouse.catalog import ALIAS, PUBLISHED, Catalog
-from retrostride.warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse, athletes_from_activities
 
 #: The suffix an old warehouse file gets once its rows are in the DuckLake.
 MIGRATED = ".migrated"
@@ -51,10 +51,13 @@ def migrate_file(source: Path, warehouse: Warehouse) -> Migration:
                 continue
             if table == "mart_settings":
                 connection.execute("DELETE FROM mart_settings")
-            columns = ", ".join(f'"{c}"' for c in _shared_columns(connection, table))
+            shared = _shared_columns(connection, table)
+            columns = ", ".join(f'"{c}"' for c in shared)
             rows[table] = connection.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM legacy.{table}"
             ).fetchone()[0]
+            if "athlete_id" in warehouse.tables[table] and "athlete_id" not in shared and "activity_id" in shared:
+                athletes_from_activities(connection, table)  # laps and developer_fields of an older home
         connection.execute(f"CALL {ALIAS}.set_commit_message('retrostride', '{PUBLISHED}')")  # readers see it all
         return rows
 

@@ -53,9 +53,11 @@ def publish_days(
         # rows go in as the scan yields them: less CPU, and readers never relied on the order
         # (a filtered read interleaves files anyway; scoring sorts what is not in time order)
         connection.execute("SET preserve_insertion_order = false")
-        for table in _BY_ACTIVITY:
+        for table in _BY_ACTIVITY:  # by athlete first: only their partitions' files are read
             connection.execute(
-                f"DELETE FROM {table} WHERE activity_id IN (SELECT activity_id FROM activities WHERE {in_range})", days
+                f"DELETE FROM {table} WHERE {of_athletes(athletes)}"
+                f" AND activity_id IN (SELECT activity_id FROM activities WHERE {in_range})",
+                days,
             )
         connection.execute(f"DELETE FROM activities WHERE {in_range}", days)
         counts = {
@@ -283,6 +285,8 @@ def publish_body_measurements(warehouse: Warehouse, lake: Lake, athletes: list[s
 
 #: Frames whose rows say their activity rather than their file (`activity_id` is made from the file's sha256).
 _BY_ACTIVITY = ("records", "laps", "developer_fields")
+#: Of those, the frames whose athlete is their activity's (lake packs written before they carried it lack it).
+_ATHLETE_FROM_ACTIVITY = ("laps", "developer_fields")
 
 
 def _lake_rows(frame: str, where: str) -> str:
@@ -290,11 +294,18 @@ def _lake_rows(frame: str, where: str) -> str:
     records and laps: whose activity in `activities` does).  `lake_files` (path, sha256) says which
     file's rows each Parquet file holds currently."""
     scan = "SELECT f.* EXCLUDE (filename) FROM read_parquet($paths, union_by_name = true, filename = true) f"
-    if frame in _BY_ACTIVITY:
+    owners = (
+        "SELECT l.path, a.activity_id AS owned, a.athlete_id AS owner FROM lake_files l JOIN activities a "
+        f"ON a.source_sha256 = l.sha256 WHERE {where}"
+    )
+    if frame in _ATHLETE_FROM_ACTIVITY:  # packs from before these frames carried athlete_id have none
         return (
-            f"{scan} SEMI JOIN (SELECT l.path, a.activity_id FROM lake_files l JOIN activities a "
-            f"ON a.source_sha256 = l.sha256 WHERE {where}) o ON f.filename = o.path AND f.activity_id = o.activity_id"
+            "SELECT COLUMNS(c -> c NOT IN ('filename', 'athlete_id', 'path', 'owned', 'owner')), o.owner AS athlete_id"
+            f" FROM read_parquet($paths, union_by_name = true, filename = true) f JOIN ({owners}) o"
+            " ON f.filename = o.path AND f.activity_id = o.owned"
         )
+    if frame in _BY_ACTIVITY:
+        return f"{scan} SEMI JOIN ({owners}) o ON f.filename = o.path AND f.activity_id = o.owned"
     return f"{scan} SEMI JOIN lake_files o ON f.filename = o.path AND f.source_sha256 = o.sha256 WHERE {where}"
 
 

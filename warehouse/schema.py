@@ -127,7 +127,11 @@ ACTIVITIES = pl.Schema(
     }
 )
 
-LAPS = pl.Schema({"activity_id": pl.String, **{k: v for k, v in FILE_LAPS.items() if k != "session"}})
+#: Per-activity frames carry their activity's athlete last (the column came after the others: migrated
+#: homes and new ones have the same column order), so the warehouse writes and deletes them by athlete.
+LAPS = pl.Schema(
+    {"activity_id": pl.String, **{k: v for k, v in FILE_LAPS.items() if k != "session"}, "athlete_id": pl.String}
+)
 
 #: Values of FIT developer fields (Stryd, Connect IQ apps, running-dynamics pods), one row per value.
 FILE_DEVELOPER_FIELDS = pl.Schema(
@@ -141,7 +145,11 @@ FILE_DEVELOPER_FIELDS = pl.Schema(
     }
 )
 DEVELOPER_FIELDS = pl.Schema(
-    {"activity_id": pl.String, **{k: v for k, v in FILE_DEVELOPER_FIELDS.items() if k != "session"}}
+    {
+        "activity_id": pl.String,
+        **{k: v for k, v in FILE_DEVELOPER_FIELDS.items() if k != "session"},
+        "athlete_id": pl.String,
+    }
 )
 
 BODY_MEASUREMENTS = pl.Schema(

@@ -130,13 +130,16 @@ def gait_baselines(warehouse: Warehouse) -> pl.DataFrame:
     return _read(warehouse, BASELINES, "gait_baselines", [])
 
 
-def replace_gait_baselines(warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str]) -> int:
-    """Replace the baselines of the `refit` athletes (and drop those of athletes without activities)."""
+def replace_gait_baselines(
+    warehouse: Warehouse, baselines: pl.DataFrame, refit: list[str], athletes: list[str] | None = None
+) -> int:
+    """Replace the baselines of the `refit` athletes (and drop those of athletes without activities),
+    of `athletes` only (None: any)."""
 
     def replace(connection) -> int:
         connection.execute(
-            "DELETE FROM gait_baselines WHERE list_contains(?, athlete_id)"
-            " OR athlete_id NOT IN (SELECT athlete_id FROM activities)",
+            "DELETE FROM gait_baselines WHERE (list_contains(?, athlete_id)"
+            f" OR athlete_id NOT IN (SELECT athlete_id FROM activities)) AND {of_athletes(athletes)}",
             [refit],
         )
         return insert(connection, "gait_baselines", baselines)
@@ -159,12 +162,15 @@ def replace_scores(warehouse: Warehouse, activity_ids: list[str], rows: dict[str
     return warehouse.write(replace)
 
 
-def drop_orphan_scores(warehouse: Warehouse) -> None:
-    """Delete score rows of activities the warehouse no longer holds."""
+def drop_orphan_scores(warehouse: Warehouse, athletes: list[str] | None = None) -> None:
+    """Delete score rows of activities the warehouse no longer holds, of `athletes` (None: any)."""
 
     def drop(connection) -> None:
         for table in SCORE_TABLES:
-            connection.execute(f"DELETE FROM {table} WHERE activity_id NOT IN (SELECT activity_id FROM activities)")
+            connection.execute(
+                f"DELETE FROM {table} WHERE {of_athletes(athletes)}"
+                " AND activity_id NOT IN (SELECT activity_id FROM activities)"
+            )
 
     warehouse.write(drop)
 

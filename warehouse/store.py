@@ -1,8 +1,9 @@
 """The warehouse: tables made from the canonical schemas in a DuckLake, short write transactions, views.
 
 Every transaction that commits is a snapshot: readers in other processes see the newest one, or an
-older one they ask for (`retrostride sql --as-of`).  Writers never block each other; a commit that
-conflicts with another writer's (both deleted rows from one data file) is run again (`write`).
+older one they ask for (`retrostride sql --as-of`).  On PostgreSQL writers commit side by side; on
+the embedded catalog their transactions take turns (`catalog.writer_turn`).  A commit that conflicts
+with another writer's (both deleted rows from one data file) is run again (`write`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import duckdb
 import polars as pl
 
 from retrostride.warehouse import schema
-from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine
+from retrostride.warehouse.catalog import ALIAS, Catalog, shared_engine, writer_turn
 from retrostride.warehouse.mart_config import MART_SETTINGS, MartConfig, settings_row
 
 #: Base tables, made from the schemas declared once in connectors/schema.py.
@@ -157,18 +158,20 @@ class Warehouse:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction, one snapshot: all of it is visible afterwards, or none of it.
-        Commits that conflict with another writer's raise; `write` retries them."""
-        connection = self.connect()
-        try:
-            connection.execute("BEGIN TRANSACTION")
-            yield connection
-            connection.execute("COMMIT")
-        except BaseException:
-            with suppress(duckdb.Error):
-                connection.execute("ROLLBACK")
-            raise
-        finally:
-            connection.close()
+        Commits that conflict with another writer's raise; `write` retries them.  On an embedded
+        catalog, transactions of all processes take turns (`writer_turn`)."""
+        with writer_turn(self.catalog):
+            connection = self.connect()
+            try:
+                connection.execute("BEGIN TRANSACTION")
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            finally:
+                connection.close()
 
     def write(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `body` in a transaction; when another writer's commit conflicts with it (both deleted
@@ -186,14 +189,21 @@ class Warehouse:
                 )
                 time.sleep(0.05 + random.random() * 0.2)
 
-    def ensure_schema(self) -> None:
-        """Create missing tables and columns (partitioned by athlete where they have one), and (re)create the views."""
+    def ensure_schema(self) -> dict[str, int]:
+        """Create missing tables and columns (partitioned by athlete where they have one), and (re)create
+        the views.  A table given `athlete_id` after it was made (`laps` and `developer_fields` before
+        they had one) is partitioned by it from then on, and its rows take their activity's athlete:
+        those rows per table are returned (nothing: the schema was current)."""
 
-        def create(connection: duckdb.DuckDBPyConnection) -> None:
+        def create(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+            given = {}
             for table, columns in self.tables.items():
-                if _ensure_table(connection, table, columns) and "athlete_id" in columns:
+                added = _ensure_table(connection, table, columns)
+                if "athlete_id" in columns and (added is None or "athlete_id" in added):
                     # one athlete's rows in files of their own: writers for different athletes delete from different files
                     connection.execute(f"ALTER TABLE {table} SET PARTITIONED BY (athlete_id)")
+                if added and "athlete_id" in added and "activity_id" in columns:
+                    given[table] = athletes_from_activities(connection, table)
             if (
                 "mart_settings" in self.tables
                 and not connection.execute("SELECT count(*) FROM mart_settings").fetchall()[0][0]
@@ -209,8 +219,9 @@ class Warehouse:
                 if existing.get(name) != version:  # an unchanged view is left alone: no snapshot, no conflict
                     connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
                     connection.execute(f"COMMENT ON VIEW {name} IS '{version}'")
+            return given
 
-        self.write(create)
+        return self.write(create)
 
     def query(self, sql: str, parameters: list | None = None) -> pl.DataFrame:
         """Run a read-only query and return its rows."""
@@ -253,8 +264,17 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return len(frame)
 
 
-def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> bool:
-    """Create `table` or add the columns it lacks; True if it was created."""
+def athletes_from_activities(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Give the rows of `table` without an athlete their activity's (rows from before the table had
+    the column); how many."""
+    return connection.execute(
+        f"UPDATE {table} SET athlete_id = a.athlete_id FROM activities a"
+        f" WHERE {table}.activity_id = a.activity_id AND {table}.athlete_id IS NULL"
+    ).fetchone()[0]
+
+
+def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl.Schema) -> list[str] | None:
+    """Create `table` (None) or add the columns it lacks (their names)."""
     definition = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
     existing = {
         row[0]
@@ -265,8 +285,8 @@ def _ensure_table(connection: duckdb.DuckDBPyConnection, table: str, columns: pl
     }
     if not existing:
         connection.execute(f"CREATE TABLE {table} ({definition})")
-        return True
-    for name, dtype in columns.items():
-        if name not in existing:
-            connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')
-    return False
+        return None
+    added = [name for name in columns if name not in existing]
+    for name in added:
+        connection.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(columns[name])}')
+    return added

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from retrostride.warehouse.store import Warehouse
+from retrostride.warehouse.store import Warehouse, of_athletes
 
 _MONTH = "CAST(date_trunc('month', a.start_day) AS DATE)"
 
 
-def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Sequence[str] = ()) -> list[date]:
-    """First days of the months (of activities' UTC start day) that need re-deriving.
+def stale_months(
+    warehouse: Warehouse,
+    versions: Mapping[str, str],
+    required: Sequence[str] = (),
+    athletes: list[str] | None = None,
+) -> list[date]:
+    """First days of the months (of activities' UTC start day) that need re-deriving, for `athletes`
+    (None: any).
 
     A month is stale when a row of a table in `versions` (keyed by `activity_id`, with a
     `model_version` column) belongs to one of its activities and carries another version than the
@@ -27,18 +33,19 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
     )
     if "activities" not in present:
         return []
+    activities = f"(SELECT * FROM activities WHERE {of_athletes(athletes)})"
     parts, parameters = [], []
     for table, version in versions.items():
         if table in present:
             parts.append(
-                f"SELECT {_MONTH} AS month FROM activities a JOIN {table} t USING (activity_id) "
+                f"SELECT {_MONTH} AS month FROM {activities} a JOIN {table} t USING (activity_id) "
                 "WHERE t.model_version IS DISTINCT FROM ?"
             )
             parameters.append(version)
     for table in required:
         if table in present:
             parts.append(
-                f"SELECT {_MONTH} AS month FROM activities a GROUP BY 1 "
+                f"SELECT {_MONTH} AS month FROM {activities} a GROUP BY 1 "
                 f"HAVING count(*) FILTER (WHERE a.activity_id IN (SELECT activity_id FROM {table})) = 0"
             )
     if not parts:
@@ -47,11 +54,13 @@ def stale_months(warehouse: Warehouse, versions: Mapping[str, str], required: Se
     return rows["month"].to_list()
 
 
-def occupied_months(warehouse: Warehouse) -> list[date]:
-    """First days of the months that hold activities."""
+def occupied_months(warehouse: Warehouse, athletes: list[str] | None = None) -> list[date]:
+    """First days of the months that hold activities (of `athletes`; None: any)."""
     if not warehouse.exists():
         return []
-    return warehouse.query(f"SELECT DISTINCT {_MONTH} AS month FROM activities a ORDER BY 1")["month"].to_list()
+    return warehouse.query(
+        f"SELECT DISTINCT {_MONTH} AS month FROM activities a WHERE {of_athletes(athletes, 'a.athlete_id')} ORDER BY 1"
+    )["month"].to_list()
 
 
 def version_counts(warehouse: Warehouse, tables: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -42,7 +42,7 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     interval = (pl.col("ts").diff().dt.total_microseconds() / 1e6).median().over("activity_id")
     widening = (config.gait_sampling_share * interval / config.gait_window_s).ceil().clip(1, 6).fill_null(1)
     classes = timed.with_columns(widening.cast(pl.Int32).alias("_widening")).partition_by("_widening", as_dict=True)
-    if len(classes) <= 1:
+    if list(classes) in ([], [(1,)]):
         return windowed_gait_features(timed, config, within)
     parts = [
         windowed_gait_features(

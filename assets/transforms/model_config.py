@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 #: Bump when detection code changes what it outputs for the same configuration.
-DETECTION_CODE_VERSION = "d3"
+DETECTION_CODE_VERSION = "d4"
 #: Bump when energy code changes what it outputs for the same configuration.
 ENERGY_CODE_VERSION = "e1"
 

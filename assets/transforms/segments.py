@@ -406,7 +406,7 @@ def _spanning_activities(segments: pl.DataFrame, activities: pl.DataFrame, confi
     last = pl.col("_segment") == pl.col("_segment").max().over(_ACTIVITY)
     lead = ((pl.col("start_ts") - pl.col("_act_start")).dt.total_microseconds() / 1e6).fill_null(0.0)
     trail = ((pl.col("_act_end") - pl.col("_last_ts")).dt.total_microseconds() / 1e6).fill_null(0.0)
-    long_edge = lambda gap: (gap > config.max_gap_s) & pl.col("direction").is_in(["forward", "backward"])  # noqa: E731
+    long_edge = lambda gap: (gap > config.max_gap_s) & (pl.col("direction") != PAUSE)  # noqa: E731
     edges = pl.concat(
         [
             segments.filter(first & long_edge(lead)).select(

@@ -116,7 +116,7 @@ def known_files(warehouse: Warehouse) -> tuple[set[tuple[str, str]], dict[str, s
     originals: dict[str, str] = {}
     seen = set()
     for sha, path, status, reason in rows:
-        if status == "failed" and (reason or "").startswith(RETRIED):
+        if _tried_again(status, reason):
             continue
         seen.add((sha, path))
         if status != "duplicate":
@@ -140,10 +140,30 @@ def flush(warehouse: Warehouse, lake: Lake, rows: list[dict]) -> None:
     )
 
     def write(connection) -> None:
-        write_ledger(connection, frame)
+        write_ledger(connection, _not_recorded_since(connection, frame))
         insert(connection, "pending_days", days)
 
     with disk_full_as(warehouse.path, LEDGER_WRITE_BYTES):
         write_ledger_copy(lake, frame)  # before the commit: a ledger row is never missing from the copies
         warehouse.write(write)
     rows.clear()
+
+
+def _tried_again(status: str, reason: str | None) -> bool:
+    return status == "failed" and (reason or "").startswith(RETRIED)
+
+
+def _not_recorded_since(connection, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` without the files another import recorded after this one read the ledger: when two
+    imports take the same file at once, the first to commit keeps its row."""
+    connection.register("incoming_files", frame.select("sha256", "path"))
+    try:
+        recorded = connection.execute(
+            "SELECT sha256, path, status, reason FROM import_ledger JOIN incoming_files USING (sha256, path)"
+        ).fetchall()
+    finally:
+        connection.unregister("incoming_files")
+    taken = [(sha, path) for sha, path, status, reason in recorded if not _tried_again(status, reason)]
+    if not taken:
+        return frame
+    return frame.join(pl.DataFrame(taken, schema=["sha256", "path"], orient="row"), on=["sha256", "path"], how="anti")
