@@ -14,6 +14,7 @@ from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import generate_export
 from retrostride.warehouse.access import Reading
 from retrostride.warehouse.report import bundle_cache, section_cache, write_report
+from retrostride.warehouse.report.sections import DrawnSection
 from tests.conftest import settings_for
 
 
@@ -65,8 +66,10 @@ def test_an_import_for_one_athlete_redraws_only_their_part_of_the_same_page(tmp_
     others = [athlete for athlete in full.athletes if athlete != changed]
     kept.file_of(others[0]).write_text("{not json", encoding="utf-8")
     kept.file_of(others[1]).write_bytes(kept.file_of(changed).read_bytes())
+    kept.put("forgotten", "key", DrawnSection(html="<p>rows of an athlete no longer imported</p>", specs={}))
     again = write_report(
         Reading(settings.catalog), tmp_path / "again.html", cache=bundle_cache(settings.home), sections=kept
     )
     assert sorted(again.redrawn) == sorted(others)
+    assert not kept.file_of("forgotten").exists()  # a forgotten athlete's rows do not outlive them in the cache
     assert _comparable(again.path.read_text(encoding="utf-8")) == _comparable(pipeline_page)

@@ -88,6 +88,8 @@ def render_page(
             if sections:
                 sections.put(athlete, key, section)
         drawn.append(section)
+    if sections:
+        sections.keep_only(data.athletes)
     placed = _Charts("chart")
     page_charts = {
         "study": placed.add(charts.study(data.study_summary)) if study["has_windows"] else None,

@@ -59,6 +59,14 @@ class SectionCache:
         kept = {"key": key, "athlete": athlete, "html": section.html, "specs": section.specs}
         write_atomically(self.file_of(athlete), json.dumps(kept, separators=(",", ":")))
 
+    def keep_only(self, athletes: list[str]) -> None:
+        """Remove the sections of athletes no longer in the report: a forgotten athlete's rows do not
+        outlive them here."""
+        kept = {self.file_of(athlete).name for athlete in athletes}
+        for path in self.folder.glob("*.json"):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+
     def file_of(self, athlete: str) -> Path:
         """The file of `athlete`'s section (named by a hash: any athlete id makes a file name)."""
         return self.folder / f"{hashlib.sha256(athlete.encode()).hexdigest()[:24]}.json"
