@@ -73,3 +73,16 @@ def test_an_import_for_one_athlete_redraws_only_their_part_of_the_same_page(tmp_
     assert sorted(again.redrawn) == sorted(others)
     assert not kept.file_of("forgotten").exists()  # a forgotten athlete's rows do not outlive them in the cache
     assert _comparable(again.path.read_text(encoding="utf-8")) == _comparable(pipeline_page)
+
+
+def test_a_chart_placeholder_escapes_the_athlete_id_in_its_name():
+    """Chart names carry the athlete id (any folder name): it cannot break out of the attribute."""
+    import altair as alt
+    import polars as pl
+
+    from retrostride.warehouse.report.page import _Charts
+
+    placed = _Charts('x"><script>alert(1)</script>-chart')
+    html = placed.add(alt.Chart(pl.DataFrame({"a": [1]})).mark_point().encode(x="a"))
+    assert "<script>" not in html and html.startswith('<div class="chart" id="x&#34;&gt;&lt;script&gt;')
+    assert list(placed.specs) == ['x"><script>alert(1)</script>-chart-1']  # the id getElementById looks up

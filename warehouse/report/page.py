@@ -55,7 +55,7 @@ class _Charts:
         name = f"{self.prefix}-{len(self.specs) + 1}"
         with alt.data_transformers.disable_max_rows():  # years of days or samples: rows SQL has already bounded
             self.specs[name] = chart.to_dict()
-        return Markup(f'<div class="chart" id="{name}"></div>')
+        return Markup('<div class="chart" id="{}"></div>').format(name)  # an athlete id is any folder name: escaped
 
 
 @dataclass(frozen=True)
