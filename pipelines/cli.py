@@ -468,14 +468,18 @@ def _is_config_error(error: BaseException) -> bool:
 
 
 def _import(settings: Settings, targets: list, athlete: str | None, show: bool) -> ImportReport:
-    """Import with a bar per stage (when `show`), then read what was found."""
-    from retrostride.pipelines.import_summary import import_report
-    from retrostride.pipelines.progress import StageBars
-    from retrostride.pipelines.runs import import_paths
-    from retrostride.warehouse.store import Warehouse
+    """Import with a bar per stage (when `show`), then read what was found. A decoder process starts
+    first, so it imports the decoders while this process loads Dagster and the code location."""
+    from retrostride.connectors.ingest.supervisor import decoder_started_early
 
-    with StageBars(console, show) as bars:
-        import_paths(settings, targets, athlete, progress=bars)
+    with decoder_started_early(settings.workers):
+        from retrostride.pipelines.import_summary import import_report
+        from retrostride.pipelines.progress import StageBars
+        from retrostride.pipelines.runs import import_paths
+        from retrostride.warehouse.store import Warehouse
+
+        with StageBars(console, show) as bars:
+            import_paths(settings, targets, athlete, progress=bars)
     return import_report(Warehouse(settings.catalog), bars.outcomes)
 
 

@@ -1,12 +1,13 @@
 """Polars work in processes: the same results, in order, as in one process."""
 
 import os
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from retrostride.warehouse.processes import map_in_processes
+from retrostride.warehouse.processes import map_in_processes, supervised, worker_started_early
 
 
 def summed(values: pl.DataFrame, offset: int) -> tuple[int, str]:
@@ -44,3 +45,29 @@ def test_a_worker_that_dies_while_scoring_fails_the_work_with_the_reason(tmp_pat
     with pytest.raises(RuntimeError, match=r"dies_on_the_third: process died \(exit code 3\)"):
         list(map_in_processes(dies_on_the_third, _items(5), 2, tmp_path))
     assert list(tmp_path.rglob("*.arrow")) == []
+
+
+def running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def whose(task: int, progress) -> tuple[int, int, bool]:
+    """A worker's answer: the task, the worker's pid, and whether the decoders were imported before it."""
+    return task, os.getpid(), "retrostride.connectors.formats" in sys.modules
+
+
+def test_a_worker_started_early_takes_the_first_task_with_its_modules_imported():
+    """The CLI starts a decoder while it loads Dagster: the import's first batch goes to that process."""
+    with worker_started_early(shares_cores=False, preload=["retrostride.connectors.ingest.supervisor"]) as early:
+        [(task, (_, pid, preloaded))] = list(supervised([1], whose, workers=1, timeout_s=60))
+    assert (task, pid, preloaded) == (1, early, True)
+    assert not running(early)  # the pool stopped it with its other workers
+    [(_, (_, later, imported))] = list(supervised([2], whose, workers=1, timeout_s=60))
+    assert later != early and not imported  # without one, the pool starts its own, which imports nothing ahead
+
+
+def test_a_worker_started_early_is_left_to_pools_like_it_and_stopped_when_unused():
+    with worker_started_early(shares_cores=True) as early:
+        [(_, (_, pid, _))] = list(supervised([1], whose, workers=1, timeout_s=60))  # one worker: not sharing cores
+        assert pid != early and running(early)
+    assert not running(early)

@@ -12,6 +12,7 @@ uncompressed Arrow IPC files (several times faster than pickling a frame), resul
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
@@ -19,7 +20,7 @@ import signal
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain
@@ -96,7 +97,7 @@ def supervised(
                         break
                 idle = next((w for w in pool if w.task is None), None)
                 if idle is None:
-                    idle = _Worker(context, shares_cores=workers > 1)
+                    idle = _started_early(shares_cores=workers > 1) or _Worker(context, shares_cores=workers > 1)
                     pool.append(idle)
                 idle.give(function, task, limit)
             busy = [w for w in pool if w.task is not None]
@@ -119,6 +120,35 @@ def supervised(
     finally:
         for worker in pool:
             worker.stop(kill=worker.task is not None)
+
+
+#: Workers started before they are needed (`worker_started_early`), for the next pool to take.
+_EARLY: list[_Worker] = []
+
+
+@contextmanager
+def worker_started_early(shares_cores: bool, preload: Sequence[str] = ()) -> Iterator[int]:
+    """Start one worker process now (its pid is given), importing the modules `preload` while this
+    process goes on with other work; within the block, the first `supervised` pool that needs a worker
+    (with the same `shares_cores`: more than one worker) takes it instead of starting one. Stopped at
+    the end if unused."""
+    worker = _Worker(multiprocessing.get_context("spawn"), shares_cores, preload)
+    _EARLY.append(worker)
+    try:
+        yield worker.process.pid
+    finally:
+        if worker in _EARLY:
+            _EARLY.remove(worker)
+            worker.stop()
+
+
+def _started_early(shares_cores: bool) -> _Worker | None:
+    """A worker `worker_started_early` started with the same core sharing, still alive; taken."""
+    for worker in _EARLY:
+        if worker.shares_cores == shares_cores and worker.process.is_alive():
+            _EARLY.remove(worker)
+            return worker
+    return None
 
 
 def map_in_processes(
@@ -184,10 +214,12 @@ _NONE = object()
 _WORKING = object()
 
 
-def _serve(connection) -> None:
-    """A worker process: run the (function, task) pairs it is sent until it is sent None or the
-    parent goes away. The function's progress calls and then its result go back to the parent."""
+def _serve(connection, preload: Sequence[str] = ()) -> None:
+    """A worker process: import `preload`, then run the (function, task) pairs it is sent until it is
+    sent None or the parent goes away. The function's progress calls and then its result go back to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for module in preload:
+        importlib.import_module(module)
     while True:
         try:
             message = connection.recv()
@@ -209,10 +241,13 @@ class _Result:
 class _Worker:
     """One worker process, the task it is working on, and the last progress mark it sent."""
 
-    def __init__(self, context, shares_cores: bool) -> None:
+    def __init__(self, context, shares_cores: bool, preload: Sequence[str] = ()) -> None:
         self.connection, child = context.Pipe()
+        self.shares_cores = shares_cores
         with single_threaded_polars() if shares_cores else nullcontext():  # several workers already use every core
-            self.process = context.Process(target=_serve, args=(child,), daemon=True, name="retrostride-worker")
+            self.process = context.Process(
+                target=_serve, args=(child, tuple(preload)), daemon=True, name="retrostride-worker"
+            )
             self.process.start()
         child.close()
         self.task: Any = None

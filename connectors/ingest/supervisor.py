@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 
 from retrostride.connectors.ingest.batch import Job, decode_into_lake
 from retrostride.warehouse.disk import DiskFull
-from retrostride.warehouse.processes import Lost, supervised
+from retrostride.warehouse.processes import Lost, supervised, worker_started_early
 
 #: Files a decoder process takes at a time, and their most bytes (a batch's frames are in memory
 #: together): the Polars steps after decoding run once per batch.
@@ -37,6 +38,12 @@ def supervised_decoding(jobs: Iterable[Job], workers: int, timeout_s: float) -> 
             alone.extend([job] for i, job in enumerate(batch) if i != culprit)
         else:
             alone.extend([job] for job in batch)
+
+
+def decoder_started_early(workers: int) -> AbstractContextManager[int]:
+    """A decoder process started now, importing the decoders while the caller goes on with other work
+    (the CLI: loading Dagster); within the block, the first batch `supervised_decoding` hands out goes to it."""
+    return worker_started_early(shares_cores=workers > 1, preload=[__name__])
 
 
 def _decoded(jobs: list[Job], progress) -> list | DiskFull:
