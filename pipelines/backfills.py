@@ -112,8 +112,10 @@ def backfill_months(
     if last < first:
         raise ValueError(f"end {last} is before start {first}")
     Warehouse(settings.catalog).ensure_schema()  # a home from an older version publishes into today's tables
-    instance = instance or instance_for(settings)
-    reap_dead_runs(instance)
+    if instance is None:
+        instance = instance_for(settings)  # which has reaped the dead runs
+    else:
+        reap_dead_runs(instance)
     defs = build_definitions(settings)
     selection = select_assets(defs, assets)
     run_id = str(uuid.uuid4())

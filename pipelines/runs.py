@@ -109,8 +109,10 @@ def import_paths(
 ) -> list[tuple[date, date]]:
     """Import `paths` (files, folders, `s3://bucket/prefix` URLs) in one run of the `import_files` job, the
     one the daemon's sensors request; returns the published month ranges."""
-    instance = instance or instance_for(settings)
-    reap_dead_runs(instance)
+    if instance is None:
+        instance = instance_for(settings)  # which has reaped the dead runs
+    else:
+        reap_dead_runs(instance)
     ensure_migrated(settings.legacy_warehouse, settings.catalog)
     defs = build_definitions(settings, progress)
     config = {"paths": [p if is_object_url(p) else str(Path(p).resolve()) for p in paths], "athlete": athlete}
