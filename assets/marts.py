@@ -18,8 +18,9 @@ _INPUTS = ["activities", "segments", "activity_energy", "body_measurements"]
 )
 def mart_views(storage: Storage, models: Models):
     """Recreate the mart views and store their parameters (`[marts]` of the model file) in mart_settings."""
-    for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
-        yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows})
+    refresh_marts(storage.warehouse, models.marts())
+    for name in MARTS:
+        yield dg.MaterializeResult(asset_key=name)
 
 
 @dg.asset(deps=list(MARTS), group_name="marts", pool="warehouse", kinds={"duckdb"})

@@ -29,7 +29,7 @@ from retrostride.assets.marts import publish_readers_snapshot
 from retrostride.assets.reports import draw_report
 from retrostride.assets.resources import Models, RunProgress, Storage
 from retrostride.pipelines.planning import month_end, months_between, months_of, plan_ranges
-from retrostride.warehouse.marts import refresh_marts
+from retrostride.warehouse.marts import MARTS, refresh_marts
 from retrostride.warehouse.publish import mark_published
 
 
@@ -93,8 +93,9 @@ def refresh_marts_and_snapshot(
 ) -> None:
     progress.start("marts", 1)
     progress.start("snapshot", 1)
-    for name, rows in refresh_marts(storage.warehouse, models.marts()).items():
-        context.log_event(dg.AssetMaterialization(name, metadata={"rows": rows}))
+    refresh_marts(storage.warehouse, models.marts())
+    for name in MARTS:
+        context.log_event(dg.AssetMaterialization(name))
     progress.advance("marts")
     context.log_event(dg.AssetMaterialization("published_warehouse", metadata=publish_readers_snapshot(storage)))
     progress.advance("snapshot")

@@ -26,18 +26,18 @@ MARTS = (
 )
 
 
-def refresh_marts(warehouse: Warehouse, config: MartConfig) -> dict[str, int]:
-    """(Re)create the views, store `config` as `mart_settings`, and count each mart's rows."""
+def refresh_marts(warehouse: Warehouse, config: MartConfig) -> None:
+    """(Re)create the views and store `config` as `mart_settings`. Their rows are not counted: that
+    computed every mart, in the writer's turn, before the snapshot readers wait for (README, Performance)."""
     warehouse.ensure_schema()
 
-    def store(connection) -> dict[str, int]:
+    def store(connection) -> None:
         current = connection.execute("SELECT * FROM mart_settings").pl()
         if current.rows() != settings_row(config).select(current.columns).rows():  # unchanged: no new snapshot
             connection.execute("DELETE FROM mart_settings")
             insert(connection, "mart_settings", settings_row(config))
-        return {name: connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in MARTS}
 
-    return warehouse.write(store)
+    warehouse.write(store)
 
 
 def mart_description(name: str) -> str:
