@@ -22,6 +22,9 @@ def serve(preload: Sequence[str]) -> None:
         importlib.import_module(module)
     from dagster._cli.api import execute_run_command
 
+    from retrostride.pipelines.runs import sqlite_commits_without_fsync
+
+    sqlite_commits_without_fsync()  # in every run forked from here, as in the CLI's runs
     warm_up_instance()
 
     commands, answers = sys.stdin, sys.stdout

@@ -51,18 +51,22 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     if not config.exists() or (config.read_text().splitlines()[:1] == [marker] and config.read_text() != shipped):
         config.write_text(shipped)
     os.environ.setdefault("DAGSTER_HOME", str(home))
-    if not event.contains(Engine, "connect", _commit_without_fsync):
-        event.listen(Engine, "connect", _commit_without_fsync)
+    sqlite_commits_without_fsync()
     instance = dg.DagsterInstance.from_config(str(home))
     _ensure_pool(instance)
     reap_dead_runs(instance)
     return instance
 
 
+def sqlite_commits_without_fsync() -> None:
+    """From now on in this process, Dagster's SQLite storages (write-ahead log) commit without waiting
+    for the disk (`synchronous = NORMAL`): a run stores ~50 events, each its own commit, which waited
+    for an fsync (README, Performance). The files stay consistent; a power cut can lose the last events."""
+    if not event.contains(Engine, "connect", _commit_without_fsync):
+        event.listen(Engine, "connect", _commit_without_fsync)
+
+
 def _commit_without_fsync(connection, _record) -> None:
-    """Dagster's SQLite storages (write-ahead log) commit without waiting for the disk
-    (`synchronous = NORMAL`): a run stores ~50 events, each its own commit, which waited for an fsync
-    (README, Performance). The files stay consistent; a power cut can lose the last events."""
     if isinstance(connection, sqlite3.Connection):
         connection.execute("PRAGMA synchronous = NORMAL")
 

@@ -33,9 +33,21 @@ def wait_long() -> None:
     time.sleep(600)
 
 
+@dg.op
+def storage_commits_without_fsync(context) -> None:
+    with context.instance.event_log_storage.index_connection() as connection:
+        synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert synchronous == 1, f"PRAGMA synchronous is {synchronous}, not NORMAL"
+
+
 @dg.job(executor_def=dg.in_process_executor)
 def counting():
     count_to_three()
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def storing():
+    storage_commits_without_fsync()
 
 
 @dg.job(executor_def=dg.in_process_executor)
@@ -120,3 +132,12 @@ def test_cancelling_a_run_stops_its_process(instance):
     run = started(instance, launch(instance, waiting).run_id)
     assert instance.run_launcher.terminate(run.run_id)
     assert finished(instance, run.run_id).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_runs_forked_from_the_server_store_their_events_without_an_fsync_each(instance):
+    run = launch(instance, storing)
+    finished_run = finished(instance, run.run_id)
+    failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    assert finished_run.status == dg.DagsterRunStatus.SUCCESS, [
+        e.dagster_event.step_failure_data.error.to_string() for e in failures
+    ]
