@@ -1,7 +1,11 @@
-"""Centred time windows over sorted samples, per group: Polars' rolling kernels, one call for all groups."""
+"""Centred time windows over sorted samples, per group: Polars' rolling kernels, one call for all groups;
+order statistics of many windows at once as sorted rows of a matrix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import polars as pl
 
 
@@ -23,3 +27,56 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
     if not rolled["_group"].is_sorted():
         rolled = rolled.sort("_group", "ts", maintain_order=True)
     return rolled.drop("_group", "ts")
+
+
+#: Window values held at once when windows are sorted row by row (`window_statistic`): bounds the
+#: memory of dense recordings, whose windows hold many samples.
+SORTED_CELLS = 1 << 22
+
+
+def centred_window_rows(frame: pl.DataFrame, seconds: float, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last row of each row's `centred_rolling` window (row numbers of `frame`)."""
+    bounds = centred_rolling(
+        frame.with_row_index("_row"), seconds, keys, [pl.col("_row").first().alias("_first"), pl.col("_row").last()]
+    )
+    return bounds["_first"].to_numpy().astype(np.int64), bounds["_row"].to_numpy().astype(np.int64)
+
+
+def window_counts(mask: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """How many rows of each window (rows `first`..`last`) `mask` holds at."""
+    running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    return running[last + 1] - running[first]
+
+
+def window_statistic(
+    values: np.ndarray, first: np.ndarray, last: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`statistic` of each window's `values` (rows `first`..`last`; NaN: missing), given the windows
+    as rows of a matrix, each sorted with its missing values after the others: a rolling order
+    statistic (a median, a median absolute deviation) for many windows at once.  Windows are
+    sorted `SORTED_CELLS` values at a time."""
+    if not len(first):
+        return np.empty(0)
+    lengths = last - first + 1
+    width = int(lengths.max())
+    padded = np.concatenate([values.astype(np.float64), np.full(width, np.nan)])
+    starts = np.lib.stride_tricks.sliding_window_view(padded, width)
+    beyond = np.arange(width)
+    step = max(1, SORTED_CELLS // width)
+    parts = []
+    for start in range(0, len(first), step):
+        rows = starts[first[start : start + step]]  # a copy: each window's first `width` values
+        rows[beyond >= lengths[start : start + step, None]] = np.nan
+        rows.sort(axis=1)
+        parts.append(statistic(rows))
+    return np.concatenate(parts)
+
+
+def sorted_medians(rows: np.ndarray) -> np.ndarray:
+    """The median of each row of sorted values with NaN (missing) after them, as Polars computes
+    one (the middle value, or the lower middle one plus half the distance to the upper); NaN when
+    a row has no value."""
+    count = np.count_nonzero(~np.isnan(rows), axis=1)
+    low = np.take_along_axis(rows, np.maximum(count - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    high = np.take_along_axis(rows, np.minimum(count // 2, rows.shape[1] - 1)[:, None], axis=1)[:, 0]
+    return np.where(count % 2 == 1, low, low + (high - low) * 0.5)

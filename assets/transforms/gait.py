@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 
+import numpy as np
 import polars as pl
 
 from retrostride.assets.transforms.gait_prior import blended_levels, prior_line
@@ -18,10 +19,15 @@ from retrostride.assets.transforms.label_evidence import labelled_activities, wi
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import (
     centred_rolling,
-    centred_rolling_at,
-    edge_aggs,
+    centred_window_rows,
     edge_change,
+    edge_rows,
+    nulled,
     run_ids,
+    sorted_medians,
+    window_counts,
+    window_medians_at,
+    window_statistic,
     with_edges,
 )
 from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, conform, in_time_order
@@ -81,10 +87,10 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
         (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
     inputs = with_edges(inputs, "all", pl.col("_d").is_not_null(), edge_columns, keys)
-    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, edge_aggs("all", edge_columns))
-    by_distance = smooth.select(_window_speed("all")).to_series()
-    by_median = centred_rolling_at(inputs, config.speed_smooth_s, keys, [pl.col("_v").median()], by_distance.is_null())
-    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
+    first, last = centred_window_rows(inputs, config.speed_smooth_s, keys)
+    by_distance = inputs.select(edge_rows("all", edge_columns, first, last)).select(_window_speed("all")).to_series()
+    by_median = window_medians_at(inputs["_v"], first, last, by_distance.is_null().arg_true().to_numpy())
+    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
     inputs = with_edges(
@@ -93,33 +99,24 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
         pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"),
         pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"),
     )
-    rolled = centred_rolling(
-        inputs,
-        config.gait_window_s,
-        keys,
-        [
-            *edge_aggs("ok", edge_columns),
-            pl.col("_ok").sum().alias("_ok_n"),
-            pl.col("_ok").mean().alias("_ok_share"),
-            pl.col("_spm").count().alias("_spm_n"),
-            pl.col("_spm").median(),
-            ((pl.col("_spm_ok").max() - pl.col("_spm_ok").min()) / pl.col("_spm_ok").median()).alias("_spm_range"),
-        ],
+    # Each 10-s window's counts and edges come from its first and last row, its medians from its
+    # values sorted (`window_statistic`).
+    first, last = centred_window_rows(inputs, config.gait_window_s, keys)
+    ok_n = window_counts(inputs["_ok"].to_numpy(), first, last)
+    rolled = inputs.select(edge_rows("ok", edge_columns, first, last)).with_columns(
+        pl.Series("_ok_n", ok_n),
+        pl.Series("_ok_share", ok_n / (last - first + 1)),
+        pl.Series("_spm_n", window_counts(inputs["_spm"].is_not_null().to_numpy(), first, last)),
+        nulled("_spm", window_statistic(inputs["_spm"].to_numpy(), first, last, sorted_medians)),
+        nulled("_spm_spread", window_statistic(inputs["_spm_ok"].to_numpy(), first, last, _cadence_spread)),
     )
-    # The spread (MAD / median) is at most the range / median: only windows whose range is too wide
-    # for a steady cadence need their MAD, which Polars rolls window by window (no rolling kernel).
-    wide = rolled.select(pl.col("_spm_range") > config.gait_max_cadence_spread).to_series().fill_null(False)
-    spread = centred_rolling_at(inputs, config.gait_window_s, keys, [_cadence_spread()], wide).to_series()
-    rolled = rolled.with_columns(spread.alias("_spm_spread"))
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
     # Running samples' medians are needed where the distance gives no speed, or where some of the
     # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
     mixed = pl.col("_ok_n") != pl.col("_spm_n")
-    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series()
-    by_median = centred_rolling_at(
-        inputs, config.gait_window_s, keys, [pl.col("_v_ok").median(), pl.col("_spm_ok").median()], needed
-    )
+    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series().arg_true().to_numpy()
+    by_median = [window_medians_at(inputs[name], first, last, needed) for name in ("_v_ok", "_spm_ok")]
     gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
         pl.when(speaks).then(pl.coalesce("_spm_ok", "_spm")).alias("_run_spm"),
@@ -139,10 +136,12 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     ).drop("_run_spm")
 
 
-def _cadence_spread() -> pl.Expr:
-    """The running cadences' median absolute deviation over their median, in a window."""
-    median = pl.col("_spm_ok").median()
-    return ((pl.col("_spm_ok") - median).abs().median() / median).alias("_spm_spread")
+def _cadence_spread(windows: np.ndarray) -> np.ndarray:
+    """The running cadences' median absolute deviation over their median, per sorted window."""
+    median = sorted_medians(windows)
+    deviations = np.abs(windows - median[:, None])
+    deviations.sort(axis=1)
+    return sorted_medians(deviations) / median
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:
