@@ -32,6 +32,9 @@ def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: 
 #: Window values held at once when windows are sorted row by row (`window_statistic`): bounds the
 #: memory of dense recordings, whose windows hold many samples.
 SORTED_CELLS = 1 << 22
+#: Windows are sorted in classes of similar length (up to this, then twice as long, ...), so one dense
+#: activity does not widen every window's row.
+NARROW_WINDOW = 64
 
 
 def centred_window_rows(frame: pl.DataFrame, seconds: float, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -49,34 +52,38 @@ def window_counts(mask: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.n
 
 
 def window_statistic(
-    values: np.ndarray, first: np.ndarray, last: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+    values: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> np.ndarray:
-    """`statistic` of each window's `values` (rows `first`..`last`; NaN: missing), given the windows
-    as rows of a matrix, each sorted with its missing values after the others: a rolling order
-    statistic (a median, a median absolute deviation) for many windows at once.  Windows are
-    sorted `SORTED_CELLS` values at a time."""
-    if not len(first):
-        return np.empty(0)
+    """`statistic(windows, counts)` of each window of `values` (rows `first`..`last`; NaN: missing),
+    given the windows as rows of a matrix, each sorted with its `counts` values first and NaN after
+    them: a rolling order statistic (a median, a median absolute deviation) of many windows at once."""
+    values = values.astype(np.float64)
+    counts = window_counts(~np.isnan(values), first, last)
     lengths = last - first + 1
-    width = int(lengths.max())
-    padded = np.concatenate([values.astype(np.float64), np.full(width, np.nan)])
-    starts = np.lib.stride_tricks.sliding_window_view(padded, width)
-    beyond = np.arange(width)
-    step = max(1, SORTED_CELLS // width)
-    parts = []
-    for start in range(0, len(first), step):
-        rows = starts[first[start : start + step]]  # a copy: each window's first `width` values
-        rows[beyond >= lengths[start : start + step, None]] = np.nan
-        rows.sort(axis=1)
-        parts.append(statistic(rows))
-    return np.concatenate(parts)
+    found = np.empty(len(first))
+    size_class = np.ceil(np.log2(np.maximum(lengths, NARROW_WINDOW))).astype(np.int64)
+    for size in np.unique(size_class):
+        of_size = np.flatnonzero(size_class == size)
+        width = int(lengths[of_size].max())
+        starts = np.lib.stride_tricks.sliding_window_view(np.concatenate([values, np.full(width, np.nan)]), width)
+        step = max(1, SORTED_CELLS // width)
+        for start in range(0, len(of_size), step):
+            chosen = of_size[start : start + step]
+            windows = starts[first[chosen]]  # a copy: the `width` values from each window's first row
+            windows[np.arange(width) >= lengths[chosen, None]] = np.nan
+            windows.sort(axis=1)
+            found[chosen] = statistic(windows, counts[chosen])
+    return found
 
 
-def sorted_medians(rows: np.ndarray) -> np.ndarray:
-    """The median of each row of sorted values with NaN (missing) after them, as Polars computes
-    one (the middle value, or the lower middle one plus half the distance to the upper); NaN when
-    a row has no value."""
-    count = np.count_nonzero(~np.isnan(rows), axis=1)
-    low = np.take_along_axis(rows, np.maximum(count - 1, 0)[:, None] // 2, axis=1)[:, 0]
-    high = np.take_along_axis(rows, np.minimum(count // 2, rows.shape[1] - 1)[:, None], axis=1)[:, 0]
-    return np.where(count % 2 == 1, low, low + (high - low) * 0.5)
+def sorted_medians(windows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The median of each row's first `counts` values (sorted), as Polars computes one: the middle
+    value, or the lower middle one plus half the distance to the upper; NaN without values."""
+    at = np.arange(len(windows)) * windows.shape[1]
+    flat = windows.ravel()
+    low = flat[at + np.maximum(counts - 1, 0) // 2]
+    high = flat[at + np.minimum(counts // 2, windows.shape[1] - 1)]
+    return np.where(counts % 2 == 1, low, low + (high - low) * 0.5)

@@ -136,12 +136,12 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     ).drop("_run_spm")
 
 
-def _cadence_spread(windows: np.ndarray) -> np.ndarray:
+def _cadence_spread(windows: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The running cadences' median absolute deviation over their median, per sorted window."""
-    median = sorted_medians(windows)
+    median = sorted_medians(windows, counts)
     deviations = np.abs(windows - median[:, None])
     deviations.sort(axis=1)
-    return sorted_medians(deviations) / median
+    return sorted_medians(deviations, counts) / median
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:
