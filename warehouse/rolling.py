@@ -13,7 +13,7 @@ def run_ids(columns: list[str]) -> pl.Expr:
     """A number per stretch of rows where `columns` keep their values (rows sorted; nulls compare
     equal), counting up in row order."""
     changed = pl.any_horizontal(*(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns))
-    return changed.cum_sum().cast(pl.Int64)
+    return changed.cum_sum().cast(pl.Int64).set_sorted()  # flagged: grouping by it then takes its stretches as they are
 
 
 def centred_rolling(frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:

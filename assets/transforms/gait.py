@@ -103,12 +103,23 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     # values sorted (`window_statistic`).
     first, last = centred_window_rows(inputs, config.gait_window_s, keys)
     ok_n = window_counts(inputs["_ok"].to_numpy(), first, last)
+    ok_share = ok_n / (last - first + 1)
+    # The cadence spread is needed where nothing else keeps the window from speaking.
+    mostly_running = np.flatnonzero((ok_n >= config.gait_min_samples) & (ok_share >= config.gait_valid_share))
+    spread = window_statistic(
+        inputs["_spm_ok"].to_numpy(),
+        first[mostly_running],
+        last[mostly_running],
+        lambda windows, counts: _cadence_spread(windows, counts, config.gait_max_cadence_spread),
+    )
     rolled = inputs.select(edge_rows("ok", edge_columns, first, last)).with_columns(
         pl.Series("_ok_n", ok_n),
-        pl.Series("_ok_share", ok_n / (last - first + 1)),
+        pl.Series("_ok_share", ok_share),
         pl.Series("_spm_n", window_counts(inputs["_spm"].is_not_null().to_numpy(), first, last)),
         nulled("_spm", window_statistic(inputs["_spm"].to_numpy(), first, last, sorted_medians)),
-        nulled("_spm_spread", window_statistic(inputs["_spm_ok"].to_numpy(), first, last, _cadence_spread)),
+        pl.repeat(None, inputs.height, dtype=pl.Float64, eager=True)
+        .scatter(mostly_running, nulled("", spread))
+        .alias("_spm_spread"),
     )
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
@@ -136,12 +147,16 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     ).drop("_run_spm")
 
 
-def _cadence_spread(windows: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The running cadences' median absolute deviation over their median, per sorted window."""
+def _cadence_spread(windows: np.ndarray, counts: np.ndarray, most: float) -> np.ndarray:
+    """The running cadences' median absolute deviation over their median, per sorted window, where
+    it may be above `most`: it is at most their range over their median (NaN elsewhere)."""
     median = sorted_medians(windows, counts)
-    deviations = np.abs(windows - median[:, None])
+    wide = np.flatnonzero((windows[np.arange(len(windows)), np.maximum(counts - 1, 0)] - windows[:, 0]) / median > most)
+    deviations = np.abs(windows[wide] - median[wide, None])
     deviations.sort(axis=1)
-    return sorted_medians(deviations, counts) / median
+    spread = np.full(len(windows), np.nan)
+    spread[wide] = sorted_medians(deviations, counts[wide]) / median[wide]
+    return spread
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:
