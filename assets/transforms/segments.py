@@ -136,8 +136,9 @@ def classify_samples(
     ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v, config.slow_step_exponent))
     # The day's own level: a run whose typical steps are shorter than the baseline's (tired legs
     # after a bike leg, a bad day) is read against that level, down to `activity_level_floor`.
-    level = ratio.median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
-    samples = samples.with_columns((ratio / level).alias("gait_ratio"))
+    samples = samples.with_columns(ratio.alias("gait_ratio"))
+    level = pl.col("gait_ratio").median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
+    samples = samples.with_columns(pl.col("gait_ratio") / level)
     samples = samples.with_columns(_hysteresis(config).alias("_gait_state"))
     gait_direction = pl.col("_gait_state")
     samples = samples.with_columns(
