@@ -65,15 +65,18 @@ def window_statistic(
     lengths = last - first + 1
     found = np.empty(len(first))
     size_class = np.ceil(np.log2(np.maximum(lengths, NARROW_WINDOW))).astype(np.int64)
-    for size in np.unique(size_class):
+    for size in range(int(size_class.min(initial=0)), int(size_class.max(initial=-1)) + 1):
         of_size = np.flatnonzero(size_class == size)
+        if not len(of_size):
+            continue
         width = int(lengths[of_size].max())
         starts = np.lib.stride_tricks.sliding_window_view(np.concatenate([values, np.full(width, np.nan)]), width)
         step = max(1, SORTED_CELLS // width)
         for start in range(0, len(of_size), step):
             chosen = of_size[start : start + step]
             windows = starts[first[chosen]]  # a copy: the `width` values from each window's first row
-            windows[np.arange(width) >= lengths[chosen, None]] = np.nan
+            shorter = np.flatnonzero(lengths[chosen] < width)
+            windows[shorter] = np.where(np.arange(width) < lengths[chosen[shorter], None], windows[shorter], np.nan)
             windows.sort(axis=1)
             found[chosen] = statistic(windows, counts[chosen])
     return found
