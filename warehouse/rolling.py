@@ -59,11 +59,12 @@ def window_statistic(
 ) -> np.ndarray:
     """`statistic(windows, counts)` of each window of `values` (rows `first`..`last`; NaN: missing),
     given the windows as rows of a matrix, each sorted with its `counts` values first and NaN after
-    them: a rolling order statistic (a median, a median absolute deviation) of many windows at once."""
+    them: a rolling order statistic (a median, a median absolute deviation) of many windows at once,
+    one value per window or a row of them."""
     values = values.astype(np.float64)
     counts = window_counts(~np.isnan(values), first, last)
     lengths = last - first + 1
-    found = np.empty(len(first))
+    found = np.empty(0)
     size_class = np.ceil(np.log2(np.maximum(lengths, NARROW_WINDOW))).astype(np.int64)
     for size in range(int(size_class.min(initial=0)), int(size_class.max(initial=-1)) + 1):
         of_size = np.flatnonzero(size_class == size)
@@ -78,7 +79,10 @@ def window_statistic(
             shorter = np.flatnonzero(lengths[chosen] < width)
             windows[shorter] = np.where(np.arange(width) < lengths[chosen[shorter], None], windows[shorter], np.nan)
             windows.sort(axis=1)
-            found[chosen] = statistic(windows, counts[chosen])
+            part = statistic(windows, counts[chosen])
+            if not found.size:
+                found = np.empty((len(first), *part.shape[1:]))
+            found[chosen] = part
     return found
 
 

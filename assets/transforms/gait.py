@@ -47,9 +47,10 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     timed = records.filter(pl.col("ts").is_not_null())
     interval = (pl.col("ts").diff().dt.total_microseconds() / 1e6).median().over("activity_id")
     widening = (config.gait_sampling_share * interval / config.gait_window_s).ceil().clip(1, 6).fill_null(1)
-    classes = timed.with_columns(widening.cast(pl.Int32).alias("_widening")).partition_by("_widening", as_dict=True)
-    if list(classes) in ([], [(1,)]):
+    widening = timed.select(widening.cast(pl.Int32).alias("_widening")).to_series()
+    if (widening == 1).all():
         return windowed_gait_features(timed, config, within)
+    classes = timed.with_columns(widening).partition_by("_widening", as_dict=True)
     parts = [
         windowed_gait_features(
             part.drop("_widening"),
@@ -103,23 +104,29 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     # values sorted (`window_statistic`).
     first, last = centred_window_rows(inputs, config.gait_window_s, keys)
     ok_n = window_counts(inputs["_ok"].to_numpy(), first, last)
+    spm_n = window_counts(inputs["_spm"].is_not_null().to_numpy(), first, last)
     ok_share = ok_n / (last - first + 1)
-    # The cadence spread is needed where nothing else keeps the window from speaking.
-    mostly_running = np.flatnonzero((ok_n >= config.gait_min_samples) & (ok_share >= config.gait_valid_share))
-    spread = window_statistic(
-        inputs["_spm_ok"].to_numpy(),
-        first[mostly_running],
-        last[mostly_running],
-        lambda windows, counts: _cadence_spread(windows, counts, config.gait_max_cadence_spread),
-    )
+    # The running cadences' median and spread where the window may speak or where they are all its
+    # cadences (their median is then the cadence median); the cadence median of the other windows.
+    only_running = ok_n == spm_n
+    running = np.flatnonzero(only_running | ((ok_n >= config.gait_min_samples) & (ok_share >= config.gait_valid_share)))
+    running_cadence = np.full((inputs.height, 2), np.nan)
+    if len(running):
+        running_cadence[running] = window_statistic(
+            inputs["_spm_ok"].to_numpy(),
+            first[running],
+            last[running],
+            lambda windows, counts: _running_cadence(windows, counts, config.gait_max_cadence_spread),
+        )
+    mixed = np.flatnonzero(~only_running)
+    cadence = running_cadence[:, 0].copy()
+    cadence[mixed] = window_statistic(inputs["_spm"].to_numpy(), first[mixed], last[mixed], sorted_medians)
     rolled = inputs.select(edge_rows("ok", edge_columns, first, last)).with_columns(
         pl.Series("_ok_n", ok_n),
         pl.Series("_ok_share", ok_share),
-        pl.Series("_spm_n", window_counts(inputs["_spm"].is_not_null().to_numpy(), first, last)),
-        nulled("_spm", window_statistic(inputs["_spm"].to_numpy(), first, last, sorted_medians)),
-        pl.repeat(None, inputs.height, dtype=pl.Float64, eager=True)
-        .scatter(mostly_running, nulled("", spread))
-        .alias("_spm_spread"),
+        pl.Series("_spm_n", spm_n),
+        nulled("_spm", cadence),
+        nulled("_spm_spread", running_cadence[:, 1]),
     )
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
@@ -127,7 +134,12 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
     mixed = pl.col("_ok_n") != pl.col("_spm_n")
     needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series().arg_true().to_numpy()
-    by_median = [window_medians_at(inputs[name], first, last, needed) for name in ("_v_ok", "_spm_ok")]
+    by_median = [
+        window_medians_at(inputs["_v_ok"], first, last, needed),
+        pl.repeat(None, inputs.height, dtype=pl.Float64, eager=True)
+        .scatter(needed, nulled("", running_cadence[needed, 0]))
+        .alias("_spm_ok"),
+    ]
     gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
         pl.when(speaks).then(pl.coalesce("_spm_ok", "_spm")).alias("_run_spm"),
@@ -147,16 +159,17 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     ).drop("_run_spm")
 
 
-def _cadence_spread(windows: np.ndarray, counts: np.ndarray, most: float) -> np.ndarray:
-    """The running cadences' median absolute deviation over their median, per sorted window, where
-    it may be above `most`: it is at most their range over their median (NaN elsewhere)."""
+def _running_cadence(windows: np.ndarray, counts: np.ndarray, most: float) -> np.ndarray:
+    """Per sorted window of running cadences: their median, and their median absolute deviation
+    over their median where it may be above `most` (it is at most their range over their median;
+    NaN elsewhere)."""
     median = sorted_medians(windows, counts)
     wide = np.flatnonzero((windows[np.arange(len(windows)), np.maximum(counts - 1, 0)] - windows[:, 0]) / median > most)
     deviations = np.abs(windows[wide] - median[wide, None])
     deviations.sort(axis=1)
     spread = np.full(len(windows), np.nan)
     spread[wide] = sorted_medians(deviations, counts[wide]) / median[wide]
-    return spread
+    return np.column_stack([median, spread])
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:
