@@ -137,20 +137,19 @@ def test_gap_markers_follow_their_samples_as_a_sort_would_put_them():
     )
     max_gap_s, hold_s = 2.0, 1.0
     found = record_intervals(frame, max_gap_s, hold_s)
-    ordered = with_intervals(timed_records(frame, _DETECTION_COLUMNS), max_gap_s).with_columns(
-        pl.lit(False).alias("is_gap_marker"), (pl.int_range(pl.len(), dtype=pl.Int64) * 2).alias("_order")
+    intervals = with_intervals(timed_records(frame, _DETECTION_COLUMNS), max_gap_s)
+    pauses = intervals.filter(pl.col("interval_s") > max_gap_s)
+    assert pauses.height > 10
+    assert found.equals(found.sort("activity_id", "ts", maintain_order=True))  # where a stable sort puts them
+    assert (
+        found.filter(~pl.col("is_gap_marker")).select("activity_id", "ts").equals(intervals.select("activity_id", "ts"))
     )
-    gap = pl.col("interval_s") > max_gap_s
-    markers = ordered.filter(gap).select(
-        "activity_id",
-        "athlete_id",
-        (pl.col("ts") + pl.duration(microseconds=int(hold_s * 1e6))).alias("ts"),
-        (pl.col("interval_s") - hold_s).alias("interval_s"),
-        pl.lit(0.0).alias("interval_m"),
-        pl.lit(True).alias("is_gap_marker"),
-        (pl.col("_order") + 1).alias("_order"),
-    )
-    ordered = ordered.with_columns(pl.when(gap).then(hold_s).otherwise(pl.col("interval_s")).alias("interval_s"))
-    expected = pl.concat([ordered, markers], how="diagonal_relaxed").sort("_order").drop("_order")
-    assert markers.height > 10
-    assert found.equals(expected, null_equal=True)
+    after = found.select(
+        pl.col("is_gap_marker"),
+        (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds().alias("_since_us"),
+        pl.col("interval_s").shift(1).alias("_held_s"),
+        (pl.col("interval_s").shift(1) + pl.col("interval_s")).alias("_gap_s"),
+    ).filter("is_gap_marker")
+    assert after.height == pauses.height
+    assert (after["_since_us"] == hold_s * 1e6).all() and (after["_held_s"] == hold_s).all()
+    assert after["_gap_s"].equals(pauses["interval_s"], check_names=False)
