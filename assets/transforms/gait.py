@@ -118,9 +118,11 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
             last[running],
             lambda windows, counts: _running_cadence(windows, counts, config.gait_max_cadence_spread),
         )
-    mixed = np.flatnonzero(~only_running)
+    with_others = np.flatnonzero(~only_running)
     cadence = running_cadence[:, 0].copy()
-    cadence[mixed] = window_statistic(inputs["_spm"].to_numpy(), first[mixed], last[mixed], sorted_medians)
+    cadence[with_others] = window_statistic(
+        inputs["_spm"].to_numpy(), first[with_others], last[with_others], sorted_medians
+    )
     rolled = inputs.select(edge_rows("ok", edge_columns, first, last)).with_columns(
         pl.Series("_ok_n", ok_n),
         pl.Series("_ok_share", ok_share),
