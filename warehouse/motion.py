@@ -105,12 +105,14 @@ def cleaned_altitude(records: pl.DataFrame) -> pl.Series:
     timed = pl.col("ts").is_not_null()
     frame = records.select("activity_id", "ts", "altitude_m").with_row_index("_row").filter(timed)
     keys = ["activity_id"]
-    median = centred_rolling(frame, ALTITUDE_SPIKE_WINDOW_S, keys, [pl.col("altitude_m").median()]).to_series()
-    kept = frame.with_columns(
-        pl.when((pl.col("altitude_m") - median).abs() <= ALTITUDE_SPIKE_M)
-        .then(pl.col("altitude_m"))
-        .alias("altitude_m")
-    )
+    # A median lies between the lowest and the highest altitude: only activities spanning more than
+    # ALTITUDE_SPIKE_M can hold a spike, and only theirs are rolled.
+    altitude = pl.col("altitude_m")
+    hilly = frame.select(((altitude.max() - altitude.min()).over(keys) > ALTITUDE_SPIKE_M).fill_null(False)).to_series()
+    hills = frame.filter(hilly)
+    median = centred_rolling(hills, ALTITUDE_SPIKE_WINDOW_S, keys, [altitude.median()]).to_series()
+    despiked = hills.select(pl.when((altitude - median).abs() <= ALTITUDE_SPIKE_M).then(altitude)).to_series()
+    kept = frame.with_columns(frame["altitude_m"].clone().scatter(hilly.arg_true(), despiked))
     smooth = centred_rolling(kept, ALTITUDE_SMOOTHING_S, keys, [pl.col("altitude_m").median()]).to_series()
     smooth = pl.when(kept["altitude_m"].is_not_null()).then(smooth).otherwise(None)
     smoothed = kept.select(smooth.alias("altitude_m"), run_ids(keys).alias("_activity"), "_row")

@@ -19,6 +19,7 @@ regression over blocks of at least 300 segments) on the product's sample exports
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 import polars as pl
 
@@ -81,11 +82,15 @@ def confidence_score(config: DetectionConfig) -> pl.Expr:
 
 def calibrated(score: pl.Expr, edges: tuple[float, ...], probabilities: tuple[float, ...]) -> pl.Expr:
     """Step 2: `probabilities[i]` for scores up to `edges[i]` (the first edge that holds), else the
-    last probability (one more probability than edges)."""
-    chain = pl.when(score <= edges[0]).then(pl.lit(probabilities[0]))
-    for edge, probability in zip(edges[1:], probabilities[1:], strict=False):
-        chain = chain.when(score <= edge).then(pl.lit(probability))
-    return chain.otherwise(pl.lit(probabilities[-1]))
+    last probability (one more probability than edges).  One sorted lookup: the first edge that holds
+    is the first of the edges' running maxima that does."""
+    upper = pl.Series(list(accumulate(edges, max)), dtype=pl.Float64)
+    step = pl.lit(upper).search_sorted(score, side="left")
+    return (
+        pl.when(score <= upper[-1])
+        .then(pl.lit(pl.Series(probabilities, dtype=pl.Float64)).gather(step))
+        .otherwise(pl.lit(probabilities[-1]))
+    )
 
 
 def segment_confidence(config: DetectionConfig) -> pl.Expr:

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 
+import numpy as np
 import polars as pl
 
 from retrostride.assets.transforms.gait_prior import blended_levels, prior_line
@@ -18,10 +19,15 @@ from retrostride.assets.transforms.label_evidence import labelled_activities, wi
 from retrostride.assets.transforms.model_config import DetectionConfig
 from retrostride.assets.transforms.windows import (
     centred_rolling,
-    centred_rolling_at,
-    edge_aggs,
+    centred_window_rows,
     edge_change,
+    edge_rows,
+    nulled,
     run_ids,
+    sorted_medians,
+    window_counts,
+    window_medians_at,
+    window_statistic,
     with_edges,
 )
 from retrostride.warehouse.schema import ACTIVITY_LABELS, BASELINES, conform, in_time_order
@@ -41,9 +47,10 @@ def gait_features(records: pl.DataFrame, config: DetectionConfig, within: str | 
     timed = records.filter(pl.col("ts").is_not_null())
     interval = (pl.col("ts").diff().dt.total_microseconds() / 1e6).median().over("activity_id")
     widening = (config.gait_sampling_share * interval / config.gait_window_s).ceil().clip(1, 6).fill_null(1)
-    classes = timed.with_columns(widening.cast(pl.Int32).alias("_widening")).partition_by("_widening", as_dict=True)
-    if list(classes) in ([], [(1,)]):
+    widening = timed.select(widening.cast(pl.Int32).alias("_widening")).to_series()
+    if (widening == 1).all():
         return windowed_gait_features(timed, config, within)
+    classes = timed.with_columns(widening).partition_by("_widening", as_dict=True)
     parts = [
         windowed_gait_features(
             part.drop("_widening"),
@@ -81,10 +88,10 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
         (pl.col("ts").dt.epoch("us") / 1e6).alias("_t"),
     )
     inputs = with_edges(inputs, "all", pl.col("_d").is_not_null(), edge_columns, keys)
-    smooth = centred_rolling(inputs, config.speed_smooth_s, keys, edge_aggs("all", edge_columns))
-    by_distance = smooth.select(_window_speed("all")).to_series()
-    by_median = centred_rolling_at(inputs, config.speed_smooth_s, keys, [pl.col("_v").median()], by_distance.is_null())
-    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median.to_series()).alias("_v_smooth"))
+    first, last = centred_window_rows(inputs, config.speed_smooth_s, keys)
+    by_distance = inputs.select(edge_rows("all", edge_columns, first, last)).select(_window_speed("all")).to_series()
+    by_median = window_medians_at(inputs["_v"], first, last, by_distance.is_null().arg_true().to_numpy())
+    inputs = inputs.with_columns(pl.coalesce(by_distance, by_median).alias("_v_smooth"))
     in_range = pl.col("_v_smooth").is_between(config.speed_min_mps, config.speed_max_mps)
     ok = (in_range & (pl.col("_spm") >= config.run_min_spm)).fill_null(False)
     inputs = with_edges(
@@ -93,33 +100,48 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
         pl.when(pl.col("_ok")).then(pl.col("_v")).alias("_v_ok"),
         pl.when(pl.col("_ok")).then(pl.col("_spm")).alias("_spm_ok"),
     )
-    rolled = centred_rolling(
-        inputs,
-        config.gait_window_s,
-        keys,
-        [
-            *edge_aggs("ok", edge_columns),
-            pl.col("_ok").sum().alias("_ok_n"),
-            pl.col("_ok").mean().alias("_ok_share"),
-            pl.col("_spm").count().alias("_spm_n"),
-            pl.col("_spm").median(),
-            ((pl.col("_spm_ok").max() - pl.col("_spm_ok").min()) / pl.col("_spm_ok").median()).alias("_spm_range"),
-        ],
+    # Each 10-s window's counts and edges come from its first and last row, its medians from its
+    # values sorted (`window_statistic`).
+    first, last = centred_window_rows(inputs, config.gait_window_s, keys)
+    ok_n = window_counts(inputs["_ok"].to_numpy(), first, last)
+    spm_n = window_counts(inputs["_spm"].is_not_null().to_numpy(), first, last)
+    ok_share = ok_n / (last - first + 1)
+    # The running cadences' median and spread where the window may speak or where they are all its
+    # cadences (their median is then the cadence median); the cadence median of the other windows.
+    only_running = ok_n == spm_n
+    running = np.flatnonzero(only_running | ((ok_n >= config.gait_min_samples) & (ok_share >= config.gait_valid_share)))
+    running_cadence = np.full((inputs.height, 2), np.nan)
+    if len(running):
+        running_cadence[running] = window_statistic(
+            inputs["_spm_ok"].to_numpy(),
+            first[running],
+            last[running],
+            lambda windows, counts: _running_cadence(windows, counts, config.gait_max_cadence_spread),
+        )
+    with_others = np.flatnonzero(~only_running)
+    cadence = running_cadence[:, 0].copy()
+    cadence[with_others] = window_statistic(
+        inputs["_spm"].to_numpy(), first[with_others], last[with_others], sorted_medians
     )
-    # The spread (MAD / median) is at most the range / median: only windows whose range is too wide
-    # for a steady cadence need their MAD, which Polars rolls window by window (no rolling kernel).
-    wide = rolled.select(pl.col("_spm_range") > config.gait_max_cadence_spread).to_series().fill_null(False)
-    spread = centred_rolling_at(inputs, config.gait_window_s, keys, [_cadence_spread()], wide).to_series()
-    rolled = rolled.with_columns(spread.alias("_spm_spread"))
+    rolled = inputs.select(edge_rows("ok", edge_columns, first, last)).with_columns(
+        pl.Series("_ok_n", ok_n),
+        pl.Series("_ok_share", ok_share),
+        pl.Series("_spm_n", spm_n),
+        nulled("_spm", cadence),
+        nulled("_spm_spread", running_cadence[:, 1]),
+    )
     steady = (pl.col("_spm_spread") <= config.gait_max_cadence_spread).fill_null(True)
     speaks = (pl.col("_ok_n") >= config.gait_min_samples) & (pl.col("_ok_share") >= config.gait_valid_share) & steady
     # Running samples' medians are needed where the distance gives no speed, or where some of the
     # window's cadences are not running samples' (else their median is the cadence median, `_spm`).
     mixed = pl.col("_ok_n") != pl.col("_spm_n")
-    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series()
-    by_median = centred_rolling_at(
-        inputs, config.gait_window_s, keys, [pl.col("_v_ok").median(), pl.col("_spm_ok").median()], needed
-    )
+    needed = rolled.select(speaks & (_window_speed("ok").is_null() | mixed)).to_series().arg_true().to_numpy()
+    by_median = [
+        window_medians_at(inputs["_v_ok"], first, last, needed),
+        pl.repeat(None, inputs.height, dtype=pl.Float64, eager=True)
+        .scatter(needed, nulled("", running_cadence[needed, 0]))
+        .alias("_spm_ok"),
+    ]
     gait = rolled.with_columns(by_median).select(
         pl.when(speaks).then(pl.coalesce(_window_speed("ok"), "_v_ok")).alias("gait_speed_mps"),
         pl.when(speaks).then(pl.coalesce("_spm_ok", "_spm")).alias("_run_spm"),
@@ -139,10 +161,17 @@ def windowed_gait_features(records: pl.DataFrame, config: DetectionConfig, withi
     ).drop("_run_spm")
 
 
-def _cadence_spread() -> pl.Expr:
-    """The running cadences' median absolute deviation over their median, in a window."""
-    median = pl.col("_spm_ok").median()
-    return ((pl.col("_spm_ok") - median).abs().median() / median).alias("_spm_spread")
+def _running_cadence(windows: np.ndarray, counts: np.ndarray, most: float) -> np.ndarray:
+    """Per sorted window of running cadences: their median, and their median absolute deviation
+    over their median where it may be above `most` (it is at most their range over their median;
+    NaN elsewhere)."""
+    median = sorted_medians(windows, counts)
+    wide = np.flatnonzero((windows[np.arange(len(windows)), np.maximum(counts - 1, 0)] - windows[:, 0]) / median > most)
+    deviations = np.abs(windows[wide] - median[wide, None])
+    deviations.sort(axis=1)
+    spread = np.full(len(windows), np.nan)
+    spread[wide] = sorted_medians(deviations, counts[wide]) / median[wide]
+    return np.column_stack([median, spread])
 
 
 def course_deg(config: DetectionConfig) -> pl.Expr:

@@ -79,5 +79,5 @@ def with_lap_labels(records: pl.DataFrame, laps: pl.DataFrame, config: Detection
     at every edge of a labelled lap, so gait windows can stop there)."""
     ordered = in_time_order(records)
     return ordered.with_columns(in_labelled_lap(ordered, laps, config).alias("lap_label")).with_columns(
-        pl.col("lap_label").rle_id().over("activity_id").alias("label_block")
+        pl.col("lap_label").rle_id().alias("label_block")  # with the activity, it tells the stretches apart
     )

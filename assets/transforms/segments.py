@@ -9,6 +9,7 @@ short gaps between same-direction stretches are merged, stretches shorter than t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import polars as pl
@@ -75,23 +76,32 @@ def record_intervals(records: pl.DataFrame, max_gap_s: float, hold_s: float) -> 
     """
     hold_s = min(hold_s, max_gap_s)
     ordered = with_intervals(timed_records(records, _DETECTION_COLUMNS), max_gap_s).with_columns(
-        pl.lit(False).alias("is_gap_marker"),
-        (pl.int_range(pl.len(), dtype=pl.Int64) * 2).alias("_order"),
+        pl.lit(False).alias("is_gap_marker")
     )
     gap = pl.col("interval_s") > max_gap_s
-    markers = ordered.filter(gap).select(
-        "activity_id",
-        "athlete_id",
-        (pl.col("ts") + pl.duration(microseconds=int(hold_s * 1e6))).alias("ts"),
-        (pl.col("interval_s") - hold_s).alias("interval_s"),
-        pl.lit(0.0).alias("interval_m"),
-        pl.lit(True).alias("is_gap_marker"),
-        (pl.col("_order") + 1).alias("_order"),
+    paused = ordered.select(gap.arg_true()).to_series().to_list()
+    if not paused:
+        return ordered
+    markers = pl.concat(
+        [
+            ordered.head(0),
+            ordered[paused].select(
+                "activity_id",
+                "athlete_id",
+                (pl.col("ts") + pl.duration(microseconds=int(hold_s * 1e6))).alias("ts"),
+                (pl.col("interval_s") - hold_s).alias("interval_s"),
+                pl.lit(0.0).alias("interval_m"),
+                pl.lit(True).alias("is_gap_marker"),
+            ),
+        ],
+        how="diagonal_relaxed",
     )
-    if markers.is_empty():
-        return ordered.drop("_order")
     ordered = ordered.with_columns(pl.when(gap).then(hold_s).otherwise(pl.col("interval_s")).alias("interval_s"))
-    return pl.concat([ordered, markers], how="diagonal_relaxed").sort("_order").drop("_order")
+    # The stretches between pauses, each followed by its marker: slices put together, no sort.
+    cuts = [0, *(row + 1 for row in paused), ordered.height]
+    stretches = [ordered.slice(start, end - start) for start, end in itertools.pairwise(cuts)]
+    marker_rows = [markers.slice(k, 1) for k in range(markers.height)]
+    return pl.concat([*itertools.chain.from_iterable(zip(stretches, marker_rows)), stretches[-1]]).rechunk()
 
 
 def _activity_labels(activities: pl.DataFrame, laps: pl.DataFrame, config: DetectionConfig) -> pl.DataFrame:
@@ -126,8 +136,9 @@ def classify_samples(
     ratio = pl.when(scored.fill_null(False)).then(pl.col("gait_step_m") / forward_step_m(v, config.slow_step_exponent))
     # The day's own level: a run whose typical steps are shorter than the baseline's (tired legs
     # after a bike leg, a bad day) is read against that level, down to `activity_level_floor`.
-    level = ratio.median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
-    samples = samples.with_columns((ratio / level).alias("gait_ratio"))
+    samples = samples.with_columns(ratio.alias("gait_ratio"))
+    level = pl.col("gait_ratio").median().over(_ACTIVITY).clip(config.activity_level_floor, 1.0).fill_null(1.0)
+    samples = samples.with_columns(pl.col("gait_ratio") / level)
     samples = samples.with_columns(_hysteresis(config).alias("_gait_state"))
     gait_direction = pl.col("_gait_state")
     samples = samples.with_columns(

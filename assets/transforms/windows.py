@@ -1,43 +1,56 @@
-"""Centred time windows over sorted samples, kept to plain aggregations so Polars' rolling kernels do the work.
+"""Centred time windows over sorted samples: Polars' rolling kernels for plain aggregations, each
+window's first and last row for counts and edges, its sorted values for medians.
 
 A filtered aggregation inside a rolling window (`x.filter(ok).last()`) makes Polars evaluate an
 expression per window; a plain one (`x.median()`, `x.last()`) runs a kernel over the whole column.
 So masks are applied to columns before rolling (nulls are skipped by the kernels), and "the first and
 last masked value of a window" is read from fills: the window's first row carries the next masked
-value at or after it, its last row the previous one at or before it.
+value at or after it, its last row the previous one at or before it.  An order statistic no kernel
+has (a median absolute deviation), or medians of a few windows, come from `window_statistic`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from retrostride.warehouse.rolling import centred_rolling, run_ids  # also read by warehouse.motion
+from retrostride.warehouse.rolling import (  # in warehouse, where motion reads them too
+    centred_rolling,
+    centred_window_rows,
+    run_ids,
+    sorted_medians,
+    window_counts,
+    window_statistic,
+)
+
+__all__ = [
+    "centred_rolling",
+    "centred_window_rows",
+    "edge_aggs",
+    "edge_change",
+    "edge_rows",
+    "nulled",
+    "run_ids",
+    "sorted_medians",
+    "window_counts",
+    "window_medians_at",
+    "window_statistic",
+    "with_edges",
+]
 
 
-def centred_rolling_at(
-    frame: pl.DataFrame, seconds: float, keys: list[str], aggs: list[pl.Expr], at: pl.Series
-) -> pl.DataFrame:
-    """`centred_rolling` at the rows where the mask `at` holds, null elsewhere: only the rows inside
-    their windows are rolled, which is cheap when they are few (a median that few rows need)."""
-    period = int(seconds * 1e6)
-    before, after = period // 2, period - period // 2  # the window of a row at t is (t − before, t + after]
-    t, group = pl.col("ts").dt.epoch("us"), pl.col("_group")
-    t_at, group_at = pl.when(pl.col("_at")).then(t), pl.when(pl.col("_at")).then(group)
-    in_a_window = ((t_at.forward_fill() >= t - after) & (group_at.forward_fill() == group)) | (
-        (t_at.backward_fill() < t + before) & (group_at.backward_fill() == group)
+def window_medians_at(values: pl.Series, first: np.ndarray, last: np.ndarray, at: np.ndarray) -> pl.Series:
+    """The median of `values` over the windows (rows `first`..`last`, `centred_window_rows`) of the
+    rows `at`, null at the others: cheap when few rows need one."""
+    medians = window_statistic(values.to_numpy(), first[at], last[at], sorted_medians)
+    return (
+        pl.repeat(None, len(values), dtype=pl.Float64, eager=True).alias(values.name).scatter(at, nulled("", medians))
     )
-    inputs = dict.fromkeys(name for agg in aggs for name in agg.meta.root_names())
-    rows = (
-        frame.select(run_ids(keys).alias("_group"), "ts", *inputs, at.alias("_at"))
-        .with_row_index("_row")
-        .filter(in_a_window.fill_null(False))
-    )
-    rolled = centred_rolling(rows, seconds, ["_group"], aggs).filter(rows["_at"])
-    indices = rows["_row"].filter(rows["_at"])
-    return pl.DataFrame(
-        pl.repeat(None, frame.height, dtype=values.dtype, eager=True).alias(values.name).scatter(indices, values)
-        for values in rolled
-    )
+
+
+def nulled(name: str, values: np.ndarray) -> pl.Series:
+    """`values` as a Series, NaN (no value) as null."""
+    return pl.Series(name, values, dtype=pl.Float64, nan_to_null=True)
 
 
 def with_edges(frame: pl.DataFrame, name: str, mask: pl.Expr, columns: list[str], keys: list[str]) -> pl.DataFrame:
@@ -55,6 +68,14 @@ def edge_aggs(name: str, columns: list[str]) -> list[pl.Expr]:
     return [
         *(pl.col(_edge(name, "first", c)).first() for c in columns),
         *(pl.col(_edge(name, "last", c)).last() for c in columns),
+    ]
+
+
+def edge_rows(name: str, columns: list[str], first: np.ndarray, last: np.ndarray) -> list[pl.Expr]:
+    """`edge_aggs` read from each window's `first` and `last` rows (`centred_window_rows`)."""
+    return [
+        *(pl.col(_edge(name, "first", c)).gather(first) for c in columns),
+        *(pl.col(_edge(name, "last", c)).gather(last) for c in columns),
     ]
 
 
