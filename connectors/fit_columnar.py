@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from garmin_fit_sdk import Profile
 
@@ -175,8 +174,8 @@ class _Decoder:
             out[self.specs[num].name] = self._frame(self.specs[num], parts, message_times)
         return out
 
-    def _frame(self, spec: MessageSpec, parts: list, message_times) -> pl.DataFrame:
-        """One message type's frame, rows in file order, from the parts decoded per layout."""
+    def _frame(self, spec: MessageSpec, parts: list, message_times) -> pa.Table:
+        """One message type's table, rows in file order, from the parts decoded per layout."""
         if len(parts) == 1:  # one layout: its rows are already in file order
             index, sources = parts[0]
             candidates = {name: list(sources.get(name, ())) for name in spec.wanted}
@@ -199,7 +198,7 @@ class _Decoder:
             columns[name] = _coalesce(stacked, len(index))
         if spec.num in self.resolve_16 and message_times is not None:
             columns["timestamp"] = self._timestamp_16(columns, index, message_times)
-        return pl.DataFrame([pl.Series(name, _arrow(spec.names.get(name), *columns[name])) for name in spec.wanted])
+        return pa.table([_arrow(spec.names.get(name), *columns[name]) for name in spec.wanted], names=list(spec.wanted))
 
     def _accumulate(self, spec: MessageSpec, name: str, stacked: list[_Source], index: np.ndarray) -> None:
         """Unwrap rolling counters (e.g. 12-bit compressed distance) in file order, then scale them.
