@@ -36,9 +36,9 @@ def nulls(n: int, dtype=np.float64) -> Column:
 
 def numbers(table: pa.Table, name: str) -> Column:
     """A column as float64, as Polars' `cast(pl.Float64, strict=False)` makes it; all null when absent."""
-    if name not in table.column_names:
+    array = column_of(table, name)
+    if array is None:
         return nulls(table.num_rows)
-    array = _array(table, name)
     if pa.types.is_null(array.type):
         return nulls(len(array))
     if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
@@ -50,9 +50,9 @@ def numbers(table: pa.Table, name: str) -> Column:
 def micros(table: pa.Table, name: str) -> Column:
     """A time column as int64 microseconds since 1970 (integers are taken as microseconds, as Polars
     casts them); all null when absent."""
-    if name not in table.column_names:
+    array = column_of(table, name)
+    if array is None:
         return nulls(table.num_rows, np.int64)
-    array = _array(table, name)
     if pa.types.is_null(array.type):
         return nulls(len(array), np.int64)
     if array.type not in (_NAIVE_US, pa.int64()):  # anything else as Polars casts it
@@ -62,28 +62,35 @@ def micros(table: pa.Table, name: str) -> Column:
 
 def texts(table: pa.Table, name: str) -> pa.Array:
     """A column as strings (numbers written out, as Polars writes them); all null when absent."""
-    if name not in table.column_names:
+    array = column_of(table, name)
+    if array is None:
         return pa.nulls(table.num_rows, pa.large_string())
-    array = _array(table, name)
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.large_string())
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+    if pa.types.is_large_string(array.type):
+        return array
+    if pa.types.is_string(array.type):
         return array.cast(pa.large_string())
     return pl.from_arrow(array).cast(pl.String).to_arrow()
 
 
 def series(table: pa.Table, name: str, dtype: pl.DataType, strict: bool = True) -> pl.Series:
     """A column cast to `dtype` as Polars casts it; all null when absent."""
-    if name not in table.column_names:
+    array = column_of(table, name)
+    if array is None:
         return pl.repeat(None, table.num_rows, dtype=dtype, eager=True)
-    return pl.from_arrow(_array(table, name)).cast(dtype, strict=strict)
+    return pl.from_arrow(array).cast(dtype, strict=strict)
 
 
 _NAIVE_US = pa.timestamp("us")
 
 
-def _array(table: pa.Table, name: str) -> pa.Array:
-    column = table.column(name)
+def column_of(table: pa.Table, name: str) -> pa.Array | None:
+    """A column as one Arrow array (None when absent); without `Table.column_names`, which builds a list."""
+    index = table.schema.get_field_index(name)
+    if index < 0:
+        return None
+    column = table.column(index)
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 

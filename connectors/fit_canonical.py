@@ -19,7 +19,18 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from retrostride.connectors.columns import Column, arrow_type, frame, micros, nulls, numbers, series, texts, to_arrow
+from retrostride.connectors.columns import (
+    Column,
+    arrow_type,
+    column_of,
+    frame,
+    micros,
+    nulls,
+    numbers,
+    series,
+    texts,
+    to_arrow,
+)
 from retrostride.warehouse.schema import (
     FILE_ACTIVITIES,
     FILE_BODY_MEASUREMENTS,
@@ -263,13 +274,14 @@ def _anchored(messages: FitMessages) -> tuple[FitMessages, bool]:
 
 def _type(table: pa.Table, name: str) -> pa.DataType | None:
     """The Arrow type of a column (None when absent)."""
-    return table.schema.field(name).type if name in table.column_names else None
+    column = column_of(table, name)
+    return None if column is None else column.type
 
 
 def _file_type(messages: FitMessages) -> str | None:
     """The FIT file's type (`activity`, `settings`, `workout`, `monitoring_b`, ...), as its file_id says."""
     file_id = _message(messages, "file_id")
-    kind = file_id.column("type")[0].as_py() if file_id is not None and "type" in file_id.column_names else None
+    kind = column_of(file_id, "type")[0].as_py() if file_id is not None and _type(file_id, "type") is not None else None
     return str(kind) if kind is not None else None
 
 
@@ -277,7 +289,7 @@ def _device(messages: FitMessages) -> str | None:
     file_id = _message(messages, "file_id")
     if file_id is None:
         return None
-    row = {name: file_id.column(name)[0].as_py() for name in file_id.column_names}
+    row = file_id.slice(0, 1).to_pylist()[0]
     parts = [row.get("manufacturer"), row.get("garmin_product") or row.get("product")]
     return " ".join(str(p) for p in parts if p is not None) or None
 
@@ -285,11 +297,13 @@ def _device(messages: FitMessages) -> str | None:
 def _utc_offset_s(messages: FitMessages) -> int | None:
     """The device's own UTC offset at recording: `activity.local_timestamp − timestamp`, to 15 min."""
     activity = _message(messages, "activity")
-    if activity is None or not {"timestamp", "local_timestamp"} <= set(activity.column_names):
+    if activity is None or _type(activity, "timestamp") is None or _type(activity, "local_timestamp") is None:
         return None
     both = [
         (u, loc)
-        for u, loc in zip(activity.column("timestamp").to_pylist(), activity.column("local_timestamp").to_pylist())
+        for u, loc in zip(
+            column_of(activity, "timestamp").to_pylist(), column_of(activity, "local_timestamp").to_pylist()
+        )
         if u is not None and loc is not None
     ]
     if not both:
@@ -306,7 +320,11 @@ def _activities(messages: FitMessages, sessions: _Sessions, anchored: bool = Fal
     n = len(sessions)
     offset = _utc_offset_s(messages)  # 0 on an anchored clock: its times are the local ones
     workout = _message(messages, "workout")
-    name = series(workout, "wkt_name", pl.String).drop_nulls().first() if workout is not None else None
+    name = (
+        next((n for n in texts(workout, "wkt_name").to_pylist() if n is not None), None)
+        if workout is not None
+        else None
+    )
     local = Column(sessions.start.values + (offset or 0) * 1_000_000, sessions.start.valid & (offset is not None))
     constant = lambda value, arrow: pa.array([value] * n, arrow)  # noqa: E731
     columns = {
@@ -351,7 +369,7 @@ def _laps(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
 def _step_names(messages: FitMessages) -> dict[int, str | None]:
     """Workout-step number → its name (the first step of each number)."""
     steps = _message(messages, "workout_step")
-    if steps is None or "message_index" not in steps.column_names:
+    if steps is None or _type(steps, "message_index") is None:
         return {}
     names: dict[int, str | None] = {}
     for index, name in zip(
