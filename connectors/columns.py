@@ -120,8 +120,12 @@ def to_arrow(column: Column, arrow_type: pa.DataType) -> pa.Array:
 
 def frame(n: int, columns: dict[str, pa.Array], schema: pl.Schema) -> pl.DataFrame:
     """A Polars frame of exactly `schema`: the Arrow arrays given, null for the rest."""
-    arrays = [columns[name] if name in columns else pa.nulls(n, arrow_type(dtype)) for name, dtype in schema.items()]
-    return pl.from_arrow(pa.table(arrays, names=list(schema.names())))
+    return pl.DataFrame(
+        [
+            pl.Series(name, columns[name] if name in columns else pa.nulls(n, arrow_type(dtype)))
+            for name, dtype in schema.items()
+        ]
+    )
 
 
 def arrow_type(dtype: pl.DataType) -> pa.DataType:
