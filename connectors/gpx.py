@@ -8,9 +8,7 @@ gpxpy is the reference decoder.  The common case (GPX 1.1 in UTF-8, tracks of po
 time and extensions) is streamed (`stream_tracks`): each point's element is read, turned into a
 row and dropped, and rows become typed frames 50,000 at a time, so memory holds the frames, not the
 document (peak RSS about 1x the file size instead of 21x); several times faster than gpxpy too.
-In a plain document of up to `BULK_MAX_BYTES` the segments' points are read in bulk instead
-(`_read_in_bulk`: regular expressions over each segment's text, conversions in C), the rest of the
-document streamed as above.  Anything else goes through gpxpy, whole, and the ledger's `decoder` says which one read the file.  tests/test_gpx_fast_path.py checks that both give identical frames on every corpus GPX file,
+Anything else goes through gpxpy, whole, and the ledger's `decoder` says which one read the file.  tests/test_gpx_fast_path.py checks that both give identical frames on every corpus GPX file,
 generated runs and mutants of them.
 """
 
