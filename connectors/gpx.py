@@ -15,16 +15,11 @@ generated runs and mutants of them.
 from __future__ import annotations
 
 import codecs
-import io
 import re
-import xml.parsers.expat
 from array import array
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
 import gpxpy
 import gpxpy.gpx
@@ -81,8 +76,7 @@ def decode_gpx(path: Path, *, reference: bool = False) -> DecodedFile:
         data = Path(path).read_bytes()
         parse_untrusted_xml(data, "GPX")  # refuses what defusedxml refuses before gpxpy sees it
         points, activities, laps = _read_with_gpxpy(_parse(data))
-        chunks = [_typed(pl.DataFrame(points, infer_schema_length=None, strict=False))] if points else []
-        decoder, decoder_version = DECODER, DECODER_VERSION
+        chunks, decoder, decoder_version = [_typed(points)] if points else [], DECODER, DECODER_VERSION
     else:
         (chunks, activities, laps), decoder, decoder_version = streamed, FAST_DECODER, FAST_DECODER_VERSION
     records = _records(chunks, activities)
@@ -172,7 +166,7 @@ def stream_tracks(path: Path) -> Streamed | None:
     if not _FAST_PATH_POSSIBLE or not _same_text_for_gpxpy(path):
         return None
     try:
-        return _read_in_bulk(path) or _stream(untrusted_events(path, "GPX"))
+        return _stream(path)
     except _NotFast:
         return None
 
@@ -229,20 +223,6 @@ class _Segment:
             self.first = self.first or time
             self.last = time
 
-    def add_many(self, points: _Points) -> None:
-        """`add` for every point of a segment read in bulk, in order."""
-        self.latitudes.extend(points.latitudes)
-        self.longitudes.extend(points.longitudes)
-        times = [t and t + "Z" for t in points.times]
-        readable = [
-            ts is not None or (time is not None and gpxpy.gpxfield.TIME_TYPE.from_string(time))
-            for time, ts in zip(times, points.ts, strict=True)
-        ]
-        found = [time for time, ok in zip(times, readable, strict=True) if ok]
-        if found:
-            self.first = self.first or found[0]
-            self.last = found[-1]
-
     def gpxpy_segment(self) -> gpxpy.gpx.GPXTrackSegment:
         """A gpxpy segment with these positions and time bounds (for `segment_laps`)."""
         return _segment(
@@ -255,9 +235,7 @@ class _Segment:
         )
 
 
-def _stream(events: Iterator[tuple[str, Element]], bulk: Iterator[_Points] | None = None) -> Streamed:
-    """The tracks of a document's ("start" | "end", element) events.  With `bulk`, the points of each
-    `trkseg` element, in document order, come from there (`_read_in_bulk`) rather than its children."""
+def _stream(path: Path) -> Streamed:
     stack: list = []
     chunks: list[pl.DataFrame] = []
     chunk: list[dict] = []
@@ -266,7 +244,7 @@ def _stream(events: Iterator[tuple[str, Element]], bulk: Iterator[_Points] | Non
     columns: dict[str, str | None] = {}  # extension tag → record column, as met
     creator = metadata = None
     session, segments, track_rows = -1, [], 0
-    for event, element in events:
+    for event, element in untrusted_events(path, "GPX"):
         if event == "start":
             stack.append(element)
             depth = len(stack)
@@ -280,15 +258,6 @@ def _stream(events: Iterator[tuple[str, Element]], bulk: Iterator[_Points] | Non
                 session, segments, track_rows = session + 1, [], 0
             elif depth == 3 and element.tag == _NS + "trkseg" and stack[1].tag == _NS + "trk":
                 segments.append(_Segment())
-            if bulk is not None and element.tag == _NS + "trkseg":
-                points = next(bulk)
-                if depth == 3 and stack[1].tag == _NS + "trk" and points.latitudes:
-                    if chunk:
-                        chunks.append(_typed(pl.DataFrame(chunk, infer_schema_length=None, strict=False)))
-                        chunk = []
-                    chunks.append(_typed(points.frame(session)))
-                    segments[-1].add_many(points)
-                    track_rows += len(points.latitudes)
             continue
         stack.pop()
         depth = len(stack) + 1
@@ -305,7 +274,7 @@ def _stream(events: Iterator[tuple[str, Element]], bulk: Iterator[_Points] | Non
             track_rows += 1
             stack[-1].remove(element)
             if len(chunk) == POINT_CHUNK:
-                chunks.append(_typed(pl.DataFrame(chunk, infer_schema_length=None, strict=False)))
+                chunks.append(_typed(chunk))
                 chunk = []
         elif depth == 3 and element.tag == _NS + "trkseg" and stack[1].tag == _NS + "trk":
             _check_children(element, set())
@@ -322,132 +291,13 @@ def _stream(events: Iterator[tuple[str, Element]], bulk: Iterator[_Points] | Non
             _check_children(element, _CONVERTED_IN_METADATA)
             metadata = element
     if chunk:
-        chunks.append(_typed(pl.DataFrame(chunk, infer_schema_length=None, strict=False)))
+        chunks.append(_typed(chunk))
     name, description = _text(metadata, "name"), _text(metadata, "desc")
     activities = [
         activity_row(session, sport, track_name or name, track_description or description, creator)
         for session, sport, track_name, track_description in tracks
     ]
     return chunks, activities, laps
-
-
-# -- the bulk reader: the usual document's track points read with regular expressions -----------------
-#
-# A document of plain elements (no DTD, comment, CDATA, processing instruction past the XML
-# declaration, entity or character reference, no second default namespace) whose every `<trkseg>`
-# holds only points of the usual shape (`lat` and `lon` attributes; optional `ele`, a whole-second UTC
-# `time`, `extensions` of plain elements two deep, in that order) is read in bulk: its segments'
-# points by regular expressions and NumPy, the rest of the document (its segments emptied) by
-# `_stream` as before.  Anything else, or a document expat refuses, is streamed element by element.
-
-#: Files up to this size may be read in bulk (held in memory whole, a few times over); larger ones stream.
-BULK_MAX_BYTES = 16 << 20
-_NAME = r"[A-Za-z_][\w.\-]*"
-_POINT_FIELDS = re.compile(
-    r'(<trkpt\s+lat="([^"<&]*)"\s+lon="([^"<&]*)"\s*>\s*'
-    r"(<ele>([^<&]*)</ele>\s*)?"
-    r"(?:<time>([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z</time>\s*)?"
-    r"(?:<extensions>((?:[^<&]*</?[\w.:\-]+/?>)*[^<&]*)</extensions>\s*)?"  # plain tags (no attributes) and text
-    r"</trkpt>\s*)",
-    re.A,
-)
-#: In the extensions of the points, joined by NUL (no XML text holds one): each start tag's local
-#: name and the text after it (its element's text), and each point's end.
-_EXTENSION_VALUES = re.compile(rf"\x00|<(?:{_NAME}:)?({_NAME})>([^<]*)", re.A)
-
-
-@dataclass(frozen=True)
-class _Points:
-    """The points of one `trkseg`, read in bulk: as `_point` reads them, column by column."""
-
-    latitudes: list[float]
-    longitudes: list[float]
-    elevations: list[float | None]
-    times: list[str | None]  # without the final "Z"
-    ts: list[datetime | None]
-    extensions: dict[str, list[str | None]]  # record column → stripped text
-
-    def frame(self, session: int) -> pl.DataFrame:
-        """The rows `_row` makes of these points, untyped."""
-        n = len(self.latitudes)
-        return pl.DataFrame(
-            {
-                "session": [session] * n,
-                "ts": self.ts,
-                "lat_deg": self.latitudes,
-                "lon_deg": self.longitudes,
-                "altitude_m": self.elevations,
-                "speed_mps": [None] * n,
-                **self.extensions,
-            },
-            strict=False,
-        )
-
-
-def _read_in_bulk(path: Path) -> Streamed | None:
-    """The tracks of a plain document, its points read in bulk; None when it is not one (see above)."""
-    if path.stat().st_size > BULK_MAX_BYTES:
-        return None
-    data = path.read_bytes()
-    text = data.decode("utf-8-sig")  # strict UTF-8: `_same_text_for_gpxpy` has checked it
-    if "<!" in text or text.find("<?", 1) >= 0 or text.count("xmlns") != text.count("xmlns:") + 1:
-        return None
-    try:
-        xml.parsers.expat.ParserCreate(namespace_separator="}").Parse(data, True)  # as ElementTree's parser
-    except xml.parsers.expat.ExpatError:
-        return None  # streamed, so the ledger gives the streaming reader's reason
-    skeleton, segments, at = [], [], 0
-    while (start := text.find("<trkseg>", at)) >= 0:
-        end = text.find("</trkseg>", start)
-        points = _bulk_points(text[start + 8 : end]) if end >= 0 else None
-        if points is None:
-            return None
-        skeleton.append(text[at : start + 8])
-        segments.append(points)
-        at = end
-    if text.count("<trkseg") != len(segments):  # a segment with attributes, or another element so named
-        return None
-    skeleton.append(text[at:])
-    return _stream(untrusted_events(io.BytesIO("".join(skeleton).encode()), "GPX"), iter(segments))
-
-
-def _bulk_points(content: str) -> _Points | None:
-    """The points of one segment's content, converted as `_point` converts; None unless the content
-    is nothing but points of the usual shape."""
-    found = _POINT_FIELDS.findall(content)
-    blank = len(content) - len(content.lstrip())
-    if blank + sum(len(f[0]) for f in found) != len(content):  # matches follow each other to the end
-        return None
-    if not found:
-        return _Points([], [], [], [], [], {})
-    _, latitudes, longitudes, has_elevation, elevations, times, extensions = zip(*found, strict=True)
-    try:
-        latitudes, longitudes = list(map(float, latitudes)), list(map(float, longitudes))
-        elevations = [(float(e) if e else None) if has else None for has, e in zip(has_elevation, elevations)]
-    except ValueError:
-        raise _NotFast from None  # see _number
-    times = [t or None for t in times]
-    try:
-        ts = [t and datetime.fromisoformat(t) for t in times]
-    except ValueError:  # an impossible date: as `_naive_utc` reads it
-        ts = [t and _naive_utc(t + "Z") for t in times]
-    return _Points(latitudes, longitudes, elevations, times, ts, _extension_columns(extensions))
-
-
-def _extension_columns(extensions: tuple[str, ...]) -> dict[str, list[str | None]]:
-    """Each point's extension values by record column (`_point`: the last non-blank text of each)."""
-    columns: dict[str, list[str | None]] = {}
-    point = 0
-    for name, value in _EXTENSION_VALUES.findall("\x00".join(extensions)):
-        if not name:
-            point += 1
-            continue
-        column = EXTENSION_FIELDS.get(name.lower())
-        if column and (value := value.strip()):
-            if column not in columns:
-                columns[column] = [None] * len(extensions)
-            columns[column][point] = value
-    return columns
 
 
 def _point(element, columns: dict[str, str | None]) -> tuple:
@@ -621,8 +471,9 @@ def _length_m(segment: gpxpy.gpx.GPXTrackSegment) -> float | None:
         return None
 
 
-def _typed(raw: pl.DataFrame) -> pl.DataFrame:
+def _typed(points: list[dict]) -> pl.DataFrame:
     """Point rows as a frame of typed columns (extension texts as numbers, unreadable ones null)."""
+    raw = pl.DataFrame(points, infer_schema_length=None, strict=False)
     return raw.with_columns(
         pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         *(pl.col(c).cast(pl.Float64, strict=False) for c in raw.columns if c not in ("session", "ts")),

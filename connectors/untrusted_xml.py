@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as safe_xml
@@ -42,12 +41,10 @@ def parse_untrusted_xml(data: bytes, what: str) -> Element:
         raise xml_error(error, what) from None
 
 
-def untrusted_events(source: Path | BinaryIO, what: str) -> Iterator[tuple[str, Element]]:
-    """("start" | "end", element) through the file (a path or a binary file object), read as it goes:
-    memory holds what the caller keeps of the tree, not the document."""
+def untrusted_events(path: Path, what: str) -> Iterator[tuple[str, Element]]:
+    """("start" | "end", element) through the file, read as it goes: memory holds what the caller
+    keeps of the tree, not the document."""
     try:  # only what the parser raises: the caller's own errors are raised in the caller, not here
-        yield from safe_xml.iterparse(
-            str(source) if isinstance(source, Path) else source, events=("start", "end"), **_FORBID
-        )
+        yield from safe_xml.iterparse(str(path), events=("start", "end"), **_FORBID)
     except XML_FAILURES as error:
         raise xml_error(error, what) from None

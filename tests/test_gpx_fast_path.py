@@ -11,7 +11,6 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from benchmarks.fuzzing import gpx_mutant
-from retrostride.connectors import gpx
 from retrostride.connectors.gpx import DECODER, FAST_DECODER, decode_gpx
 from retrostride.pipelines.sample_export import TrainingVolume, generate_export
 from retrostride.warehouse.schema import DecodeError
@@ -189,80 +188,3 @@ def test_mutants_decode_as_gpxpy_decodes_them(tmp_path, generated_runs):
         path.write_bytes(mutant)
         used.add(assert_same_as_gpxpy(path))
     assert used == {DECODER, FAST_DECODER}  # the mutants reach both readers
-
-
-#: Documents around the bulk reader's edges: each is read in bulk (True) or streamed element by element.
-BULK_CASES = {
-    "plain run": (track(), True),
-    "empty and blank values, an extension's own text, three deep": (
-        track()
-        .replace("<ele>1.5</ele>", "<ele></ele>")
-        .replace("<gpxtpx:cad>80</gpxtpx:cad>", "<gpxtpx:cad> </gpxtpx:cad><hr>77<gpxtpx:y>1</gpxtpx:y></hr><e/>", 1)
-        .replace(
-            "<gpxtpx:hr>122</gpxtpx:hr>", "<gpxtpx:hr>12<gpxtpx:a><gpxtpx:cad>9</gpxtpx:cad></gpxtpx:a></gpxtpx:hr>"
-        ),
-        True,
-    ),
-    "an impossible date and no time": (
-        track()
-        .replace("2019-05-01T10:00:01Z", "2019-02-30T10:00:01Z")
-        .replace("<time>2019-05-01T10:00:02Z</time>", ""),
-        True,
-    ),
-    "an unbound prefix": (track().replace("<gpxtpx:cad>80</gpxtpx:cad>", "<x:cad>80</x:cad>", 1), False),
-    "an extension with an attribute": (track().replace("<gpxtpx:hr>", '<gpxtpx:hr a="1">', 1), False),
-    "time before elevation": (
-        track().replace(
-            "<ele>1.5</ele><time>2019-05-01T10:00:01Z</time>", "<time>2019-05-01T10:00:01Z</time><ele>1.5</ele>"
-        ),
-        False,
-    ),
-    "a time with an offset": (track().replace("10:00:01Z", "10:00:01+00:00"), False),
-    "a segment with an attribute": (track(segments=2).replace("<trkseg>", '<trkseg a="1">', 1), False),
-    "an entity in a value": (track().replace("<gpxtpx:hr>121", "<gpxtpx:hr>&#49;21"), False),
-    "a point outside any segment": (track().replace("<name>", POINT.format(i=5, s=5, hr=1) + "<name>"), True),
-}
-
-
-@pytest.mark.parametrize("name", BULK_CASES)
-def test_the_bulk_reader_reads_as_the_streaming_reader(tmp_path, name):
-    body, in_bulk = BULK_CASES[name]
-    path = tmp_path / "case.gpx"
-    path.write_bytes(document(body))
-    assert assert_bulk_reads_as_stream(path) is in_bulk
-    assert_same_as_gpxpy(path)
-
-
-def test_the_bulk_reader_reads_corpus_files_generated_runs_and_mutants_as_the_streaming_reader(
-    tmp_path, generated_runs
-):
-    paths = [f.path for f in corpus_files("gpx")] + generated_runs
-    assert all(assert_bulk_reads_as_stream(path) for path in generated_runs)
-    rng = random.Random(20261207)
-    for index in range(200):
-        _, mutant = gpx_mutant(generated_runs[index % 3].read_bytes(), rng, other=rng.choice(paths).read_bytes())
-        paths.append(tmp_path / f"mutant-{index}.gpx")
-        paths[-1].write_bytes(mutant)
-    assert sum(assert_bulk_reads_as_stream(path) for path in paths) > len(generated_runs)
-
-
-def assert_bulk_reads_as_stream(path: Path) -> bool:
-    """Read `path` in bulk and element by element: the same tracks (or the same step aside); whether it was read in bulk."""
-    if not gpx._same_text_for_gpxpy(path):
-        return False
-    try:
-        bulk = gpx._read_in_bulk(path)
-    except gpx._NotFast:
-        bulk = "not fast"
-    if bulk is None:
-        return False
-    try:
-        streamed = gpx._stream(gpx.untrusted_events(path, "GPX"))
-    except gpx._NotFast:
-        streamed = "not fast"
-    if "not fast" in (bulk, streamed):
-        assert bulk == streamed
-    else:
-        assert_frame_equal(gpx._records(*bulk[:2]), gpx._records(*streamed[:2]), check_exact=True)
-        assert bulk[1:] == streamed[1:]
-    return True
