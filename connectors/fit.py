@@ -81,7 +81,7 @@ def _read_messages(path: Path) -> tuple[FitMessages, tuple[str, bool] | None]:
                 _offset(fit),
                 f"a value fitparse cannot read ({_PLAIN_ERRORS.get(type(error), 'damaged field')})",
             )
-    messages = {name: _to_frame(found, FIT_FIELDS[name]) for name, found in rows.items() if found}
+    messages = {name: _to_frame(found, FIT_FIELDS[name]).to_arrow() for name, found in rows.items() if found}
     return messages, damage
 
 

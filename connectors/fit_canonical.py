@@ -1,13 +1,13 @@
 """FIT messages to canonical frames: the one mapping every FIT decoder shares.
 
-A FIT decoder only has to produce `FitMessages`: for each message type named in `FIT_FIELDS`, a
-Polars frame whose columns are FIT profile field names with profile scale/offset applied, enums as
+A FIT decoder only has to produce `FitMessages`: for each message type named in `FIT_FIELDS`, an
+Arrow table whose columns are FIT profile field names with profile scale/offset applied, enums as
 their profile names, and `date_time` fields as UTC datetimes.  Positions stay in semicircles here.
 
 This runs once per imported file, and a Polars expression costs tens of microseconds to plan
-whatever the data's size, so the mapping works on NumPy columns (`connectors.columns`) and builds
-each output frame once from Arrow; samples find their session by a binary search over the few
-session starts.
+whatever the data's size, so the mapping reads the messages' Arrow columns as NumPy columns
+(`connectors.columns`) and builds each output frame once from Arrow; samples find their session by
+a binary search over the few session starts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from retrostride.connectors.columns import Column, arrow_type, frame, micros, nulls, numbers, texts, to_arrow
+from retrostride.connectors.columns import (
+    Column,
+    arrow_type,
+    column_of,
+    frame,
+    micros,
+    nulls,
+    numbers,
+    series,
+    texts,
+    to_arrow,
+)
 from retrostride.warehouse.schema import (
     FILE_ACTIVITIES,
     FILE_BODY_MEASUREMENTS,
@@ -80,7 +91,7 @@ FIT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-FitMessages = dict[str, pl.DataFrame]
+FitMessages = dict[str, pa.Table]
 
 SEMICIRCLE_DEG = 180.0 / 2**31
 #: Sports whose FIT cadence counts strides (one foot): steps/min = 2 × (cadence + fraction).
@@ -115,7 +126,7 @@ def to_canonical(messages: FitMessages, *, decoder: str, decoder_version: str) -
     )
 
 
-def _message(messages: FitMessages, name: str) -> pl.DataFrame | None:
+def _message(messages: FitMessages, name: str) -> pa.Table | None:
     found = messages.get(name)
     return found if found is not None and len(found) else None
 
@@ -239,29 +250,38 @@ def _anchored(messages: FitMessages) -> tuple[FitMessages, bool]:
     activity = _message(messages, "activity")
     if (
         activity is None
-        or activity.schema.get("timestamp") != pl.Int64
-        or not isinstance(activity.schema.get("local_timestamp"), pl.Datetime)
+        or _type(activity, "timestamp") != pa.int64()
+        or not pa.types.is_timestamp(_type(activity, "local_timestamp") or pa.null())
     ):
         return messages, False
-    both = activity.select("timestamp", "local_timestamp").drop_nulls()
+    both = pl.from_arrow(activity.select(["timestamp", "local_timestamp"])).drop_nulls()
     if both.is_empty():
         return messages, False
     relative, local = both.row(0)
     origin = local.replace(tzinfo=None) - timedelta(seconds=relative)
 
-    def placed(frame: pl.DataFrame) -> pl.DataFrame:
-        columns = [c for c in _TIMES if frame.schema.get(c) == pl.Int64]
-        return frame.with_columns(
+    def placed(table: pa.Table) -> pa.Table:
+        columns = [c for c in _TIMES if _type(table, c) == pa.int64()]
+        if not columns:
+            return table
+        frame = pl.from_arrow(table).with_columns(
             (pl.lit(origin) + pl.duration(seconds=pl.col(c))).dt.replace_time_zone("UTC").alias(c) for c in columns
         )
+        return frame.to_arrow()
 
-    return {name: placed(frame) for name, frame in messages.items()}, True
+    return {name: placed(table) for name, table in messages.items()}, True
+
+
+def _type(table: pa.Table, name: str) -> pa.DataType | None:
+    """The Arrow type of a column (None when absent)."""
+    column = column_of(table, name)
+    return None if column is None else column.type
 
 
 def _file_type(messages: FitMessages) -> str | None:
     """The FIT file's type (`activity`, `settings`, `workout`, `monitoring_b`, ...), as its file_id says."""
     file_id = _message(messages, "file_id")
-    kind = file_id["type"][0] if file_id is not None and "type" in file_id.columns else None
+    kind = column_of(file_id, "type")[0].as_py() if file_id is not None and _type(file_id, "type") is not None else None
     return str(kind) if kind is not None else None
 
 
@@ -269,7 +289,7 @@ def _device(messages: FitMessages) -> str | None:
     file_id = _message(messages, "file_id")
     if file_id is None:
         return None
-    row = file_id.row(0, named=True)
+    row = file_id.slice(0, 1).to_pylist()[0]
     parts = [row.get("manufacturer"), row.get("garmin_product") or row.get("product")]
     return " ".join(str(p) for p in parts if p is not None) or None
 
@@ -277,11 +297,13 @@ def _device(messages: FitMessages) -> str | None:
 def _utc_offset_s(messages: FitMessages) -> int | None:
     """The device's own UTC offset at recording: `activity.local_timestamp − timestamp`, to 15 min."""
     activity = _message(messages, "activity")
-    if activity is None or not {"timestamp", "local_timestamp"} <= set(activity.columns):
+    if activity is None or _type(activity, "timestamp") is None or _type(activity, "local_timestamp") is None:
         return None
     both = [
         (u, loc)
-        for u, loc in zip(activity["timestamp"].to_list(), activity["local_timestamp"].to_list())
+        for u, loc in zip(
+            column_of(activity, "timestamp").to_pylist(), column_of(activity, "local_timestamp").to_pylist()
+        )
         if u is not None and loc is not None
     ]
     if not both:
@@ -298,7 +320,11 @@ def _activities(messages: FitMessages, sessions: _Sessions, anchored: bool = Fal
     n = len(sessions)
     offset = _utc_offset_s(messages)  # 0 on an anchored clock: its times are the local ones
     workout = _message(messages, "workout")
-    name = workout["wkt_name"].drop_nulls().first() if workout is not None and "wkt_name" in workout.columns else None
+    name = (
+        next((n for n in texts(workout, "wkt_name").to_pylist() if n is not None), None)
+        if workout is not None
+        else None
+    )
     local = Column(sessions.start.values + (offset or 0) * 1_000_000, sessions.start.valid & (offset is not None))
     constant = lambda value, arrow: pa.array([value] * n, arrow)  # noqa: E731
     columns = {
@@ -324,11 +350,7 @@ def _laps(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
         return _EMPTY_LAPS.clear()
     start = micros(laps, "start_time").or_else(micros(laps, "timestamp"))
     session = sessions.of(start)
-    steps = (
-        laps["wkt_step_index"].cast(pl.Int32)
-        if "wkt_step_index" in laps.columns
-        else pl.repeat(None, len(laps), dtype=pl.Int32, eager=True)
-    )
+    steps = series(laps, "wkt_step_index", pl.Int32)
     names = _step_names(messages)
     columns = {
         "session": pa.array(session),
@@ -347,10 +369,12 @@ def _laps(messages: FitMessages, sessions: _Sessions) -> pl.DataFrame:
 def _step_names(messages: FitMessages) -> dict[int, str | None]:
     """Workout-step number → its name (the first step of each number)."""
     steps = _message(messages, "workout_step")
-    if steps is None or "message_index" not in steps.columns:
+    if steps is None or _type(steps, "message_index") is None:
         return {}
     names: dict[int, str | None] = {}
-    for index, name in zip(steps["message_index"].cast(pl.Int32).to_list(), texts(steps, "wkt_step_name").to_pylist()):
+    for index, name in zip(
+        series(steps, "message_index", pl.Int32).to_list(), texts(steps, "wkt_step_name").to_pylist()
+    ):
         if index is not None:
             names.setdefault(index, name)
     return names
@@ -381,11 +405,7 @@ def _body_measurements(messages: FitMessages) -> pl.DataFrame:
         "bmi": "bmi",
     }
     values = {column: numbers(scale, field) for column, field in fields.items()}  # "calculating" etc. → null
-    profile = (
-        scale["user_profile_index"].cast(pl.Int32, strict=False).to_arrow()
-        if "user_profile_index" in scale.columns
-        else pa.nulls(len(scale), pa.int32())
-    )
+    profile = series(scale, "user_profile_index", pl.Int32, strict=False).to_arrow()
     columns = {
         "ts": to_arrow(micros(scale, "timestamp"), _UTC),
         **{name: to_arrow(c, pa.float64()) for name, c in values.items()},

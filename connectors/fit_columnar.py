@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from garmin_fit_sdk import Profile
 
@@ -175,8 +174,8 @@ class _Decoder:
             out[self.specs[num].name] = self._frame(self.specs[num], parts, message_times)
         return out
 
-    def _frame(self, spec: MessageSpec, parts: list, message_times) -> pl.DataFrame:
-        """One message type's frame, rows in file order, from the parts decoded per layout."""
+    def _frame(self, spec: MessageSpec, parts: list, message_times) -> pa.Table:
+        """One message type's table, rows in file order, from the parts decoded per layout."""
         if len(parts) == 1:  # one layout: its rows are already in file order
             index, sources = parts[0]
             candidates = {name: list(sources.get(name, ())) for name in spec.wanted}
@@ -199,7 +198,7 @@ class _Decoder:
             columns[name] = _coalesce(stacked, len(index))
         if spec.num in self.resolve_16 and message_times is not None:
             columns["timestamp"] = self._timestamp_16(columns, index, message_times)
-        return pl.DataFrame([pl.Series(name, _arrow(spec.names.get(name), *columns[name])) for name in spec.wanted])
+        return pa.table([_arrow(spec.names.get(name), *columns[name]) for name in spec.wanted], names=list(spec.wanted))
 
     def _accumulate(self, spec: MessageSpec, name: str, stacked: list[_Source], index: np.ndarray) -> None:
         """Unwrap rolling counters (e.g. 12-bit compressed distance) in file order, then scale them.
@@ -358,46 +357,9 @@ def _scaled(component: Component | FieldSpec) -> bool:
 def _decode_layout(data: bytes, starts: np.ndarray, d: Definition, spec: MessageSpec | None, has_time: bool):
     """Candidate values per wanted column (in fitparse's field order) and full timestamps, for the
     data messages at `starts` that share definition layout `d`."""
-    wanted_refs = (
-        {num for f in spec.fields.values() for _, switches in f.subfields for num, _ in switches} if spec else set()
-    )
-    plan, names, formats, offsets = [], [], [], []
-    at = 1
-    endian = ">" if d.big_endian else "<"
-    for i, (num, size, base) in enumerate(d.fields):
-        profile = spec.fields.get(num) if spec else None
-        timing = has_time and num == TIMESTAMP_FIELD
-        if profile is not None or timing or num in wanted_refs:
-            form = _format(
-                endian, size, base, profile.spec.kind if profile else None, spec, d, num, strict=profile is not None
-            )
-            if form is not None:
-                names.append(f"f{i}")
-                formats.append(form)
-                offsets.append(at)
-                plan.append((f"f{i}", num, size, base, profile, timing))
-        at += size
-    dev_plan = []
-    for i, (num, size, name, base) in enumerate(d.dev_fields):
-        column = spec.names.get(name) if spec and name in spec.wanted else None
-        timing = has_time and num == TIMESTAMP_FIELD
-        if column is not None or timing:
-            if column is not None and column.kind != "number":
-                raise Unsupported(f"developer field '{name}' in place of the {column.kind} field of {spec.name}")
-            form = (
-                _format(endian, size, base, "number", spec, d, num, strict=column is not None)
-                if base is not None
-                else None
-            )
-            if form is not None:
-                names.append(f"d{i}")
-                formats.append(form)
-                offsets.append(at)
-                dev_plan.append((f"d{i}", name if column is not None else None, base, timing))
-        at += size
-    if not names:
+    layout, plan, dev_plan = _layout_plan(d, spec, has_time)
+    if layout is None:
         return {}, []
-    layout = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": d.size})
     view = np.ndarray(shape=(len(data) - d.size + 1,), dtype=layout, buffer=data, offset=0, strides=(1,))
     rows = view[starts]
 
@@ -438,6 +400,61 @@ def _decode_layout(data: bytes, starts: np.ndarray, d: Definition, spec: Message
         if name is not None:
             sources.setdefault(name, []).append(_Source(values, valid))
     return sources, times
+
+
+def _layout_plan(d: Definition, spec: MessageSpec | None, has_time: bool) -> tuple:
+    """(NumPy record type, native field plan, developer field plan) of a definition's layout, made once
+    per layout and profile (devices repeat the same few definitions in every file)."""
+    key = (d.layout, d.size, has_time, id(spec))
+    found = _plans.get(key)
+    if found is not None and found[0] is spec:
+        return found[1]
+    wanted_refs = (
+        {num for f in spec.fields.values() for _, switches in f.subfields for num, _ in switches} if spec else set()
+    )
+    plan, names, formats, offsets = [], [], [], []
+    at = 1
+    endian = ">" if d.big_endian else "<"
+    for i, (num, size, base) in enumerate(d.fields):
+        profile = spec.fields.get(num) if spec else None
+        timing = has_time and num == TIMESTAMP_FIELD
+        if profile is not None or timing or num in wanted_refs:
+            form = _format(
+                endian, size, base, profile.spec.kind if profile else None, spec, d, num, strict=profile is not None
+            )
+            if form is not None:
+                names.append(f"f{i}")
+                formats.append(form)
+                offsets.append(at)
+                plan.append((f"f{i}", num, size, base, profile, timing))
+        at += size
+    dev_plan = []
+    for i, (num, size, name, base) in enumerate(d.dev_fields):
+        column = spec.names.get(name) if spec and name in spec.wanted else None
+        timing = has_time and num == TIMESTAMP_FIELD
+        if column is not None or timing:
+            if column is not None and column.kind != "number":
+                raise Unsupported(f"developer field '{name}' in place of the {column.kind} field of {spec.name}")
+            form = (
+                _format(endian, size, base, "number", spec, d, num, strict=column is not None)
+                if base is not None
+                else None
+            )
+            if form is not None:
+                names.append(f"d{i}")
+                formats.append(form)
+                offsets.append(at)
+                dev_plan.append((f"d{i}", name if column is not None else None, base, timing))
+        at += size
+    layout = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": d.size}) if names else None
+    if len(_plans) > 4096:  # bounded, as `connectors.fit_scan`'s layouts
+        _plans.clear()
+    _plans[key] = (spec, (layout, plan, dev_plan))
+    return layout, plan, dev_plan
+
+
+#: (layout, size, timing, profile) → (profile, plans): see `_layout_plan`.
+_plans: dict[tuple, tuple] = {}
 
 
 def _format(endian: str, size: int, base: int, kind: str | None, spec, d: Definition, num: int, strict: bool):
@@ -535,13 +552,13 @@ def _arrow(spec: FieldSpec | None, values: np.ndarray, valid: np.ndarray) -> pa.
     if spec is None or not valid.any():
         return pa.nulls(n)
     if spec.kind == "string":
-        return pa.array(np.where(valid, values, None).tolist(), type=pa.string())
+        return pa.array(np.where(valid, values, None).tolist(), type=pa.large_string())
     if spec.kind == "enum":
         named = {c: spec.names.get(c) for c in np.unique(values[valid]).tolist()}
         if all(v is None for v in named.values()):
             return _masked(values.astype(np.int64, copy=False), valid, pa.int64())
         text = [(named[c] or str(c)) if ok else None for c, ok in zip(values.tolist(), valid.tolist())]
-        return pa.array(text, type=pa.string())
+        return pa.array(text, type=pa.large_string())
     if spec.kind in ("date_time", "local_date_time"):
         seconds = values.astype(np.int64, copy=False)
         micros = (seconds + FIT_EPOCH_S) * 1_000_000

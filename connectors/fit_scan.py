@@ -1,7 +1,8 @@
 """One pass over a FIT file's framing: headers, definition messages and where each data message starts.
 
 Data messages are not decoded here.  The walk only needs each local message type's size, so the
-loop over data messages is one table look-up and one append per message (about 60 ns); definitions,
+loop over data messages is one table look-up and one append per message (about 60 ns), and a long
+run of one header byte (record after record) is found with NumPy a chunk at a time; definitions,
 developer-field descriptions, chained headers and CRCs take the slow path.  Damage is reported the
 way `connectors.fit` reports it, with the byte offset fitparse would give: for a short read that is
 the end of the file; for a bad local message type the byte after its header.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from retrostride.connectors.fit import DamageKind
 from retrostride.connectors.fit_crc import fit_crc
@@ -60,6 +63,7 @@ def walk(data: bytes) -> Walk:
     """Headers, definitions and data-message offsets of every chained file in `data`, up to any damage."""
     out = Walk()
     n = len(data)
+    byte_values = np.frombuffer(data, dtype=np.uint8)
     pos = 0
     descriptions: dict[tuple[int, int], tuple[str | None, int | None]] = {}
     while True:
@@ -78,12 +82,19 @@ def walk(data: bytes) -> Walk:
         append = starts.append
         while True:
             try:
+                repeats, previous = 0, -1
                 while pos < data_end:
-                    size = size_of[data[pos]]
+                    header = data[pos]
+                    size = size_of[header]
                     if not size:
                         break
                     append(pos)
                     pos += size
+                    if header != previous:
+                        repeats, previous = 0, header
+                    elif (repeats := repeats + 1) == RUN_AFTER:
+                        pos = _run(byte_values, pos, header, size, min(data_end, n), starts)
+                        repeats = 0
             except IndexError:  # a header byte past the end of the file
                 pass
             if pos > n:  # the last message runs past the end of the file
@@ -110,6 +121,25 @@ def walk(data: bytes) -> Walk:
         pos += 2
         if pos >= n:
             return out
+
+
+#: Messages of one header byte in a row after which the rest of the run is found with NumPy, and at
+#: most how many at a time (a file is mostly long runs of record messages).
+RUN_AFTER = 8
+RUN_CHUNK = 512
+
+
+def _run(byte_values: np.ndarray, pos: int, header: int, size: int, end: int, starts: list[int]) -> int:
+    """Append the data messages at `pos`, `pos + size`, … up to `end` while their header byte is
+    `header` (what the loop in `walk` would append one by one); the position after them."""
+    while True:
+        heads = byte_values[pos:end:size][:RUN_CHUNK]
+        same = heads == header
+        count = len(heads) if same.all() else int(same.argmin())
+        starts.extend(range(pos, pos + count * size, size))
+        pos += count * size
+        if count < RUN_CHUNK:
+            return pos
 
 
 def _slow_path(

@@ -92,9 +92,10 @@ def validate_batch(
     frames = batch.frames
     records = _null_outside(frames["records"], ranges, notes)
     records = _null_stray_times(records, earliest, latest, notes)
-    records = _clean_time_order(records, notes)
-    records = _drop_clock_glitches(records, notes)
-    records = _merge_same_time(records, notes)
+    records, forward = _clean_time_order(records, notes)
+    records = _drop_clock_glitches(records, notes, forward)
+    if not forward:  # times that only go forward share none
+        records = _merge_same_time(records, notes)
     activities = _null_outside(frames["activities"], ranges, notes)
     laps = _null_outside(frames["laps"], {"distance_m": ranges["distance_m"]}, notes, what="lap")
     body = _null_outside(frames["body_measurements"], ranges, notes, what="body measurement")
@@ -145,7 +146,10 @@ def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes
     if records.height == 0:
         return records
     inside = _in_window(pl.col("ts"), earliest, latest)
-    stray = ~inside & pl.col("ts").is_not_null() & inside.any().over(FILE, "session")
+    outside = ~inside & pl.col("ts").is_not_null()
+    if not records.select(outside.any()).item():  # nothing to look at activity by activity
+        return records
+    stray = outside & inside.any().over(FILE, "session")
     if not records.select(stray.any()).item():
         return records
     for file, found in _counts(records, stray.sum().alias("stray")):
@@ -158,13 +162,15 @@ def _null_stray_times(records: pl.DataFrame, earliest: date, latest: date, notes
 RATES = ("speed_mps",)
 
 
-def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> tuple[pl.DataFrame, bool]:
     """Drop samples without a readable time in an activity whose other samples have one (a date like
     2024-02-30, an offset of +25:00) and samples that repeat the sample before them exactly; count
     samples that share their time with the one before (2 Hz recorders with whole-second times) and
-    steps back in time: both stay, in file order (clock glitches are the detector's concern)."""
+    steps back in time: both stay, in file order (clock glitches are the detector's concern).
+    Also says whether every activity's times only go forward (no shared time, no step back): then
+    each activity is timed throughout or not at all, in time order."""
     if records.height == 0:
-        return records
+        return records, True
     group = (FILE, "session")
     ts = pl.col("ts")
     previous = ts.forward_fill().shift(1).over(group)
@@ -175,8 +181,9 @@ def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataF
         pl.col(FILE),
     )
     seen = flags.select(pl.col("untimed", "same_time", "backwards").any()).row(0, named=True)
+    forward = not (seen["same_time"] or seen["backwards"])
     if not any(seen.values()):
-        return records
+        return records, forward
     duplicate = flags["same_time"]
     if seen["same_time"]:  # which of them repeat the sample before in every value (checked only then: costly)
         duplicate = (
@@ -198,7 +205,7 @@ def _clean_time_order(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataF
     }
     for file, found in _counts(flags, *(pl.col(name).sum() for name in said)):
         notes[file] += [f"ts: {n} {said[name]}" for name, n in found.items()]
-    return records.filter(~(flags["untimed"] | flags["duplicate"]))
+    return records.filter(~(flags["untimed"] | flags["duplicate"])), forward
 
 
 def _bound(value: float) -> str:
@@ -211,19 +218,21 @@ CLOCK_JUMP_MIN_S = 3_600.0
 CLOCK_GLITCH_MAX_SHARE = 1 / 3
 
 
-def _drop_clock_glitches(records: pl.DataFrame, notes: list[list[str]]) -> pl.DataFrame:
+def _drop_clock_glitches(records: pl.DataFrame, notes: list[list[str]], forward: bool = False) -> pl.DataFrame:
     """Drop samples off their session's time line: beyond a clock jump longer than the rest of the
     session and an hour (a jump years ahead, a reset to the device epoch), when they are the smaller
-    part; then samples dated before one recorded ahead of them (a clock stepping back)."""
+    part; then samples dated before one recorded ahead of them (a clock stepping back).  `forward`:
+    every session's times only go forward (`_clean_time_order`), so they are already sorted."""
     if records.height == 0:
         return records
     keys = [FILE, "session"]
     ts = pl.col("ts").dt.epoch("us")
-    back = (ts < ts.cum_max().shift(1)).over(keys)
-    sorted_gap = ts.sort().diff().max().over(keys)
-    suspect = records.select(
-        (back.any().over(keys) | (sorted_gap >= CLOCK_JUMP_MIN_S * 1e6)).fill_null(False)
-    ).to_series()
+    if forward:
+        suspect_expr = ts.diff().max().over(keys) >= CLOCK_JUMP_MIN_S * 1e6
+    else:
+        back = (ts < ts.cum_max().shift(1)).over(keys)
+        suspect_expr = back.any().over(keys) | (ts.sort().diff().max().over(keys) >= CLOCK_JUMP_MIN_S * 1e6)
+    suspect = records.select(suspect_expr.fill_null(False)).to_series()
     if not suspect.any():
         return records
     frame = records.with_row_index("_row")

@@ -13,8 +13,8 @@ def _records(seconds: range, **columns) -> pl.DataFrame:
     return pl.DataFrame({"timestamp": [T0 + timedelta(seconds=s) for s in seconds], **columns})
 
 
-def _canonical(**messages):
-    return to_canonical(messages, decoder="test", decoder_version="0")
+def _canonical(**messages: pl.DataFrame):
+    return to_canonical({name: m.to_arrow() for name, m in messages.items()}, decoder="test", decoder_version="0")
 
 
 def test_a_file_without_sessions_is_one_activity_spanning_its_records():

@@ -115,7 +115,7 @@ def test_a_field_size_fitparse_rejects_is_read_as_the_fit_sdk_reads_it():
     assert decoded.notes.startswith("field 3 of message 21 is a 1-byte uint32 (definition at byte 41093): " + SDK_WAY)
     [session] = decoded.activities.iter_rows(named=True)
     assert (session["sport"], session["total_distance_m"]) == ("cycling", 32145.76)
-    messages = read_fit_messages(COROS.read_bytes()).messages["record"]
+    messages = pl.from_arrow(read_fit_messages(COROS.read_bytes()).messages["record"])
     by_sdk = _sdk_records(COROS)
     assert len(by_sdk) == len(messages)
     for field in (
@@ -209,7 +209,7 @@ def test_timestamp_16_counts_on_from_the_last_full_timestamp():
     if not monitoring.exists():
         pytest.skip("corpus not found")
     messages, damage, *_ = read_fit_messages(monitoring.read_bytes(), {"monitoring": ("timestamp", "timestamp_16")})
-    frame = messages["monitoring"]
+    frame = pl.from_arrow(messages["monitoring"])
     assert damage is None and frame["timestamp"].null_count() == 0
     expected, last = [], None  # the FIT rule, message by message
     import fitparse
