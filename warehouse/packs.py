@@ -28,8 +28,8 @@ def current_packs(
     """sha256 → pack, for the imported files with a ledger row (ok or partial) that satisfies `where`
     (read in `connection`'s transaction when given)."""
     sql = (
-        f"SELECT sha256, pack FROM ({_CURRENT}) WHERE sha256 IN "
-        f"(SELECT sha256 FROM import_ledger WHERE {IMPORTED} AND ({where})) ORDER BY sha256"
+        f"SELECT sha256, pack FROM ({_CURRENT}) JOIN (SELECT sha256, min(first_day) AS first_day FROM import_ledger"
+        f" WHERE {IMPORTED} AND ({where}) GROUP BY sha256) USING (sha256) ORDER BY first_day, sha256"
     )
     if connection is not None:
         return dict(connection.execute(sql, parameters or []).fetchall())

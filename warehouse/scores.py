@@ -39,28 +39,6 @@ class ActivityFrames:
         )
 
 
-def activities_started(
-    warehouse: Warehouse,
-    first: date,
-    last: date,
-    record_columns: tuple[str, ...] | None = None,
-    athletes: list[str] | None = None,
-) -> ActivityFrames:
-    """Every activity that started on days first..last (UTC), with its records (only `record_columns`,
-    default all) and laps (records in no set order: the filtered read interleaves activities, and
-    `score_activities` sorts them)."""
-    records = RECORDS if record_columns is None else pl.Schema({name: RECORDS[name] for name in record_columns})
-    mine = of_athletes(athletes)
-    started_in = _STARTED_IN.format(athletes=mine)
-    return ActivityFrames(
-        activities=_read(
-            warehouse, ACTIVITIES, f"activities WHERE start_day BETWEEN ? AND ? AND {mine}", [first, last]
-        ),
-        records=_read(warehouse, records, f"records WHERE {mine} AND {started_in}", [first, last]),
-        laps=_read(warehouse, LAPS, f"laps WHERE {started_in}", [first, last]),
-    )
-
-
 def batches_started(
     warehouse: Warehouse,
     batches: list[tuple[date, date]],
@@ -68,11 +46,24 @@ def batches_started(
     record_columns: tuple[str, ...] | None = None,
     athletes: list[str] | None = None,
 ) -> Iterator[tuple[date, date, ActivityFrames]]:
-    """`activities_started` of each (first, last) batch, `per_read` consecutive batches read at once:
-    a read scans the whole records table, so small batches are cheaper read together."""
+    """Each (first, last) batch's activities (of `athletes`; None: all) that started on its days (UTC),
+    with their records (only `record_columns`, default all; in no set order: the filtered read
+    interleaves activities, and `score_activities` sorts them) and laps.  The activities and laps of
+    every batch are read at once (small tables; each read of one costs tens of ms whatever it
+    finds), the records of `per_read` consecutive batches at a time."""
+    if not batches:
+        return
+    records = RECORDS if record_columns is None else pl.Schema({name: RECORDS[name] for name in record_columns})
+    mine = of_athletes(athletes)
+    started_in = _STARTED_IN.format(athletes=mine)
+    days = [batches[0][0], batches[-1][1]]
+    activities = _read(warehouse, ACTIVITIES, f"activities WHERE start_day BETWEEN ? AND ? AND {mine}", days)
+    laps = _read(warehouse, LAPS, f"laps WHERE {started_in}", days)
     for start in range(0, len(batches), per_read):
         group = batches[start : start + per_read]
-        frames = activities_started(warehouse, group[0][0], group[-1][1], record_columns, athletes)
+        days = [group[0][0], group[-1][1]]
+        chosen = activities.filter(pl.col("start_day").is_between(*days))
+        frames = ActivityFrames(chosen, _records_of(warehouse, records, chosen, f"{mine} AND {started_in}", days), laps)
         for first, last in group:
             yield first, last, frames.started(first, last)
 
@@ -115,7 +106,7 @@ def activity_frames(warehouse: Warehouse, activities: pl.DataFrame) -> ActivityF
     ids = [activities["activity_id"].to_list()]
     return ActivityFrames(
         activities=activities,
-        records=_read(warehouse, RECORDS, f"records WHERE {chosen}", ids),
+        records=_records_of(warehouse, RECORDS, activities, chosen, ids),
         laps=_read(warehouse, LAPS, f"laps WHERE {chosen}", ids),
     )
 
@@ -173,6 +164,24 @@ def drop_orphan_scores(warehouse: Warehouse, athletes: list[str] | None = None) 
             )
 
     warehouse.write(drop)
+
+
+def _records_of(
+    warehouse: Warehouse, schema: pl.Schema, activities: pl.DataFrame, chosen: str, parameters: list
+) -> pl.DataFrame:
+    """The records (`schema`'s columns) that `chosen` (SQL over `records`, with `parameters`) selects
+    of `activities`.  An activity's samples lie between its start and its end (`connectors.frames.summarize`)
+    and the records go in about time order (`warehouse.publish`), so only the row groups of the
+    activities' span are read; rows not adding up to the activities' `records` (a sample outside its
+    activity's span) mean a read of every row group instead."""
+    span = activities.select(pl.col("start_ts").min(), pl.max_horizontal("start_ts", "end_ts").max().alias("end")).row(
+        0
+    )
+    if None not in span:
+        found = _read(warehouse, schema, f"records WHERE {chosen} AND ts BETWEEN ? AND ?", [*parameters, *span])
+        if found.height == activities["records"].sum():
+            return found
+    return _read(warehouse, schema, f"records WHERE {chosen}", parameters)
 
 
 def _read(warehouse: Warehouse, schema: pl.Schema, source: str, parameters: list) -> pl.DataFrame:
