@@ -28,8 +28,9 @@ SEGMENTS_COVER_ACTIVITIES = "segments_cover_activities"
 #: Samples scored at once: consecutive months are batched up to this (memory stays bounded; each of
 #: `storage.workers` processes scores a batch, and one more is read ahead).
 SCORE_BATCH_RECORDS = 250_000
-#: Batches read from the warehouse by one query: each query scans the records table, and the
-#: pipeline's process holds what it read until the last batch of it is handed over (4: 200 MB more).
+#: Batches whose records are read from the warehouse by one query: a query costs tens of ms whatever
+#: it finds, and the pipeline's process holds what it read until the last batch of it is handed over
+#: (4: 200 MB more).
 BATCHES_PER_READ = 2
 #: Score rows (segments, energy, detection) written in one transaction: many batches' rows go in
 #: together, since a commit per batch costs more than its rows (a kill before the last write leaves
