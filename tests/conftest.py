@@ -82,8 +82,9 @@ def imported_export(tmp_path_factory: pytest.TempPathFactory) -> ImportedExport:
     return ImportedExport(root, truth, settings, Warehouse(settings.catalog))
 
 
-def copied_home(imported: ImportedExport, into: Path) -> Settings:
+def copied_home(imported: ImportedExport | Settings, into: Path) -> Settings:
     """Settings for a copy of an imported home, to change without touching the original."""
+    source = imported if isinstance(imported, Settings) else imported.settings
     settings = settings_for(into)
-    shutil.copytree(imported.settings.home, settings.home)
+    shutil.copytree(source.home, settings.home)
     return settings
