@@ -28,7 +28,7 @@ demo: install  ## generate a sample export, import it through Dagster, show the 
 
 test: lint  ## lint, then the test suite (installs chromium, chromium-driver and postgresql first when missing: .ci/system-packages.sh)
 	.ci/system-packages.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ui: install  ## the Dagster UI and daemon on workspace.yaml
 	$(BIN)/retrostride ui
