@@ -26,9 +26,9 @@ lint: install  ## ruff: lint and format check (configured in pyproject.toml)
 demo: install  ## generate a sample export, import it through Dagster, show the results, write the HTML report
 	$(BIN)/retrostride demo
 
-test: lint  ## lint, then the test suite (installs chromium, chromium-driver and postgresql first when missing: .ci/system-packages.sh)
+test: lint  ## lint, then the test suite on two pytest-xdist workers (installs chromium, chromium-driver and postgresql first when missing: .ci/system-packages.sh)
 	.ci/system-packages.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ui: install  ## the Dagster UI and daemon on workspace.yaml
 	$(BIN)/retrostride ui

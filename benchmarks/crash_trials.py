@@ -5,7 +5,8 @@ A trial starts the CLI in a fresh RETROSTRIDE_HOME / DAGSTER_HOME, SIGKILLs its 
 same import again to completion, and compares the warehouse (row counts and content checksums of
 every table, `benchmarks.checksum`) and the lake with a clean, uninterrupted import.
 
-Used by tests/test_crash_safety.py (3 trials) and benchmarks/kill_imports.py (as many as asked).
+Used by tests/test_crash_safety.py (one trial, killed halfway through) and benchmarks/kill_imports.py (as
+many as asked, at random moments).
 """
 
 from __future__ import annotations
@@ -224,8 +225,12 @@ def kill_trial(folder: Path, export: Path, reference: dict, kill_after_s: float,
     return Trial(kill_after_s, killed.returncode != 0, differences(reference, actual), lake_problems(folder))
 
 
+def working_time(run: Run) -> float:
+    """Seconds from the warehouse file's appearance to the import's end."""
+    return run.elapsed_s - (run.started_work_s or 0.0)
+
+
 def kill_moments(reference: Run, trials: int, seed: int) -> list[float]:
     """Random moments (seconds after the warehouse file appears) over the import's working time."""
-    work = reference.elapsed_s - (reference.started_work_s or 0.0)
     rng = random.Random(seed)
-    return [rng.uniform(0.0, work) for _ in range(trials)]
+    return [rng.uniform(0.0, working_time(reference)) for _ in range(trials)]

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpora import CORPORA
-from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial
+from benchmarks.crash_trials import build_export, clean_import, kill_moments, kill_trial, working_time
 
 
 def main() -> int:
@@ -34,9 +34,8 @@ def main() -> int:
     try:
         export = build_export(folder, CORPORA)
         reference, clean = clean_import(folder, export)
-        work = clean.elapsed_s - (clean.started_work_s or 0)
         print(
-            f"clean import: {clean.elapsed_s:.1f} s ({work:.1f} s after the warehouse appears); "
+            f"clean import: {clean.elapsed_s:.1f} s ({working_time(clean):.1f} s after the warehouse appears); "
             + ", ".join(f"{t} {n}" for t, (n, _) in reference.items())
         )
         survived = killed = 0

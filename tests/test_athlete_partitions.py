@@ -21,13 +21,20 @@ from tests.test_developer_fields import run_with_developer_fields  # noqa: F401 
 GIVEN_ATHLETES = ("laps", "developer_fields")  # the tables that had no athlete_id before
 
 
-@pytest.fixture
-def home(imported_export, run_with_developer_fields, tmp_path) -> Settings:  # noqa: F811
-    """A copy of the imported export's home (three athletes) with a run carrying developer fields added for one."""
-    settings = copied_home(imported_export, tmp_path / "copy")
+@pytest.fixture(scope="module")
+def prepared_home(imported_export, run_with_developer_fields, tmp_path_factory) -> Settings:  # noqa: F811
+    """A copy of the imported export's home (three athletes) with a run carrying developer fields added
+    for one: imported once, copied by each test (`home`)."""
+    settings = copied_home(imported_export, tmp_path_factory.mktemp("partitions"))
     with dg.instance_for_test() as instance:
         import_paths(settings, [run_with_developer_fields], athlete="dev", instance=instance)
     return settings
+
+
+@pytest.fixture
+def home(prepared_home, tmp_path) -> Settings:
+    """A copy of `prepared_home` of the test's own, to change."""
+    return copied_home(prepared_home, tmp_path / "copy")
 
 
 def cli(settings: Settings, *arguments: str):

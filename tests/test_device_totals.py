@@ -5,6 +5,7 @@ files and mutations of them (`tests/fit_mutations.py`): what a user reads from `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -21,15 +22,25 @@ RECORD, SESSION = 20, 18  # FIT message numbers
 TWO_YEARS_S = 2 * 365 * 86_400
 
 
+@cache
+def device_messages(path: Path) -> dict[str, list[dict]]:
+    """The file's messages by name, in file order, as fitparse (the reference) reads them; each file
+    is read once per test session (a large one takes seconds)."""
+    messages: dict[str, list[dict]] = {}
+    for message in fitparse.FitFile(str(path)).get_messages():
+        fields = {f.name: f.value for f in reversed(message.fields)}  # the first of a repeated name wins
+        messages.setdefault(message.name, []).append(fields)
+    return messages
+
+
 def device_session(path: Path, index: int = 0) -> dict:
-    """The file's session `index` as fitparse (the reference) reads it."""
-    message = list(fitparse.FitFile(str(path)).get_messages("session"))[index]
-    return {f.name: f.value for f in reversed(message.fields)}  # the first of a repeated name wins
+    """The file's session `index` as fitparse reads it."""
+    return device_messages(path)["session"][index]
 
 
 def records_where(path: Path) -> list[int]:
     """Indexes of the record messages of a FIT file, in file order (for mutations by position)."""
-    return list(range(sum(1 for _ in fitparse.FitFile(str(path)).get_messages("record"))))
+    return list(range(len(device_messages(path)["record"])))
 
 
 def edit_records(edit):
@@ -140,10 +151,7 @@ def test_clock_glitches_are_dropped_and_counted(imported: Imported):
     assert within(clock["duration_s"], device["total_elapsed_time"], 0.02, 10.0)
     assert (clock["end_ts"] - clock["start_ts"]).total_seconds() < 1.02 * device["total_elapsed_time"] + 10
     assert within(clock["distance_m"], device["total_distance"], 0.02, 20.0)
-    times = [
-        m.get_value("timestamp")
-        for m in fitparse.FitFile(str(FITS / "garmin-edge-500-activity.fit")).get_messages("record")
-    ]
+    times = [m.get("timestamp") for m in device_messages(FITS / "garmin-edge-500-activity.fit")["record"]]
     untouched = {t for n, t in enumerate(times) if n < len(times) - 14 and not 3000 <= n < 3005 and n != 5000}
     assert clock["records"] == len(untouched)  # the glitches dropped, samples sharing a time merged
     assert "14 sample(s) off the activity's time line (a clock jump) dropped" in clock["notes"]
