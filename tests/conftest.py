@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +16,10 @@ from retrostride.assets.settings import Settings
 from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import ExportTruth, generate_export
 from retrostride.warehouse.store import Warehouse
+
+os.environ["RETROSTRIDE_WARM_IDLE_S"] = (
+    "0"  # no warm import servers left behind (tests/test_warm_import.py turns them on)
+)
 
 pytest_plugins = ["tests.servers"]  # postgres_url, s3_endpoint: real servers the tests start
 

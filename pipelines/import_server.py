@@ -1,0 +1,264 @@
+"""The home's warm import server (`python -m retrostride.pipelines.import_server`), like Gradle's
+daemon: it imports Dagster, the code location and the report's modules and opens the home's Dagster
+instance once, then serves `retrostride import` one request at a time, each in a child forked from
+it that runs the same `import_files` job as the CLI (`pipelines.runs.import_paths`) and streams the
+progress and the report back over the socket (`pipelines.import_client`).
+
+The child answers as soon as the marts and the snapshot are published, then redraws the report and
+exits, holding the report's redraw lock until then; the next request waits for it. The server exits
+after RETROSTRIDE_WARM_IDLE_S without a request, on SIGTERM, on `retrostride warm stop`, and when a
+request's fingerprint (code, settings) is not its own. A child dies with the server.
+
+It imports nothing heavy at the top: a run's spawned workers import the module their parent
+started from, and this one must cost them nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, BinaryIO
+
+from retrostride.assets.run_progress import RunProgress
+from retrostride.assets.settings import Settings
+from retrostride.pipelines.import_client import (
+    FAILED_REDRAW,
+    address,
+    fingerprint,
+    redraw_lock,
+    run_folder,
+    served,
+)
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+#: How long a new server tries to take the home's socket from one on its way out (a stale one).
+TAKE_OVER_S = 5.0
+#: The modules every import uses, imported once by the server.
+PRELOAD = (
+    "retrostride.pipelines.runs",
+    "retrostride.pipelines.import_summary",
+    "retrostride.connectors.ingest.supervisor",
+    "retrostride.warehouse.report",
+)
+
+
+def serve(settings: Settings) -> None:
+    """Serve the home's imports until idle, stopped, stale or terminated."""
+    listener = _listening(settings)
+    if listener is None:
+        _log("another server holds this home's socket: not starting")
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        instance = _warmed(settings)
+        own = fingerprint(settings)
+        _log(f"server {os.getpid()} ready for {settings.home}")
+        while True:
+            listener.settimeout(settings.warm_idle_s)
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                _log(f"idle for {settings.warm_idle_s:g} s: exiting")
+                return
+            with connection, connection.makefile("rwb") as stream:
+                if not _answer(connection, stream, own, settings, instance, listener):
+                    return
+    finally:
+        listener.close()
+
+
+def _listening(settings: Settings) -> socket.socket | None:
+    """The home's socket, bound and listening; None when another live server keeps it."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + TAKE_OVER_S
+    while True:
+        try:
+            listener.bind(address(settings))
+            listener.listen(8)
+            return listener
+        except OSError:
+            if time.monotonic() > deadline:
+                listener.close()
+                return None
+            time.sleep(0.1)
+
+
+def _warmed(settings: Settings) -> dg.DagsterInstance:
+    """Import what every import uses and open the home's instance (Dagster's SQLite storages hold no
+    connection between uses, so the children share it safely)."""
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+    from retrostride.pipelines.runs import instance_for
+
+    return instance_for(settings)
+
+
+def _answer(
+    connection: socket.socket,
+    stream: BinaryIO,
+    own: str,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    listener: socket.socket,
+) -> bool:
+    """Answer one request; False when the server is to exit."""
+    connection.settimeout(10)  # a client that connects and says nothing does not hold the server
+    try:
+        message = json.loads(stream.readline() or b"{}")
+    except (OSError, ValueError):
+        return True
+    connection.settimeout(None)
+    if message.get("fingerprint") != own:
+        _send(stream, {"stale": True})
+        _log("a request from other code or settings: exiting (the CLI imports in-process and starts a new server)")
+        return False
+    if message.get("kind") == "stop":
+        _send(stream, {"stopped": os.getpid()})
+        _log("stopped on request")
+        return False
+    if message.get("kind") != "import":
+        _send(stream, {"status": "ready", "pid": os.getpid()})
+        return True
+    started = time.monotonic()
+    child = os.fork()
+    if child == 0:
+        listener.close()
+        _serve_in_child(stream, message, settings, instance)
+    _log(f"import of {', '.join(message['targets'])} handed to child {child}")
+    _, status = os.waitpid(child, 0)
+    _log(f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s (the report redrawn)")
+    return True
+
+
+def _serve_in_child(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance) -> None:
+    """In the forked child: the import, its events and its answer sent back; exits, never returns."""
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = 0
+    try:
+        code = _import(stream, message, settings, instance)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance) -> int:
+    """Run the import as the CLI does in-process; the exit code the CLI is told (0, 1, 2 or 3)."""
+    from rich.markup import escape
+
+    from retrostride.assets.settings import ConfigError, check_configuration
+    from retrostride.connectors.ingest.supervisor import decoder_started_early
+    from retrostride.connectors.object_store import ObjectStoreError
+    from retrostride.pipelines.cli import failure
+    from retrostride.pipelines.runs import import_paths
+
+    relay = Relay(stream, settings)
+    try:
+        check_configuration(settings)
+        with decoder_started_early(settings.workers):
+            import_paths(settings, message["targets"], message["athlete"], progress=relay, instance=instance)
+    except (ConfigError, ObjectStoreError) as error:
+        return relay.end(2, escape(str(error)))
+    except Exception as error:
+        code, text = failure(error, "import")
+        if relay.report is None:
+            return relay.end(code, text)
+        (run_folder(settings) / FAILED_REDRAW).write_text(text + "\n", encoding="utf-8")
+        return 0
+    if relay.report is None:  # (a run always publishes its snapshot; this is for safety)
+        relay.answer()
+    return 1 if relay.report.failed else 0
+
+
+class Relay(RunProgress):
+    """The run's progress sent to the CLI as it happens; once the snapshot is published, the import's
+    report, with the report's redraw lock taken (released when the child exits, after the redraw)."""
+
+    def __init__(self, stream: BinaryIO, settings: Settings):
+        self.stream, self.settings = stream, settings
+        self.outcomes: list = []
+        self.report = None
+
+    def start(self, stage: str, total: int) -> None:
+        _send(self.stream, {"start": [stage, total]})
+
+    def advance(self, stage: str, steps: int = 1) -> None:
+        _send(self.stream, {"advance": [stage, steps]})
+        if stage == "snapshot":
+            self.answer()
+
+    def file_done(self, outcome) -> None:
+        self.outcomes.append(outcome)
+        _send(self.stream, {"file": [outcome.path, outcome.status]})
+
+    def note(self, message: str) -> None:
+        _send(self.stream, {"note": message})
+
+    def answer(self) -> None:
+        """The import's report, read from the warehouse as the CLI reads it, sent as its answer."""
+        from retrostride.pipelines.import_summary import import_report
+        from retrostride.warehouse.store import Warehouse
+
+        self.redrawing = redraw_lock(self.settings, exclusive=True)  # held until this process exits
+        self.report = import_report(Warehouse(self.settings.catalog), self.outcomes)
+        _send(self.stream, {"done": self.report.as_json(), "pid": os.getpid()})
+
+    def end(self, code: int, message: str) -> int:
+        _send(self.stream, {"exit": code, "message": message})
+        return code
+
+
+def _send(stream: BinaryIO, message: dict) -> None:
+    """One message to the CLI; a CLI that went away is not an error (the import goes on to its end)."""
+    try:
+        stream.write(json.dumps(message).encode() + b"\n")
+        stream.flush()
+    except OSError:
+        pass
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this child when the server ends (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _ending(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
+
+
+def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")  # Dagster's beta/preview notices, as in the CLI
+    settings = Settings.from_env()
+    if served(settings):
+        serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The home's warm import server as a user meets it: the first `retrostride import` leaves one behind,
+the next is handed to it with the same results and exit codes, a server of other settings steps
+aside, a server killed mid-import fails that import (exit 1) and the next converges, and an idle
+server exits. Real processes, real Dagster runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from retrostride.assets.settings import Settings
+from retrostride.pipelines.import_client import start_server
+from tests.conftest import CORPORA
+
+FIT = CORPORA / "fit" / "python-fitparse"
+RUN, BROKEN = FIT / "activity-small-fenix2-run.fit", FIT / "activity-filecrc.fit"
+MORE = [FIT / name for name in ("garmin-fenix-5-run.fit", "2013-02-06-12-11-14.fit", "2015-10-13-08-43-15.fit")]
+RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
+DEADLINE_S = 90
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm import server is Linux's (abstract sockets)")
+
+
+def environment(tmp_path: Path, **more: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RETROSTRIDE_HOME": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "RETROSTRIDE_INBOX": str(tmp_path / "inbox"),
+        "RETROSTRIDE_WORKERS": "1",
+        "RETROSTRIDE_WARM_IDLE_S": "120",
+        **more,
+    }
+
+
+def retrostride(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RETROSTRIDE, *arguments], env=env, capture_output=True, text=True, timeout=300)
+
+
+def server_log(tmp_path: Path) -> str:
+    log = tmp_path / "data" / "run" / "import-server.log"
+    return log.read_text() if log.exists() else ""
+
+
+def running_server(env: dict[str, str]) -> int:
+    """The pid of the home's server, once it answers (it imports Dagster first)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        found = re.search(r"running: process (\d+)", retrostride(env, "warm", "status").stdout)
+        if found:
+            return int(found.group(1))
+        time.sleep(0.3)
+    raise AssertionError("no warm import server answered")
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def count(env: dict[str, str], query: str) -> int:
+    return int(retrostride(env, "sql", query, "--format", "csv").stdout.split()[-1])
+
+
+def test_the_next_import_is_served_warm_and_a_stale_or_killed_server_falls_back(tmp_path):
+    env = environment(tmp_path)
+    first = retrostride(env, "import", str(RUN), "--athlete", "ann")
+    assert first.returncode == 0, first.stdout + first.stderr  # in-process: no server answered yet
+    server = running_server(env)
+    try:
+        served = retrostride(env, "import", str(MORE[0]), str(BROKEN), "--athlete", "ann", "--json")
+        assert served.returncode == 1, served.stdout + served.stderr  # a failed file: exit 1, as in-process
+        summary = json.loads(served.stdout)
+        assert summary["files"]["ok"] == 1 and summary["files"]["failed"] == 1
+        assert "CRC mismatch" in summary["problems"][0]["reason"]
+        assert summary["activities_by_sport"] == {"running": 1} and summary["athletes"] == ["ann"]
+        assert re.search(rf"import of .*{MORE[0].name}.* handed to child \d+", server_log(tmp_path))
+        assert count(env, "SELECT count(*) FROM activities") == 2
+
+        other = environment(tmp_path, RETROSTRIDE_SETTLE_S="2")  # other settings: the server steps aside
+        fallback = retrostride(other, "import", str(MORE[1]), "--athlete", "ann")
+        assert fallback.returncode == 0 and "1 imported" in fallback.stdout, fallback.stdout + fallback.stderr
+        assert "other code or settings" in server_log(tmp_path) and MORE[1].name not in server_log(tmp_path)
+        assert gone(server)
+
+        server = running_server(other)  # the fallback left a server of its own settings
+        killed = subprocess.Popen(
+            [RETROSTRIDE, "import", str(MORE[2]), "--athlete", "ann"], env=other, stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while not children_of(server) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(server, signal.SIGKILL)  # its child, mid-import, dies with it
+        output, _ = killed.communicate(timeout=DEADLINE_S)
+        assert killed.returncode == 1 and "ended before it answered" in output
+
+        again = retrostride(other, "import", str(MORE[2]), "--athlete", "ann")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert count(other, "SELECT count(*) FROM activities") == 4
+        assert count(other, f"SELECT count(*) FROM import_ledger WHERE path LIKE '%{MORE[2].name}'") == 1
+    finally:
+        retrostride(env, "warm", "stop")
+        retrostride(environment(tmp_path, RETROSTRIDE_SETTLE_S="2"), "warm", "stop")
+
+
+def test_an_idle_server_exits_and_none_starts_when_the_idle_time_is_zero(tmp_path, monkeypatch):
+    for name, value in environment(tmp_path, RETROSTRIDE_WARM_IDLE_S="0").items():
+        monkeypatch.setenv(name, value)
+    start_server(Settings.from_env())
+    assert not (tmp_path / "data" / "run").exists()  # no server, no log
+
+    env = environment(tmp_path, RETROSTRIDE_WARM_IDLE_S="1")
+    (tmp_path / "data" / "run").mkdir(parents=True)
+    with open(tmp_path / "data" / "run" / "import-server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "retrostride.pipelines.import_server"], env=env, stdout=log)
+    try:
+        running_server(env)
+        assert server.wait(DEADLINE_S) == 0
+        assert "idle for 1 s: exiting" in server_log(tmp_path)
+        assert "No warm import server" in retrostride(env, "warm", "status").stdout
+    finally:
+        server.kill()
