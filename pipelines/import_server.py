@@ -5,7 +5,9 @@ it that runs the same `import_files` job as the CLI (`pipelines.runs.import_path
 progress and the report back over the socket (`pipelines.import_client`).
 
 The child answers as soon as the marts and the snapshot are published, then redraws the report and
-exits, holding the report's redraw lock until then; the next request waits for it. The server exits
+exits, holding the report's redraw lock until then (`retrostride report` waits for it). The server
+takes the next request once the child has answered: an import arriving during a redraw starts at
+once, and its own answer waits for that redraw (its lock) to end. The server exits
 after RETROSTRIDE_WARM_IDLE_S without a request, on SIGTERM, on `retrostride warm stop`, and when a
 request's fingerprint (code, settings) is not its own. A child dies with the server.
 
@@ -56,19 +58,11 @@ def serve(settings: Settings) -> None:
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        instance = _warmed(settings)
-        own = fingerprint(settings)
+        server = Server(settings, listener, _warmed(settings))
         _log(f"server {os.getpid()} ready for {settings.home}")
-        while True:
-            listener.settimeout(settings.warm_idle_s)
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                _log(f"idle for {settings.warm_idle_s:g} s: exiting")
-                return
-            with connection, connection.makefile("rwb") as stream:
-                if not _answer(connection, stream, own, settings, instance, listener):
-                    return
+        while server.answer_next():
+            pass
+        server.wait_for_children()
     finally:
         listener.close()
 
@@ -101,50 +95,88 @@ def _warmed(settings: Settings) -> dg.DagsterInstance:
     return instance_for(settings)
 
 
-def _answer(
-    connection: socket.socket,
-    stream: BinaryIO,
-    own: str,
-    settings: Settings,
-    instance: dg.DagsterInstance,
-    listener: socket.socket,
-) -> bool:
-    """Answer one request; False when the server is to exit."""
-    connection.settimeout(10)  # a client that connects and says nothing does not hold the server
-    try:
-        message = json.loads(stream.readline() or b"{}")
-    except (OSError, ValueError):
+class Server:
+    """The warm process: answers requests one at a time; an import's child is left to redraw the
+    report once it has answered, and reaped later."""
+
+    def __init__(self, settings: Settings, listener: socket.socket, instance: dg.DagsterInstance):
+        self.settings, self.listener, self.instance = settings, listener, instance
+        self.own = fingerprint(settings)
+        self.children: dict[int, float] = {}  # pid → when it was forked
+
+    def answer_next(self) -> bool:
+        """Wait for a request and answer it; False when the server is to exit (idle, stopped, stale)."""
+        self.listener.settimeout(self.settings.warm_idle_s)
+        try:
+            connection, _ = self.listener.accept()
+        except TimeoutError:
+            self.reap()
+            if self.children:
+                return True
+            _log(f"idle for {self.settings.warm_idle_s:g} s: exiting")
+            return False
+        with connection, connection.makefile("rwb") as stream:
+            connection.settimeout(10)  # a client that connects and says nothing does not hold the server
+            try:
+                message = json.loads(stream.readline() or b"{}")
+            except (OSError, ValueError):
+                return True
+            connection.settimeout(None)
+            return self.answer(message, stream)
+
+    def answer(self, message: dict, stream: BinaryIO) -> bool:
+        self.reap()
+        if message.get("fingerprint") != self.own:
+            _send(stream, {"stale": True})
+            _log("a request from other code or settings: exiting (the CLI imports in-process and starts a new server)")
+            return False
+        if message.get("kind") == "stop":
+            _send(stream, {"stopped": os.getpid()})
+            _log("stopped on request")
+            return False
+        if message.get("kind") == "import":
+            self.fork_import(message, stream)
+        else:
+            _send(stream, {"status": "ready", "pid": os.getpid()})
         return True
-    connection.settimeout(None)
-    if message.get("fingerprint") != own:
-        _send(stream, {"stale": True})
-        _log("a request from other code or settings: exiting (the CLI imports in-process and starts a new server)")
-        return False
-    if message.get("kind") == "stop":
-        _send(stream, {"stopped": os.getpid()})
-        _log("stopped on request")
-        return False
-    if message.get("kind") != "import":
-        _send(stream, {"status": "ready", "pid": os.getpid()})
-        return True
-    started = time.monotonic()
-    child = os.fork()
-    if child == 0:
-        listener.close()
-        _serve_in_child(stream, message, settings, instance)
-    _log(f"import of {', '.join(message['targets'])} handed to child {child}")
-    _, status = os.waitpid(child, 0)
-    _log(f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s (the report redrawn)")
-    return True
+
+    def fork_import(self, message: dict, stream: BinaryIO) -> None:
+        """A child runs the import; this returns once the child has answered (or died)."""
+        answered, answering = os.pipe()
+        child = os.fork()
+        if child == 0:
+            self.listener.close()
+            os.close(answered)
+            _serve_in_child(stream, message, self.settings, self.instance, answering)
+        os.close(answering)
+        self.children[child] = time.monotonic()
+        _log(f"import of {', '.join(message['targets'])} handed to child {child}")
+        with open(answered, "rb") as news:
+            news.read(1)  # a byte once the child has answered; none if it died first
+
+    def reap(self, block: bool = False) -> None:
+        """Children that have ended, logged and forgotten."""
+        for child, started in list(self.children.items()):
+            done, status = os.waitpid(child, 0 if block else os.WNOHANG)
+            if done:
+                del self.children[child]
+                _log(f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s (the report redrawn)")
+
+    def wait_for_children(self) -> None:
+        """Before the server exits: its children redrawing the report end first (they die with it)."""
+        self.reap(block=True)
 
 
-def _serve_in_child(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance) -> None:
-    """In the forked child: the import, its events and its answer sent back; exits, never returns."""
+def _serve_in_child(
+    stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance, answering: int
+) -> None:
+    """In the forked child: the import, its events and its answer sent back (then a byte on
+    `answering` tells the server); exits, never returns."""
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
     try:
-        code = _import(stream, message, settings, instance)
+        code = _import(stream, message, settings, instance, answering)
     except BaseException:
         import traceback
 
@@ -156,7 +188,7 @@ def _serve_in_child(stream: BinaryIO, message: dict, settings: Settings, instanc
         os._exit(code)
 
 
-def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance) -> int:
+def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance, answering: int) -> int:
     """Run the import as the CLI does in-process; the exit code the CLI is told (0, 1, 2 or 3)."""
     from rich.markup import escape
 
@@ -166,7 +198,7 @@ def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.Da
     from retrostride.pipelines.cli import failure
     from retrostride.pipelines.runs import import_paths
 
-    relay = Relay(stream, settings)
+    relay = Relay(stream, settings, answering)
     try:
         check_configuration(settings)
         with decoder_started_early(settings.workers):
@@ -188,8 +220,8 @@ class Relay(RunProgress):
     """The run's progress sent to the CLI as it happens; once the snapshot is published, the import's
     report, with the report's redraw lock taken (released when the child exits, after the redraw)."""
 
-    def __init__(self, stream: BinaryIO, settings: Settings):
-        self.stream, self.settings = stream, settings
+    def __init__(self, stream: BinaryIO, settings: Settings, answering: int):
+        self.stream, self.settings, self.answering = stream, settings, answering
         self.outcomes: list = []
         self.report = None
 
@@ -216,10 +248,17 @@ class Relay(RunProgress):
         self.redrawing = redraw_lock(self.settings, exclusive=True)  # held until this process exits
         self.report = import_report(Warehouse(self.settings.catalog), self.outcomes)
         _send(self.stream, {"done": self.report.as_json(), "pid": os.getpid()})
+        self.answered()
 
     def end(self, code: int, message: str) -> int:
         _send(self.stream, {"exit": code, "message": message})
+        self.answered()
         return code
+
+    def answered(self) -> None:
+        """Tell the server it may take the next request."""
+        os.write(self.answering, b".")
+        os.close(self.answering)
 
 
 def _send(stream: BinaryIO, message: dict) -> None:

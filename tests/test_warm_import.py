@@ -25,6 +25,12 @@ RUN, BROKEN = FIT / "activity-small-fenix2-run.fit", FIT / "activity-filecrc.fit
 MORE = [FIT / name for name in ("garmin-fenix-5-run.fit", "2013-02-06-12-11-14.fit", "2015-10-13-08-43-15.fit")]
 RETROSTRIDE = str(Path(sys.executable).with_name("retrostride"))
 DEADLINE_S = 90
+#: `retrostride` that says on standard error, at its end, which of the heavy libraries it loaded.
+LOADING = (
+    "import atexit, sys; from retrostride.pipelines.cli import main; "
+    "atexit.register(lambda: print(sorted(m for m in ('dagster', 'polars', 'duckdb') if m in sys.modules), "
+    "file=sys.stderr)); main()"
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm import server is Linux's (abstract sockets)")
 
@@ -83,8 +89,14 @@ def test_the_next_import_is_served_warm_and_a_stale_or_killed_server_falls_back(
     assert first.returncode == 0, first.stdout + first.stderr  # in-process: no server answered yet
     server = running_server(env)
     try:
-        served = retrostride(env, "import", str(MORE[0]), str(BROKEN), "--athlete", "ann", "--json")
+        served = subprocess.run(
+            [sys.executable, "-c", LOADING, "import", str(MORE[0]), str(BROKEN), "--athlete", "ann", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert served.returncode == 1, served.stdout + served.stderr  # a failed file: exit 1, as in-process
+        assert served.stderr.splitlines()[-1] == "[]"  # the CLI loaded neither Dagster nor Polars nor DuckDB
         summary = json.loads(served.stdout)
         assert summary["files"]["ok"] == 1 and summary["files"]["failed"] == 1
         assert "CRC mismatch" in summary["problems"][0]["reason"]
