@@ -45,8 +45,17 @@ TAKE_OVER_S = 5.0
 PRELOAD = (
     "retrostride.pipelines.runs",
     "retrostride.pipelines.import_summary",
+    "retrostride.pipelines.cli",
     "retrostride.connectors.ingest.supervisor",
     "retrostride.warehouse.report",
+    "dagster._core.execution.execute_in_process",
+    "dagster._core.executor.in_process",
+    "dagster._core.instance.runs.run_domain",
+    "dagster._core.storage.local_compute_log_manager",
+    "multiprocessing.popen_spawn_posix",
+    "narwhals._polars.dataframe",
+    "duckdb_extension_ducklake",
+    "duckdb_extension_sqlite_scanner",
 )
 
 
@@ -90,9 +99,14 @@ def _warmed(settings: Settings) -> dg.DagsterInstance:
 
     for module in PRELOAD:
         importlib.import_module(module)
+    import gc
+
     from retrostride.pipelines.runs import instance_for
 
-    return instance_for(settings)
+    instance = instance_for(settings)
+    gc.collect()
+    gc.freeze()  # what the server holds is out of the collector's reach in every child: no walk, no copy-on-write
+    return instance
 
 
 class Server:
