@@ -443,6 +443,7 @@ def migrate() -> None:
         )
 
 
+STALE_SERVER = "The warm import server was of other code or settings: it is exiting."
 warm = typer.Typer(help="The home's warm import server, which `retrostride import` starts and hands its imports to.")
 app.add_typer(warm, name="warm")
 
@@ -454,7 +455,7 @@ def warm_status() -> None:
     if answer is None:
         console.print("No warm import server for this home (the next `retrostride import` starts one).")
     elif "stale" in answer:
-        console.print("The warm import server was of other code or settings: it is exiting.")
+        console.print(STALE_SERVER)
     else:
         console.print(f"The warm import server is running: process {answer['pid']}.")
 
@@ -463,8 +464,12 @@ def warm_status() -> None:
 def warm_stop() -> None:
     """Stop this home's warm import server (after the import it is serving, if any)."""
     answer = _ask_server("stop")
-    pid = answer.get("stopped") if answer else None
-    console.print(f"Stopped the warm import server (process {pid})." if pid else "No warm import server was running.")
+    if answer is None:
+        console.print("No warm import server was running.")
+    elif "stale" in answer:
+        console.print(STALE_SERVER)
+    else:
+        console.print(f"Stopped the warm import server (process {answer['stopped']}).")
 
 
 def _ask_server(kind: str) -> dict | None:

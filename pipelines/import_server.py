@@ -68,6 +68,7 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server = Server(settings, listener, _warmed(settings))
+        signal.signal(signal.SIGCHLD, lambda *_: server.reap())  # a child that has redrawn is reaped at once
         _log(f"server {os.getpid()} ready for {settings.home}")
         while server.answer_next():
             pass
@@ -171,9 +172,11 @@ class Server:
     def reap(self, block: bool = False) -> None:
         """Children that have ended, logged and forgotten."""
         for child, started in list(self.children.items()):
-            done, status = os.waitpid(child, 0 if block else os.WNOHANG)
-            if done:
-                del self.children[child]
+            try:
+                done, status = os.waitpid(child, 0 if block else os.WNOHANG)
+            except ChildProcessError:  # reaped meanwhile, by a signal's call
+                continue
+            if done and self.children.pop(child, None) is not None:
                 _log(f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s (the report redrawn)")
 
     def wait_for_children(self) -> None:
@@ -188,6 +191,7 @@ def _serve_in_child(
     `answering` tells the server); exits, never returns."""
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run waits for its own workers
     code = 0
     try:
         code = _import(stream, message, settings, instance, answering)
