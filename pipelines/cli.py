@@ -443,7 +443,6 @@ def migrate() -> None:
         )
 
 
-STALE_SERVER = "The warm import server was of other code or settings: it is exiting."
 warm = typer.Typer(help="The home's warm import server, which `retrostride import` starts and hands its imports to.")
 app.add_typer(warm, name="warm")
 
@@ -451,34 +450,33 @@ app.add_typer(warm, name="warm")
 @warm.command("status")
 def warm_status() -> None:
     """Say whether this home's warm import server is running (and its process), for this code and settings."""
-    answer = _ask_server("status")
-    if answer is None:
-        console.print("No warm import server for this home (the next `retrostride import` starts one).")
-    elif "stale" in answer:
-        console.print(STALE_SERVER)
-    else:
-        console.print(f"The warm import server is running: process {answer['pid']}.")
+    _tell_server(
+        "status",
+        "No warm import server for this home (the next `retrostride import` starts one).",
+        "The warm import server is running: process {pid}.",
+    )
 
 
 @warm.command("stop")
 def warm_stop() -> None:
-    """Stop this home's warm import server (after the import it is serving, if any)."""
-    answer = _ask_server("stop")
-    if answer is None:
-        console.print("No warm import server was running.")
-    elif "stale" in answer:
-        console.print(STALE_SERVER)
-    else:
-        console.print(f"Stopped the warm import server (process {answer['stopped']}).")
+    """Stop this home's warm import server (once the report its last import redraws is done)."""
+    _tell_server("stop", "No warm import server was running.", "Stopped the warm import server (process {pid}).")
 
 
-def _ask_server(kind: str) -> dict | None:
+def _tell_server(kind: str, nobody: str, answered: str) -> None:
+    """Send a `kind` request to the home's server and say what came of it (`answered` given its pid)."""
     from retrostride.pipelines.import_client import ServerGone, request
 
     try:
-        return request(_settings(), {"kind": kind})
+        answer = request(_settings(), {"kind": kind})
     except ServerGone:
-        return None
+        answer = None
+    if answer is None:
+        console.print(nobody)
+    elif "stale" in answer:
+        console.print("The warm import server was of other code or settings: it is exiting.")
+    else:
+        console.print(answered.format(pid=answer["pid"]))
 
 
 @app.command()

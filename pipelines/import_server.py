@@ -146,7 +146,7 @@ class Server:
             _log("a request from other code or settings: exiting (the CLI imports in-process and starts a new server)")
             return False
         if message.get("kind") == "stop":
-            _send(stream, {"stopped": os.getpid()})
+            _send(stream, {"stopped": True, "pid": os.getpid()})
             _log("stopped on request")
             return False
         if message.get("kind") == "import":
