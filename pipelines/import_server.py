@@ -173,11 +173,14 @@ class Server:
         """Children that have ended, logged and forgotten."""
         for child, started in list(self.children.items()):
             try:
-                done, status = os.waitpid(child, 0 if block else os.WNOHANG)
+                done, status, usage = os.wait4(child, 0 if block else os.WNOHANG)
             except ChildProcessError:  # reaped meanwhile, by a signal's call
                 continue
             if done and self.children.pop(child, None) is not None:
-                _log(f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s (the report redrawn)")
+                _log(
+                    f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s, the report redrawn "
+                    f"({usage.ru_utime + usage.ru_stime:.2f} CPU-s with its decoder process)"
+                )
 
     def wait_for_children(self) -> None:
         """Before the server exits: its children redrawing the report end first (they die with it)."""
