@@ -130,6 +130,9 @@ class Server:
                 return True
             _log(f"idle for {self.settings.warm_idle_s:g} s: exiting")
             return False
+        if _peer_uid(connection) != os.getuid():  # an abstract socket has no file permissions: only its user's CLI
+            connection.close()
+            return True
         with connection, connection.makefile("rwb") as stream:
             connection.settimeout(10)  # a client that connects and says nothing does not hold the server
             try:
@@ -289,6 +292,14 @@ def _send(stream: BinaryIO, message: dict) -> None:
         stream.flush()
     except OSError:
         pass
+
+
+def _peer_uid(connection: socket.socket) -> int:
+    """The user id of the process at the other end (Linux's SO_PEERCRED: pid, uid, gid)."""
+    import struct
+
+    _, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid
 
 
 def _die_with_parent() -> None:
