@@ -508,7 +508,7 @@ def _settings(check: bool = False) -> Settings:
     settings = Settings.from_env()
     if (failed := failed_redraw(settings)) is not None:
         Console(stderr=True).print(
-            f"[yellow]warning:[/] the report's redraw after the last import failed: {failed}",
+            f"[yellow]warning:[/] the report's redraw after the last import failed: {escape(failed)}",
             soft_wrap=True,
             highlight=False,
         )

@@ -181,7 +181,7 @@ class Server:
                 continue
             if done and self.children.pop(child, None) is not None:
                 _log(
-                    f"child {child}: {_ending(status)} after {time.monotonic() - started:.2f} s, the report redrawn "
+                    f"child {child} (its import and the report's redraw): {_ending(status)} after {time.monotonic() - started:.2f} s "
                     f"({usage.ru_utime + usage.ru_stime:.2f} CPU-s with its decoder process)"
                 )
 
@@ -215,6 +215,7 @@ def _serve_in_child(
 def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.DagsterInstance, answering: int) -> int:
     """Run the import as the CLI does in-process; the exit code the CLI is told (0, 1, 2 or 3)."""
     from rich.markup import escape
+    from rich.text import Text
 
     from retrostride.assets.settings import ConfigError, check_configuration
     from retrostride.connectors.ingest.supervisor import decoder_started_early
@@ -233,7 +234,9 @@ def _import(stream: BinaryIO, message: dict, settings: Settings, instance: dg.Da
         code, text = failure(error, "import")
         if relay.report is None:
             return relay.end(code, text)
-        (run_folder(settings) / FAILED_REDRAW).write_text(text + "\n", encoding="utf-8")
+        (run_folder(settings) / FAILED_REDRAW).write_text(
+            Text.from_markup(f"[red]{text}").plain + "\n", encoding="utf-8"
+        )
         return 0
     if relay.report is None:  # (a run always publishes its snapshot; this is for safety)
         relay.answer()
