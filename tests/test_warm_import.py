@@ -1,14 +1,15 @@
 """The home's warm import server as a user meets it: an import is handed to it with the in-process
-results and exit codes, a server of other settings steps aside (the import runs in-process and
-leaves a server of its own), a server killed mid-import fails that import (exit 1) and the next
-converges, an idle server exits, and none starts when the idle time is 0. Real processes, real
-Dagster runs."""
+results and exit codes, a failed report redraw is told by the next command, a server of other
+settings steps aside (the import runs in-process and leaves a server of its own), a server killed
+mid-import fails that import (exit 1) and the next converges, an idle server exits, and none
+starts when the idle time is 0. Real processes, real Dagster runs."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +97,8 @@ def test_imports_are_served_warm_and_a_stale_or_killed_server_falls_back_in_proc
     first = started_server(tmp_path, env)
     try:
         running_server(env)
+        blocked = tmp_path / "data" / "reports" / "report.html" / "a folder"  # where the report goes: its redraw fails
+        blocked.mkdir(parents=True)
         served = subprocess.run(
             [sys.executable, "-c", LOADING, "import", str(RUN), str(BROKEN), "--athlete", "ann", "--json"],
             env=env,
@@ -111,8 +114,17 @@ def test_imports_are_served_warm_and_a_stale_or_killed_server_falls_back_in_proc
         assert summary["first_day"] == summary["last_day"] == "2015-08-15"
         assert re.search(rf"import of .*{RUN.name}.* handed to child \d+", server_log(tmp_path))
 
+        note = tmp_path / "data" / "run" / "redraw-failed.txt"
+        deadline = time.monotonic() + DEADLINE_S
+        while not note.exists() and time.monotonic() < deadline:  # the redraw follows the answer
+            time.sleep(0.1)
+        shutil.rmtree(blocked.parent)
         fallback = retrostride(other, "import", str(MORE[0]), "--athlete", "ann")  # other settings: stale
         assert fallback.returncode == 0 and "1 imported" in fallback.stdout, fallback.stdout + fallback.stderr
+        assert (
+            "the report's redraw after the last import failed" in fallback.stderr
+            and "Is a directory" in fallback.stderr
+        )
         assert "other code or settings" in server_log(tmp_path) and MORE[0].name not in server_log(tmp_path)
         assert first.wait(DEADLINE_S) == 0
 
