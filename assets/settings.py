@@ -61,6 +61,8 @@ class Settings:
       imports it in the same tick (0: the next tick decides).
     - `RETROSTRIDE_NIGHTLY` (default `03:00`) and `RETROSTRIDE_TIMEZONE` (default `UTC`): when the
       nightly import runs.
+    - `RETROSTRIDE_WARM_IDLE_S` (default 600): how long the home's warm import server waits for the
+      next `retrostride import` before it exits (0: no server; every import starts from cold).
     """
 
     home: Path
@@ -76,6 +78,7 @@ class Settings:
     timezone: str = "UTC"
     catalog_url: str = ""
     data_url: str = ""
+    warm_idle_s: float = 600.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             timezone=os.environ.get("RETROSTRIDE_TIMEZONE", "UTC"),
             catalog_url=os.environ.get("RETROSTRIDE_CATALOG", ""),
             data_url=os.environ.get("RETROSTRIDE_DATA", ""),
+            warm_idle_s=float(os.environ.get("RETROSTRIDE_WARM_IDLE_S", 600)),
         )
 
     @property

@@ -8,7 +8,11 @@ one `retrostride sql "select 1"`.
    real corpus runs into the inbox one at a time, each as a new file (its bytes with a unique
    trailing comment for GPX, or a corpus FIT file not yet imported), and times each from the moment
    it is in the inbox until a query on the readers' warehouse counts its activity: p50 and max.
-2. `retrostride import FILE` as a whole process (start-up included) into a warmed home: p50 over 5.
+2. `retrostride import FILE` as a whole process (start-up included) into a warmed home, p50 and max
+   over 5: cold (no warm import server, RETROSTRIDE_WARM_IDLE_S=0: every import starts Python,
+   Dagster and the run from nothing) and warm (handed to the home's server, which the first import
+   started), the warm ones back to back and with a pause between them (the server redraws the
+   report after it answers; an import arriving meanwhile waits for that redraw).
 3. `retrostride sql "select 1"` as a whole process: p50 over 10.
 Prints the machine, the load before each part, and every figure.
 """
@@ -58,12 +62,13 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def environment(home: Path, poll_s: int | None) -> dict[str, str]:
+def environment(home: Path, poll_s: int | None, warm: bool = False) -> dict[str, str]:
     env = {
         **os.environ,
         "RETROSTRIDE_HOME": str(home / "data"),
         "RETROSTRIDE_INBOX": str(home / "inbox"),
         "DAGSTER_HOME": str(home / "dagster"),
+        "RETROSTRIDE_WARM_IDLE_S": "600" if warm else "0",
     }
     env.pop("RETROSTRIDE_POLL_S", None)
     if poll_s is not None:
@@ -136,36 +141,48 @@ def inbox_latency(drops: int, poll_s: int | None) -> list[float]:
     return seconds
 
 
-def warm_home(prefix: str) -> tuple[Path, dict[str, str]]:
-    """A home with one file imported: the warehouse and the Dagster instance exist."""
+def warm_home(prefix: str, warm: bool = False) -> tuple[Path, dict[str, str]]:
+    """A home with one file imported: the warehouse and the Dagster instance exist (with `warm`, the
+    home's import server too, once it answers)."""
     home = Path(tempfile.mkdtemp(prefix=prefix))
-    env = environment(home, None)
+    env = environment(home, None, warm)
     subprocess.run(
         [str(BIN / "retrostride"), "import", str(CORPORA / DROPS[0]), "--athlete", "ann"],
         env=env,
         check=True,
         capture_output=True,
     )
+    while (
+        warm
+        and "running"
+        not in subprocess.run(
+            [str(BIN / "retrostride"), "warm", "status"], env=env, capture_output=True, text=True
+        ).stdout
+    ):
+        time.sleep(0.2)
     return home, env
 
 
-def timed(commands: list[list[str]], env: dict[str, str]) -> list[float]:
+def timed(commands: list[list[str]], env: dict[str, str], pause_s: float = 0.0) -> list[float]:
     seconds = []
     for command in commands:
+        time.sleep(pause_s)
         started = time.monotonic()
         subprocess.run(command, env=env, check=True, capture_output=True)
         seconds.append(time.monotonic() - started)
     return seconds
 
 
-def one_import(repeats: int) -> list[float]:
-    home, env = warm_home("latency-import-")
+def one_import(repeats: int, warm: bool = False, pause_s: float = 0.0) -> list[float]:
+    home, env = warm_home("latency-import-", warm)
     commands = [
         [str(BIN / "retrostride"), "import", str(CORPORA / name), "--athlete", "ann"] for name in DROPS[1 : 1 + repeats]
     ]
-    seconds = timed(commands, env)
-    shutil.rmtree(home, ignore_errors=True)
-    return seconds
+    try:
+        return timed(commands, env, pause_s)
+    finally:
+        subprocess.run([str(BIN / "retrostride"), "warm", "stop"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def one_query(repeats: int) -> list[float]:
@@ -186,14 +203,21 @@ def main() -> None:
         "--poll-s", type=int, default=None, help="RETROSTRIDE_POLL_S for the daemon (default: the product's)"
     )
     parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument(
+        "--pause-s", type=float, default=3.0, help="seconds between warm imports in the paused series (default 3)"
+    )
     args = parser.parse_args()
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
     results = []
     if not args.skip_daemon:
         print(f"1. Inbox to SQL through the real daemon (load {load()}):", flush=True)
         results.append(summary("inbox → visible in SQL", inbox_latency(args.drops, args.poll_s)))
-    print(f"2. retrostride import FILE, whole process (load {load()}):", flush=True)
-    results.append(summary("retrostride import FILE", one_import(5)))
+    print(f"2. retrostride import FILE, whole process, cold (load {load()}):", flush=True)
+    results.append(summary("retrostride import FILE, cold", one_import(5)))
+    print(f"   warm, back to back (load {load()}):", flush=True)
+    results.append(summary("retrostride import FILE, warm, back to back", one_import(5, warm=True)))
+    print(f"   warm, {args.pause_s:g} s between imports (load {load()}):", flush=True)
+    results.append(summary("retrostride import FILE, warm, paused", one_import(5, warm=True, pause_s=args.pause_s)))
     print(f'3. retrostride sql "select 1", whole process (load {load()}):', flush=True)
     results.append(summary('retrostride sql "select 1"', one_query(10)))
     print("\n".join(results))

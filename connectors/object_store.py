@@ -24,9 +24,19 @@ SCHEME = "s3://"
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 60
 
 
+#: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
+#: fold its "//").
+Location = Path | str
+
+
 def is_object_url(value: object) -> bool:
     """Whether a path argument names an object-store location rather than a local path."""
     return isinstance(value, str) and value.lower().startswith(SCHEME)
+
+
+def as_location(value: str | Path) -> Location:
+    """A path argument as a Location: an `s3://` URL stays as it is, anything else is a Path."""
+    return value if is_object_url(value) else Path(value)
 
 
 class ObjectStoreError(Exception):

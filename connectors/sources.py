@@ -32,7 +32,14 @@ from retrostride.connectors import archives, garmin, strava
 from retrostride.connectors.archives import Budget, Refused, Staging, ZipArchive
 from retrostride.connectors.exports import Layout, detect_layout
 from retrostride.connectors.limits import IntakeLimits
-from retrostride.connectors.object_store import ObjectStore, ObjectUrl, StoredObject, is_object_url
+from retrostride.connectors.object_store import (  # noqa: F401 (Location, as_location: sources' names too)
+    Location,
+    ObjectStore,
+    ObjectUrl,
+    StoredObject,
+    as_location,
+    is_object_url,
+)
 from retrostride.connectors.platform_labels import PlatformLabels, write_labels
 from retrostride.warehouse.profiles import AthleteProfile
 from retrostride.warehouse.schema import DecodeError
@@ -95,16 +102,6 @@ class ExportOwners:
         except DecodeError:
             return None
         return self.strava_accounts.get(account) if account else None
-
-
-#: A place to import from: a local path, or an `s3://bucket/prefix` URL (kept a string: a Path would
-#: fold its "//").
-Location = Path | str
-
-
-def as_location(value: str | Path) -> Location:
-    """A path argument as a Location: an `s3://` URL stays as it is, anything else is a Path."""
-    return value if is_object_url(value) else Path(value)
 
 
 @contextmanager

@@ -45,20 +45,24 @@ def main() -> None:
     try:
         app()
     except Exception as error:
-        root = _root_cause(error)
-        if _is_config_error(root):
-            Console(stderr=True).print(f"[red]{escape(str(root))}", soft_wrap=True, highlight=False)
-            sys.exit(USAGE)
-        log = _log_traceback(error)
-        command = " ".join(sys.argv[1:2])
-        Console(stderr=True).print(
-            f"[red]retrostride {command} failed{_where(error)}: {escape(_first_line(root))}[/]\nFull traceback: {log}",
-            soft_wrap=True,
-            highlight=False,
-        )
-        sys.exit(CRASHED)
+        code, message = failure(error, " ".join(sys.argv[1:2]))
+        Console(stderr=True).print(f"[red]{message}", soft_wrap=True, highlight=False)
+        sys.exit(code)
     finally:
         gc.freeze()
+
+
+def failure(error: Exception, command: str) -> tuple[int, str]:
+    """What a command that raised `error` ends with: the exit code, and the one sentence to print (a
+    configuration error's reason; else what failed and where, and the log file the traceback went to)."""
+    root = _root_cause(error)
+    if _is_config_error(root):
+        return USAGE, escape(str(root))
+    log = _log_traceback(error)
+    return (
+        CRASHED,
+        f"retrostride {command} failed{_where(error)}: {escape(_first_line(root))}[/]\nFull traceback: {log}",
+    )
 
 
 @app.command("import")
@@ -71,20 +75,25 @@ def import_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
 ) -> None:
     """Import files now, with progress per stage and a summary. Exit 0: all imported or skipped; 1: some failed; 2: usage."""
-    from retrostride.connectors.object_store import ObjectStoreError, is_object_url
-    from retrostride.connectors.sources import as_location
+    from retrostride.connectors.object_store import ObjectStoreError, as_location
 
-    settings = _settings(check=True)
+    settings = _settings()
     targets = [as_location(p) for p in paths] if paths else [settings.inbox]
-    missing = [p for p in targets if not is_object_url(p) and not p.exists()]
+    missing = [p for p in targets if not isinstance(p, str) and not p.exists()]
     if missing:
         console.print(f"[red]No such file or folder: {escape(', '.join(map(str, missing)))}", soft_wrap=True)
         raise typer.Exit(USAGE)
-    try:
-        report = _import(settings, targets, athlete, show=not as_json)
-    except ObjectStoreError as error:  # listing or downloading failed before anything was imported
-        console.print(f"[red]{escape(str(error))}", soft_wrap=True)
-        raise typer.Exit(USAGE) from None
+    report = _served_import(settings, targets, athlete, show=not as_json)
+    if report is None:  # no warm server answered: import here, then leave one behind for the next import
+        _check(settings)
+        try:
+            report = _import(settings, targets, athlete, show=not as_json)
+        except ObjectStoreError as error:  # listing or downloading failed before anything was imported
+            console.print(f"[red]{escape(str(error))}", soft_wrap=True)
+            raise typer.Exit(USAGE) from None
+        from retrostride.pipelines.import_client import start_server
+
+        start_server(settings)
     if as_json:
         import json
 
@@ -178,11 +187,14 @@ def report(
     except ValueError as error:
         console.print(f"[red]{escape(str(error))}: dates are YYYY-MM-DD")
         raise typer.Exit(2) from None
+    from retrostride.pipelines.import_client import redraw_lock
+
     settings = _settings()
     published = _reading(settings)
-    summary = write_report(
-        published, output or default_report_path(settings.home, athlete), scope, cache=bundle_cache(settings.home)
-    )
+    with redraw_lock(settings, exclusive=False):  # a served import's redraw in flight is waited for
+        summary = write_report(
+            published, output or default_report_path(settings.home, athlete), scope, cache=bundle_cache(settings.home)
+        )
     if not summary.athletes:
         console.print(f"[yellow]No activities or weighings for {escape(scope.describe())}: the report says so.")
     console.print(
@@ -431,6 +443,42 @@ def migrate() -> None:
         )
 
 
+warm = typer.Typer(help="The home's warm import server, which `retrostride import` starts and hands its imports to.")
+app.add_typer(warm, name="warm")
+
+
+@warm.command("status")
+def warm_status() -> None:
+    """Say whether this home's warm import server is running (and its process), for this code and settings."""
+    _tell_server(
+        "status",
+        "No warm import server for this home (the next `retrostride import` starts one).",
+        "The warm import server is running: process {pid}.",
+    )
+
+
+@warm.command("stop")
+def warm_stop() -> None:
+    """Stop this home's warm import server (once the report its last import redraws is done)."""
+    _tell_server("stop", "No warm import server was running.", "Stopped the warm import server (process {pid}).")
+
+
+def _tell_server(kind: str, nobody: str, answered: str) -> None:
+    """Send a `kind` request to the home's server and say what came of it (`answered` given its pid)."""
+    from retrostride.pipelines.import_client import ServerGone, request
+
+    try:
+        answer = request(_settings(), {"kind": kind})
+    except ServerGone:
+        answer = None
+    if answer is None:
+        console.print(nobody)
+    elif "stale" in answer:
+        console.print("The warm import server was of other code or settings: it is exiting.")
+    else:
+        console.print(answered.format(pid=answer["pid"]))
+
+
 @app.command()
 def ui(port: int = typer.Option(3000, help="Port for the Dagster UI.")) -> None:
     """Open the Dagster UI (and daemon) on workspace.yaml."""
@@ -452,18 +500,33 @@ def _usage(message: str):
 
 def _settings(check: bool = False) -> Settings:
     """Settings from the environment; with `check`, every configuration file is read first, and an
-    unusable one ends the command with its one-line reason (exit 2)."""
-    from retrostride.assets.settings import Settings, check_configuration
+    unusable one ends the command with its one-line reason (exit 2). A failed report redraw of the
+    last served import is told here, once (on standard error)."""
+    from retrostride.assets.settings import Settings
+    from retrostride.pipelines.import_client import failed_redraw
 
     settings = Settings.from_env()
+    if (failed := failed_redraw(settings)) is not None:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the report's redraw after the last import failed: {escape(failed)}",
+            soft_wrap=True,
+            highlight=False,
+        )
     if check:
-        try:
-            check_configuration(settings)
-        except ValueError as error:
-            if not _is_config_error(error):
-                raise
-            _usage(str(error))
+        _check(settings)
     return settings
+
+
+def _check(settings: Settings) -> None:
+    """Every configuration file read now: an unusable one ends the command with its reason (exit 2)."""
+    from retrostride.assets.settings import check_configuration
+
+    try:
+        check_configuration(settings)
+    except ValueError as error:
+        if not _is_config_error(error):
+            raise
+        _usage(str(error))
 
 
 def _is_config_error(error: BaseException) -> bool:
@@ -486,6 +549,47 @@ def _import(settings: Settings, targets: list, athlete: str | None, show: bool) 
         with StageBars(console, show) as bars:
             import_paths(settings, targets, athlete, progress=bars)
     return import_report(Warehouse(settings.catalog), bars.outcomes)
+
+
+def _served_import(settings: Settings, targets: list, athlete: str | None, show: bool) -> ImportReport | None:
+    """The import done by the home's warm server (`pipelines.import_server`), drawn with the same bars;
+    None when no server of this code and these settings answered (the caller imports in-process).
+    A usage or run failure the server reports ends the command with its code and sentence."""
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from retrostride.pipelines.import_client import ServerGone, request
+    from retrostride.pipelines.import_summary import ImportReport
+    from retrostride.pipelines.progress import StageBars
+
+    bars, drawn = StageBars(console, show), ExitStack()
+
+    def relayed(event: dict) -> None:
+        if not bars.drawing:  # the bars appear with the server's first event, not before it answers
+            drawn.enter_context(bars)
+        if "file" in event:
+            bars.file_done(SimpleNamespace(path=event["file"][0], status=event["file"][1]))
+        elif "note" in event:
+            bars.note(event["note"])
+        else:
+            [(action, (stage, steps))] = event.items()
+            getattr(bars, action)(stage, steps)
+
+    message = {"kind": "import", "targets": [t if isinstance(t, str) else str(t.resolve()) for t in targets]}
+    try:
+        with drawn:
+            answer = request(settings, {**message, "athlete": athlete}, relayed)
+    except ServerGone as gone:
+        console.print(f"[red]{gone}: run the import again (what it had not published, the next import publishes).")
+        raise typer.Exit(FAILED) from None
+    if answer is None or "stale" in answer:
+        return None
+    if "exit" in answer:
+        (Console(stderr=True) if answer["exit"] == CRASHED else console).print(
+            f"[red]{answer['message']}", soft_wrap=True, highlight=False
+        )
+        raise typer.Exit(answer["exit"])
+    return ImportReport.from_json(answer["done"])
 
 
 def _print_report(report: ImportReport) -> None:

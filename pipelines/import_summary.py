@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from retrostride.warehouse.publish import cross_source_duplicates
-from retrostride.warehouse.store import Warehouse
+if TYPE_CHECKING:  # the report's class is the CLI's too, which loads neither DuckDB nor Polars for a served import
+    from retrostride.warehouse.store import Warehouse
 
 #: Ledger statuses whose activities are new in this import (a byte-identical copy adds none).
 DECODED = ("ok", "partial")
@@ -32,6 +33,12 @@ class ImportReport:
     def failed(self) -> int:
         return self.files.get("failed", 0)
 
+    @classmethod
+    def from_json(cls, values: dict) -> ImportReport:
+        """The report `as_json` gave."""
+        days = {key: values[key] and date.fromisoformat(values[key]) for key in ("first_day", "last_day")}
+        return cls(**{**values, **days})
+
     def as_json(self) -> dict:
         values = asdict(self)
         values.update(
@@ -43,6 +50,8 @@ class ImportReport:
 
 def import_report(warehouse: Warehouse, outcomes: list) -> ImportReport:
     """The report of an import whose files came out as `outcomes` (warehouse.ingest Outcome)."""
+    from retrostride.warehouse.publish import cross_source_duplicates
+
     counts = Counter(o.status for o in outcomes)
     report = ImportReport(
         files={

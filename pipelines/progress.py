@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retrostride.assets.resources import STAGES, RunProgress
+from retrostride.assets.run_progress import STAGES, RunProgress
 
 
 class StageBars(RunProgress):
@@ -19,6 +19,7 @@ class StageBars(RunProgress):
         self.console, self.show = console, show
         self.outcomes: list = []
         self.skipped = 0
+        self.drawing = False
         self.bars = Progress(
             TextColumn("{task.description:<8}"),
             BarColumn(),
@@ -32,6 +33,7 @@ class StageBars(RunProgress):
 
     def __enter__(self) -> StageBars:
         self.bars.start()
+        self.drawing = True
         return self
 
     def __exit__(self, *exc) -> None:

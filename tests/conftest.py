@@ -20,6 +20,10 @@ from retrostride.pipelines.runs import import_paths
 from retrostride.pipelines.sample_export import ExportTruth, generate_export
 from retrostride.warehouse.store import Warehouse
 
+os.environ["RETROSTRIDE_WARM_IDLE_S"] = (
+    "0"  # no warm import servers left behind (tests/test_warm_import.py turns them on)
+)
+
 pytest_plugins = ["tests.servers"]  # postgres_url, s3_endpoint: real servers the tests start
 
 

@@ -26,9 +26,11 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import duckdb
+if TYPE_CHECKING:  # imported where an engine is opened: the CLI's served import and its settings load no DuckDB
+    import duckdb
 
 #: The alias the warehouse is attached under in every connection (and in docs/warehouse.md).
 ALIAS = "warehouse"
@@ -116,6 +118,8 @@ def write_ahead_log(path: Path) -> None:
 
 def extension_file(name: str) -> Path:
     """The extension `name` shipped in the `duckdb-extension-<name>` wheel, for this DuckDB."""
+    import duckdb
+
     package = importlib.import_module(f"duckdb_extension_{name}")
     folder = Path(package.__path__[0]) / "extensions" / f"v{duckdb.__version__}"
     found = folder / f"{name}.duckdb_extension"
@@ -127,6 +131,8 @@ def extension_file(name: str) -> Path:
 def open_engine(catalog: Catalog, read_only: bool = False, as_of: str | int | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the lake attached as `warehouse` and in use; `as_of` a snapshot id,
     a timestamp or PUBLISHED (the newest published snapshot, else the newest one)."""
+    import duckdb
+
     engine = duckdb.connect(config=dict(_ENGINE_CONFIG))
     try:
         # what a big publish cannot hold in memory spills here (an in-memory DuckDB would use ./.tmp)
@@ -168,6 +174,8 @@ def newest_published(engine: duckdb.DuckDBPyConnection, catalog: Catalog) -> int
 def attach(engine: duckdb.DuckDBPyConnection, statement: str, tries: int = 5) -> None:
     """Run an ATTACH; when another process is creating the same new catalog at that moment (its
     tables half made), wait and attach again: it is a whole catalog by then."""
+    import duckdb
+
     for attempt in range(tries):
         try:
             engine.execute(statement)
