@@ -84,6 +84,7 @@ def environment(home: Path, workers: int = 2) -> dict[str, str]:
         DAGSTER_HOME=str(home / "dagster"),
         RETROSTRIDE_INBOX=str(home / "inbox"),
         RETROSTRIDE_WORKERS=str(workers),
+        RETROSTRIDE_WARM_IDLE_S="0",  # the import runs in the CLI the trial kills, and no server outlives it
         PYTHONPATH=str(ROOT),
         COLUMNS="200",
     )
